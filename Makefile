@@ -1,0 +1,37 @@
+# foliosim: `make demo` runs the main job on the bundled data, `make test` runs the checks.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# CPU wheel first, so that pip never pulls the multi-GB CUDA build; override e.g.
+#   make TORCH_SPEC="torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu"
+TORCH_SPEC ?= torch==2.13.0
+
+.PHONY: install demo test lint typecheck bench clean
+
+$(BIN)/foliosim: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install --quiet $(TORCH_SPEC)
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $(BIN)/foliosim
+
+install: $(BIN)/foliosim
+
+demo: install
+	$(BIN)/foliosim demo
+
+lint: install
+	$(BIN)/ruff check simulator strategies models tests bench
+	$(BIN)/ruff format --check simulator strategies models tests bench
+
+typecheck: install
+	$(BIN)/mypy
+
+test: lint typecheck
+	MPLBACKEND=Agg $(BIN)/python -m pytest
+
+bench: install
+	$(BIN)/python bench/engine.py
+
+clean:
+	rm -rf $(VENV) .foliosim runs .pytest_cache .mypy_cache .ruff_cache

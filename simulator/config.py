@@ -1,0 +1,207 @@
+"""The TOML config: frozen pydantic models, loading, and ``--set section.key=value`` overrides.
+
+Relative paths in a config (``data.path``) are relative to the current directory.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import tomli_w
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from simulator.errors import ConfigError, did_you_mean
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class DataConfig(_Section):
+    """``[data]``: where prices come from."""
+
+    source: Literal["bundled", "csv", "yahoo"] = "bundled"
+    path: str | None = None
+    tickers: tuple[str, ...] | None = None
+    benchmark: str = "SP500"
+    start: dt.date = dt.date(2010, 1, 1)
+    end: dt.date = dt.date(2022, 12, 31)
+
+    @field_validator("tickers", mode="before")
+    @classmethod
+    def _split_tickers(cls, value: Any) -> Any:
+        # `--set data.tickers=AAPL,MSFT` arrives as one string.
+        if isinstance(value, str):
+            value = [t for t in value.split(",") if t.strip()]
+        if isinstance(value, list | tuple):
+            cleaned = [str(t).strip().upper() for t in value]
+            if not cleaned:
+                raise ValueError("give at least one ticker, or leave tickers out")
+            dupes = sorted({t for t in cleaned if cleaned.count(t) > 1})
+            if dupes:
+                raise ValueError(f"duplicate tickers: {', '.join(dupes)}")
+            return tuple(cleaned)
+        return value
+
+    @field_validator("benchmark")
+    @classmethod
+    def _upper(cls, value: str) -> str:
+        value = value.strip().upper().lstrip("^")
+        if not value:
+            raise ValueError("name an index series, e.g. 'SP500' (bundled) or 'IXIC'")
+        return value
+
+    @model_validator(mode="after")
+    def _check(self) -> DataConfig:
+        if self.end <= self.start:
+            raise ValueError(f"data.end ({self.end}) must be after data.start ({self.start})")
+        if self.source == "csv" and not self.path:
+            raise ValueError("source 'csv' needs data.path, a folder of TICKER.csv files")
+        return self
+
+
+class BacktestConfig(_Section):
+    """``[backtest]``: the simulated period and the broker."""
+
+    start: dt.date = dt.date(2020, 1, 1)
+    end: dt.date = dt.date(2022, 12, 31)
+    strategy: Literal["equal_weight"] = "equal_weight"
+    cash: Annotated[float, Field(gt=0)] = 10_000_000.0
+    fill: Literal["next_open", "close"] = "next_open"
+    commission: Annotated[float, Field(ge=0, lt=0.1)] = 0.0
+    min_history: Annotated[int, Field(ge=1, le=520)] = 26
+
+    @model_validator(mode="after")
+    def _check(self) -> BacktestConfig:
+        if self.end <= self.start:
+            raise ValueError(
+                f"backtest.end ({self.end}) must be after backtest.start ({self.start})"
+            )
+        return self
+
+
+class StrategyConfig(_Section):
+    """``[strategy]``: limits applied by the sizing rule."""
+
+    max_weight: Annotated[float, Field(gt=0, le=1)] = 1 / 3
+    gross: Annotated[float, Field(gt=0, le=2)] = 1.0
+    allow_short: bool = True
+
+
+class ReportConfig(_Section):
+    """``[report]``: the risk-free rate (annual fraction, or a yield series name in percent)."""
+
+    risk_free: float | str = 0.0
+
+    @field_validator("risk_free")
+    @classmethod
+    def _check_rf(cls, value: float | str) -> float | str:
+        if isinstance(value, str):
+            value = value.strip().upper().lstrip("^")
+            if not value:
+                raise ValueError("give an annual fraction such as 0.02 or a series name")
+        elif not -0.05 <= value <= 0.5:
+            raise ValueError(f"{value} is not an annual fraction (e.g. 0.02 for 2%)")
+        return value
+
+
+class Config(_Section):
+    """A whole foliosim config."""
+
+    data: DataConfig = DataConfig()
+    backtest: BacktestConfig = BacktestConfig()
+    strategy: StrategyConfig = StrategyConfig()
+    report: ReportConfig = ReportConfig()
+
+    @model_validator(mode="after")
+    def _check(self) -> Config:
+        if self.backtest.start < self.data.start or self.backtest.start > self.data.end:
+            raise ValueError(
+                f"backtest.start ({self.backtest.start}) must lie within the data range "
+                f"{self.data.start}..{self.data.end}"
+            )
+        if self.backtest.end > self.data.end:
+            raise ValueError(
+                f"backtest.end ({self.backtest.end}) is after data.end ({self.data.end}); "
+                "extend data.end or shorten the backtest"
+            )
+        return self
+
+    def to_toml(self) -> str:
+        """The resolved config as TOML (every field, defaults included)."""
+        raw = self.model_dump(mode="json", exclude_none=True)
+        return tomli_w.dumps(raw)
+
+
+def _parse_value(text: str) -> Any:
+    """A ``--set`` value: a TOML literal when it parses as one, else the plain string."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Return a copy of ``raw`` with each ``section.key=value`` applied."""
+    out = {k: dict(v) if isinstance(v, dict) else v for k, v in raw.items()}
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        section, dot, field = key.strip().partition(".")
+        if not sep or not dot or not section or not field:
+            raise ConfigError(f"--set {item!r}: expected section.key=value, e.g. data.source=csv")
+        model = Config.model_fields.get(section)
+        if model is None:
+            hint = did_you_mean(section, Config.model_fields)
+            raise ConfigError(f"--set {item!r}: unknown section '{section}'{hint}")
+        fields = model.annotation.model_fields  # type: ignore[union-attr]
+        if field not in fields:
+            hint = did_you_mean(field, fields)
+            raise ConfigError(f"--set {item!r}: unknown field '{section}.{field}'{hint}")
+        out.setdefault(section, {})[field] = _parse_value(value.strip())
+    return out
+
+
+def _format_error(err: ValidationError, where: str) -> str:
+    first = err.errors()[0]
+    loc = ".".join(str(p) for p in first["loc"])
+    msg = first["msg"].removeprefix("Value error, ")
+    if first["type"] == "extra_forbidden":
+        section, _, field = loc.rpartition(".")
+        known = Config.model_fields if not section else _section_fields(section)
+        msg = f"unknown field{did_you_mean(field, known)}"
+    label = f"{loc}: " if loc else ""
+    more = f" (and {len(err.errors()) - 1} more)" if len(err.errors()) > 1 else ""
+    return f"{where}: {label}{msg}{more}"
+
+
+def _section_fields(section: str) -> list[str]:
+    info = Config.model_fields.get(section)
+    return list(info.annotation.model_fields) if info is not None else []  # type: ignore[union-attr]
+
+
+def config_from_dict(raw: dict[str, Any], where: str = "config") -> Config:
+    """Validate a raw mapping; errors name the offending field."""
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as err:
+        raise ConfigError(_format_error(err, where)) from None
+
+
+def load_config(path: Path | None, overrides: list[str] | None = None) -> Config:
+    """Read a TOML config (or the defaults when ``path`` is None) and apply overrides."""
+    raw: dict[str, Any] = {}
+    where = "config"
+    if path is not None:
+        where = str(path)
+        if not path.is_file():
+            raise ConfigError(f"{path}: no such config file; pass a TOML file, see examples/")
+        try:
+            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as err:
+            raise ConfigError(f"{path}: not valid TOML ({err})") from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"{path}: not a UTF-8 text file") from None
+    return config_from_dict(apply_overrides(raw, overrides or []), where)

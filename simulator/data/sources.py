@@ -1,0 +1,365 @@
+"""Loading validated daily prices from the three sources.
+
+Every loader returns :class:`DailyData`: per ticker a daily frame indexed by date with columns
+``open, high, low, close, volume`` already adjusted (see :func:`adjust_ohlc`), the benchmark
+index's daily close, and optionally a daily yield series in percent for the risk-free rate.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from simulator.config import DataConfig
+from simulator.errors import DataError, NetworkError, did_you_mean
+
+OHLCV = ["open", "high", "low", "close", "volume"]
+CSV_COLUMNS = ["date", "open", "high", "low", "close", "adj_close", "volume"]
+CLOSES_ONLY_NOTE = (
+    "daily closes only: weekly open = the week's first daily close, high/low = the highest/"
+    "lowest daily close, close = the last daily close; volume is not available"
+)
+
+
+@dataclass(frozen=True)
+class DailyData:
+    """Validated daily data, the input of :func:`simulator.data.make_weekly`.
+
+    Attributes
+    ----------
+    assets
+        ticker -> frame indexed by trading date, columns ``open, high, low, close, volume``,
+        adjusted for splits and dividends.
+    benchmark
+        The index series' daily close, named after the index.
+    risk_free
+        A daily annual yield in percent (e.g. DGS2), or None.
+    note
+        How the prices were formed, for the report.
+    """
+
+    assets: dict[str, pd.DataFrame]
+    benchmark: pd.Series
+    risk_free: pd.Series | None
+    note: str
+    source: str
+
+
+def adjust_ohlc(frame: pd.DataFrame) -> pd.DataFrame:
+    """Daily OHLCV on the adjusted-close basis, from a frame in the CSV format.
+
+    - ``close`` and ``adj_close`` both present: open/high/low/close are multiplied by
+      ``adj_close / close`` (split and dividend adjustment), volume is kept.
+    - only ``adj_close`` (no ``close``): close = adj_close and, as the raw prices' basis is
+      unknown, open/high/low = adj_close.
+    - only ``close`` (an index): prices as they are.
+    Rows whose open/high/low are missing take the close for them. The input is not modified.
+
+    >>> f = pd.DataFrame({"open": [10.0], "high": [12.0], "low": [9.0], "close": [11.0],
+    ...                   "adj_close": [5.5], "volume": [100.0]})
+    >>> adjust_ohlc(f)[["open", "high", "low", "close"]].iloc[0].tolist()
+    [5.0, 6.0, 4.5, 5.5]
+    """
+    out = pd.DataFrame(index=frame.index)
+    close = frame["close"]
+    adj = frame["adj_close"]
+    if adj.notna().any() and close.isna().all():
+        base = adj
+        factor = pd.Series(np.nan, index=frame.index)  # O/H/L unusable: basis unknown
+    elif adj.notna().any():
+        base = adj
+        factor = adj / close
+    else:
+        base = close
+        factor = pd.Series(1.0, index=frame.index)
+    out["close"] = base
+    for col in ("open", "high", "low"):
+        out[col] = (frame[col] * factor).fillna(base)
+    out["volume"] = frame["volume"].fillna(0.0)
+    return out[OHLCV]
+
+
+def _check_series(name: str, frame: pd.DataFrame, where: str, prices: bool = True) -> None:
+    """Raise DataError for unsorted or duplicate dates, NaN or non-positive prices."""
+    idx = frame.index
+    if len(idx) == 0:
+        raise DataError(f"{where}: no rows for {name}; check the file or the date range")
+    dupes = idx[idx.duplicated()]
+    if len(dupes):
+        raise DataError(
+            f"{where}: duplicate date {dupes[0].date()} for {name}; keep one row per trading day"
+        )
+    if not idx.is_monotonic_increasing:
+        pos = int(np.argmax(np.diff(idx.asi8) < 0)) + 1
+        raise DataError(
+            f"{where}: dates are not in ascending order for {name} (at {idx[pos].date()}); "
+            "sort the file by date"
+        )
+    cols = ["open", "high", "low", "close"] if prices else ["close"]
+    values = frame[cols].to_numpy(dtype=float)
+    bad = ~np.isfinite(values) | ((values <= 0) if prices else False)
+    if bad.any():
+        row = int(np.argmax(bad.any(axis=1)))
+        raise DataError(
+            f"{where}: {name} has a missing, NaN or non-positive price on {idx[row].date()}; "
+            "fix or remove that row"
+        )
+
+
+def read_price_csv(path: Path, name: str, *, kind: str = "price") -> pd.DataFrame:
+    """Read one file in the paper12 CSV format (``date,open,high,low,close,adj_close,volume``).
+
+    Parameters
+    ----------
+    kind
+        ``"price"`` for a stock or an index (adjusted OHLCV returned), ``"yield"`` for a
+        rate series whose value is in ``close`` (a one-column frame ``close`` returned).
+    """
+    if not path.is_file():
+        raise DataError(f"{path}: file not found")
+    try:
+        raw = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, UnicodeDecodeError) as err:
+        raise DataError(f"{path}: not a readable CSV file ({err})") from None
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{path}: the file is empty; expected {','.join(CSV_COLUMNS)}") from None
+    return parse_price_table(raw, name, str(path), kind=kind)
+
+
+def parse_price_table(raw: pd.DataFrame, name: str, where: str, *, kind: str) -> pd.DataFrame:
+    """Validate a table of strings in the CSV format; see :func:`read_price_csv`."""
+    raw = raw.rename(columns=lambda c: str(c).strip().lower().replace(" ", "_"))
+    missing = [c for c in CSV_COLUMNS if c not in raw.columns]
+    if missing:
+        raise DataError(
+            f"{where}: missing column(s) {', '.join(missing)}; expected header "
+            f"{','.join(CSV_COLUMNS)} (empty cells are fine)"
+        )
+    if raw.empty:
+        raise DataError(f"{where}: no data rows")
+    dates = pd.to_datetime(raw["date"].str.strip(), format="ISO8601", errors="coerce")
+    if dates.isna().any():
+        line = int(np.argmax(dates.isna().to_numpy())) + 2
+        raise DataError(f"{where}: line {line}: date {raw['date'].iloc[line - 2]!r} is not ISO")
+    frame = pd.DataFrame(index=pd.DatetimeIndex(dates, name="date").as_unit("ns"))
+    for col in CSV_COLUMNS[1:]:
+        text = raw[col].str.strip()
+        values = pd.to_numeric(text.replace("", np.nan), errors="coerce")
+        bad = values.isna() & (text != "")
+        if bad.any():
+            line = int(np.argmax(bad.to_numpy())) + 2
+            raise DataError(f"{where}: line {line}: {col} {text.iloc[line - 2]!r} is not a number")
+        frame[col] = values.to_numpy(dtype=float)
+    if kind == "yield":
+        out = frame[["close"]]
+        if out["close"].isna().all():
+            raise DataError(f"{where}: a yield series needs its values (percent) in 'close'")
+        out = out.dropna()
+        _check_series(name, out, where, prices=False)
+        return out
+    if frame["close"].isna().all() and frame["adj_close"].isna().all():
+        raise DataError(f"{where}: neither 'close' nor 'adj_close' has values")
+    if (
+        len(frame) > 1
+        and frame["volume"].iloc[0] == 0
+        and frame[["open", "high", "low", "close"]].iloc[0].nunique() == 1
+    ):
+        # A listing placeholder (e.g. SHOP 2015-05-20: all prices 1.70, volume 0), not a trade.
+        frame = frame.iloc[1:]
+    out = adjust_ohlc(frame)
+    _check_series(name, out, where)
+    return out
+
+
+def _restrict(frame: pd.DataFrame, cfg: DataConfig, name: str, where: str) -> pd.DataFrame:
+    cut = frame.loc[pd.Timestamp(cfg.start) : pd.Timestamp(cfg.end)]
+    if cut.empty:
+        first, last = frame.index[0].date(), frame.index[-1].date()
+        raise DataError(
+            f"{where}: {name} has no data between {cfg.start} and {cfg.end} "
+            f"(it covers {first}..{last}); change data.start/data.end"
+        )
+    return cut
+
+
+def _check_names(names: Sequence[str], available: Sequence[str], where: str) -> None:
+    for name in names:
+        if name not in available:
+            raise DataError(
+                f"unknown ticker '{name}' in {where}{did_you_mean(name, available)}; "
+                f"available: {', '.join(sorted(available))}"
+            )
+
+
+def load_bundled(cfg: DataConfig) -> DailyData:
+    """skfolio's bundled S&P 500 sample: 20 stocks and the S&P 500 index, daily closes.
+
+    The data ship inside the installed skfolio package, so this works offline.
+    """
+    from skfolio.datasets import load_sp500_dataset, load_sp500_index
+
+    prices = load_sp500_dataset()
+    index = load_sp500_index()
+    where = "the bundled data set"
+    tickers = list(cfg.tickers or prices.columns)
+    _check_names(tickers, list(prices.columns), where)
+    if cfg.benchmark not in index.columns:
+        raise DataError(
+            f"benchmark '{cfg.benchmark}' is not in {where}; it has only "
+            f"{', '.join(index.columns)}{did_you_mean(cfg.benchmark, index.columns)}"
+        )
+    assets = {}
+    for t in tickers:
+        close = prices[t].dropna().astype(float)
+        close.index = pd.DatetimeIndex(close.index, name="date").as_unit("ns")
+        frame = pd.DataFrame({c: close for c in ("open", "high", "low", "close")})
+        frame["volume"] = 0.0
+        _check_series(t, frame, where)
+        assets[t] = _restrict(frame, cfg, t, where)
+    bench = index[cfg.benchmark].dropna().astype(float)
+    bench.index = pd.DatetimeIndex(bench.index, name="date").as_unit("ns")
+    bench = _restrict(bench.to_frame("close"), cfg, cfg.benchmark, where)["close"]
+    return DailyData(assets, bench.rename(cfg.benchmark), None, CLOSES_ONLY_NOTE, "bundled")
+
+
+def load_csv(cfg: DataConfig, risk_free: str | None) -> DailyData:
+    """A folder of ``TICKER.csv`` files (the format of shared/data/paper12)."""
+    folder = Path(cfg.path or "")
+    if not folder.is_dir():
+        raise DataError(f"data.path '{folder}': no such folder; point it at a folder of CSV files")
+    available = sorted(p.stem.upper() for p in folder.glob("*.csv"))
+    if not available:
+        raise DataError(f"data.path '{folder}': no .csv files in it")
+    files = {p.stem.upper(): p for p in folder.glob("*.csv")}
+    special = {cfg.benchmark, *([risk_free] if risk_free else [])}
+    tickers = list(cfg.tickers or [a for a in available if a not in special and a != "DGS2"])
+    where = f"data.path '{folder}'"
+    _check_names([*tickers, cfg.benchmark, *([risk_free] if risk_free else [])], available, where)
+    assets = {t: _restrict(read_price_csv(files[t], t), cfg, t, str(files[t])) for t in tickers}
+    bench_frame = read_price_csv(files[cfg.benchmark], cfg.benchmark)
+    bench = _restrict(bench_frame, cfg, cfg.benchmark, str(files[cfg.benchmark]))["close"]
+    rf = None
+    if risk_free:
+        rf = read_price_csv(files[risk_free], risk_free, kind="yield")["close"].rename(risk_free)
+    note = "daily OHLC from CSV files, adjusted by adj_close / close (splits and dividends)"
+    return DailyData(assets, bench.rename(cfg.benchmark), rf, note, "csv")
+
+
+def yahoo_symbol(name: str) -> str:
+    """Yahoo's symbol for a config name: indices get a caret (IXIC -> ^IXIC)."""
+    return f"^{name}" if name in {"IXIC", "GSPC", "DJI", "NDX", "RUT", "IRX", "TNX", "FVX"} else name
+
+
+def check_network(host: str = "query1.finance.yahoo.com", timeout: float = 5.0) -> None:
+    """Raise NetworkError unless ``host`` accepts a TCP connection on port 443."""
+    try:
+        socket.create_connection((host, 443), timeout=timeout).close()
+    except OSError as err:
+        raise NetworkError(
+            f"cannot reach Yahoo Finance ({host}: {err.strerror or err}); without a network use "
+            "--set data.source=csv --set data.path=FOLDER, or data.source=bundled"
+        ) from None
+
+
+def _cache_path(workspace: Path, symbol: str) -> Path:
+    return workspace / "cache" / "yahoo" / f"{symbol.lstrip('^')}.parquet"
+
+
+def fetch_yahoo(
+    symbols: Sequence[str], start: pd.Timestamp, end: pd.Timestamp, workspace: Path
+) -> dict[str, Path]:
+    """Download daily prices from Yahoo into the workspace cache (Parquet, CSV columns)."""
+    check_network()
+    import yfinance as yf
+
+    paths = {}
+    for symbol in symbols:
+        ysym = yahoo_symbol(symbol)
+        hist = yf.Ticker(ysym).history(
+            start=start.date().isoformat(),
+            end=(end + pd.Timedelta(days=1)).date().isoformat(),
+            auto_adjust=False,
+            actions=False,
+        )
+        if hist is None or hist.empty:
+            raise DataError(
+                f"Yahoo returned no prices for '{ysym}' between {start.date()} and {end.date()}; "
+                "check the ticker symbol and the dates"
+            )
+        frame = pd.DataFrame(
+            {
+                "date": pd.DatetimeIndex(hist.index).tz_localize(None).normalize(),
+                "open": hist["Open"].to_numpy(float),
+                "high": hist["High"].to_numpy(float),
+                "low": hist["Low"].to_numpy(float),
+                "close": hist["Close"].to_numpy(float),
+                "adj_close": hist.get("Adj Close", hist["Close"]).to_numpy(float),
+                "volume": hist["Volume"].to_numpy(float),
+            }
+        )
+        path = _cache_path(workspace, symbol)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        frame.to_parquet(tmp, index=False)
+        tmp.replace(path)
+        paths[symbol] = path
+    return paths
+
+
+def _read_cached(path: Path, name: str, kind: str = "price") -> pd.DataFrame:
+    frame = pd.read_parquet(path)
+    raw = frame.assign(date=frame["date"].dt.strftime("%Y-%m-%d")).astype(str)
+    raw = raw.replace({"nan": "", "None": "", "<NA>": ""})
+    return parse_price_table(raw, name, str(path), kind=kind)
+
+
+def load_yahoo(cfg: DataConfig, risk_free: str | None, workspace: Path) -> DailyData:
+    """Prices from Yahoo, cached as Parquet in the workspace; downloads only what is missing."""
+    if not cfg.tickers:
+        raise DataError("source 'yahoo' needs data.tickers, e.g. tickers = [\"AAPL\", \"MSFT\"]")
+    start, end = pd.Timestamp(cfg.start), pd.Timestamp(cfg.end)
+    names = [*cfg.tickers, cfg.benchmark, *([risk_free] if risk_free else [])]
+    missing = []
+    for name in names:
+        path = _cache_path(workspace, name)
+        if not path.is_file():
+            missing.append(name)
+            continue
+        dates = pd.read_parquet(path, columns=["date"])["date"]
+        if dates.min() > start + pd.Timedelta(days=7) or dates.max() < end - pd.Timedelta(days=7):
+            missing.append(name)
+    if missing:
+        fetch_yahoo(missing, start, end, workspace)
+    where = "Yahoo cache"
+    assets = {
+        t: _restrict(_read_cached(_cache_path(workspace, t), t), cfg, t, where)
+        for t in cfg.tickers
+    }
+    bench = _restrict(
+        _read_cached(_cache_path(workspace, cfg.benchmark), cfg.benchmark), cfg, cfg.benchmark, where
+    )["close"]
+    rf = None
+    if risk_free:
+        rf = _read_cached(_cache_path(workspace, risk_free), risk_free, "yield")["close"]
+    note = "daily OHLC from Yahoo, adjusted by Adj Close / Close (splits and dividends)"
+    return DailyData(assets, bench.rename(cfg.benchmark), rf, note, "yahoo")
+
+
+def load_daily(cfg: DataConfig, risk_free: float | str, workspace: Path) -> DailyData:
+    """Load the configured source. ``risk_free`` names a yield series to load, if a string."""
+    rf_name = risk_free if isinstance(risk_free, str) else None
+    if cfg.source == "bundled":
+        if rf_name:
+            raise DataError(
+                f"report.risk_free '{rf_name}': the bundled data set has no yield series; "
+                "give an annual fraction such as 0.02, or use a csv/yahoo source"
+            )
+        return load_bundled(cfg)
+    if cfg.source == "csv":
+        return load_csv(cfg, rf_name)
+    return load_yahoo(cfg, rf_name, workspace)

@@ -1,0 +1,102 @@
+"""Weekly bars (the time contract's bar t).
+
+A week is a W-FRI period (Saturday..Friday). Its bar is stamped on the week's last trading
+day: the last date in that week on which any series of the data set (stocks or index) has a
+row, normally the Friday and the Thursday in a Good-Friday week, never a weekend. Bars hold the
+week's first open, highest high, lowest low, last close and summed volume. A ticker without any
+row in a week has no bar that week: nothing is filled in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from simulator.data.sources import OHLCV, DailyData
+from simulator.errors import DataError
+
+
+@dataclass(frozen=True)
+class WeeklyData:
+    """Weekly bars of a data set.
+
+    Attributes
+    ----------
+    bars
+        ticker -> frame indexed by week stamp (a subset of ``calendar``), columns ``OHLCV``.
+    benchmark
+        The index's weekly close on the calendar (NaN where the index has no row that week).
+    risk_free
+        The annual yield in percent known at each week stamp (last observation), or None.
+    calendar
+        Every week stamp of the data set, ascending.
+    """
+
+    bars: dict[str, pd.DataFrame]
+    benchmark: pd.Series
+    risk_free: pd.Series | None
+    calendar: pd.DatetimeIndex
+    note: str
+    source: str
+
+    @property
+    def tickers(self) -> list[str]:
+        return list(self.bars)
+
+    def closes(self) -> pd.DataFrame:
+        """Weekly closes, shape ``(n_weeks, n_tickers)``, NaN where a ticker has no bar."""
+        return pd.DataFrame({t: b["close"] for t, b in self.bars.items()}).reindex(self.calendar)
+
+
+def week_stamps(dates: pd.DatetimeIndex) -> pd.Series:
+    """Map each trading date to its week's stamp (the week's last date present in ``dates``).
+
+    >>> d = pd.DatetimeIndex(["2023-04-03", "2023-04-06", "2023-04-10", "2023-04-14"])
+    >>> [s.date().isoformat() for s in week_stamps(d)]
+    ['2023-04-06', '2023-04-06', '2023-04-14', '2023-04-14']
+    """
+    dates = pd.DatetimeIndex(dates).unique().sort_values()
+    period = dates.to_period("W-FRI")
+    stamp = pd.Series(dates, index=dates).groupby(period).transform("max")
+    return stamp
+
+
+def to_weekly(daily: pd.DataFrame, stamps: pd.Series) -> pd.DataFrame:
+    """Aggregate one ticker's daily OHLCV into weekly bars keyed by ``stamps``."""
+    keys = stamps.reindex(daily.index)
+    grouped = daily[OHLCV].groupby(keys.to_numpy())
+    bars = pd.DataFrame(
+        {
+            "open": grouped["open"].first(),
+            "high": grouped["high"].max(),
+            "low": grouped["low"].min(),
+            "close": grouped["close"].last(),
+            "volume": grouped["volume"].sum(),
+        }
+    )
+    bars.index = pd.DatetimeIndex(bars.index, name="date")
+    return bars
+
+
+def make_weekly(daily: DailyData) -> WeeklyData:
+    """Weekly bars for every series of ``daily`` on one shared calendar of week stamps."""
+    all_dates = daily.benchmark.index
+    for frame in daily.assets.values():
+        all_dates = all_dates.union(frame.index)
+    stamps = week_stamps(pd.DatetimeIndex(all_dates))
+    calendar = pd.DatetimeIndex(stamps.unique(), name="date")
+    bars = {t: to_weekly(f, stamps) for t, f in daily.assets.items()}
+    bench_keys = stamps.reindex(daily.benchmark.index).to_numpy()
+    bench = daily.benchmark.groupby(bench_keys).last()
+    bench.index = pd.DatetimeIndex(bench.index, name="date")
+    rf = None
+    if daily.risk_free is not None:
+        # The yield known at each week's close: its last observation on or before the stamp.
+        rf = daily.risk_free.sort_index().reindex(calendar, method="ffill")
+    if len(calendar) < 2:
+        raise DataError("fewer than 2 weeks of data; widen data.start..data.end")
+    return WeeklyData(
+        bars, bench.reindex(calendar).rename(daily.benchmark.name), rf, calendar, daily.note,
+        daily.source,
+    )

@@ -1,0 +1,134 @@
+"""The backtrader engine: weekly feeds, broker, the target-weight adapter, and its ledger.
+
+:func:`run_engine` runs one strategy over a window of weeks and returns the portfolio value at
+every week's close, the orders, and the positions' weights after each week's fills.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import backtrader as bt
+import numpy as np
+import pandas as pd
+
+from simulator.data import WeeklyData
+from strategies.rebalance import ORDER_COLUMNS, Decide, Progress, TargetWeightStrategy
+
+_FEED_COLUMNS = ["open", "high", "low", "close", "volume", "openinterest"]
+
+
+@dataclass(frozen=True)
+class EngineResult:
+    """What one engine run produced.
+
+    Attributes
+    ----------
+    values
+        Portfolio value at the close of each week of the window, shape ``(n_weeks,)``.
+    orders
+        One row per order (``ORDER_COLUMNS``), in submission order within a week.
+    weights
+        Position value / portfolio value after each week's fills, valued at that week's
+        close, shape ``(n_weeks, n_tickers)`` (0 where nothing is held).
+    """
+
+    values: pd.Series
+    orders: pd.DataFrame
+    weights: pd.DataFrame
+
+
+def _feed(frame: pd.DataFrame, name: str) -> bt.feeds.PandasDirectData:
+    data = frame.assign(openinterest=0.0)[_FEED_COLUMNS]
+    return bt.feeds.PandasDirectData(dataname=data, name=name)
+
+
+def run_engine(
+    weekly: WeeklyData,
+    weeks: pd.DatetimeIndex,
+    decisions: pd.DatetimeIndex,
+    decide: Decide,
+    *,
+    cash: float,
+    fill: str,
+    commission: float = 0.0,
+    progress: Progress | None = None,
+) -> EngineResult:
+    """Run ``decide``'s targets through backtrader over ``weeks``.
+
+    Parameters
+    ----------
+    weeks
+        The window: consecutive week stamps of ``weekly.calendar``.
+    decisions
+        The weeks at whose close ``decide`` is asked for targets (a subset of ``weeks``).
+    decide
+        ``decide(week, tickers with a bar that week) -> {ticker: target weight}``.
+    fill
+        ``"next_open"`` or ``"close"`` (see :mod:`strategies.rebalance`).
+    """
+    cerebro = bt.Cerebro(stdstats=False, cheat_on_open=(fill == "next_open"))
+    cerebro.broker.setcash(cash)
+    # Margin is checked when an order executes; skipping the pseudo-execution at submission
+    # halves the per-order cost and still rejects (and reports) any buy the cash cannot pay.
+    cerebro.broker.set_checksubmit(False)
+    cerebro.broker.setcommission(
+        commission=commission, commtype=bt.CommInfoBase.COMM_PERC, percabs=True, stocklike=True
+    )
+    if fill == "close":
+        cerebro.broker.set_coc(True)
+    # The clock feed: one bar per week, so that next() runs every week whatever is listed.
+    clock = pd.DataFrame(1.0, index=weeks, columns=["open", "high", "low", "close", "volume"])
+    cerebro.adddata(_feed(clock, "_calendar"))
+    first, last = weeks[0], weeks[-1]
+    for ticker, bars in weekly.bars.items():
+        window = bars.loc[first:last]
+        if not window.empty:
+            cerebro.adddata(_feed(window, ticker))
+    cerebro.addstrategy(
+        TargetWeightStrategy,
+        decide=decide,
+        calendar=weeks,
+        decisions=decisions,
+        fill=fill,
+        commission=commission,
+        progress=progress,
+    )
+    strat = cerebro.run(runonce=True, preload=True)[0]
+    values = pd.Series(strat.values, index=weeks, name="value")
+    orders = pd.DataFrame(strat.order_rows, columns=ORDER_COLUMNS)
+    weights = _ledger_weights(weekly, weeks, orders, cash)
+    return EngineResult(values, orders, weights)
+
+
+def _ledger_weights(
+    weekly: WeeklyData, weeks: pd.DatetimeIndex, orders: pd.DataFrame, cash: float
+) -> pd.DataFrame:
+    """Weights after each week's fills, from the fills and the weekly closes.
+
+    Positions are the sums of filled sizes up to and including week t; cash is the start cash
+    less the fills' cost and commission; both are valued at the close of week t (the last
+    close for a ticker without a bar that week).
+    """
+    tickers = list(weekly.bars)
+    fills = orders[orders["status"] == "Completed"]
+    signed = np.where(fills["side"] == "buy", 1.0, -1.0) * fills["size"].to_numpy(float)
+    flows = pd.DataFrame(
+        {
+            "week": pd.DatetimeIndex(fills["date_filled"]),
+            "ticker": fills["ticker"].to_numpy(),
+            "shares": signed,
+            "cash": -(signed * fills["price"].to_numpy(float)) - fills["commission"].to_numpy(float),
+        }
+    )
+    shares = (
+        flows.pivot_table(index="week", columns="ticker", values="shares", aggfunc="sum")
+        .reindex(index=weeks, columns=tickers)
+        .fillna(0.0)
+        .cumsum()
+    )
+    cash_path = cash + flows.groupby("week")["cash"].sum().reindex(weeks).fillna(0.0).cumsum()
+    closes = weekly.closes().ffill().reindex(weeks)[tickers]
+    held = (shares * closes).fillna(0.0)
+    value = cash_path + held.sum(axis=1)
+    return held.div(value, axis=0)

@@ -1,0 +1,95 @@
+"""Run directories: write a backtest's files atomically, and read them back.
+
+A run directory holds ``config.toml`` (the resolved config), ``summary.json``,
+``returns.csv``, ``weights.csv``, ``orders.csv``, ``risk_free.csv`` and ``tearsheet.html``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from simulator.backtest import BacktestResult
+from simulator.errors import RunDirError
+
+RUN_FILES = ("config.toml", "summary.json", "returns.csv", "weights.csv", "orders.csv")
+
+
+def default_run_dir(strategy: str, root: Path = Path("runs")) -> Path:
+    """``runs/<strategy>-<local time>`` (a suffix is added if it exists already)."""
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    path = root / f"{strategy}-{stamp}"
+    n = 1
+    while path.exists():
+        n += 1
+        path = root / f"{strategy}-{stamp}-{n}"
+    return path
+
+
+def check_out_dir(out: Path) -> None:
+    """Refuse an output folder that already holds files: runs are never overwritten."""
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise RunDirError(f"{out} already exists and is not empty; choose another --out")
+
+
+def _clean(value: Any) -> Any:
+    """JSON-safe: NaN and infinities become null."""
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def write_run(result: BacktestResult, out: Path) -> Path:
+    """Write every file of a run into ``out`` (created; must not hold files).
+
+    Files are written into a temporary sibling folder that is renamed to ``out`` at the end,
+    so an interrupted run leaves no half-written run directory.
+    """
+    from simulator.report import write_tearsheet
+
+    check_out_dir(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        (tmp / "config.toml").write_text(result.config.to_toml(), encoding="utf-8")
+        summary = json.dumps(_clean(result.summary), indent=2, allow_nan=False)
+        (tmp / "summary.json").write_text(summary + "\n", encoding="utf-8")
+        result.returns.to_csv(tmp / "returns.csv", date_format="%Y-%m-%d", float_format="%.10g")
+        result.weights.to_csv(
+            tmp / "weights.csv", index=False, date_format="%Y-%m-%d", float_format="%.10g"
+        )
+        result.orders.to_csv(
+            tmp / "orders.csv", index=False, date_format="%Y-%m-%d", float_format="%.10g"
+        )
+        result.risk_free.rename("rate").to_csv(
+            tmp / "risk_free.csv", date_format="%Y-%m-%d", float_format="%.10g"
+        )
+        write_tearsheet(tmp)
+        if out.exists():
+            out.rmdir()  # empty, checked above
+        tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+def check_run_dir(run_dir: Path) -> None:
+    """Raise RunDirError unless ``run_dir`` holds the files a report needs."""
+    if not run_dir.is_dir():
+        raise RunDirError(f"{run_dir}: no such run directory")
+    missing = [f for f in RUN_FILES if not (run_dir / f).is_file()]
+    if missing:
+        raise RunDirError(
+            f"{run_dir}: not a complete run directory (missing {', '.join(missing)}); "
+            "run `foliosim backtest` to make one"
+        )

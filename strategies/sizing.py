@@ -1,0 +1,109 @@
+"""Target weights from raw scores and limits: pure functions, no engine.
+
+Weights are fractions of portfolio value; positive is long, negative is short. What the weights
+do not use stays in cash.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+_EPS = 1e-12
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Limits every sizing rule honours.
+
+    Attributes
+    ----------
+    max_weight
+        Cap on each ``|weight|`` (default 1/3 of portfolio value, seed 001).
+    gross
+        Target ``sum(|weight|)`` before capping (1.0 = fully invested).
+    allow_short
+        When False, negative raw scores get weight 0.
+    """
+
+    max_weight: float = 1 / 3
+    gross: float = 1.0
+    allow_short: bool = True
+
+    def __post_init__(self) -> None:
+        if not 0 < self.max_weight <= 1:
+            raise ValueError(f"max_weight must be in (0, 1], got {self.max_weight}")
+        if not 0 < self.gross <= 2:
+            raise ValueError(f"gross must be in (0, 2], got {self.gross}")
+
+
+def cap_weights(weights: pd.Series, cap: float) -> pd.Series:
+    """Cap every ``|weight|`` at ``cap``, handing the excess to the uncapped names.
+
+    The excess of a capped name goes to the names still under the cap in proportion to their
+    ``|weight|`` (signs kept); this repeats until no name is over the cap. When every name is
+    capped, what is left over stays in cash.
+
+    >>> cap_weights(pd.Series([0.5, 0.3, 0.2]), 1 / 3).round(6).tolist()
+    [0.333333, 0.333333, 0.333333]
+    >>> cap_weights(pd.Series([0.6, -0.4]), 1 / 3).round(6).tolist()
+    [0.333333, -0.333333]
+    """
+    size = weights.abs().to_numpy(dtype=float).copy()
+    sign = np.sign(weights.to_numpy(dtype=float))
+    capped = np.zeros(len(size), dtype=bool)
+    while True:
+        over = (size > cap + _EPS) & ~capped
+        if not over.any():
+            break
+        excess = float((size[over] - cap).sum())
+        size[over] = cap
+        capped |= over
+        free = ~capped & (size > 0)
+        if not free.any():
+            break  # nobody left under the cap: the excess stays in cash
+        size[free] += excess * size[free] / size[free].sum()
+    return pd.Series(sign * size, index=weights.index, dtype=float)
+
+
+def apply_limits(raw: pd.Series, limits: Limits) -> pd.Series:
+    """Turn raw scores into target weights under ``limits``.
+
+    Negative scores become 0 when shorts are off; the rest is scaled so that
+    ``sum(|w|) == limits.gross``, then capped with :func:`cap_weights`. All-zero scores give
+    all-zero weights (everything in cash).
+
+    Parameters
+    ----------
+    raw
+        Scores per ticker, shape ``(n_tickers,)``; only their signs and relative sizes matter.
+
+    >>> apply_limits(pd.Series({"A": 2.0, "B": -1.0, "C": 1.0}), Limits()).round(4).to_dict()
+    {'A': 0.3333, 'B': -0.3333, 'C': 0.3333}
+    >>> apply_limits(pd.Series({"A": 3.0, "B": -1.0, "C": 1.0}), Limits(allow_short=False,
+    ...              max_weight=1.0)).round(4).to_dict()
+    {'A': 0.75, 'B': 0.0, 'C': 0.25}
+    """
+    if raw.isna().any():
+        raise ValueError(f"raw scores contain NaN for {list(raw.index[raw.isna()])}")
+    w = raw.astype(float)
+    if not limits.allow_short:
+        w = w.clip(lower=0.0)
+    total = float(w.abs().sum())
+    if total <= _EPS:
+        return pd.Series(0.0, index=raw.index)
+    return cap_weights(w * (limits.gross / total), limits.max_weight)
+
+
+def equal_weight(tickers: Sequence[str], limits: Limits) -> pd.Series:
+    """The 1/N rule: the same weight for each ticker, under ``limits``.
+
+    >>> equal_weight(["A", "B", "C", "D"], Limits()).tolist()
+    [0.25, 0.25, 0.25, 0.25]
+    >>> equal_weight(["A", "B"], Limits()).round(4).tolist()
+    [0.3333, 0.3333]
+    """
+    return apply_limits(pd.Series(1.0, index=list(tickers)), limits)

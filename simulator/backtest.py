@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from simulator.config import Config
@@ -92,20 +93,20 @@ def eligibility(weekly: WeeklyData, weeks: pd.DatetimeIndex, min_history: int) -
 def _equal_weight_rule(ok: pd.DataFrame, limits: Limits):  # type: ignore[no-untyped-def]
     def decide(week: pd.Timestamp, tickers: list[str]) -> Mapping[str, float]:
         row = ok.loc[week]
-        return equal_weight([t for t in tickers if row[t]], limits).to_dict()
+        weights = equal_weight([t for t in tickers if row[t]], limits)
+        return {str(k): float(v) for k, v in weights.items()}
 
     return decide
 
 
 def _weights_table(engine: EngineResult) -> pd.DataFrame:
-    long = engine.weights.rename_axis(index="date", columns="ticker").stack().rename("weight")
-    long = long[long != 0.0].reset_index()
-    return long[["date", "ticker", "weight"]]
+    long = engine.weights.rename_axis(index="date").reset_index()
+    long = long.melt(id_vars="date", var_name="ticker", value_name="weight")
+    long = long.sort_values("date", kind="stable")
+    return long.loc[long["weight"] != 0.0, ["date", "ticker", "weight"]].reset_index(drop=True)
 
 
-def run_backtest(
-    cfg: Config, workspace: Path, progress: Progress | None = None
-) -> BacktestResult:
+def run_backtest(cfg: Config, workspace: Path, progress: Progress | None = None) -> BacktestResult:
     """Run the configured backtest (see the module docstring for the dating of returns)."""
     daily = load_daily(cfg.data, cfg.report.risk_free, workspace)
     weekly = make_weekly(daily)
@@ -144,7 +145,13 @@ def run_backtest(
         }
     ).iloc[1:]
     returns.index.name = "date"
-    rf_source = weekly.risk_free if weekly.risk_free is not None else cfg.report.risk_free
+    rf_source: float | pd.Series
+    if weekly.risk_free is not None:
+        rf_source = weekly.risk_free
+    elif isinstance(cfg.report.risk_free, float | int):
+        rf_source = float(cfg.report.risk_free)
+    else:  # load_daily refuses a named series it cannot load; this is a guard, not a path
+        raise DataError(f"report.risk_free {cfg.report.risk_free}: no such series in the data")
     try:
         rf = weekly_risk_free(rf_source, pd.DatetimeIndex(returns.index))
     except ValueError as err:
@@ -159,7 +166,7 @@ def run_backtest(
             "first_decision": weeks[0].date().isoformat(),
             "fill": bt.fill,
             "risk_free": cfg.report.risk_free,
-            "risk_free_annual_mean": float((1 + rf).prod() ** (52 / len(rf)) - 1),
+            "risk_free_annual_mean": float(np.prod(1.0 + rf.to_numpy()) ** (52 / len(rf)) - 1),
             "strategy_name": bt.strategy,
             "benchmark_name": cfg.data.benchmark,
             "data_source": daily.source,

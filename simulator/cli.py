@@ -44,7 +44,8 @@ SetOption = Annotated[
     ),
 ]
 OutOption = Annotated[
-    Path | None, typer.Option("--out", help="Run directory to create (default: runs/<name>-<time>).")
+    Path | None,
+    typer.Option("--out", help="Run directory to create (default: runs/<name>-<time>)."),
 ]
 
 
@@ -67,17 +68,16 @@ def _week_progress(label: str) -> Iterator[Callable[[int, int], None]]:
 
 
 def print_table2(summary: dict[str, object]) -> None:
-    """Print the seed paper's Table 2 layout for a run."""
-    from simulator.report import table2
+    """Print the seed paper's Table 2 layout for a run, as the tear sheet shows it."""
+    from simulator.report import format_table2, table2
 
-    frame = table2(summary)
+    cells = format_table2(table2(summary))
     table = Table(title=f"{summary['start']} .. {summary['end']}, {summary['weeks']} weeks")
     table.add_column("")
-    for col in frame.columns:
+    for col in cells.columns:
         table.add_column(str(col), justify="right")
-    for row_name, row in frame.iterrows():
-        fmt = "{:.3f}" if "Sharpe" in str(row_name) else "{:.2f}"
-        table.add_row(str(row_name), *("n/a" if v != v else fmt.format(v) for v in row))
+    for row_name, row in cells.iterrows():
+        table.add_row(str(row_name), *row.tolist())
     console.print(table)
 
 

@@ -113,12 +113,13 @@ def _ledger_weights(
     tickers = list(weekly.bars)
     fills = orders[orders["status"] == "Completed"]
     signed = np.where(fills["side"] == "buy", 1.0, -1.0) * fills["size"].to_numpy(float)
+    cost = signed * fills["price"].to_numpy(float) + fills["commission"].to_numpy(float)
     flows = pd.DataFrame(
         {
             "week": pd.DatetimeIndex(fills["date_filled"]),
             "ticker": fills["ticker"].to_numpy(),
             "shares": signed,
-            "cash": -(signed * fills["price"].to_numpy(float)) - fills["commission"].to_numpy(float),
+            "cash": -cost,
         }
     )
     shares = (

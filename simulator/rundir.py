@@ -74,6 +74,7 @@ def write_run(result: BacktestResult, out: Path) -> Path:
             tmp / "risk_free.csv", date_format="%Y-%m-%d", float_format="%.10g"
         )
         write_tearsheet(tmp)
+        tmp.chmod(0o755)  # mkdtemp makes it private; a run directory is an ordinary folder
         if out.exists():
             out.rmdir()  # empty, checked above
         tmp.rename(out)

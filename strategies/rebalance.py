@@ -37,7 +37,7 @@ ORDER_COLUMNS = [
 ]
 
 
-class TargetWeightStrategy(bt.Strategy):  # type: ignore[misc]
+class TargetWeightStrategy(bt.Strategy):
     """Rebalance to the targets of ``decide`` on each week of ``decisions``.
 
     ``datas[0]`` must be the calendar clock feed (one bar per week of ``calendar``, never

@@ -95,7 +95,7 @@ def _check_series(name: str, frame: pd.DataFrame, where: str, prices: bool = Tru
             f"{where}: duplicate date {dupes[0].date()} for {name}; keep one row per trading day"
         )
     if not idx.is_monotonic_increasing:
-        pos = int(np.argmax(np.diff(idx.asi8) < 0)) + 1
+        pos = int(np.argmax(np.diff(idx.to_numpy()).astype("int64") < 0)) + 1
         raise DataError(
             f"{where}: dates are not in ascending order for {name} (at {idx[pos].date()}); "
             "sort the file by date"
@@ -149,7 +149,7 @@ def parse_price_table(raw: pd.DataFrame, name: str, where: str, *, kind: str) ->
     frame = pd.DataFrame(index=pd.DatetimeIndex(dates, name="date").as_unit("ns"))
     for col in CSV_COLUMNS[1:]:
         text = raw[col].str.strip()
-        values = pd.to_numeric(text.replace("", np.nan), errors="coerce")
+        values = pd.to_numeric(text.mask(text == ""), errors="coerce")
         bad = values.isna() & (text != "")
         if bad.any():
             line = int(np.argmax(bad.to_numpy())) + 2
@@ -250,9 +250,12 @@ def load_csv(cfg: DataConfig, risk_free: str | None) -> DailyData:
     return DailyData(assets, bench.rename(cfg.benchmark), rf, note, "csv")
 
 
+YAHOO_INDICES = frozenset({"IXIC", "GSPC", "DJI", "NDX", "RUT", "IRX", "TNX", "FVX", "VIX"})
+
+
 def yahoo_symbol(name: str) -> str:
     """Yahoo's symbol for a config name: indices get a caret (IXIC -> ^IXIC)."""
-    return f"^{name}" if name in {"IXIC", "GSPC", "DJI", "NDX", "RUT", "IRX", "TNX", "FVX"} else name
+    return f"^{name}" if name in YAHOO_INDICES else name
 
 
 def check_network(host: str = "query1.finance.yahoo.com", timeout: float = 5.0) -> None:
@@ -321,7 +324,7 @@ def _read_cached(path: Path, name: str, kind: str = "price") -> pd.DataFrame:
 def load_yahoo(cfg: DataConfig, risk_free: str | None, workspace: Path) -> DailyData:
     """Prices from Yahoo, cached as Parquet in the workspace; downloads only what is missing."""
     if not cfg.tickers:
-        raise DataError("source 'yahoo' needs data.tickers, e.g. tickers = [\"AAPL\", \"MSFT\"]")
+        raise DataError('source \'yahoo\' needs data.tickers, e.g. tickers = ["AAPL", "MSFT"]')
     start, end = pd.Timestamp(cfg.start), pd.Timestamp(cfg.end)
     names = [*cfg.tickers, cfg.benchmark, *([risk_free] if risk_free else [])]
     missing = []
@@ -337,12 +340,10 @@ def load_yahoo(cfg: DataConfig, risk_free: str | None, workspace: Path) -> Daily
         fetch_yahoo(missing, start, end, workspace)
     where = "Yahoo cache"
     assets = {
-        t: _restrict(_read_cached(_cache_path(workspace, t), t), cfg, t, where)
-        for t in cfg.tickers
+        t: _restrict(_read_cached(_cache_path(workspace, t), t), cfg, t, where) for t in cfg.tickers
     }
-    bench = _restrict(
-        _read_cached(_cache_path(workspace, cfg.benchmark), cfg.benchmark), cfg, cfg.benchmark, where
-    )["close"]
+    bench_frame = _read_cached(_cache_path(workspace, cfg.benchmark), cfg.benchmark)
+    bench = _restrict(bench_frame, cfg, cfg.benchmark, where)["close"]
     rf = None
     if risk_free:
         rf = _read_cached(_cache_path(workspace, risk_free), risk_free, "yield")["close"]

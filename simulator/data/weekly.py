@@ -97,6 +97,10 @@ def make_weekly(daily: DailyData) -> WeeklyData:
     if len(calendar) < 2:
         raise DataError("fewer than 2 weeks of data; widen data.start..data.end")
     return WeeklyData(
-        bars, bench.reindex(calendar).rename(daily.benchmark.name), rf, calendar, daily.note,
+        bars,
+        bench.reindex(calendar).rename(str(daily.benchmark.name)),
+        rf,
+        calendar,
+        daily.note,
         daily.source,
     )

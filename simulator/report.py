@@ -1,0 +1,507 @@
+"""The HTML tear sheet of a run directory and the seed paper's Table 2.
+
+A run directory (written by a backtest) holds ``returns.csv`` (columns ``date, strategy,
+equal_weight, benchmark``: weekly simple returns as fractions, one row per week, stamped on the
+week's last trading day), ``summary.json`` (the statistics of :func:`simulator.metrics.summarize`
+per series plus run facts) and, when the config named a yield series, ``risk_free.csv``.
+
+:func:`write_tearsheet` turns it into one self-contained ``tearsheet.html``: our own section
+(Table 2, a growth-of-1 chart of all three series, notes on fills, risk-free rate and data)
+followed by the QuantStats tear sheet of the strategy against the benchmark, annualised with
+52 weeks a year. QuantStats is imported and run only inside :func:`write_tearsheet`, with its
+warnings, its font log lines and its matplotlib styling confined to that call.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import html
+import io
+import json
+import logging
+import math
+import os
+import re
+import tempfile
+import warnings
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import matplotlib
+import matplotlib.dates as mdates
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from simulator.errors import RunDirError
+from simulator.metrics import WEEKS_PER_YEAR
+
+if TYPE_CHECKING:
+    from matplotlib.typing import RcKeyType
+
+TEARSHEET_NAME = "tearsheet.html"
+RETURN_COLUMNS = ("strategy", "equal_weight", "benchmark")
+TABLE2_ROWS = ("Annual return (%)", "Volatility (%)", "Sharpe ratio", "Max drawdown (%)")
+EQUAL_WEIGHT_LABEL = "1/N"
+FILL_NOTES = {
+    "next_open": "orders decided at the close of week t fill at the open of week t+1",
+    "close": "orders decided at the close of week t fill at the close of week t "
+    "(cheat-on-close), as the paper assumes",
+}
+
+# Table 2 row -> (metric key in summary.json, factor applied to the fraction).
+_TABLE2_SOURCE = {
+    "Annual return (%)": ("cagr", 100.0),
+    "Volatility (%)": ("volatility", 100.0),
+    "Sharpe ratio": ("sharpe", 1.0),
+    "Max drawdown (%)": ("max_drawdown", 100.0),
+}
+# Series keys in the order of Table 2's columns: benchmark, 1/N, strategy.
+_TABLE2_KEYS = ("benchmark", "equal_weight", "strategy")
+_NULLABLE_METRICS = frozenset({"sharpe", "sortino"})
+_REMEDY = "it is written by a backtest run: run the backtest again or pass the right run directory"
+
+
+def table2(summary: Mapping[str, Any]) -> pd.DataFrame:
+    """The seed paper's Table 2 for one run.
+
+    Parameters
+    ----------
+    summary
+        The content of ``summary.json``: per-series metric dicts under ``"strategy"``,
+        ``"equal_weight"`` and ``"benchmark"``, and the labels ``"strategy_name"`` and
+        ``"benchmark_name"``. Not modified.
+
+    Returns
+    -------
+    pd.DataFrame
+        Floats, shape ``(4, 3)``: rows :data:`TABLE2_ROWS` (annual return = CAGR, volatility
+        and max drawdown in percent; Sharpe as a ratio), columns ``[benchmark_name, "1/N",
+        strategy_name]``. A null Sharpe ratio is NaN.
+
+    Raises
+    ------
+    RunDirError
+        If a series, a metric or a label is missing or not a number/string.
+    """
+    labels = _column_labels(summary)
+    data: dict[str, list[float]] = {}
+    for key, label in zip(_TABLE2_KEYS, labels, strict=True):
+        stats = summary.get(key)
+        if not isinstance(stats, Mapping):
+            raise RunDirError(
+                f"summary.json has no metrics object for '{key}' (got {stats!r}); {_REMEDY}"
+            )
+        data[label] = [
+            _metric(stats, metric, key) * factor for metric, factor in _TABLE2_SOURCE.values()
+        ]
+    return pd.DataFrame(data, index=list(TABLE2_ROWS), columns=labels, dtype=float)
+
+
+def format_table2(table: pd.DataFrame) -> pd.DataFrame:
+    """Table 2 as display strings, as the tear sheet and the terminal show it.
+
+    Percent rows get 2 decimals, the Sharpe ratio 3; NaN becomes ``"n/a"``.
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"A": [12.3456, 20.0, float("nan"), -5.0]}, index=list(TABLE2_ROWS))
+    >>> format_table2(t)["A"].tolist()
+    ['12.35', '20.00', 'n/a', '-5.00']
+    """
+    values = table.to_numpy(dtype=float)
+    decimals = [3 if row == "Sharpe ratio" else 2 for row in table.index]
+    cells = {
+        column: [_format_number(values[i, j], decimals[i]) for i in range(len(table.index))]
+        for j, column in enumerate(table.columns)
+    }
+    return pd.DataFrame(cells, index=table.index, columns=table.columns)
+
+
+def write_tearsheet(run_dir: Path) -> Path:
+    """Write ``run_dir/tearsheet.html`` and return its path.
+
+    The page is our section (Table 2, a growth-of-1 chart of the three series as an inline
+    PNG, notes on fill mode, risk-free rate, data and rejected orders) followed by the
+    QuantStats tear sheet of the strategy against the benchmark (weekly series on the same
+    dates, 52 periods a year). The file is written to a temporary file in ``run_dir`` and
+    renamed into place, so a failure never leaves a half-written tear sheet. Takes 2-6 s,
+    nearly all in QuantStats.
+
+    Parameters
+    ----------
+    run_dir
+        A run directory holding ``returns.csv`` and ``summary.json``.
+
+    Returns
+    -------
+    Path
+        ``run_dir / "tearsheet.html"``.
+
+    Raises
+    ------
+    RunDirError
+        If ``run_dir``, ``returns.csv`` or ``summary.json`` is missing or malformed.
+    """
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise RunDirError(f"run directory {run_dir} does not exist; {_REMEDY}")
+    returns = _read_returns(run_dir / "returns.csv")
+    summary = _read_summary(run_dir / "summary.json")
+    table = table2(summary)
+    rf_annual = _annual_risk_free(summary)
+    strategy_label, benchmark_label = str(summary["strategy_name"]), str(summary["benchmark_name"])
+
+    qs_page = _quantstats_html(
+        returns["strategy"],
+        returns["benchmark"],
+        rf_annual=rf_annual,
+        strategy_label=strategy_label,
+        benchmark_label=benchmark_label,
+    )
+    section = _section_html(
+        table, returns, summary, rf_annual, has_rf_file=(run_dir / "risk_free.csv").is_file()
+    )
+    page = _assemble(qs_page, section, title=f"foliosim: {strategy_label} vs {benchmark_label}")
+
+    target = run_dir / TEARSHEET_NAME
+    _write_atomically(target, page)
+    return target
+
+
+# --- reading the run directory -------------------------------------------------------------
+
+
+def _read_returns(path: Path) -> pd.DataFrame:
+    """``returns.csv`` as floats, shape ``(n_weeks, 3)``, on a sorted DatetimeIndex."""
+    if not path.is_file():
+        raise RunDirError(f"{path} not found; {_REMEDY}")
+    try:
+        frame = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise RunDirError(f"{path} is not a readable CSV ({exc}); {_REMEDY}") from exc
+    expected = ("date", *RETURN_COLUMNS)
+    missing = [c for c in expected if c not in frame.columns]
+    if missing:
+        raise RunDirError(
+            f"{path} lacks column(s) {', '.join(missing)} (expected {','.join(expected)}); "
+            f"{_REMEDY}"
+        )
+    try:
+        dates = pd.DatetimeIndex(pd.to_datetime(frame["date"], format="ISO8601"), name="date")
+    except (ValueError, TypeError) as exc:
+        raise RunDirError(f"{path} has a date that is not an ISO date ({exc}); {_REMEDY}") from exc
+    if not dates.is_monotonic_increasing or not dates.is_unique:
+        raise RunDirError(f"{path} dates must be unique and increasing; {_REMEDY}")
+    values = frame[list(RETURN_COLUMNS)].apply(pd.to_numeric, errors="coerce")
+    values.index = dates
+    bad = ~np.isfinite(values.to_numpy(dtype=float))
+    if bad.any():
+        row, col = np.argwhere(bad)[0]
+        raise RunDirError(
+            f"{path} has a missing or non-numeric return in column '{RETURN_COLUMNS[col]}' "
+            f"on {dates[row].date()}; {_REMEDY}"
+        )
+    if len(values) < 2:
+        raise RunDirError(f"{path} has {len(values)} week(s); at least 2 are needed; {_REMEDY}")
+    return values.astype(float)
+
+
+def _read_summary(path: Path) -> dict[str, Any]:
+    """``summary.json`` as a dict, with the keys the tear sheet uses checked."""
+    if not path.is_file():
+        raise RunDirError(f"{path} not found; {_REMEDY}")
+    try:
+        summary = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise RunDirError(f"{path} is not valid JSON ({exc}); {_REMEDY}") from exc
+    if not isinstance(summary, dict):
+        raise RunDirError(f"{path} must hold a JSON object; {_REMEDY}")
+    required = (
+        *RETURN_COLUMNS,
+        "strategy_name",
+        "benchmark_name",
+        "fill",
+        "risk_free",
+        "weeks",
+        "start",
+        "end",
+        "data_note",
+        "orders_rejected",
+    )
+    missing = [key for key in required if key not in summary]
+    if missing:
+        raise RunDirError(f"{path} lacks key(s) {', '.join(missing)}; {_REMEDY}")
+    if summary["fill"] not in FILL_NOTES:
+        raise RunDirError(
+            f"{path}: fill is {summary['fill']!r}, expected one of {', '.join(FILL_NOTES)}; "
+            f"{_REMEDY}"
+        )
+    return summary
+
+
+def _column_labels(summary: Mapping[str, Any]) -> list[str]:
+    """Table 2's column labels: benchmark name, "1/N", strategy name."""
+    names = []
+    for key in ("benchmark_name", "strategy_name"):
+        name = summary.get(key)
+        if not isinstance(name, str) or not name:
+            raise RunDirError(f"summary.json needs a non-empty string '{key}'; {_REMEDY}")
+        names.append(name)
+    labels = [names[0], EQUAL_WEIGHT_LABEL, names[1]]
+    if len(set(labels)) < len(labels):
+        raise RunDirError(
+            f"summary.json: benchmark_name, '{EQUAL_WEIGHT_LABEL}' and strategy_name must "
+            f"differ (got {labels}); rename the strategy or the benchmark in the config"
+        )
+    return labels
+
+
+def _metric(stats: Mapping[str, Any], name: str, series: str) -> float:
+    """One metric as a float; null is NaN for the ratios that may be undefined."""
+    value = stats.get(name)
+    if value is None and name in _NULLABLE_METRICS:
+        return math.nan
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise RunDirError(
+            f"summary.json: '{series}.{name}' must be a number (got {value!r}); {_REMEDY}"
+        )
+    return float(value)
+
+
+def _annual_risk_free(summary: Mapping[str, Any]) -> float:
+    """The constant annual risk-free rate handed to QuantStats, as a fraction."""
+    rate = summary["risk_free"]
+    if isinstance(rate, str):
+        rate = summary.get("risk_free_annual_mean")
+        key = "risk_free_annual_mean"
+    else:
+        key = "risk_free"
+    if isinstance(rate, bool) or not isinstance(rate, int | float) or not math.isfinite(rate):
+        raise RunDirError(
+            f"summary.json: '{key}' must be a finite number (got {rate!r}); {_REMEDY}"
+        )
+    return float(rate)
+
+
+# --- QuantStats ----------------------------------------------------------------------------
+
+
+@functools.cache
+def _quantstats_style() -> dict[RcKeyType, Any]:
+    """The rcParams QuantStats sets when first imported, imported without keeping them global.
+
+    QuantStats restyles matplotlib (seaborn theme, Arial) at import time; we import it inside
+    ``rc_context`` and re-apply the captured difference for each tear sheet only. Empty if
+    QuantStats was already imported elsewhere (its style is then already global).
+    """
+    with matplotlib.rc_context(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        before = dict(matplotlib.rcParams)
+        import quantstats  # noqa: F401
+
+        return {
+            key: value
+            for key, value in matplotlib.rcParams.items()
+            if key != "backend" and before.get(key) != value
+        }
+
+
+@contextmanager
+def _quiet_matplotlib_fonts() -> Iterator[None]:
+    """Hide font_manager's "findfont: Font family 'Arial' not found" lines for one call."""
+    logger = logging.getLogger("matplotlib.font_manager")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def _quantstats_html(
+    strategy: pd.Series,
+    benchmark: pd.Series,
+    *,
+    rf_annual: float,
+    strategy_label: str,
+    benchmark_label: str,
+) -> str:
+    """The QuantStats HTML tear sheet of ``strategy`` against ``benchmark`` (both weekly)."""
+    import matplotlib.pyplot as plt
+
+    open_before = set(plt.get_fignums())
+    # QuantStats (and the pandas/seaborn/matplotlib code it calls) emits deprecation and
+    # tick-label warnings that say nothing about our data; silence them for this call only.
+    with (
+        _quiet_matplotlib_fonts(),
+        warnings.catch_warnings(),
+        matplotlib.rc_context(_quantstats_style()),
+        tempfile.TemporaryDirectory(prefix="foliosim-qs-") as tmp,
+    ):
+        warnings.simplefilter("ignore")
+        import quantstats
+
+        output = Path(tmp) / "quantstats.html"
+        try:
+            quantstats.reports.html(
+                strategy.rename(strategy_label),
+                # A Series on the same weekly dates: a ticker string would download daily data.
+                benchmark=benchmark.rename(benchmark_label),
+                rf=rf_annual,
+                title=html.escape(f"{strategy_label} vs {benchmark_label}"),
+                output=str(output),
+                periods_per_year=WEEKS_PER_YEAR,
+                strategy_title=strategy_label,
+                benchmark_title=benchmark_label,
+            )
+        finally:
+            for number in set(plt.get_fignums()) - open_before:
+                plt.close(number)
+        return output.read_text(encoding="utf-8")
+
+
+# --- our section ---------------------------------------------------------------------------
+
+
+def _equity_png(returns: pd.DataFrame, labels: Mapping[str, str]) -> str:
+    """Growth of 1 of each column of ``returns`` as a base64 PNG (no pyplot, no globals)."""
+    # Start every curve at 1.0 one week before the first return week.
+    start = returns.index[0] - pd.Timedelta(weeks=1)
+    growth = (1.0 + returns).cumprod()
+    growth.loc[start] = 1.0
+    growth = growth.sort_index()
+
+    fig = Figure(figsize=(9, 4.2), dpi=100, layout="constrained")
+    ax = fig.add_subplot()
+    for key in _TABLE2_KEYS:
+        ax.plot(growth.index.to_numpy(), growth[key].to_numpy(), label=labels[key], lw=1.5)
+    ax.axhline(1.0, color="#999999", lw=0.8, ls="--")
+    locator = mdates.AutoDateLocator()
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+    ax.set_ylabel("growth of 1")
+    ax.grid(True, color="#dddddd", lw=0.5)
+    ax.legend(loc="upper left", frameon=False)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _table2_html(table: pd.DataFrame) -> str:
+    """Table 2 as an HTML table, the three columns side by side."""
+    cells = format_table2(table)
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in ["Metric", *cells.columns])
+    rows = "".join(
+        f"<tr><td>{html.escape(str(row))}</td>"
+        + "".join(f"<td>{html.escape(v)}</td>" for v in cells.loc[row])
+        + "</tr>\n"
+        for row in cells.index
+    )
+    return f'<table id="table2">\n<thead><tr>{head}</tr></thead>\n<tbody>\n{rows}</tbody>\n</table>'
+
+
+def _section_html(
+    table: pd.DataFrame,
+    returns: pd.DataFrame,
+    summary: Mapping[str, Any],
+    rf_annual: float,
+    *,
+    has_rf_file: bool,
+) -> str:
+    """Our part of the page: heading, Table 2, the growth-of-1 chart and the notes."""
+    esc = html.escape
+    strategy, benchmark = str(summary["strategy_name"]), str(summary["benchmark_name"])
+    labels = {"benchmark": benchmark, "equal_weight": EQUAL_WEIGHT_LABEL, "strategy": strategy}
+    png = _equity_png(returns, labels)
+
+    if isinstance(summary["risk_free"], str):
+        source = "risk_free.csv" if has_rf_file else "the run"
+        rf_note = (
+            f"Risk-free rate: the {esc(summary['risk_free'])} yield, one rate per week (the "
+            f"yield known at the close of the week before, from {source}), on average "
+            f"{rf_annual:.2%} a year. Table 2 uses the weekly rates; QuantStats takes one "
+            f"constant rate, so its figures use the average {rf_annual:.2%}."
+        )
+    else:
+        weekly = (1.0 + rf_annual) ** (1.0 / WEEKS_PER_YEAR) - 1.0
+        rf_note = (
+            f"Risk-free rate: {rf_annual:.2%} a year ({weekly:.4%} a week), constant; "
+            "used by Table 2 and by QuantStats."
+        )
+    facts = [
+        f"{esc(str(summary['weeks']))} weeks, {esc(str(summary['start']))} to "
+        f"{esc(str(summary['end']))}"
+    ]
+    if "data_source" in summary:
+        facts.append(f"data: {esc(str(summary['data_source']))}")
+    tickers = summary.get("tickers")
+    if isinstance(tickers, list) and tickers:
+        facts.append(f"{len(tickers)} tickers: {esc(', '.join(map(str, tickers)))}")
+    notes = [
+        f"Fill mode <code>{esc(str(summary['fill']))}</code>: {FILL_NOTES[summary['fill']]}.",
+        rf_note,
+        f"Data: {esc(str(summary['data_note']))}",
+        f"Period: {esc(str(summary['weeks']))} weeks, {esc(str(summary['start']))} to "
+        f"{esc(str(summary['end']))}; returns are weekly, annualised with "
+        f"{WEEKS_PER_YEAR} weeks a year.",
+        f"Orders rejected by the broker: {esc(str(summary['orders_rejected']))}.",
+        f"The QuantStats report below compares {esc(strategy)} with {esc(benchmark)} on the "
+        "same weekly dates. Its labels such as &ldquo;Best Day&rdquo;, &ldquo;Worst "
+        "Day&rdquo; and &ldquo;Daily Value-at-Risk&rdquo; refer to weeks here: one period "
+        "is one week.",
+    ]
+    items = "\n".join(f"<li>{note}</li>" for note in notes)
+    alt = f"Growth of 1 of {benchmark}, {EQUAL_WEIGHT_LABEL} and {strategy}"
+    return f"""
+<div class="container" id="foliosim">
+<h1>foliosim: {esc(strategy)} vs {esc(benchmark)} and {EQUAL_WEIGHT_LABEL}</h1>
+<h4>{" &bull; ".join(facts)}</h4>
+<hr>
+<h3>Table 2: {esc(benchmark)}, {EQUAL_WEIGHT_LABEL} and {esc(strategy)}</h3>
+{_table2_html(table)}
+<h3>Growth of 1</h3>
+<img src="data:image/png;base64,{png}" alt="{esc(alt)}">
+<h3>Notes</h3>
+<ul>
+{items}
+</ul>
+<hr>
+</div>
+"""
+
+
+def _assemble(qs_page: str, section: str, *, title: str) -> str:
+    """Insert ``section`` at the top of the QuantStats page's body; keep the page offline."""
+    # The template's favicon link is the page's only network fetch.
+    page = re.sub(r"\s*<link rel=\"shortcut icon\"[^>]*>", "", qs_page)
+    page = re.sub(r"<title>.*?</title>", f"<title>{html.escape(title)}</title>", page, count=1)
+    body = re.search(r"<body\b[^>]*>", page, flags=re.IGNORECASE)
+    if body is None:
+        return section + page
+    return page[: body.end()] + section + page[body.end() :]
+
+
+def _write_atomically(target: Path, text: str) -> None:
+    """Write ``text`` to ``target`` via a temporary file in the same folder and a rename."""
+    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        tmp.chmod(0o644)  # mkstemp makes the file private; a report is an ordinary file
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _format_number(value: float, decimals: int) -> str:
+    """``value`` with ``decimals`` decimals, ``"n/a"`` for NaN, never ``-0.00``."""
+    if math.isnan(value):
+        return "n/a"
+    text = f"{value:.{decimals}f}"
+    return text[1:] if text.startswith("-") and float(text) == 0.0 else text

@@ -1,0 +1,186 @@
+"""The backtrader engine on hand-made weeks: exact fills, rejections, and the time contract."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from simulator.backtest import run_backtest
+from simulator.config import load_config
+from simulator.data import make_weekly
+from simulator.engine import run_engine
+
+from .conftest import tiny_daily
+
+# Week k opens at the first number and closes (every day) at the second.
+PRICES = {
+    "A": [(10.0, 10.0), (11.0, 12.0), (12.0, 12.0), (12.5, 13.0)],
+    "B": [(20.0, 20.0), (19.0, 18.0), (18.0, 18.0), (17.0, 16.0)],
+}
+
+
+def run(targets: Mapping[str, float], fill: str, decisions: int = 1, prices=PRICES):  # type: ignore[no-untyped-def]
+    weekly = make_weekly(tiny_daily(prices))
+    weeks = weekly.calendar
+    return run_engine(
+        weekly, weeks, weeks[:decisions], lambda w, t: dict(targets), cash=10_000.0, fill=fill
+    )
+
+
+def test_weeks_are_stamped_on_fridays() -> None:
+    weekly = make_weekly(tiny_daily(PRICES))
+    assert weekly.calendar.strftime("%a %Y-%m-%d").tolist() == [
+        "Fri 2024-01-05",
+        "Fri 2024-01-12",
+        "Fri 2024-01-19",
+        "Fri 2024-01-26",
+    ]
+
+
+def test_next_open_fills_at_the_following_weeks_open() -> None:
+    res = run({"A": 0.5, "B": 0.5}, "next_open")
+    fills = res.orders.set_index("ticker")
+    # Decided at the close of 2024-01-05; sized and filled at the open of 2024-01-12.
+    assert fills.loc["A", ["size", "price"]].tolist() == [454, 11.0]  # int(5000 / 11)
+    assert fills.loc["B", ["size", "price"]].tolist() == [263, 19.0]  # int(5000 / 19)
+    assert (fills["date_submitted"] == pd.Timestamp("2024-01-05")).all()
+    assert (fills["date_filled"] == pd.Timestamp("2024-01-12")).all()
+    cash = 10_000 - 454 * 11 - 263 * 19
+    assert res.values.tolist() == pytest.approx(
+        [10_000, cash + 454 * 12 + 263 * 18, cash + 454 * 12 + 263 * 18, cash + 454 * 13 + 263 * 16]
+    )
+
+
+def test_close_fills_at_the_decision_weeks_close() -> None:
+    res = run({"A": 0.5, "B": 0.5}, "close")
+    fills = res.orders.set_index("ticker")
+    assert fills.loc["A", ["size", "price"]].tolist() == [500, 10.0]
+    assert fills.loc["B", ["size", "price"]].tolist() == [250, 20.0]
+    assert (fills["date_filled"] == pd.Timestamp("2024-01-05")).all()
+    assert res.values.tolist() == pytest.approx([10_000, 10_500, 10_500, 500 * 13 + 250 * 16])
+    # Weights after the week's fills, valued at that week's close.
+    assert res.weights.loc["2024-01-05"].tolist() == pytest.approx([0.5, 0.5])
+    assert res.weights.loc["2024-01-12"].tolist() == pytest.approx([6000 / 10_500, 4500 / 10_500])
+
+
+def test_sells_go_before_buys_and_shorts_are_allowed() -> None:
+    weekly = make_weekly(tiny_daily(PRICES))
+    weeks = weekly.calendar
+    plan = {weeks[0]: {"A": 0.5, "B": 0.5}, weeks[1]: {"A": 0.9, "B": -0.1}}
+    res = run_engine(weekly, weeks, weeks[:2], lambda w, t: plan[w], cash=10_000.0, fill="close")
+    second = res.orders[res.orders["date_submitted"] == weeks[1]]
+    assert second["side"].tolist() == ["sell", "buy"]
+    # V = 10500 at the close of week 1: B to int(-1050 / 18) = -58 shares, A to int(9450 / 12).
+    assert second["size"].tolist() == [250 + 58, 787 - 500]
+    assert (second["status"] == "Completed").all()
+
+
+def test_a_buy_the_cash_cannot_pay_is_rejected_and_logged() -> None:
+    res = run({"A": 0.8, "B": 0.8}, "close")
+    rows = res.orders.set_index("ticker")
+    assert rows.loc["A", "status"] == "Completed"
+    assert rows.loc["B", "status"] == "Margin"
+    assert rows.loc["B", ["side", "size"]].tolist() == ["buy", 400]
+    assert pd.isna(rows.loc["B", "date_filled"])
+
+
+def test_commission_is_charged_and_cash_reserved() -> None:
+    weekly = make_weekly(tiny_daily(PRICES))
+    weeks = weekly.calendar
+    res = run_engine(
+        weekly,
+        weeks,
+        weeks[:1],
+        lambda w, t: {"A": 1.0},
+        cash=10_000.0,
+        fill="close",
+        commission=0.01,
+    )
+    fill = res.orders.iloc[0]
+    # 10000 * 1% of cost reserved: int(9900 / 10) = 990 shares, commission 1% of 9900.
+    assert (fill["size"], fill["status"]) == (990, "Completed")
+    assert fill["commission"] == pytest.approx(99.0)
+
+
+def test_future_prices_do_not_move_earlier_decisions_or_orders() -> None:
+    seen: list[tuple[pd.Timestamp, tuple[str, ...]]] = []
+
+    def decide(week: pd.Timestamp, tickers: list[str]) -> dict[str, float]:
+        seen.append((week, tuple(tickers)))
+        return {t: 1 / len(tickers) for t in tickers}
+
+    base = {k: list(v) for k, v in PRICES.items()}
+    changed = {k: [*v[:2], (99.0, 1.0), (1.0, 77.0)] for k, v in PRICES.items()}
+    results = []
+    for prices in (base, changed):
+        seen.clear()
+        weekly = make_weekly(tiny_daily(prices))
+        weeks = weekly.calendar
+        for fill in ("close", "next_open"):
+            res = run_engine(weekly, weeks, weeks[:3], decide, cash=10_000.0, fill=fill)
+            results.append((fill, list(seen), res))
+    week1 = pd.Timestamp("2024-01-12")
+    for (fill, seen_a, a), (_, seen_b, b) in zip(results[:2], results[2:], strict=True):
+        assert [s for s in seen_a if s[0] <= week1] == [s for s in seen_b if s[0] <= week1]
+        # Orders filled up to week 1 (decided up to week 1 with close fills, up to week 0 with
+        # next-open fills) and the values up to week 1 are identical.
+        early_a = a.orders[a.orders["date_filled"] <= week1].reset_index(drop=True)
+        early_b = b.orders[b.orders["date_filled"] <= week1].reset_index(drop=True)
+        assert len(early_a) > 0
+        pd.testing.assert_frame_equal(early_a, early_b)
+        pd.testing.assert_series_equal(a.values.loc[:week1], b.values.loc[:week1])
+        pd.testing.assert_frame_equal(a.weights.loc[:week1], b.weights.loc[:week1])
+        assert fill in {"close", "next_open"}
+
+
+def test_late_listing_joins_and_untraded_week_is_logged() -> None:
+    prices = {"A": PRICES["A"], "B": PRICES["B"]}
+    daily = tiny_daily(prices)
+    # B has no trading days in week 2 (a halt): no bar, nothing invented.
+    b = daily.assets["B"]
+    halted = b[(b.index < "2024-01-15") | (b.index > "2024-01-19")]
+    weekly = make_weekly(
+        type(daily)({"A": daily.assets["A"], "B": halted}, daily.benchmark, None, "", "test")
+    )
+    weeks = weekly.calendar
+    res = run_engine(
+        weekly,
+        weeks,
+        weeks[:3],
+        lambda w, t: {"A": 0.5, "B": 0.5},
+        cash=10_000.0,
+        fill="next_open",
+    )
+    nobar = res.orders[res.orders["status"] == "NoBar"]
+    assert nobar["ticker"].tolist() == ["B"]
+    assert nobar["date_submitted"].tolist() == [pd.Timestamp("2024-01-12")]
+
+
+@pytest.mark.slow
+def test_equal_weight_matches_vectorised_mean_of_returns(tmp_path: Path) -> None:
+    """With close fills and no costs, 1/N's weekly return is the tickers' mean weekly return,
+    to whole-share rounding of $10M."""
+    cfg = load_config(
+        None,
+        [
+            "data.start=2015-01-01",
+            "backtest.start=2016-01-01",
+            "backtest.end=2022-12-31",
+            "backtest.fill=close",
+            "strategy.max_weight=1.0",
+        ],
+    )
+    result = run_backtest(cfg, tmp_path)
+    from simulator.data import load_daily
+
+    closes = make_weekly(load_daily(cfg.data, 0.0, tmp_path)).closes()
+    vectorised = closes.pct_change().mean(axis=1).reindex(result.returns.index)
+    diff = (result.returns["strategy"] - vectorised).abs()
+    assert len(diff) > 300
+    assert diff.max() < 1e-4
+    assert np.allclose(result.returns["equal_weight"], result.returns["strategy"])
+    assert (result.orders["status"] == "Completed").all()

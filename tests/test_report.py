@@ -1,0 +1,268 @@
+"""Tests of simulator.report: Table 2 and the HTML tear sheet of a hand-built run directory."""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import re
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+import numpy as np
+import pandas as pd
+import pytest
+
+from simulator.errors import RunDirError
+from simulator.metrics import summarize, weekly_risk_free
+from simulator.report import TABLE2_ROWS, format_table2, table2, write_tearsheet
+
+N_WEEKS = 30
+RF_ANNUAL = 0.02
+STRATEGY = "lstm_signal"
+BENCHMARK = "SP500"
+DATA_NOTE = "weekly open/high/low formed from daily closes (open = first close of the week)"
+
+
+def _returns() -> pd.DataFrame:
+    """30 weeks of deterministic weekly returns with clearly different series."""
+    rng = np.random.default_rng(20240607)
+    dates = pd.date_range("2023-01-06", periods=N_WEEKS, freq="W-FRI", name="date")
+    return pd.DataFrame(
+        {
+            "strategy": rng.normal(0.004, 0.03, N_WEEKS),
+            "equal_weight": rng.normal(0.002, 0.02, N_WEEKS),
+            "benchmark": rng.normal(0.001, 0.018, N_WEEKS),
+        },
+        index=dates,
+    )
+
+
+def _summary(returns: pd.DataFrame) -> dict[str, Any]:
+    rf = weekly_risk_free(RF_ANNUAL, pd.DatetimeIndex(returns.index))
+    summary: dict[str, Any] = {key: summarize(returns[key], rf) for key in returns.columns}
+    summary.update(
+        weeks=len(returns),
+        start="2023-01-06",
+        end=returns.index[-1].date().isoformat(),
+        fill="next_open",
+        risk_free=RF_ANNUAL,
+        risk_free_annual_mean=RF_ANNUAL,
+        strategy_name=STRATEGY,
+        benchmark_name=BENCHMARK,
+        data_source="bundled",
+        data_note=DATA_NOTE,
+        tickers=["AAPL", "MSFT", "JPM"],
+        orders_rejected=3,
+    )
+    return summary
+
+
+def _make_run_dir(path: Path) -> dict[str, Any]:
+    """Write returns.csv and summary.json into ``path``; return the summary."""
+    path.mkdir(parents=True, exist_ok=True)
+    returns = _returns()
+    out = returns.copy()
+    out.index = pd.DatetimeIndex(out.index).strftime("%Y-%m-%d")
+    out.to_csv(path / "returns.csv", index_label="date")
+    summary = _summary(returns)
+    (path / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    return summary
+
+
+@dataclass(frozen=True)
+class Tearsheet:
+    run_dir: Path
+    path: Path
+    html: str
+    summary: dict[str, Any]
+    seconds: float
+    rc_changed: list[str]
+    font_logger_level_kept: bool
+    open_figures: list[int]
+
+
+@pytest.fixture(scope="module")
+def tearsheet(tmp_path_factory: pytest.TempPathFactory) -> Tearsheet:
+    """The module's one QuantStats call (~5 s)."""
+    import matplotlib.pyplot as plt
+
+    run_dir = tmp_path_factory.mktemp("run")
+    summary = _make_run_dir(run_dir)
+    rc_before = dict(matplotlib.rcParams)
+    font_logger = logging.getLogger("matplotlib.font_manager")
+    level_before = font_logger.level
+    start = time.perf_counter()
+    path = write_tearsheet(run_dir)
+    seconds = time.perf_counter() - start
+    rc_changed = [str(k) for k, v in matplotlib.rcParams.items() if rc_before.get(k) != v]
+    return Tearsheet(
+        run_dir=run_dir,
+        path=path,
+        html=path.read_text(encoding="utf-8"),
+        summary=summary,
+        seconds=seconds,
+        rc_changed=rc_changed,
+        font_logger_level_kept=font_logger.level == level_before,
+        open_figures=plt.get_fignums(),
+    )
+
+
+# --- table2 --------------------------------------------------------------------------------
+
+
+def test_table2_layout_and_exact_values() -> None:
+    summary = _summary(_returns())
+    table = table2(summary)
+    assert list(table.index) == list(TABLE2_ROWS)
+    assert list(table.columns) == [BENCHMARK, "1/N", STRATEGY]
+    assert all(dtype == np.float64 for dtype in table.dtypes)
+    for label, key in [(BENCHMARK, "benchmark"), ("1/N", "equal_weight"), (STRATEGY, "strategy")]:
+        stats = summary[key]
+        assert table.at["Annual return (%)", label] == stats["cagr"] * 100
+        assert table.at["Volatility (%)", label] == stats["volatility"] * 100
+        assert table.at["Sharpe ratio", label] == stats["sharpe"]
+        assert table.at["Max drawdown (%)", label] == stats["max_drawdown"] * 100
+    # The three series differ, so a swapped column cannot pass unnoticed.
+    assert table.loc["Annual return (%)"].nunique() == 3
+
+
+def test_table2_null_sharpe_is_nan_and_input_untouched() -> None:
+    summary = _summary(_returns())
+    summary["strategy"]["sharpe"] = None
+    before = copy.deepcopy(summary)
+    table = table2(summary)
+    assert table[STRATEGY].isna().tolist() == [False, False, True, False]
+    assert summary == before
+    assert format_table2(table).at["Sharpe ratio", STRATEGY] == "n/a"
+
+
+def test_table2_missing_metric_raises() -> None:
+    summary = _summary(_returns())
+    del summary["equal_weight"]["volatility"]
+    with pytest.raises(RunDirError, match=r"'equal_weight\.volatility' must be a number"):
+        table2(summary)
+
+
+def test_format_table2_decimals() -> None:
+    table = pd.DataFrame(
+        {"A": [12.3456, 20.0, 0.98765, -0.0001]}, index=list(TABLE2_ROWS), dtype=float
+    )
+    assert format_table2(table)["A"].tolist() == ["12.35", "20.00", "0.988", "0.00"]
+
+
+# --- write_tearsheet -----------------------------------------------------------------------
+
+
+def test_tearsheet_path_and_table2_figures(tearsheet: Tearsheet) -> None:
+    assert tearsheet.path == tearsheet.run_dir / "tearsheet.html"
+    section = tearsheet.html.split('id="table2"', 1)[1].split("</table>", 1)[0]
+    assert f"<th>{BENCHMARK}</th><th>1/N</th><th>{STRATEGY}</th>" in section
+    cells = format_table2(table2(tearsheet.summary))
+    for row in TABLE2_ROWS:
+        expected = "".join(f"<td>{v}</td>" for v in cells.loc[row])
+        assert f"<tr><td>{row}</td>{expected}</tr>" in section
+    strategy = tearsheet.summary["strategy"]
+    assert f"<td>{strategy['cagr'] * 100:.2f}</td>" in section
+    assert f"<td>{strategy['sharpe']:.3f}</td>" in section
+
+
+def test_tearsheet_has_chart_notes_and_quantstats(tearsheet: Tearsheet) -> None:
+    page = tearsheet.html
+    assert page.count("data:image/png;base64,") == 1
+    assert "Key Performance Metrics" in page  # QuantStats' metrics table
+    assert "Cumulative Returns" in page  # QuantStats' first chart
+    assert "at the open of week t+1" in page
+    assert "2.00% a year" in page
+    assert DATA_NOTE in page
+    assert "Orders rejected by the broker: 3." in page
+    assert "Best Day" in page and "refer to weeks here" in page
+    assert "30 weeks, 2023-01-06 to 2023-07-28" in page
+    assert "qtpylib.io/favicon" not in page  # no network fetch when opened
+    # Our section sits inside <body>, before QuantStats' own heading.
+    assert page.index("<body") < page.index('id="foliosim"') < page.index("Key Performance")
+
+
+def test_quantstats_annualises_weekly(tearsheet: Tearsheet) -> None:
+    # With 252 periods a year QuantStats' Sharpe would be ~2.2x ours (see PITFALLS.md).
+    row = re.search(r"<tr><td>Sharpe</td><td>([-\d.]+)</td><td>([-\d.]+)</td></tr>", tearsheet.html)
+    assert row is not None
+    qs_benchmark, qs_strategy = float(row.group(1)), float(row.group(2))
+    assert qs_strategy == round(tearsheet.summary["strategy"]["sharpe"], 2)
+    assert qs_benchmark == round(tearsheet.summary["benchmark"]["sharpe"], 2)
+
+
+def test_tearsheet_leaves_no_temp_files_or_global_state(tearsheet: Tearsheet) -> None:
+    names = sorted(p.name for p in tearsheet.run_dir.iterdir())
+    assert names == ["returns.csv", "summary.json", "tearsheet.html"]
+    assert tearsheet.rc_changed == []
+    assert tearsheet.font_logger_level_kept
+    assert tearsheet.open_figures == []
+
+
+def test_import_has_no_side_effects() -> None:
+    code = (
+        "import logging, sys, matplotlib\n"
+        "before = dict(matplotlib.rcParams)\n"
+        "import simulator.report\n"
+        "changed = [k for k, v in matplotlib.rcParams.items() if before.get(k) != v]\n"
+        "assert changed == [], changed\n"
+        "assert 'quantstats' not in sys.modules and 'matplotlib.pyplot' not in sys.modules\n"
+        "assert logging.getLogger('matplotlib.font_manager').level == logging.NOTSET\n"
+    )
+    subprocess.run([sys.executable, "-W", "error", "-c", code], check=True)
+
+
+# --- bad run directories -------------------------------------------------------------------
+
+
+def test_missing_summary_raises(tmp_path: Path) -> None:
+    _make_run_dir(tmp_path)
+    (tmp_path / "summary.json").unlink()
+    with pytest.raises(RunDirError, match=r"summary\.json not found; .*run the backtest again"):
+        write_tearsheet(tmp_path)
+    assert not (tmp_path / "tearsheet.html").exists()
+
+
+def test_returns_without_benchmark_column_raises(tmp_path: Path) -> None:
+    _make_run_dir(tmp_path)
+    frame = pd.read_csv(tmp_path / "returns.csv").drop(columns="benchmark")
+    frame.to_csv(tmp_path / "returns.csv", index=False)
+    with pytest.raises(RunDirError, match=r"returns\.csv lacks column\(s\) benchmark"):
+        write_tearsheet(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["returns.csv", "summary.json"]
+
+
+def test_malformed_summary_raises(tmp_path: Path) -> None:
+    _make_run_dir(tmp_path)
+    (tmp_path / "summary.json").write_text("{not json", encoding="utf-8")
+    with pytest.raises(RunDirError, match=r"summary\.json is not valid JSON"):
+        write_tearsheet(tmp_path)
+
+
+def test_unknown_fill_mode_raises(tmp_path: Path) -> None:
+    summary = _make_run_dir(tmp_path)
+    summary["fill"] = "open"
+    (tmp_path / "summary.json").write_text(json.dumps(summary), encoding="utf-8")
+    with pytest.raises(RunDirError, match=r"fill is 'open', expected one of next_open, close"):
+        write_tearsheet(tmp_path)
+
+
+def test_non_numeric_return_raises(tmp_path: Path) -> None:
+    _make_run_dir(tmp_path)
+    frame = pd.read_csv(tmp_path / "returns.csv")
+    frame["equal_weight"] = frame["equal_weight"].astype(object)
+    frame.loc[4, "equal_weight"] = "oops"
+    frame.to_csv(tmp_path / "returns.csv", index=False)
+    with pytest.raises(RunDirError, match=r"non-numeric return in column 'equal_weight' on 2023"):
+        write_tearsheet(tmp_path)
+
+
+def test_missing_run_dir_raises(tmp_path: Path) -> None:
+    with pytest.raises(RunDirError, match=r"run directory .* does not exist"):
+        write_tearsheet(tmp_path / "nope")

@@ -121,12 +121,17 @@ def run_foliosim(weekly: WeeklyData, fill: str) -> dict[str, Any]:
     }
 
 
-def run_bare(weekly: WeeklyData) -> dict[str, Any]:
-    """Bare backtrader with default settings: ``order_target_percent(1/N)`` for every data."""
+def run_bare(weekly: WeeklyData, sells_first: bool) -> dict[str, Any]:
+    """Bare backtrader with default settings: ``order_target_percent(1/N)`` for every data.
+
+    With ``sells_first`` the datas are visited in order of their excess over the target value
+    (largest sell first), so that the broker's submission check sees the sells' cash before
+    the buys; otherwise in feed order, as a plain loop does.
+    """
     import backtrader as bt
 
     class EqualWeight(bt.Strategy):
-        params: Any = (("n_weeks", 0),)
+        params: Any = (("n_weeks", 0), ("sells_first", False))
 
         def __init__(self) -> None:
             self.target = 1.0 / len(self.datas)
@@ -137,7 +142,15 @@ def run_bare(weekly: WeeklyData) -> dict[str, Any]:
             # No order at the last week: it could never fill (same orders as foliosim's run).
             if len(self.data0) >= self.p.n_weeks:
                 return
-            for data in self.datas:
+            datas = self.datas
+            if self.p.sells_first:
+                value = self.broker.getvalue()
+
+                def excess(d: Any) -> float:
+                    return float(self.getposition(d).size * d.close[0] - self.target * value)
+
+                datas = sorted(datas, key=excess, reverse=True)
+            for data in datas:
                 if self.order_target_percent(data, target=self.target) is not None:
                     self.submitted += 1
 
@@ -151,7 +164,7 @@ def run_bare(weekly: WeeklyData) -> dict[str, Any]:
     cerebro.broker.setcash(CASH)
     for ticker, frame in frames.items():
         cerebro.adddata(bt.feeds.PandasData(dataname=frame, name=ticker))
-    cerebro.addstrategy(EqualWeight, n_weeks=len(weekly.calendar))
+    cerebro.addstrategy(EqualWeight, n_weeks=len(weekly.calendar), sells_first=sells_first)
     strat = cerebro.run()[0]
     seconds = time.perf_counter() - start
     status = dict(strat.ended)
@@ -222,7 +235,10 @@ def child(engine: str, n: int, fill: str, n_weeks: int | None) -> None:
     """One engine run in this (fresh) process; prints its result as one JSON line."""
     weekly = load_weekly(n, n_weeks)
     before = max_rss_mib()
-    result = run_bare(weekly) if engine == "bare" else run_foliosim(weekly, fill)
+    if engine == "bare":
+        result = run_bare(weekly, sells_first=fill == "sells_first")
+    else:
+        result = run_foliosim(weekly, fill)
     result.update(peak_mib=max_rss_mib(), before_mib=before, weeks=len(weekly.calendar))
     print(RESULT_TAG + json.dumps(result), flush=True)
 
@@ -266,6 +282,10 @@ def machine() -> str:
     )
 
 
+def fmt_seconds(seconds: float) -> str:
+    return f"{seconds:.3f}" if seconds >= 0.01 else f"{seconds * 1e6:.1f}us"
+
+
 def rel(a: float, b: float) -> str:
     return f"{(a - b) / b:+.2e}"
 
@@ -307,7 +327,8 @@ def main(argv: list[str] | None = None) -> int:
         for name, engine, fill in [
             ("foliosim next_open", "foliosim", "next_open"),
             ("foliosim close", "foliosim", "close"),
-            ("bare backtrader", "bare", "next_open"),
+            ("bare backtrader", "bare", "default"),
+            ("bare, sells first", "bare", "sells_first"),
         ]:
             progress(f"N={n}: {name} ({weeks} weeks) ...")
             runs[name] = spawn(engine, n, fill, n_weeks)
@@ -344,6 +365,10 @@ def main(argv: list[str] | None = None) -> int:
         "order_target_percent(1/N) every week, next-open market fills;"
     )
     print(
+        "      bare, sells first = the same, datas visited largest sell first (extra row, "
+        "not the headline);"
+    )
+    print(
         "      numpy = 1/N close-to-close from a (weeks x N) closes array, best of repeats; "
         "peak = ru_maxrss of the child"
     )
@@ -363,54 +388,65 @@ def main(argv: list[str] | None = None) -> int:
                 f"{r['orders']:>9,}{statuses(r['status']):>16}"
                 f"{r['peak_mib']:>10.0f}{r['before_mib']:>12.0f}"
             )
-        print(f"{r['n']:>4}  {r['run']:<20}{r['seconds']:>9.3f}{rate:>12,.0f}{extra}")
+        print(f"{r['n']:>4}  {r['run']:<20}{fmt_seconds(r['seconds']):>9}{rate:>12,.0f}{extra}")
         if r["run"] == "numpy":
             print()
     print(
-        "not filled: orders that ended other than Completed (Margin = rejected for cash at the "
-        "fill); pre-run MiB: the child's peak after imports and data loading"
+        "not filled: orders that ended other than Completed (Margin = rejected for want of "
+        "cash); pre-run MiB: the child's peak after imports and data loading"
     )
     print()
 
     by = {(r["n"], r["run"]): r for r in rows}
+    print("throughput ratios (foliosim = fill next_open; bare = the default run above)")
     print(
-        f"{'N':>4}{'foliosim/bare':>15}{'numpy/foliosim':>16}{'foliosim peak':>18}"
-        f"{'final foliosim':>17}{'final bare':>17}{'rel diff':>10}"
+        f"{'N':>4}{'foliosim/bare':>15}{'foliosim/bare sells-first':>27}{'numpy/foliosim':>16}"
+        f"{'foliosim peak':>15}{'bare peak':>11}"
     )
     speeds = []
     for n in SIZES:
-        fo, bare, npy = by[(n, "foliosim next_open")], by[(n, "bare backtrader")], by[(n, "numpy")]
+        fo, bare = by[(n, "foliosim next_open")], by[(n, "bare backtrader")]
+        bare_sf, npy = by[(n, "bare, sells first")], by[(n, "numpy")]
         speed = bare["seconds"] / fo["seconds"]
-        numpy_ratio = fo["seconds"] / npy["seconds"]
         speeds.append(speed)
         print(
-            f"{n:>4}{speed:>14.2f}x{numpy_ratio:>15,.0f}x{fo['peak_mib']:>14.0f} MiB"
-            f"{fo['final']:>17,.0f}{bare['final']:>17,.0f}{rel(fo['final'], bare['final']):>10}"
+            f"{n:>4}{speed:>14.2f}x{bare_sf['seconds'] / fo['seconds']:>26.2f}x"
+            f"{fo['seconds'] / npy['seconds']:>15,.0f}x"
+            f"{fo['peak_mib']:>11.0f} MiB{bare['peak_mib']:>7.0f} MiB"
         )
-    print("(ratios of throughput; foliosim = fill next_open; peak = foliosim's child)")
     print()
 
-    print("sanity: final values vs numpy (relative difference)")
+    print("sanity: final portfolio values (relative difference to the reference on the right)")
     print(
-        f"{'N':>4}{'foliosim next_open':>20}{'numpy next-open':>17}{'rel':>10}"
-        f"{'foliosim close':>17}{'numpy close':>17}{'rel':>10}{'bare vs np n-o':>16}"
+        f"{'N':>4}{'foliosim n-o':>14}{'bare':>14}{'bare s-f':>14}{'numpy n-o':>14}"
+        f"{'fs/bare':>10}{'fs/np':>10}{'bare/np':>10}{'bsf/np':>10}"
+        f"{'foliosim cl':>14}{'numpy cl':>14}{'fs/np':>10}"
     )
     for n in SIZES:
         fo, fc = by[(n, "foliosim next_open")], by[(n, "foliosim close")]
-        bare, npy = by[(n, "bare backtrader")], by[(n, "numpy")]
+        bare, bare_sf, npy = (
+            by[(n, "bare backtrader")],
+            by[(n, "bare, sells first")],
+            by[(n, "numpy")],
+        )
         nxo = npy["next_open_final"]
         print(
-            f"{n:>4}{fo['final']:>20,.0f}{nxo:>17,.0f}{rel(fo['final'], nxo):>10}"
-            f"{fc['final']:>17,.0f}{npy['final']:>17,.0f}{rel(fc['final'], npy['final']):>10}"
-            f"{rel(bare['final'], nxo):>16}"
+            f"{n:>4}{fo['final']:>14,.0f}{bare['final']:>14,.0f}{bare_sf['final']:>14,.0f}"
+            f"{nxo:>14,.0f}{rel(fo['final'], bare['final']):>10}{rel(fo['final'], nxo):>10}"
+            f"{rel(bare['final'], nxo):>10}{rel(bare_sf['final'], nxo):>10}"
+            f"{fc['final']:>14,.0f}{npy['final']:>14,.0f}{rel(fc['final'], npy['final']):>10}"
         )
     print(
-        "numpy close = the timed close-to-close computation; numpy next-open = the same 1/N "
-        "decided at t's close, filled at t+1's open (fractional shares, not timed)."
+        "n-o = next-open fills, cl = fills at the deciding close (foliosim fill='close'); "
+        "numpy cl = the timed close-to-close computation;"
     )
     print(
-        "foliosim and bare trade whole shares; bare sizes each order from t's close and "
-        "cannot buy when cash runs out at the open."
+        "numpy n-o = the same 1/N decided at t's close and filled at t+1's open with fractional "
+        "shares (not timed). foliosim and bare"
+    )
+    print(
+        "trade whole shares; bare sizes its orders from t's close, so its weights at the open "
+        "are not exactly 1/N, and its rejected buys leave cash idle."
     )
     print()
     peak100 = by[(100, "foliosim next_open")]["peak_mib"]

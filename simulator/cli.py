@@ -94,7 +94,7 @@ def _run(cfg: Config, out: Path | None) -> Path:
     print_table2(result.summary)
     if result.summary["orders_rejected"]:
         console.print(f"orders not filled: {result.summary['orders_rejected']} (see orders.csv)")
-    console.print(f"run directory: {path}")
+    console.print(f"run directory: {path}", soft_wrap=True, markup=False, highlight=False)
     return path
 
 
@@ -128,7 +128,7 @@ def report(run_dir: Annotated[Path, typer.Argument(help="A run directory.")]) ->
     with err_console.status("writing the tear sheet"):
         path = write_tearsheet(run_dir)
     print_table2(json.loads((run_dir / "summary.json").read_text(encoding="utf-8")))
-    console.print(f"tear sheet: {path}")
+    console.print(f"tear sheet: {path}", soft_wrap=True, markup=False, highlight=False)
 
 
 def _parse_day(text: str, flag: str) -> dt.date:

@@ -172,7 +172,11 @@ def _format_error(err: ValidationError, where: str) -> str:
         section, _, field = loc.rpartition(".")
         known = Config.model_fields if not section else _section_fields(section)
         msg = f"unknown field{did_you_mean(field, known)}"
-    label = f"{loc}: " if loc else ""
+    got = first.get("input")
+    if first["type"] != "extra_forbidden" and isinstance(got, str | int | float | bool):
+        msg = f"{msg} (got {got!r})"
+    # Model-level checks name their fields in the message already.
+    label = f"{loc}: " if loc and "." in loc else ""
     more = f" (and {len(err.errors()) - 1} more)" if len(err.errors()) > 1 else ""
     return f"{where}: {label}{msg}{more}"
 

@@ -63,16 +63,10 @@ def write_run(result: BacktestResult, out: Path) -> Path:
         (tmp / "config.toml").write_text(result.config.to_toml(), encoding="utf-8")
         summary = json.dumps(_clean(result.summary), indent=2, allow_nan=False)
         (tmp / "summary.json").write_text(summary + "\n", encoding="utf-8")
-        result.returns.to_csv(tmp / "returns.csv", date_format="%Y-%m-%d", float_format="%.10g")
-        result.weights.to_csv(
-            tmp / "weights.csv", index=False, date_format="%Y-%m-%d", float_format="%.10g"
-        )
-        result.orders.to_csv(
-            tmp / "orders.csv", index=False, date_format="%Y-%m-%d", float_format="%.10g"
-        )
-        result.risk_free.rename("rate").to_csv(
-            tmp / "risk_free.csv", date_format="%Y-%m-%d", float_format="%.10g"
-        )
+        result.returns.to_csv(tmp / "returns.csv", date_format="%Y-%m-%d")
+        result.weights.to_csv(tmp / "weights.csv", index=False, date_format="%Y-%m-%d")
+        result.orders.to_csv(tmp / "orders.csv", index=False, date_format="%Y-%m-%d")
+        result.risk_free.rename("rate").to_csv(tmp / "risk_free.csv", date_format="%Y-%m-%d")
         write_tearsheet(tmp)
         tmp.chmod(0o755)  # mkdtemp makes it private; a run directory is an ordinary folder
         if out.exists():

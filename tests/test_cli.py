@@ -1,0 +1,231 @@
+"""The command line end to end: real data, real backtrader runs, real files."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from simulator.cli import main
+from simulator.rundir import RUN_FILES
+
+PAPER_CONFIG = """
+[data]
+source = "csv"
+path = "{path}"
+benchmark = "IXIC"
+start = "2018-01-01"
+end = "2023-06-30"
+
+[backtest]
+start = "2022-06-24"
+end = "2023-06-23"
+strategy = "equal_weight"
+cash = 10_000_000
+fill = "close"
+
+[report]
+risk_free = "DGS2"
+"""
+
+
+def cli(argv: list[str], monkeypatch: pytest.MonkeyPatch) -> int:
+    """Run ``foliosim argv`` in-process; return its exit status."""
+    monkeypatch.setattr(sys, "argv", ["foliosim", *argv])
+    try:
+        main()
+    except SystemExit as ex:
+        return int(ex.code or 0)
+    return 0
+
+
+def paper_config_dir(config: Path) -> Path:
+    import tomllib
+
+    return Path(tomllib.loads(config.read_text())["data"]["path"])
+
+
+@pytest.fixture
+def paper_config(paper12: Path, tmp_path: Path) -> Path:
+    path = tmp_path / "paper.toml"
+    path.write_text(PAPER_CONFIG.format(path=paper12))
+    return path
+
+
+@pytest.mark.slow
+def test_backtest_on_paper12_writes_a_complete_run(
+    paper_config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:  # type: ignore[no-untyped-def]
+    out = tmp_path / "run"
+    assert cli(["backtest", str(paper_config), "--out", str(out)], monkeypatch) == 0
+    printed = capsys.readouterr().out
+    assert "Annual return (%)" in printed and f"run directory: {out}" in printed
+    for name in (*RUN_FILES, "tearsheet.html"):
+        assert (out / name).is_file(), name
+
+    returns = pd.read_csv(out / "returns.csv", parse_dates=["date"], index_col="date")
+    assert list(returns.columns) == ["strategy", "equal_weight", "benchmark"]
+    # The paper's 52 test weeks, dated on the last trading day (Thursday in Good-Friday week).
+    assert len(returns) == 52
+    assert returns.index[0] == pd.Timestamp("2022-07-01")
+    assert returns.index[-1] == pd.Timestamp("2023-06-23")
+    assert pd.Timestamp("2023-04-06") in returns.index
+    assert (returns.index.day_of_week <= 4).all()
+    ixic = pd.read_csv(paper_config_dir(paper_config) / "IXIC.csv", index_col="date")["close"]
+    assert returns.loc["2022-07-01", "benchmark"] == pytest.approx(
+        ixic["2022-07-01"] / ixic["2022-06-24"] - 1, rel=1e-12
+    )
+
+    weights = pd.read_csv(out / "weights.csv")
+    assert list(weights.columns) == ["date", "ticker", "weight"]
+    per_week = weights.groupby("date")["weight"].sum()
+    assert per_week.between(0.99, 1.0 + 1e-12).all()  # fully invested, whole shares
+    orders = pd.read_csv(out / "orders.csv")
+    assert list(orders.columns)[:8] == [
+        "date_submitted",
+        "date_filled",
+        "ticker",
+        "side",
+        "size",
+        "price",
+        "value",
+        "commission",
+    ]
+    assert (orders["status"] == "Completed").all()
+    assert (orders["date_submitted"] == orders["date_filled"]).all()  # fill = close
+
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["weeks"] == 52 and summary["fill"] == "close"
+    assert summary["risk_free"] == "DGS2"
+    rf = pd.read_csv(out / "risk_free.csv", parse_dates=["date"], index_col="date")["rate"]
+    # Week 2022-07-08 earns the yield known at the close of 2022-07-01: DGS2 = 2.84%.
+    assert rf.loc["2022-07-08"] == pytest.approx(1.0284 ** (1 / 52) - 1, rel=1e-12)
+    for col in ("strategy", "equal_weight", "benchmark"):
+        r = returns[col].to_numpy()
+        excess = r - rf.to_numpy()
+        stats = summary[col]
+        assert stats["total_return"] == pytest.approx(np.prod(1 + r) - 1, rel=1e-9)
+        assert stats["volatility"] == pytest.approx(np.std(r, ddof=1) * math.sqrt(52), rel=1e-9)
+        sharpe = excess.mean() / np.std(excess, ddof=1) * math.sqrt(52)
+        assert stats["sharpe"] == pytest.approx(sharpe, rel=1e-9)
+        equity = np.concatenate([[1.0], np.cumprod(1 + r)])
+        mdd = (equity / np.maximum.accumulate(equity) - 1).min()
+        assert stats["max_drawdown"] == pytest.approx(mdd, rel=1e-9)
+        assert stats["cagr"] == pytest.approx(stats["total_return"], rel=1e-9)  # 52 weeks
+    html = (out / "tearsheet.html").read_text()
+    assert "IXIC" in html and "1/N" in html
+
+    # `report` rebuilds the tear sheet from the run directory alone.
+    (out / "tearsheet.html").unlink()
+    assert cli(["report", str(out)], monkeypatch) == 0
+    assert (out / "tearsheet.html").is_file()
+
+
+def test_constant_risk_free_enters_sharpe(
+    paper_config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "rf"
+    args = ["backtest", str(paper_config), "--out", str(out), "--set", "report.risk_free=0.02"]
+    assert cli([*args, "--set", "data.tickers=AAPL,MSFT,PEP"], monkeypatch) == 0
+    r = pd.read_csv(out / "returns.csv")["strategy"].to_numpy()
+    excess = r - (1.02 ** (1 / 52) - 1)
+    summary = json.loads((out / "summary.json").read_text())
+    expected = excess.mean() / np.std(excess, ddof=1) * math.sqrt(52)
+    assert summary["strategy"]["sharpe"] == pytest.approx(expected, rel=1e-9)
+    downside = math.sqrt(np.mean(np.minimum(excess, 0) ** 2))
+    assert summary["strategy"]["sortino"] == pytest.approx(
+        excess.mean() / downside * math.sqrt(52), rel=1e-9
+    )
+
+
+@pytest.mark.parametrize(
+    ("extra", "match"),
+    [
+        (["--set", "data.tickers=AAPL,APPL"], "unknown ticker 'APPL'"),
+        (["--set", "backtest.fill=open"], "backtest.fill"),
+        (["--set", "data.path=/no/such/folder"], "no such folder"),
+        (["--set", "backtest.min_history=400"], "too little history"),
+    ],
+)
+def test_user_errors_are_one_line_and_exit_2(
+    paper_config: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    extra: list[str],
+    match: str,
+) -> None:
+    out = tmp_path / "never"
+    assert cli(["backtest", str(paper_config), "--out", str(out), *extra], monkeypatch) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and match in err
+    assert "Traceback" not in err
+    assert not out.exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".never")]
+
+
+def test_an_existing_run_is_never_overwritten(
+    paper_config: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    out = tmp_path / "taken"
+    out.mkdir()
+    (out / "keep.txt").write_text("precious")
+    assert cli(["backtest", str(paper_config), "--out", str(out)], monkeypatch) == 2
+    assert "already exists and is not empty" in capsys.readouterr().err
+    assert (out / "keep.txt").read_text() == "precious"
+
+
+def test_report_on_a_folder_that_is_not_a_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli(["report", str(tmp_path)], monkeypatch) == 2
+    assert "not a complete run directory" in capsys.readouterr().err
+
+
+def test_data_fetch_without_network_changes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import socket
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise OSError(101, "Network is unreachable")
+
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    argv = ["data", "fetch", "--tickers", "AAPL,IXIC", "--start", "2020-01-01"]
+    assert cli([*argv, "--end", "2021-01-01"], monkeypatch) == 2
+    err = capsys.readouterr().err
+    assert "cannot reach Yahoo" in err and "data.source=csv" in err
+    assert not (tmp_path / "ws").exists()
+    assert cli([*argv, "--end", "2019-01-01"], monkeypatch) == 2
+    assert "must be after --start" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_demo_console_script_runs_offline(tmp_path: Path) -> None:
+    """The installed console script, as `make demo` runs it, on the bundled data."""
+    exe = Path(sys.executable).with_name("foliosim")
+    out = tmp_path / "demo"
+    proc = subprocess.run(
+        [str(exe), "demo", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert f"run directory: {out}" in proc.stdout
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["data_source"] == "bundled" and summary["benchmark_name"] == "SP500"
+    assert summary["weeks"] > 250
+    assert len(summary["tickers"]) == 20
+    assert not (tmp_path / ".foliosim").exists() or (tmp_path / ".foliosim").is_dir()

@@ -77,7 +77,7 @@ def eligibility(weekly: WeeklyData, weeks: pd.DatetimeIndex, min_history: int) -
     never = [t for t in ok.columns if not ok[t].iloc[:-1].any()]
     if len(never) == len(ok.columns):
         raise DataError(
-            f"too little history: no ticker has {min_history} weekly bars of history by {weeks[-2].date()}; "
+            f"too little history: no ticker has {min_history} weekly bars by {weeks[-2].date()}; "
             "start data earlier, start the backtest later, or lower backtest.min_history"
         )
     if never:

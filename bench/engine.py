@@ -374,7 +374,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     print()
     header = (
-        f"{'N':>4}  {'run':<20}{'seconds':>9}{'asset-wk/s':>12}{'orders':>9}"
+        f"{'N':>4}  {'run':<20}{'seconds':>9}{'asset-wk/s':>15}{'orders':>9}"
         f"{'not filled':>16}{'peak MiB':>10}{'pre-run MiB':>12}"
     )
     print(header)
@@ -388,7 +388,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"{r['orders']:>9,}{statuses(r['status']):>16}"
                 f"{r['peak_mib']:>10.0f}{r['before_mib']:>12.0f}"
             )
-        print(f"{r['n']:>4}  {r['run']:<20}{fmt_seconds(r['seconds']):>9}{rate:>12,.0f}{extra}")
+        print(f"{r['n']:>4}  {r['run']:<20}{fmt_seconds(r['seconds']):>9}{rate:>15,.0f}{extra}")
         if r["run"] == "numpy":
             print()
     print(
@@ -418,9 +418,9 @@ def main(argv: list[str] | None = None) -> int:
 
     print("sanity: final portfolio values (relative difference to the reference on the right)")
     print(
-        f"{'N':>4}{'foliosim n-o':>14}{'bare':>14}{'bare s-f':>14}{'numpy n-o':>14}"
+        f"{'N':>4}{'foliosim n-o':>15}{'bare':>15}{'bare s-f':>15}{'numpy n-o':>15}"
         f"{'fs/bare':>10}{'fs/np':>10}{'bare/np':>10}{'bsf/np':>10}"
-        f"{'foliosim cl':>14}{'numpy cl':>14}{'fs/np':>10}"
+        f"{'foliosim cl':>15}{'numpy cl':>15}{'fs/np':>10}"
     )
     for n in SIZES:
         fo, fc = by[(n, "foliosim next_open")], by[(n, "foliosim close")]
@@ -431,10 +431,10 @@ def main(argv: list[str] | None = None) -> int:
         )
         nxo = npy["next_open_final"]
         print(
-            f"{n:>4}{fo['final']:>14,.0f}{bare['final']:>14,.0f}{bare_sf['final']:>14,.0f}"
-            f"{nxo:>14,.0f}{rel(fo['final'], bare['final']):>10}{rel(fo['final'], nxo):>10}"
+            f"{n:>4}{fo['final']:>15,.0f}{bare['final']:>15,.0f}{bare_sf['final']:>15,.0f}"
+            f"{nxo:>15,.0f}{rel(fo['final'], bare['final']):>10}{rel(fo['final'], nxo):>10}"
             f"{rel(bare['final'], nxo):>10}{rel(bare_sf['final'], nxo):>10}"
-            f"{fc['final']:>14,.0f}{npy['final']:>14,.0f}{rel(fc['final'], npy['final']):>10}"
+            f"{fc['final']:>15,.0f}{npy['final']:>15,.0f}{rel(fc['final'], npy['final']):>10}"
         )
     print(
         "n-o = next-open fills, cl = fills at the deciding close (foliosim fill='close'); "

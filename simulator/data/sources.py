@@ -19,6 +19,8 @@ from simulator.config import DataConfig
 from simulator.errors import DataError, NetworkError, did_you_mean
 
 OHLCV = ["open", "high", "low", "close", "volume"]
+# Yield series that may sit in a CSV folder beside the stocks; never taken as tickers by default.
+RATE_SERIES = frozenset({"DGS1", "DGS2", "DGS5", "DGS10", "DGS3MO", "DTB3", "IRX", "TNX"})
 CSV_COLUMNS = ["date", "open", "high", "low", "close", "adj_close", "volume"]
 CLOSES_ONLY_NOTE = (
     "daily closes only: weekly open = the week's first daily close, high/low = the highest/"
@@ -237,7 +239,7 @@ def load_csv(cfg: DataConfig, risk_free: str | None) -> DailyData:
         raise DataError(f"data.path '{folder}': no .csv files in it")
     files = {p.stem.upper(): p for p in folder.glob("*.csv")}
     special = {cfg.benchmark, *([risk_free] if risk_free else [])}
-    tickers = list(cfg.tickers or [a for a in available if a not in special and a != "DGS2"])
+    tickers = list(cfg.tickers or [a for a in available if a not in special | RATE_SERIES])
     where = f"data.path '{folder}'"
     _check_names([*tickers, cfg.benchmark, *([risk_free] if risk_free else [])], available, where)
     assets = {t: _restrict(read_price_csv(files[t], t), cfg, t, str(files[t])) for t in tickers}

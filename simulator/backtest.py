@@ -20,8 +20,8 @@ from simulator.data import WeeklyData, load_daily, make_weekly
 from simulator.engine import EngineResult, run_engine
 from simulator.errors import DataError
 from simulator.metrics import summarize, weekly_risk_free
-from strategies.rebalance import Progress
-from strategies.sizing import Limits, equal_weight
+from strategies.rebalance import Decide, Progress
+from strategies.sizing import Limits, equal_weight_array
 
 RETURN_COLUMNS = ["strategy", "equal_weight", "benchmark"]
 
@@ -90,11 +90,15 @@ def eligibility(weekly: WeeklyData, weeks: pd.DatetimeIndex, min_history: int) -
     return ok
 
 
-def _equal_weight_rule(ok: pd.DataFrame, limits: Limits):  # type: ignore[no-untyped-def]
+def equal_weight_rule(ok: pd.DataFrame, limits: Limits) -> Decide:
+    """The 1/N decision: equal weights over the eligible tickers with a bar that week."""
+    eligible = {
+        week: frozenset(ok.columns[row]) for week, row in zip(ok.index, ok.to_numpy(), strict=True)
+    }
+
     def decide(week: pd.Timestamp, tickers: list[str]) -> Mapping[str, float]:
-        row = ok.loc[week]
-        weights = equal_weight([t for t in tickers if row[t]], limits)
-        return {str(k): float(v) for k, v in weights.items()}
+        names = [t for t in tickers if t in eligible[week]]
+        return dict(zip(names, equal_weight_array(len(names), limits).tolist(), strict=True))
 
     return decide
 
@@ -113,7 +117,7 @@ def run_backtest(cfg: Config, workspace: Path, progress: Progress | None = None)
     weeks = backtest_weeks(weekly, cfg)
     ok = eligibility(weekly, weeks, cfg.backtest.min_history)
     limits = Limits(cfg.strategy.max_weight, cfg.strategy.gross, cfg.strategy.allow_short)
-    rules = {"equal_weight": _equal_weight_rule(ok, limits)}
+    rules = {"equal_weight": equal_weight_rule(ok, limits)}
     bt = cfg.backtest
 
     def engine(name: str) -> EngineResult:

@@ -60,6 +60,7 @@ class TargetWeightStrategy(bt.Strategy):
         self.values: list[float] = []
         self.order_rows: list[dict[str, Any]] = []
         self._waiting: tuple[pd.Timestamp, Mapping[str, float]] | None = None
+        self._dates: dict[float, pd.Timestamp] = {}
 
     # backtrader calls prenext* while some feeds have not started (late listings).
     def prenext(self) -> None:
@@ -103,8 +104,9 @@ class TargetWeightStrategy(bt.Strategy):
         price = {d: (d.open[0] if at_open else d.close[0]) for d in present}
         held_value = 0.0  # positions that cannot trade now keep their value
         value = self.broker.getcash()
+        positions = self.broker.positions
         for d in self.assets:
-            size = self.getposition(d).size
+            size = positions[d].size
             if size:
                 p = price.get(d, d.close[0])
                 value += size * p
@@ -129,9 +131,10 @@ class TargetWeightStrategy(bt.Strategy):
         self, targets: Mapping[str, float], price: Mapping[Any, float], budget: float
     ) -> dict[Any, int]:
         deltas = {}
+        positions = self.broker.positions
         for d, p in price.items():
             target = int(targets.get(d._name, 0.0) * budget / p)  # whole shares, toward zero
-            delta = target - int(self.getposition(d).size)
+            delta = target - int(positions[d].size)
             if delta:
                 deltas[d] = delta
         return deltas
@@ -144,7 +147,9 @@ class TargetWeightStrategy(bt.Strategy):
         status = order.getstatusname()
         if order.status == order.Completed:
             ex = order.executed
-            filled = pd.Timestamp(bt.num2date(ex.dt))
+            filled = self._dates.get(ex.dt)
+            if filled is None:
+                filled = self._dates[ex.dt] = pd.Timestamp(bt.num2date(ex.dt))
             self.order_rows.append(_row(week, filled, name, ex.size, ex.price, ex.comm, status))
         else:
             self.order_rows.append(

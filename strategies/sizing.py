@@ -40,20 +40,10 @@ class Limits:
             raise ValueError(f"gross must be in (0, 2], got {self.gross}")
 
 
-def cap_weights(weights: pd.Series, cap: float) -> pd.Series:
-    """Cap every ``|weight|`` at ``cap``, handing the excess to the uncapped names.
-
-    The excess of a capped name goes to the names still under the cap in proportion to their
-    ``|weight|`` (signs kept); this repeats until no name is over the cap. When every name is
-    capped, what is left over stays in cash.
-
-    >>> cap_weights(pd.Series([0.5, 0.3, 0.2]), 1 / 3).round(6).tolist()
-    [0.333333, 0.333333, 0.333333]
-    >>> cap_weights(pd.Series([0.6, -0.4]), 1 / 3).round(6).tolist()
-    [0.333333, -0.333333]
-    """
-    size = weights.abs().to_numpy(dtype=float).copy()
-    sign = np.sign(weights.to_numpy(dtype=float))
+def _cap(weights: np.ndarray, cap: float) -> np.ndarray:
+    """:func:`cap_weights` on a plain array (the engine calls this every week)."""
+    size = np.abs(weights)
+    sign = np.sign(weights)
     capped = np.zeros(len(size), dtype=bool)
     while True:
         over = (size > cap + _EPS) & ~capped
@@ -66,7 +56,35 @@ def cap_weights(weights: pd.Series, cap: float) -> pd.Series:
         if not free.any():
             break  # nobody left under the cap: the excess stays in cash
         size[free] += excess * size[free] / size[free].sum()
-    return pd.Series(sign * size, index=weights.index, dtype=float)
+    return sign * size
+
+
+def cap_weights(weights: pd.Series, cap: float) -> pd.Series:
+    """Cap every ``|weight|`` at ``cap``, handing the excess to the uncapped names.
+
+    The excess of a capped name goes to the names still under the cap in proportion to their
+    ``|weight|`` (signs kept); this repeats until no name is over the cap. When every name is
+    capped, what is left over stays in cash.
+
+    >>> cap_weights(pd.Series([0.5, 0.3, 0.2]), 1 / 3).round(6).tolist()
+    [0.333333, 0.333333, 0.333333]
+    >>> cap_weights(pd.Series([0.6, -0.4]), 1 / 3).round(6).tolist()
+    [0.333333, -0.333333]
+    """
+    return pd.Series(_cap(weights.to_numpy(dtype=float), cap), index=weights.index, dtype=float)
+
+
+def limit_array(raw: np.ndarray, limits: Limits) -> np.ndarray:
+    """:func:`apply_limits` on a plain array of scores, shape ``(n_tickers,)``."""
+    w = np.asarray(raw, dtype=float)
+    if np.isnan(w).any():
+        raise ValueError("raw scores contain NaN")
+    if not limits.allow_short:
+        w = np.clip(w, 0.0, None)
+    total = float(np.abs(w).sum())
+    if total <= _EPS:
+        return np.zeros(len(w))
+    return _cap(w * (limits.gross / total), limits.max_weight)
 
 
 def apply_limits(raw: pd.Series, limits: Limits) -> pd.Series:
@@ -89,13 +107,7 @@ def apply_limits(raw: pd.Series, limits: Limits) -> pd.Series:
     """
     if raw.isna().any():
         raise ValueError(f"raw scores contain NaN for {list(raw.index[raw.isna()])}")
-    w = raw.astype(float)
-    if not limits.allow_short:
-        w = w.clip(lower=0.0)
-    total = float(w.abs().sum())
-    if total <= _EPS:
-        return pd.Series(0.0, index=raw.index)
-    return cap_weights(w * (limits.gross / total), limits.max_weight)
+    return pd.Series(limit_array(raw.to_numpy(dtype=float), limits), index=raw.index)
 
 
 def equal_weight(tickers: Sequence[str], limits: Limits) -> pd.Series:
@@ -106,4 +118,9 @@ def equal_weight(tickers: Sequence[str], limits: Limits) -> pd.Series:
     >>> equal_weight(["A", "B"], Limits()).round(4).tolist()
     [0.3333, 0.3333]
     """
-    return apply_limits(pd.Series(1.0, index=list(tickers)), limits)
+    return pd.Series(equal_weight_array(len(tickers), limits), index=list(tickers), dtype=float)
+
+
+def equal_weight_array(n: int, limits: Limits) -> np.ndarray:
+    """:func:`equal_weight` for ``n`` names as a plain array."""
+    return limit_array(np.ones(n), limits)

@@ -162,26 +162,15 @@ def data_fetch(
 
 
 def main() -> None:
-    """Console-script entry point: one line and exit 2 for user errors."""
+    """Console-script entry point: one line and exit 2 for user errors.
+
+    Usage errors (a missing argument, an unknown option) are click's: a usage line and exit 2.
+    """
     try:
-        app(standalone_mode=False)
+        app()
     except FoliosimError as err:
         err_console.print(f"error: {err}", markup=False, highlight=False, soft_wrap=True)
         sys.exit(2)
-    except KeyboardInterrupt:
-        err_console.print("interrupted; nothing was written")
-        sys.exit(130)
-    except typer.Exit as ex:
-        sys.exit(ex.exit_code)
-    except Exception as ex:  # click's usage errors
-        import click
-
-        if isinstance(ex, click.ClickException):
-            ex.show()
-            sys.exit(ex.exit_code)
-        if isinstance(ex, click.exceptions.Abort):
-            sys.exit(1)
-        raise
 
 
 if __name__ == "__main__":

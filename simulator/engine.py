@@ -99,15 +99,21 @@ def run_engine(
     clock = pd.DataFrame(1.0, index=weeks, columns=["open", "high", "low", "close", "volume"])
     cerebro.adddata(_feed(clock, "_calendar"))
     first, last = weeks[0], weeks[-1]
+    has_bar = []
     for ticker, bars in weekly.bars.items():
         window = bars.loc[first:last]
         if not window.empty:
             cerebro.adddata(_feed(window, ticker))
+            has_bar.append(weeks.isin(window.index))
+    # Which feeds have a bar each week: known from the bars themselves, read once here rather
+    # than from every feed's clock every week.
+    present = [tuple(np.flatnonzero(row).tolist()) for row in np.array(has_bar).T]
     cerebro.addstrategy(
         TargetWeightStrategy,
         decide=decide,
         calendar=weeks,
         decisions=decisions,
+        present=present,
         fill=fill,
         commission=commission,
         progress=progress,

@@ -41,13 +41,15 @@ class TargetWeightStrategy(bt.Strategy):
     """Rebalance to the targets of ``decide`` on each week of ``decisions``.
 
     ``datas[0]`` must be the calendar clock feed (one bar per week of ``calendar``, never
-    traded); the other datas are the tickers, named after them.
+    traded); the other datas are the tickers, named after them. ``present[i]`` lists the
+    positions in ``datas[1:]`` of the tickers that have a bar in week ``calendar[i]``.
     """
 
     params: Any = (
         ("decide", None),
         ("calendar", None),
         ("decisions", None),
+        ("present", None),
         ("fill", "next_open"),
         ("commission", 0.0),
         ("progress", None),
@@ -70,9 +72,8 @@ class TargetWeightStrategy(bt.Strategy):
         self.next_open()
 
     def _present(self) -> list[Any]:
-        """Ticker feeds that have a bar at the current week."""
-        now = self.data0.datetime[0]
-        return [d for d in self.assets if len(d) and d.datetime[0] == now]
+        """Ticker feeds that have a bar at the current week (``present[i]`` lists them)."""
+        return [self.assets[j] for j in self.p.present[len(self.data0) - 1]]
 
     def next(self) -> None:
         i = len(self.data0) - 1

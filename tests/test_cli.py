@@ -221,3 +221,13 @@ def test_demo_console_script_runs_offline(tmp_path: Path) -> None:
     assert summary["weeks"] > 250
     assert len(summary["tickers"]) == 20
     assert not (tmp_path / ".foliosim").exists() or (tmp_path / ".foliosim").is_dir()
+
+
+def test_usage_errors_exit_2_without_traceback(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli(["backtest"], monkeypatch) == 2
+    assert cli(["backtest", "x.toml", "--bogus"], monkeypatch) == 2
+    err = capsys.readouterr().err
+    assert "Missing argument" in err and "No such option" in err
+    assert "Traceback" not in err

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,7 +27,6 @@ def _workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path
     ws = tmp_path / "ws"
     monkeypatch.setenv("FOLIOSIM_WORKSPACE", str(ws))
     monkeypatch.setenv("MPLBACKEND", "Agg")
-    assert os.environ["FOLIOSIM_WORKSPACE"] == str(ws)
     yield ws
 
 

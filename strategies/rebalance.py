@@ -79,7 +79,7 @@ class TargetWeightStrategy(bt.Strategy):
         i = len(self.data0) - 1
         week = self.calendar[i]
         self.values.append(self.broker.getvalue())
-        # Notifications are copied into self._orders forever; we keep our own compact rows.
+        # backtrader keeps every notified order in self._orders for good; our rows suffice.
         self._orders.clear()
         if week in self.decisions:
             present = self._present()

@@ -19,11 +19,9 @@ from simulator.config import Config
 from simulator.data import WeeklyData, load_daily, make_weekly
 from simulator.engine import EngineResult, run_engine
 from simulator.errors import DataError
-from simulator.metrics import summarize, weekly_risk_free
+from simulator.metrics import RETURN_COLUMNS, summarize, weekly_risk_free
 from strategies.rebalance import Decide, Progress
 from strategies.sizing import Limits, equal_weight_array
-
-RETURN_COLUMNS = ["strategy", "equal_weight", "benchmark"]
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,8 @@ import numpy as np
 import pandas as pd
 
 WEEKS_PER_YEAR = 52
+# The series of every run, as columns of returns.csv and keys of summary.json.
+RETURN_COLUMNS = ("strategy", "equal_weight", "benchmark")
 METRIC_NAMES = ("total_return", "cagr", "volatility", "sharpe", "sortino", "max_drawdown")
 
 

@@ -37,13 +37,12 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from simulator.errors import RunDirError
-from simulator.metrics import WEEKS_PER_YEAR
+from simulator.metrics import RETURN_COLUMNS, WEEKS_PER_YEAR
 
 if TYPE_CHECKING:
     from matplotlib.typing import RcKeyType
 
 TEARSHEET_NAME = "tearsheet.html"
-RETURN_COLUMNS = ("strategy", "equal_weight", "benchmark")
 TABLE2_ROWS = ("Annual return (%)", "Volatility (%)", "Sharpe ratio", "Max drawdown (%)")
 EQUAL_WEIGHT_LABEL = "1/N"
 FILL_NOTES = {

@@ -234,10 +234,10 @@ def load_csv(cfg: DataConfig, risk_free: str | None) -> DailyData:
     folder = Path(cfg.path or "")
     if not folder.is_dir():
         raise DataError(f"data.path '{folder}': no such folder; point it at a folder of CSV files")
-    available = sorted(p.stem.upper() for p in folder.glob("*.csv"))
-    if not available:
-        raise DataError(f"data.path '{folder}': no .csv files in it")
     files = {p.stem.upper(): p for p in folder.glob("*.csv")}
+    if not files:
+        raise DataError(f"data.path '{folder}': no .csv files in it")
+    available = sorted(files)
     special = {cfg.benchmark, *([risk_free] if risk_free else [])}
     tickers = list(cfg.tickers or [a for a in available if a not in special | RATE_SERIES])
     where = f"data.path '{folder}'"

@@ -12,16 +12,20 @@ import sys
 from collections.abc import Callable, Iterator
 from importlib import resources
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from models.errors import ModelError
 from simulator.config import Config, load_config
 from simulator.errors import FoliosimError
 from simulator.workspace import workspace_dir
+
+if TYPE_CHECKING:
+    from models.registry import Registry
 
 app = typer.Typer(
     add_completion=False,
@@ -31,8 +35,11 @@ app = typer.Typer(
 )
 data_app = typer.Typer(no_args_is_help=True, help="Manage price data in the workspace cache.")
 app.add_typer(data_app, name="data")
+models_app = typer.Typer(no_args_is_help=True, help="Browse and use the model registry.")
+app.add_typer(models_app, name="models")
 
-console = Console()
+# Piped output (a log, a file) is not wrapped at 80 columns: tables stay readable.
+console = Console(width=None if sys.stdout.isatty() else 160)
 err_console = Console(stderr=True)
 
 SetOption = Annotated[
@@ -41,6 +48,14 @@ SetOption = Annotated[
         "--set",
         metavar="SECTION.KEY=VALUE",
         help="Override one config field, e.g. --set data.source=csv (repeatable).",
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document.")]
+RegistryOption = Annotated[
+    str | None,
+    typer.Option(
+        "--registry-uri",
+        help="MLflow tracking URI of the registry (default: the workspace's embedded store).",
     ),
 ]
 OutOption = Annotated[
@@ -161,6 +176,300 @@ def data_fetch(
         console.print(f"{name}: {path}")
 
 
+def _print_json(doc: object) -> None:
+    import json
+
+    sys.stdout.write(json.dumps(doc, indent=2, allow_nan=False, default=str) + "\n")
+
+
+def _fmt(value: object, spec: str = ".4f") -> str:
+    return "n/a" if value is None else format(value, spec)
+
+
+@app.command()
+def train(
+    config: Annotated[Path, typer.Argument(help="TOML config file with a [model] section.")],
+    set_: SetOption = None,
+) -> None:
+    """Train the LSTM forecasters of CONFIG and register them as one new model version."""
+    from models.forecaster import TrainEvent
+    from simulator.training import train_from_config
+
+    cfg = load_config(config, set_ or [])
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=True,
+    ) as bar:
+        models_task = bar.add_task("models", total=None)
+        epochs_task = bar.add_task("epochs", total=cfg.model.max_epochs)
+
+        def on_event(event: TrainEvent) -> None:
+            if event.result is not None:
+                bar.update(models_task, completed=event.index + 1, total=event.total)
+                return
+            if event.epoch == 0:
+                bar.update(models_task, completed=event.index, total=event.total)
+                bar.reset(epochs_task, total=event.max_epochs)
+            label = f"  {event.key} epoch"
+            if event.epoch:
+                label += f" (val loss {event.val_loss:.4g})"
+            bar.update(epochs_task, completed=event.epoch, description=label)
+
+        model, report, info = train_from_config(cfg, workspace_dir(), on_event)
+
+    table = Table(title=f"{info.ref}: test weeks after {info.tags['train_end']} (weekly returns)")
+    for col in ("ticker", "epochs (best)", "weeks", "MSE ratio", "RMSE", "naive RMSE", "hit rate"):
+        table.add_column(col, justify="left" if col == "ticker" else "right")
+    per = report.metrics.get("per_ticker", {})
+    for ticker in model.tickers:
+        fit = report.fits.get(ticker) or next(iter(report.fits.values()))
+        m = per.get(ticker)
+        cells = [ticker, f"{fit.epochs} ({fit.best_epoch})"]
+        if m is None:
+            cells += ["0", "n/a", "n/a", "n/a", "n/a"]
+        else:
+            cells += [
+                str(m["n"]),
+                _fmt(m["mse_ratio"]),
+                _fmt(m["model"]["return"]["rmse"]),
+                _fmt(m["naive"]["return"]["rmse"]),
+                _fmt(m["model"]["return"]["hit_rate"], ".1%"),
+            ]
+        table.add_row(*cells)
+    console.print(table)
+    overall = report.metrics.get("all") or {}
+    if overall:
+        ratio = overall["mse_ratio"]
+        verdict = "beats" if ratio is not None and ratio < 1 else "does not beat"
+        console.print(
+            f"Over all tickers the model {verdict} the naive forecast "
+            f"(MSE ratio {_fmt(ratio)}; below 1 is better than 'next close = last close')."
+        )
+    else:
+        console.print("No test weeks after train_end: extend data.end to score the model.")
+    registry = _registry(cfg.model.registry_uri)
+    console.print(f"registered: {info.ref}", markup=False, highlight=False)
+    console.print(f"files: {registry.artifact_dir(info)}", soft_wrap=True, markup=False)
+    console.print(f"browse: {registry.ui_command()}", soft_wrap=True, markup=False)
+
+
+def _registry(uri: str | None) -> Registry:
+    from simulator.training import open_registry
+
+    return open_registry(workspace_dir(), uri or "")
+
+
+@models_app.command("list")
+def models_list(json_: JsonOption = False, registry_uri: RegistryOption = None) -> None:
+    """Registered models: versions, aliases, tickers, training window, test metrics."""
+    registry = _registry(registry_uri)
+    versions = registry.versions()
+    if json_:
+        _print_json({"registry": registry.uri, "versions": [v.describe() for v in versions]})
+        return
+    if not versions:
+        console.print("No registered models yet: run `foliosim train CONFIG`.")
+        return
+    table = Table()
+    for col in ("model", "aliases", "mode", "tickers", "train window", "test weeks", "MSE ratio"):
+        table.add_column(col)
+    for v in versions:
+        d = v.describe()
+        tickers = ",".join(d["tickers"])
+        table.add_row(
+            v.ref,
+            ",".join(d["aliases"]),
+            f"{d['mode']} {d['preset']}",
+            tickers if len(tickers) <= 40 else f"{len(d['tickers'])} tickers",
+            f"{d['train_start']}..{d['train_end']}",
+            str(d["test_weeks"]),
+            _fmt(d["test_mse_ratio"]),
+        )
+    console.print(table)
+    console.print(f"browse: {registry.ui_command()}", soft_wrap=True, markup=False)
+
+
+@models_app.command("show")
+def models_show(
+    ref: Annotated[str, typer.Argument(help="NAME, NAME/VERSION or NAME@ALIAS.")],
+    json_: JsonOption = False,
+    registry_uri: RegistryOption = None,
+) -> None:
+    """One version's model card, config, metrics and lineage."""
+    import json
+
+    from models.artifacts import files_digest, read_config
+    from models.errors import IntegrityError
+
+    registry = _registry(registry_uri)
+    info = registry.resolve(ref)
+    folder = registry.artifact_dir(info)
+    config = read_config(folder)
+    metrics = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
+    try:
+        weights = files_digest(folder, list(config["networks"].values()))
+        integrity = "ok" if weights == info.tags.get("weights_sha256") else "weights changed"
+    except IntegrityError as err:
+        integrity = str(err)
+    doc = {
+        **info.describe(),
+        "artifact_dir": str(folder),
+        "integrity": integrity,
+        "metrics": metrics["test"],
+        "training": {
+            k: {key: v[key] for key in ("epochs", "best_epoch", "best_val_loss", "stop_reason")}
+            for k, v in metrics["training"].items()
+        },
+        "config": {k: config[k] for k in ("spec", "feature_spec", "networks")},
+        "lineage": {
+            "run_id": info.run_id,
+            "model_id": info.model_id,
+            "data_fingerprint": config["data_fingerprint"],
+            "spec_sha256": info.tags.get("spec_sha256"),
+            "code_version": config["code_version"],
+            "created": config["created"],
+            "source_config": config["source_config"],
+            "registry": registry.uri,
+        },
+    }
+    if json_:
+        _print_json(doc)
+        return
+    console.print((folder / "model_card.md").read_text(encoding="utf-8"), markup=False)
+    lines = [
+        f"version: {info.ref}  aliases: {', '.join(info.aliases) or '-'}",
+        f"files: {folder}",
+        f"weights_sha256: {doc['weights_sha256']}  integrity: {integrity}",
+        f"run: {info.run_id}  logged model: {info.model_id}",
+        f"code: {config['code_version']}  created: {config['created']}",
+    ]
+    for line in lines:
+        console.print(line, soft_wrap=True, markup=False, highlight=False)
+
+
+@models_app.command("alias")
+def models_alias(
+    ref: Annotated[str, typer.Argument(help="NAME/VERSION to point the alias at.")],
+    alias: Annotated[str, typer.Argument(help="Alias name, e.g. prod.")],
+    registry_uri: RegistryOption = None,
+) -> None:
+    """Point NAME@ALIAS at a version."""
+    from models.registry import parse_ref
+
+    name, version, _ = parse_ref(ref)
+    if version is None:
+        raise FoliosimError(f"{ref!r}: give an explicit version, e.g. {name}/1")
+    info = _registry(registry_uri).set_alias(name, version, alias)
+    console.print(f"{name}@{alias} -> {info.ref}", markup=False, highlight=False)
+
+
+@models_app.command("predict")
+def models_predict(
+    ref: Annotated[str, typer.Argument(help="NAME, NAME/VERSION or NAME@ALIAS.")],
+    as_of: Annotated[str, typer.Option("--as-of", help="Decision date, YYYY-MM-DD.")],
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            help="Config whose [data] to use (default: the one the model was trained on)."
+        ),
+    ] = None,
+    set_: SetOption = None,
+    json_: JsonOption = False,
+    registry_uri: RegistryOption = None,
+) -> None:
+    """Predicted next-week return per ticker from data up to --as-of."""
+    import math
+
+    import pandas as pd
+
+    from models.artifacts import read_config
+    from simulator.config import config_from_dict
+    from simulator.data.weekly import last_complete_week
+    from simulator.training import weekly_closes
+
+    day = _parse_day(as_of, "--as-of")
+    if config is not None:
+        cfg = load_config(config, set_ or [])
+        uri = registry_uri if registry_uri is not None else cfg.model.registry_uri
+        registry = _registry(uri)
+        info = registry.resolve(ref)
+    else:
+        registry = _registry(registry_uri)
+        info = registry.resolve(ref)
+        stored = read_config(registry.artifact_dir(info)).get("source_config") or {}
+        cfg = (
+            load_config(None, set_ or [])
+            if not stored
+            else config_from_dict(
+                _with_overrides(stored, set_ or []), f"the config stored with {info.ref}"
+            )
+        )
+    model = registry.load(info)
+    tickers = list(cfg.data.tickers or model.tickers)
+    model.check_tickers(tickers)
+    if day <= cfg.data.start:
+        raise FoliosimError(f"--as-of {day} is before the data's start {cfg.data.start}")
+    # Load past the as-of date so the as-of week's real end is known, then keep only weeks
+    # complete at --as-of: a week still in progress is never used.
+    data = cfg.data.model_copy(
+        update={"end": day + dt.timedelta(days=7), "tickers": tuple(tickers)}
+    )
+    closes = weekly_closes(data, workspace_dir())
+    week_end = last_complete_week(pd.DatetimeIndex(closes.index), pd.Timestamp(day))
+    if week_end is None:
+        raise FoliosimError(f"no complete week of data on or before --as-of {day}")
+    table = model.forecast(closes.loc[:week_end], week_end, tickers)
+    point_in_time = bool(model.train_end < pd.Timestamp(day))
+    rows = {
+        t: {
+            "last_close": None if math.isnan(r.last_close) else r.last_close,
+            "predicted_close": None if math.isnan(r.predicted_close) else r.predicted_close,
+            "predicted_return": None if math.isnan(r.predicted_return) else r.predicted_return,
+        }
+        for t, r in table.iterrows()
+    }
+    week = pd.Timestamp(table["week"].iloc[0]).date().isoformat()
+    if json_:
+        _print_json(
+            {
+                "name": info.name,
+                "version": info.version,
+                "as_of": day.isoformat(),
+                "week": week,
+                "train_end": model.train_end.date().isoformat(),
+                "point_in_time": point_in_time,
+                "predictions": rows,
+            }
+        )
+        return
+    out = Table(title=f"{info.ref}: next week after {week} (data up to {day})")
+    for col in ("ticker", "last close", "predicted close", "predicted return"):
+        out.add_column(col, justify="left" if col == "ticker" else "right")
+    for t, row in rows.items():
+        out.add_row(
+            str(t),
+            _fmt(row["last_close"], ".2f"),
+            _fmt(row["predicted_close"], ".2f"),
+            _fmt(row["predicted_return"], "+.2%"),
+        )
+    console.print(out)
+    if not point_in_time:
+        console.print(
+            f"warning: {info.ref} was trained on data up to {model.train_end.date()}, not "
+            f"before {day}: these predictions use information from after the as-of date."
+        )
+
+
+def _with_overrides(raw: dict[str, object], overrides: list[str]) -> dict[str, object]:
+    from simulator.config import apply_overrides
+
+    return apply_overrides(raw, overrides) if overrides else raw
+
+
 def main() -> None:
     """Console-script entry point: one line and exit 2 for user errors.
 
@@ -168,7 +477,7 @@ def main() -> None:
     """
     try:
         app()
-    except FoliosimError as err:
+    except (FoliosimError, ModelError) as err:
         err_console.print(f"error: {err}", markup=False, highlight=False, soft_wrap=True)
         sys.exit(2)
 

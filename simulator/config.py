@@ -108,6 +108,35 @@ class ReportConfig(_Section):
         return value
 
 
+class ModelConfig(_Section):
+    """``[model]``: the LSTM forecasters trained by ``foliosim train``.
+
+    Architecture fields left out take the preset's value (``paper``: 2 x 256, Adam, lr 1e-3;
+    ``small``: 2 x 32, AdamW). ``train_end`` is the last week the model may see; left out, it is
+    the last week before ``backtest.start``.
+    """
+
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")] = "foliosim-lstm"
+    preset: Literal["paper", "small"] = "paper"
+    mode: Literal["per_ticker", "pooled"] = "per_ticker"
+    scaling: Literal["window", "ticker"] = "window"
+    window: Annotated[int, Field(ge=2, le=520)] = 24
+    hidden: Annotated[int, Field(ge=1, le=4096)] | None = None
+    layers: Annotated[int, Field(ge=1, le=8)] | None = None
+    dropout: Annotated[float, Field(ge=0, lt=1)] | None = None
+    optimizer: Literal["adam", "adamw"] | None = None
+    lr: Annotated[float, Field(gt=0, le=1)] | None = None
+    weight_decay: Annotated[float, Field(ge=0, le=1)] | None = None
+    batch: Annotated[int, Field(ge=1, le=65536)] | None = None
+    train_end: dt.date | None = None
+    val_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.2
+    max_epochs: Annotated[int, Field(ge=1, le=100_000)] = 200
+    patience: Annotated[int, Field(ge=1, le=100_000)] = 10
+    seed: Annotated[int, Field(ge=0)] = 0
+    threads: Annotated[int, Field(ge=0, le=1024)] = 0
+    registry_uri: str = ""
+
+
 class Config(_Section):
     """A whole foliosim config."""
 
@@ -115,6 +144,7 @@ class Config(_Section):
     backtest: BacktestConfig = BacktestConfig()
     strategy: StrategyConfig = StrategyConfig()
     report: ReportConfig = ReportConfig()
+    model: ModelConfig = ModelConfig()
 
     @model_validator(mode="after")
     def _check(self) -> Config:
@@ -128,7 +158,17 @@ class Config(_Section):
                 f"backtest.end ({self.backtest.end}) is after data.end ({self.data.end}); "
                 "extend data.end or shorten the backtest"
             )
+        end = self.model.train_end
+        if end is not None and not self.data.start < end <= self.data.end:
+            raise ValueError(
+                f"model.train_end ({end}) must lie within the data range "
+                f"{self.data.start}..{self.data.end}"
+            )
         return self
+
+    def model_train_end(self) -> dt.date:
+        """``model.train_end``, or the day before ``backtest.start`` when it is left out."""
+        return self.model.train_end or self.backtest.start - dt.timedelta(days=1)
 
     def to_toml(self) -> str:
         """The resolved config as TOML (every field, defaults included)."""

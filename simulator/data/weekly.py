@@ -62,6 +62,29 @@ def week_stamps(dates: pd.DatetimeIndex) -> pd.Series:
     return stamp
 
 
+def last_complete_week(calendar: pd.DatetimeIndex, as_of: pd.Timestamp) -> pd.Timestamp | None:
+    """The newest week stamp whose week is complete at ``as_of`` (None if there is none).
+
+    A week is complete when its stamp is on or before ``as_of`` and either its Friday has
+    passed or the calendar goes on into a later week (so the stamp is the week's real last
+    trading day, e.g. the Thursday before Good Friday). A week cut short by the end of the data
+    is not complete.
+
+    >>> cal = pd.DatetimeIndex(["2023-01-06", "2023-01-10"])
+    >>> last_complete_week(cal, pd.Timestamp("2023-01-10")).date()
+    datetime.date(2023, 1, 6)
+    >>> last_complete_week(cal, pd.Timestamp("2023-01-13")).date()
+    datetime.date(2023, 1, 10)
+    """
+    past = calendar[calendar <= as_of]
+    for position in range(len(past) - 1, -1, -1):
+        stamp = past[position]
+        friday = stamp + pd.offsets.Week(weekday=4) if stamp.weekday() != 4 else stamp
+        if friday <= as_of or position + 1 < len(calendar):
+            return pd.Timestamp(stamp)
+    return None
+
+
 def to_weekly(daily: pd.DataFrame, stamps: pd.Series) -> pd.DataFrame:
     """Aggregate one ticker's daily OHLCV into weekly bars keyed by ``stamps``."""
     keys = stamps.reindex(daily.index)

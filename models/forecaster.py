@@ -1,0 +1,383 @@
+"""Training LSTM forecasters on weekly closes and predicting next week's returns.
+
+:func:`train` is the offline entry point (windows, splits, scalers, the training loop, test
+metrics); :class:`Forecaster` is what it returns and what the registry loads back: it predicts
+next-week returns per ticker from weekly closes up to an as-of date.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import zlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from models.errors import TrainingDataError, did_you_mean
+from models.metrics import compare
+from models.net import LSTMForecaster
+from models.spec import ModelSpec
+from models.train import FitResult, fit
+from models.windows import (
+    Scaler,
+    Windows,
+    check_prices,
+    fit_scaler,
+    make_windows,
+    validation_cut,
+)
+
+#: The network key in pooled mode (per-ticker networks are keyed by their ticker).
+POOLED = "pooled"
+
+TEST_COLUMNS = ["ticker", "as_of", "target_week", "last_close", "actual_close", "predicted_close"]
+
+
+@dataclass(frozen=True)
+class TrainEvent:
+    """Progress of :func:`train`: ``epoch == 0`` when a network starts, ``result`` when done."""
+
+    key: str
+    index: int
+    total: int
+    epoch: int
+    max_epochs: int
+    train_loss: float = float("nan")
+    val_loss: float = float("nan")
+    result: FitResult | None = None
+
+
+TrainProgress = Callable[[TrainEvent], None]
+
+
+@dataclass(frozen=True)
+class TrainingReport:
+    """What training produced besides the model.
+
+    Attributes
+    ----------
+    fits
+        network key -> its :class:`~models.train.FitResult` (learning curve, stop reason).
+    test
+        One row per test window (target week after ``train_end``), columns ``TEST_COLUMNS``.
+    metrics
+        ``{"per_ticker": {ticker: compare(...)}, "all": compare(...)}`` on the test windows;
+        empty dicts when the data ends at ``train_end``.
+    splits
+        ticker -> counts and first/last target week of its train, validation and test windows.
+    """
+
+    fits: dict[str, FitResult]
+    test: pd.DataFrame
+    metrics: dict[str, Any]
+    splits: dict[str, dict[str, Any]]
+
+
+def set_threads(threads: int) -> int:
+    """Apply ``torch.set_num_threads`` (0 = every core) and return the count used."""
+    count = threads or os.cpu_count() or 1
+    if torch.get_num_threads() != count:
+        torch.set_num_threads(count)
+    return count
+
+
+def model_seed(seed: int, key: str) -> int:
+    """A per-network seed that does not depend on which other tickers are trained.
+
+    >>> model_seed(0, "AAPL") == model_seed(0, "AAPL") != model_seed(0, "MSFT")
+    True
+    """
+    return (seed * 1_000_003 + zlib.crc32(key.encode())) % 2**63
+
+
+def data_fingerprint(closes: pd.DataFrame) -> str:
+    """sha256 of weekly closes (tickers sorted, week stamps and float64 values).
+
+    >>> f = pd.DataFrame({"A": [1.0, 2.0]}, index=pd.to_datetime(["2024-01-05", "2024-01-12"]))
+    >>> data_fingerprint(f)[:12]
+    'cab6be508705'
+    """
+    digest = hashlib.sha256()
+    for ticker in sorted(closes.columns):
+        col = closes[ticker].dropna()
+        digest.update(str(ticker).encode() + b"\0")
+        digest.update(col.index.to_numpy(dtype="datetime64[ns]").astype(np.int64).tobytes())
+        digest.update(col.to_numpy(dtype=np.float64).tobytes())
+    return digest.hexdigest()
+
+
+@dataclass
+class Forecaster:
+    """Trained networks with their scalers: next-week return predictions per ticker.
+
+    Attributes
+    ----------
+    nets
+        ticker -> network (per-ticker mode) or ``{POOLED: network}``.
+    scalers
+        ticker -> :class:`~models.windows.Scaler` fitted on that model's training split.
+    train_start, train_end
+        First input week and last target week the networks saw (validation included).
+    version
+        ``NAME/VERSION`` once registered or loaded from the registry, else None.
+    """
+
+    spec: ModelSpec
+    tickers: tuple[str, ...]
+    nets: dict[str, LSTMForecaster]
+    scalers: dict[str, Scaler]
+    train_start: pd.Timestamp
+    train_end: pd.Timestamp
+    data_fingerprint: str
+    version: str | None = None
+
+    def net_for(self, ticker: str) -> LSTMForecaster:
+        return self.nets[POOLED] if self.spec.mode == "pooled" else self.nets[ticker]
+
+    def check_tickers(self, tickers: Sequence[str]) -> None:
+        """Refuse tickers this model was not trained on."""
+        unknown = [t for t in tickers if t not in self.tickers]
+        if unknown:
+            who = self.version or self.spec.name
+            raise TrainingDataError(
+                f"model {who} has no model for {unknown[0]}"
+                f"{did_you_mean(unknown[0], self.tickers)}; it was trained on "
+                f"{', '.join(self.tickers)}. Train a model on these tickers or drop them"
+            )
+
+    def forecast(
+        self, closes: pd.DataFrame, as_of: Any, tickers: Sequence[str] | None = None
+    ) -> pd.DataFrame:
+        """Predicted next-week close and return per ticker from closes up to ``as_of``.
+
+        Parameters
+        ----------
+        closes
+            Weekly closes ``(n_weeks, n_tickers)`` indexed by week stamp; NaN = no bar.
+            Rows after ``as_of`` are ignored, so passing more data changes nothing.
+        as_of
+            The decision date; the window ends at the last week stamp on or before it.
+        tickers
+            Default: the model's tickers present in ``closes``.
+
+        Returns
+        -------
+        DataFrame indexed by ticker with ``week`` (the window's last week), ``last_close``,
+        ``predicted_close`` and ``predicted_return`` (a fraction). A ticker without a bar in
+        each of the ``window`` weeks up to ``week`` gets NaN predictions.
+        """
+        stamp = pd.Timestamp(as_of)
+        names = list(tickers) if tickers is not None else [t for t in self.tickers if t in closes]
+        self.check_tickers(names)
+        missing = [t for t in names if t not in closes.columns]
+        if missing:
+            raise TrainingDataError(f"no prices for {missing[0]} in the data given")
+        past = closes.loc[:stamp, names]
+        if past.empty:
+            raise TrainingDataError(f"no weekly closes on or before {stamp.date()}")
+        week = past.index[-1]
+        if (stamp - week).days > 7:
+            raise TrainingDataError(
+                f"the data ends at {week.date()}, more than a week before the as-of date "
+                f"{stamp.date()}; load data up to {stamp.date()}"
+            )
+        window = past.tail(self.spec.window).to_numpy(dtype=np.float64).T  # (tickers, window)
+        complete = (
+            np.isfinite(window).all(axis=1)
+            if len(past) >= self.spec.window
+            else np.zeros(len(names), bool)
+        )
+        predicted = np.full(len(names), np.nan)
+        with torch.inference_mode():
+            for i, ticker in enumerate(names):
+                if not complete[i]:
+                    continue
+                scaler = self.scalers[ticker]
+                x = torch.from_numpy(scaler.inputs(window[i : i + 1]))
+                out = self.net_for(ticker)(x).numpy()
+                predicted[i] = scaler.price(window[i : i + 1], out)[0]
+        last = window[:, -1] if window.size else np.full(len(names), np.nan)
+        return pd.DataFrame(
+            {
+                "week": week,
+                "last_close": last,
+                "predicted_close": predicted,
+                "predicted_return": predicted / last - 1.0,
+            },
+            index=pd.Index(names, name="ticker"),
+        )
+
+    def predict(
+        self, closes: pd.DataFrame, as_of: Any, tickers: Sequence[str] | None = None
+    ) -> pd.Series:
+        """Predicted next-week returns (fractions) per ticker; see :meth:`forecast`."""
+        return self.forecast(closes, as_of, tickers)["predicted_return"]
+
+
+def _predict_windows(net: LSTMForecaster, scaler: Scaler, w: Windows) -> np.ndarray:
+    if len(w) == 0:
+        return np.empty(0)
+    with torch.inference_mode():
+        out = net(torch.from_numpy(scaler.inputs(w.inputs))).numpy()
+    return scaler.price(w.inputs, out)
+
+
+def _first_input_week(weeks: pd.DatetimeIndex, w: Windows, window: int) -> pd.Timestamp:
+    """The first week of ``w``'s first window (``window - 1`` rows before its as-of week)."""
+    position = int(weeks.searchsorted(w.as_of[0]))
+    return pd.Timestamp(weeks[position - window + 1])
+
+
+def _span(w: Windows) -> dict[str, Any]:
+    if len(w) == 0:
+        return {"n": 0, "first": None, "last": None}
+    return {
+        "n": len(w),
+        "first": w.target_week[0].date().isoformat(),
+        "last": w.target_week[-1].date().isoformat(),
+    }
+
+
+def train(
+    closes: pd.DataFrame,
+    spec: ModelSpec,
+    train_end: Any,
+    progress: TrainProgress | None = None,
+) -> tuple[Forecaster, TrainingReport]:
+    """Train the networks of ``spec`` on weekly closes up to ``train_end``.
+
+    Parameters
+    ----------
+    closes
+        Weekly closes ``(n_weeks, n_tickers)``, adjusted, indexed by week stamp, NaN where a
+        ticker has no bar. Windows whose target week is after ``train_end`` form the test
+        split (scored, never trained on); the last ``spec.val_fraction`` of the others
+        (chronologically) is the validation split; the rest is the training split, the only
+        rows the scalers see.
+    train_end
+        The last week whose close the model may see.
+    """
+    check_prices(closes)
+    if closes.shape[1] == 0:
+        raise TrainingDataError("no tickers to train on")
+    end = pd.Timestamp(train_end)
+    set_threads(spec.threads)
+    tickers = [str(t) for t in closes.columns]
+    windows = {t: make_windows(closes[t].rename(t), spec.window) for t in tickers}
+    seen = {t: w.take(np.asarray(w.target_week <= end)) for t, w in windows.items()}
+    test = {t: w.take(np.asarray(w.target_week > end)) for t, w in windows.items()}
+    for t in tickers:
+        if len(seen[t]) < 2:
+            have = int(closes[t].loc[:end].notna().sum())
+            raise TrainingDataError(
+                f"{t}: {have} weekly closes up to train_end {end.date()}, too few for "
+                f"{spec.window}-week windows with a validation split; drop {t}, "
+                "start the data earlier or set a later model.train_end"
+            )
+
+    if spec.mode == "pooled":
+        all_weeks = pd.DatetimeIndex(np.concatenate([seen[t].target_week for t in tickers]))
+        pooled_cut = validation_cut(all_weeks, spec.val_fraction)
+        cuts = dict.fromkeys(tickers, pooled_cut)
+    else:
+        cuts = {t: validation_cut(seen[t].target_week, spec.val_fraction) for t in tickers}
+    train_part = {t: seen[t].take(np.asarray(seen[t].target_week < cuts[t])) for t in tickers}
+    val_part = {t: seen[t].take(np.asarray(seen[t].target_week >= cuts[t])) for t in tickers}
+    for t in tickers:
+        if len(train_part[t]) == 0 and spec.mode == "per_ticker":
+            raise TrainingDataError(f"{t}: no training windows before the validation split")
+
+    if spec.mode == "pooled" and spec.scaling == "window":
+        shared = fit_scaler(
+            "window",
+            np.concatenate([train_part[t].inputs for t in tickers]),
+            np.concatenate([train_part[t].target for t in tickers]),
+            "pooled",
+        )
+        scalers = dict.fromkeys(tickers, shared)
+    else:
+        scalers = {
+            t: fit_scaler(spec.scaling, train_part[t].inputs, train_part[t].target, t)
+            for t in tickers
+        }
+
+    def tensors(parts: dict[str, Windows], names: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        x = np.concatenate([scalers[t].inputs(parts[t].inputs) for t in names])
+        y = np.concatenate([scalers[t].target(parts[t].inputs, parts[t].target) for t in names])
+        return torch.from_numpy(x), torch.from_numpy(y)
+
+    groups = {POOLED: tickers} if spec.mode == "pooled" else {t: [t] for t in tickers}
+    nets: dict[str, LSTMForecaster] = {}
+    fits: dict[str, FitResult] = {}
+    total = len(groups)
+    for index, (key, names) in enumerate(groups.items()):
+        seed = model_seed(spec.seed, key)
+        torch.manual_seed(seed)
+        net = LSTMForecaster(spec.hidden, spec.layers, spec.dropout)
+        generator = torch.Generator().manual_seed(seed)
+        if progress is not None:
+            progress(TrainEvent(key, index, total, 0, spec.max_epochs))
+
+        def on_epoch(epoch: int, tl: float, vl: float, key: str = key, index: int = index) -> None:
+            if progress is not None:
+                progress(TrainEvent(key, index, total, epoch, spec.max_epochs, tl, vl))
+
+        result = fit(
+            net, tensors(train_part, names), tensors(val_part, names), spec, generator, on_epoch
+        )
+        nets[key], fits[key] = net, result
+        if progress is not None:
+            progress(TrainEvent(key, index, total, result.epochs, spec.max_epochs, result=result))
+
+    model = Forecaster(
+        spec=spec,
+        tickers=tuple(tickers),
+        nets=nets,
+        scalers=scalers,
+        train_start=min(
+            _first_input_week(pd.DatetimeIndex(closes.index), seen[t], spec.window) for t in tickers
+        ),
+        train_end=max(seen[t].target_week[-1] for t in tickers),
+        data_fingerprint=data_fingerprint(closes.loc[:end]),
+    )
+    rows = []
+    per_ticker: dict[str, Any] = {}
+    for t in tickers:
+        w = test[t]
+        predicted = _predict_windows(model.net_for(t), scalers[t], w)
+        if len(w):
+            per_ticker[t] = compare(w.inputs[:, -1], w.target, predicted)
+        rows.append(
+            pd.DataFrame(
+                {
+                    "ticker": t,
+                    "as_of": w.as_of,
+                    "target_week": w.target_week,
+                    "last_close": w.inputs[:, -1],
+                    "actual_close": w.target,
+                    "predicted_close": predicted,
+                }
+            )
+        )
+    test_frame = pd.concat(rows, ignore_index=True)
+    metrics: dict[str, Any] = {"per_ticker": per_ticker, "all": {}}
+    if len(test_frame):
+        metrics["all"] = compare(
+            test_frame["last_close"].to_numpy(),
+            test_frame["actual_close"].to_numpy(),
+            test_frame["predicted_close"].to_numpy(),
+        )
+    splits = {
+        t: {
+            "train": _span(train_part[t]),
+            "validation": _span(val_part[t]),
+            "test": _span(test[t]),
+        }
+        for t in tickers
+    }
+    return model, TrainingReport(fits, test_frame, metrics, splits)

@@ -1,0 +1,157 @@
+"""Model parameters: presets and the frozen :class:`ModelSpec`.
+
+A spec says everything that determines a trained model besides its data: architecture
+(hidden size, layers, dropout), windows and scaling, optimiser, stopping rule and seed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from models.errors import SpecError, did_you_mean
+
+Mode = Literal["per_ticker", "pooled"]
+Scaling = Literal["window", "ticker"]
+Optimizer = Literal["adam", "adamw"]
+
+#: Architecture and optimiser of each preset. ``paper`` is seed 001 (2 x 256 LSTM, Adam,
+#: lr 1e-3, MSE); ``small`` is seed 002 (2 x 32 LSTM, AdamW). Batch size is not given by the
+#: seeds; 64 is ours.
+PRESETS: dict[str, dict[str, Any]] = {
+    "paper": {
+        "hidden": 256,
+        "layers": 2,
+        "dropout": 0.0,
+        "optimizer": "adam",
+        "lr": 1e-3,
+        "weight_decay": 0.0,
+        "batch": 64,
+    },
+    "small": {
+        "hidden": 32,
+        "layers": 2,
+        "dropout": 0.0,
+        "optimizer": "adamw",
+        "lr": 1e-3,
+        "weight_decay": 0.01,
+        "batch": 64,
+    },
+}
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Everything that defines a model besides its data.
+
+    Attributes
+    ----------
+    name
+        Registered model name (letters, digits, ``_ . -``).
+    mode
+        ``per_ticker``: one network per ticker (seed 001); ``pooled``: one network trained on
+        the windows of every ticker.
+    scaling
+        ``window``: each window's prices are divided by its last price (``p / p_last - 1``) and
+        the target is the next-week return; both are then standardised with the mean and
+        standard deviation of the training split. ``ticker``: prices are standardised with the
+        ticker's training-split mean and standard deviation (level scaling; it fails out of
+        sample once prices leave the training range, see PITFALLS.md).
+    window
+        Weekly prices per input window (the target is the week after the window).
+    hidden, layers, dropout
+        LSTM size; one linear head maps the last hidden state to the prediction.
+    optimizer, lr, weight_decay, batch
+        Training; the loss is MSE on the scaled target.
+    max_epochs, patience
+        Early stopping on validation loss: stop after ``patience`` epochs without improvement
+        and restore the best weights.
+    val_fraction
+        The last fraction of the training windows (chronologically) used for validation.
+    seed
+        Seeds weight initialisation and minibatch order.
+    threads
+        ``torch.set_num_threads``; 0 means every core. Bit-identical results need the same
+        thread count.
+    preset
+        The preset the architecture came from (informational).
+    """
+
+    name: str
+    mode: Mode = "per_ticker"
+    scaling: Scaling = "window"
+    window: int = 24
+    hidden: int = 256
+    layers: int = 2
+    dropout: float = 0.0
+    optimizer: Optimizer = "adam"
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    batch: int = 64
+    max_epochs: int = 200
+    patience: int = 10
+    val_fraction: float = 0.2
+    seed: int = 0
+    threads: int = 0
+    preset: str = "paper"
+
+    def __post_init__(self) -> None:
+        if not _NAME.match(self.name):
+            raise SpecError(
+                f"model name {self.name!r}: use letters, digits, '_', '.' or '-' "
+                "(e.g. 'paper12-lstm')"
+            )
+        checks: list[tuple[str, bool, str]] = [
+            ("mode", self.mode in ("per_ticker", "pooled"), "'per_ticker' or 'pooled'"),
+            ("scaling", self.scaling in ("window", "ticker"), "'window' or 'ticker'"),
+            ("optimizer", self.optimizer in ("adam", "adamw"), "'adam' or 'adamw'"),
+            ("window", 2 <= self.window <= 520, "between 2 and 520 weeks"),
+            ("hidden", 1 <= self.hidden <= 4096, "between 1 and 4096"),
+            ("layers", 1 <= self.layers <= 8, "between 1 and 8"),
+            ("dropout", 0.0 <= self.dropout < 1.0, "in [0, 1)"),
+            ("lr", 0.0 < self.lr <= 1.0, "in (0, 1]"),
+            ("weight_decay", 0.0 <= self.weight_decay <= 1.0, "in [0, 1]"),
+            ("batch", 1 <= self.batch <= 65536, "between 1 and 65536"),
+            ("max_epochs", 1 <= self.max_epochs <= 100_000, "at least 1"),
+            ("patience", 1 <= self.patience <= 100_000, "at least 1"),
+            ("val_fraction", 0.0 < self.val_fraction < 1.0, "in (0, 1)"),
+            ("seed", 0 <= self.seed < 2**63, "a non-negative integer"),
+            ("threads", 0 <= self.threads <= 1024, "0 (all cores) or a positive count"),
+        ]
+        for field, ok, expected in checks:
+            if not ok:
+                value = getattr(self, field)
+                raise SpecError(f"model.{field} must be {expected} (got {value!r})")
+
+    @classmethod
+    def from_preset(cls, name: str, preset: str = "paper", **fields: Any) -> ModelSpec:
+        """A spec from a preset, with explicit ``fields`` (not None) taking precedence.
+
+        >>> ModelSpec.from_preset("m", "small", hidden=16).hidden
+        16
+        >>> ModelSpec.from_preset("m", "small").optimizer
+        'adamw'
+        """
+        if preset not in PRESETS:
+            raise SpecError(f"unknown model preset {preset!r}{did_you_mean(preset, PRESETS)}")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(fields) - known)
+        if unknown:
+            raise SpecError(f"unknown model field {unknown[0]!r}{did_you_mean(unknown[0], known)}")
+        values = {**PRESETS[preset], **{k: v for k, v in fields.items() if v is not None}}
+        return cls(name=name, preset=preset, **values)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> ModelSpec:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(raw) - known)
+        if unknown:
+            raise SpecError(f"unknown model field {unknown[0]!r} in a stored spec")
+        return cls(**raw)

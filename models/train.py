@@ -1,0 +1,141 @@
+"""The training loop, one for every architecture.
+
+Minibatch Adam/AdamW on MSE, validation under ``torch.inference_mode`` after each epoch,
+early stopping on validation loss with the reason recorded, and the best weights restored.
+Seeded: the same network, data, spec and thread count give bit-identical weights.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from models.spec import ModelSpec
+
+#: Called after every epoch with ``(epoch, train_loss, val_loss)``; epochs count from 1.
+EpochCallback = Callable[[int, float, float], None]
+
+_EVAL_CHUNK = 4096
+
+
+@dataclass(frozen=True)
+class FitResult:
+    """How one network's training went.
+
+    ``train_loss`` and ``val_loss`` hold one value per epoch (MSE on the scaled target;
+    the training loss is the mean over the epoch's minibatches, weighted by their size).
+    """
+
+    train_loss: tuple[float, ...]
+    val_loss: tuple[float, ...]
+    best_epoch: int
+    stop_reason: str
+    seconds: float
+    n_train: int
+    n_val: int
+
+    @property
+    def epochs(self) -> int:
+        return len(self.train_loss)
+
+    @property
+    def best_val_loss(self) -> float:
+        return self.val_loss[self.best_epoch - 1]
+
+
+def make_optimizer(net: nn.Module, spec: ModelSpec) -> torch.optim.Optimizer:
+    if spec.optimizer == "adamw":
+        return torch.optim.AdamW(net.parameters(), lr=spec.lr, weight_decay=spec.weight_decay)
+    return torch.optim.Adam(net.parameters(), lr=spec.lr, weight_decay=spec.weight_decay)
+
+
+def evaluate(net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    """Mean squared error of ``net`` on ``(x, y)``, without autograd."""
+    net.eval()
+    total = 0.0
+    with torch.inference_mode():
+        for start in range(0, len(y), _EVAL_CHUNK):
+            err = net(x[start : start + _EVAL_CHUNK]) - y[start : start + _EVAL_CHUNK]
+            total += float((err * err).sum())
+    return total / len(y)
+
+
+def fit(
+    net: nn.Module,
+    train: tuple[torch.Tensor, torch.Tensor],
+    val: tuple[torch.Tensor, torch.Tensor],
+    spec: ModelSpec,
+    generator: torch.Generator,
+    on_epoch: EpochCallback | None = None,
+) -> FitResult:
+    """Train ``net`` in place and leave it holding the weights of its best validation epoch.
+
+    Parameters
+    ----------
+    train, val
+        ``(inputs (n, window), targets (n,))`` float32 tensors, already scaled.
+    generator
+        Seeded generator for the minibatch order (shuffled within the training split only;
+        the splits themselves are chronological).
+    """
+    x_train, y_train = train
+    x_val, y_val = val
+    n = len(y_train)
+    optimizer = make_optimizer(net, spec)
+    started = time.perf_counter()
+    train_hist: list[float] = []
+    val_hist: list[float] = []
+    best = math.inf
+    best_epoch = 0
+    best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+    stale = 0
+    reason = f"reached max_epochs ({spec.max_epochs})"
+    for epoch in range(1, spec.max_epochs + 1):
+        net.train()
+        order = torch.randperm(n, generator=generator)
+        # One gather per epoch, then contiguous slices: no per-step indexing cost.
+        xs, ys = x_train[order], y_train[order]
+        total = 0.0
+        for start in range(0, n, spec.batch):
+            xb, yb = xs[start : start + spec.batch], ys[start : start + spec.batch]
+            optimizer.zero_grad(set_to_none=True)
+            loss = nn.functional.mse_loss(net(xb), yb)
+            loss.backward()
+            optimizer.step()
+            total += loss.item() * len(yb)
+        train_loss = total / n
+        val_loss = evaluate(net, x_val, y_val)
+        train_hist.append(train_loss)
+        val_hist.append(val_loss)
+        if on_epoch is not None:
+            on_epoch(epoch, train_loss, val_loss)
+        if not (math.isfinite(train_loss) and math.isfinite(val_loss)):
+            reason = f"loss became non-finite at epoch {epoch}; kept epoch {best_epoch}"
+            break
+        if val_loss < best:
+            best, best_epoch, stale = val_loss, epoch, 0
+            best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+        else:
+            stale += 1
+            if stale >= spec.patience:
+                reason = (
+                    f"validation loss did not improve for {spec.patience} epochs "
+                    f"(best {best:.6g} at epoch {best_epoch})"
+                )
+                break
+    net.load_state_dict(best_state)
+    net.eval()
+    return FitResult(
+        tuple(train_hist),
+        tuple(val_hist),
+        max(best_epoch, 1),
+        reason,
+        time.perf_counter() - started,
+        n,
+        len(y_val),
+    )

@@ -1,0 +1,195 @@
+"""Causal windows, chronological splits and scalers fitted on the training split only.
+
+A window ending at week ``t`` holds the weekly closes of weeks ``t-window+1 .. t`` and its
+target is the close of week ``t+1`` (the next row of the ticker's weekly series). A window with
+a missing week (NaN) anywhere in it or in its target is dropped, never filled.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from numpy.lib.stride_tricks import sliding_window_view
+
+from models.errors import TrainingDataError
+
+Scaling = Literal["window", "ticker"]
+
+
+@dataclass(frozen=True)
+class Windows:
+    """The causal windows of one ticker.
+
+    Attributes
+    ----------
+    inputs
+        ``(n, window)`` weekly closes, oldest first.
+    target
+        ``(n,)`` the close of the week after each window.
+    as_of
+        ``(n,)`` the window's last week (the decision week).
+    target_week
+        ``(n,)`` the week of the target.
+    """
+
+    ticker: str
+    inputs: np.ndarray
+    target: np.ndarray
+    as_of: pd.DatetimeIndex
+    target_week: pd.DatetimeIndex
+
+    def __len__(self) -> int:
+        return len(self.target)
+
+    def take(self, mask: np.ndarray) -> Windows:
+        return Windows(
+            self.ticker, self.inputs[mask], self.target[mask], self.as_of[mask],
+            self.target_week[mask],
+        )  # fmt: skip
+
+
+def check_prices(closes: pd.DataFrame) -> None:
+    """Refuse prices that are not a date-indexed frame of positive numbers (NaN = no bar)."""
+    if not isinstance(closes.index, pd.DatetimeIndex):
+        raise TrainingDataError("weekly closes need a DatetimeIndex of week stamps")
+    if not closes.index.is_monotonic_increasing or closes.index.has_duplicates:
+        raise TrainingDataError("weekly closes must have unique, ascending week stamps")
+    values = closes.to_numpy(dtype=float)
+    bad = np.isinf(values) | (values <= 0)
+    if bad.any():
+        row, col = np.argwhere(bad)[0]
+        raise TrainingDataError(
+            f"{closes.columns[col]}: price {values[row, col]} on {closes.index[row].date()} "
+            "is not a positive number; fix the data"
+        )
+
+
+def make_windows(closes: pd.Series, window: int) -> Windows:
+    """Every complete window of one ticker's weekly closes.
+
+    >>> s = pd.Series([1.0, 2.0, np.nan, 4.0, 5.0, 6.0, 7.0],
+    ...               index=pd.date_range("2024-01-05", periods=7, freq="W-FRI"))
+    >>> w = make_windows(s, 2)
+    >>> w.inputs.tolist(), w.target.tolist()
+    ([[4.0, 5.0], [5.0, 6.0]], [6.0, 7.0])
+    >>> [d.date().isoformat() for d in w.as_of]
+    ['2024-02-02', '2024-02-09']
+    """
+    values = closes.to_numpy(dtype=float)
+    dates = pd.DatetimeIndex(closes.index)
+    if len(values) <= window:
+        return Windows(str(closes.name), np.empty((0, window)), np.empty(0), dates[:0], dates[:0])
+    full = sliding_window_view(values, window + 1)
+    ok = np.isfinite(full).all(axis=1)
+    return Windows(
+        ticker=str(closes.name),
+        inputs=np.ascontiguousarray(full[ok, :window]),
+        target=full[ok, window].copy(),
+        as_of=dates[window - 1 : len(values) - 1][ok],
+        target_week=dates[window:][ok],
+    )
+
+
+def validation_cut(target_weeks: pd.DatetimeIndex, val_fraction: float) -> pd.Timestamp:
+    """The first target week of the validation split: the last ``val_fraction`` of the
+    training windows, cut on a week boundary so that no week is in both splits.
+
+    >>> weeks = pd.DatetimeIndex(pd.date_range("2024-01-05", periods=10, freq="W-FRI"))
+    >>> validation_cut(weeks, 0.2).date()
+    datetime.date(2024, 3, 1)
+    """
+    ordered = target_weeks.sort_values()
+    n_val = max(1, math.ceil(val_fraction * len(ordered)))
+    if len(ordered) - n_val < 1:
+        raise TrainingDataError(
+            f"only {len(ordered)} training window(s): too few to carve a validation split; "
+            "give more history (an earlier data.start) or a later model.train_end"
+        )
+    return pd.Timestamp(ordered[len(ordered) - n_val])
+
+
+@dataclass(frozen=True)
+class Scaler:
+    """Maps windows of prices to network inputs and targets, and predictions back to prices.
+
+    The four statistics are fitted on the training split only (:func:`fit_scaler`).
+    ``kind="window"``: inputs ``p / p_last - 1``, target ``p_next / p_last - 1`` (the next-week
+    return), each then standardised. ``kind="ticker"``: prices standardised directly.
+    """
+
+    kind: Scaling
+    in_mean: float
+    in_std: float
+    out_mean: float
+    out_std: float
+
+    def inputs(self, prices: np.ndarray) -> np.ndarray:
+        """``(n, window)`` prices -> ``(n, window)`` float32 network inputs."""
+        if self.kind == "window":
+            rel = prices / prices[:, -1:] - 1.0
+            return ((rel - self.in_mean) / self.in_std).astype(np.float32)
+        return ((prices - self.in_mean) / self.in_std).astype(np.float32)
+
+    def target(self, prices: np.ndarray, target: np.ndarray) -> np.ndarray:
+        """The scaled target of each window."""
+        if self.kind == "window":
+            ret = target / prices[:, -1] - 1.0
+            return ((ret - self.out_mean) / self.out_std).astype(np.float32)
+        return ((target - self.out_mean) / self.out_std).astype(np.float32)
+
+    def price(self, prices: np.ndarray, output: np.ndarray) -> np.ndarray:
+        """Network outputs -> predicted next-week close (float64)."""
+        raw = output.astype(np.float64) * self.out_std + self.out_mean
+        if self.kind == "window":
+            return prices[:, -1] * (1.0 + raw)
+        return raw
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "in_mean": self.in_mean,
+            "in_std": self.in_std,
+            "out_mean": self.out_mean,
+            "out_std": self.out_std,
+        }
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> Scaler:
+        kind = raw["kind"]
+        if kind not in ("window", "ticker"):
+            raise ValueError(f"unknown scaler kind {kind!r}")
+        stats = [float(raw[k]) for k in ("in_mean", "in_std", "out_mean", "out_std")]
+        if not all(math.isfinite(v) for v in stats) or stats[1] <= 0 or stats[3] <= 0:
+            raise ValueError("scaler statistics must be finite with positive deviations")
+        return cls(kind, *stats)
+
+
+def fit_scaler(kind: Scaling, inputs: np.ndarray, target: np.ndarray, who: str) -> Scaler:
+    """Fit a :class:`Scaler` on training-split windows only.
+
+    >>> x = np.array([[1.0, 2.0], [2.0, 4.0]]); y = np.array([3.0, 2.0])
+    >>> s = fit_scaler("window", x, y, "T")
+    >>> round(s.in_mean, 3), round(s.out_mean, 3)
+    (-0.25, 0.0)
+    """
+    if len(target) == 0:
+        raise TrainingDataError(f"{who}: no training windows to fit the scaler on")
+    if kind == "window":
+        rel = inputs / inputs[:, -1:] - 1.0
+        out = target / inputs[:, -1] - 1.0
+        in_mean, in_std = float(rel.mean()), float(rel.std())
+        out_mean, out_std = float(out.mean()), float(out.std())
+    else:
+        both = np.concatenate([inputs.ravel(), target])
+        in_mean = out_mean = float(both.mean())
+        in_std = out_std = float(both.std())
+    if not (in_std > 0 and out_std > 0):
+        raise TrainingDataError(
+            f"{who}: prices do not vary over the training split, so they cannot be scaled; "
+            "give more history"
+        )
+    return Scaler(kind, in_mean, in_std, out_mean, out_std)

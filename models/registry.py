@@ -187,6 +187,22 @@ class Registry:
             mlflow.set_tracking_uri(before[0])
             mlflow.set_registry_uri(before[1])
 
+    def _artifact_root(self) -> Path | None:
+        """Where new experiments keep their files; None lets a tracking server decide.
+
+        MLflow's own default for a database store is ``./mlruns`` in the current directory, so
+        a local store keeps them beside its database file instead.
+        """
+        scheme = urlparse(self.uri).scheme
+        if scheme in ("http", "https", "databricks"):
+            return None
+        if scheme == "sqlite" and self.uri.startswith("sqlite:///"):
+            # sqlite:///relative.db or sqlite:////absolute.db (SQLAlchemy's convention)
+            database = unquote(self.uri[len("sqlite:///") :]).split("?")[0]
+            if database and database != ":memory:":
+                return Path(database).resolve().parent / "mlartifacts"
+        return self.workspace / "mlartifacts"
+
     def ui_command(self) -> str:
         """The shell command that opens MLflow's UI on this store."""
         return f"mlflow ui --backend-store-uri {self.uri}"
@@ -213,9 +229,8 @@ class Registry:
                 if experiment is not None:
                     experiment_id = experiment.experiment_id
                 else:
-                    location = (
-                        (self.workspace / "mlartifacts" / name).as_uri() if self.embedded else None
-                    )
+                    root = self._artifact_root()
+                    location = (root / name).as_uri() if root is not None else None
                     experiment_id = client.create_experiment(name, artifact_location=location)
                 run = client.create_run(experiment_id, run_name=f"train-{name}")
                 run_id = run.info.run_id

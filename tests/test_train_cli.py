@@ -222,3 +222,27 @@ def test_tampered_weights_are_refused(
     assert "checksum mismatch" in one_error_line(capsys)
     shown = run_json(["models", "show", "t-lstm/1", "--json"], monkeypatch, capsys)
     assert shown["integrity"] == "weights changed"
+
+
+def test_registry_uri_elsewhere_keeps_files_beside_it(
+    train_config: Path,
+    tmp_path: Path,
+    _workspace: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture,
+) -> None:
+    shared = tmp_path / "shared-store"
+    shared.mkdir()
+    uri = f"sqlite:///{shared / 'team.db'}"
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    assert cli(["train", str(train_config), "--set", f"model.registry_uri={uri}"], monkeypatch) == 0
+    assert list(cwd.iterdir()) == []
+    assert not (_workspace / "mlflow.db").exists()
+    shown = run_json(
+        ["models", "show", "t-lstm", "--registry-uri", uri, "--json"], monkeypatch, capsys
+    )
+    assert Path(shown["artifact_dir"]).is_relative_to(shared / "mlartifacts")
+    assert cli(["models", "show", "t-lstm"], monkeypatch) == 2  # not in the workspace store
+    assert list(cwd.iterdir()) == []

@@ -289,8 +289,11 @@ def train(
     train_part = {t: seen[t].take(np.asarray(seen[t].target_week < cuts[t])) for t in tickers}
     val_part = {t: seen[t].take(np.asarray(seen[t].target_week >= cuts[t])) for t in tickers}
     for t in tickers:
-        if len(train_part[t]) == 0 and spec.mode == "per_ticker":
-            raise TrainingDataError(f"{t}: no training windows before the validation split")
+        if len(train_part[t]) < 2 and spec.mode == "per_ticker":
+            raise TrainingDataError(
+                f"{t}: {len(train_part[t])} training window(s) before the validation split, "
+                "too few to fit a scaler; start the data earlier or set a later model.train_end"
+            )
 
     if spec.mode == "pooled" and spec.scaling == "window":
         shared = fit_scaler(

@@ -38,6 +38,7 @@ from models.forecaster import Forecaster, TrainingReport
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
+_URI_VARS = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
 _REF = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9_.-]*)(?:/(?P<version>[^@/]+)|@(?P<alias>.+))?$")
 
 
@@ -174,9 +175,14 @@ class Registry:
         """
         client = self.client
         import mlflow
+        import mlflow.tracking._model_registry.utils as registry_utils
+        import mlflow.tracking._tracking_service.utils as tracking_utils
         from mlflow.exceptions import MlflowException
 
-        before = (mlflow.get_tracking_uri(), mlflow.get_registry_uri())
+        # set_*_uri also export MLFLOW_*_URI into os.environ, so the exact previous state
+        # (module globals and environment) is put back afterwards, not a resolved default.
+        saved_globals = (tracking_utils._tracking_uri, registry_utils._registry_uri)
+        saved_env = {var: os.environ.get(var) for var in _URI_VARS}
         mlflow.set_tracking_uri(self.uri)
         mlflow.set_registry_uri(self.uri)
         try:
@@ -184,8 +190,12 @@ class Registry:
         except MlflowException as err:
             raise RegistryError(f"{what} failed in {self.uri}: {err.message}") from None
         finally:
-            mlflow.set_tracking_uri(before[0])
-            mlflow.set_registry_uri(before[1])
+            tracking_utils._tracking_uri, registry_utils._registry_uri = saved_globals
+            for var, value in saved_env.items():
+                if value is None:
+                    os.environ.pop(var, None)
+                else:
+                    os.environ[var] = value
 
     def _artifact_root(self) -> Path | None:
         """Where new experiments keep their files; None lets a tracking server decide.
@@ -339,6 +349,8 @@ class Registry:
         if name is not None:
             self._check_name(name, names)
             names = [name]
+        if not names:
+            return []  # also: no store is created just to find it empty
         out: list[VersionInfo] = []
         with self._calls("listing versions") as client:
             for model_name in names:

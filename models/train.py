@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from models.errors import TrainingDataError
 from models.spec import ModelSpec
 
 #: Called after every epoch with ``(epoch, train_loss, val_loss)``; epochs count from 1.
@@ -128,12 +129,17 @@ def fit(
                     f"(best {best:.6g} at epoch {best_epoch})"
                 )
                 break
+    if best_epoch == 0:
+        raise TrainingDataError(
+            f"training diverged: the loss was not finite in epoch 1 ({spec.optimizer}, lr "
+            f"{spec.lr}); check the prices for gaps or extreme values, or lower model.lr"
+        )
     net.load_state_dict(best_state)
     net.eval()
     return FitResult(
         tuple(train_hist),
         tuple(val_hist),
-        max(best_epoch, 1),
+        best_epoch,
         reason,
         time.perf_counter() - started,
         n,

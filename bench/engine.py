@@ -17,7 +17,6 @@ import dataclasses
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import tempfile
@@ -28,6 +27,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from common import cpu_model, max_rss_mib, progress
 
 from simulator.data import WeeklyData
 
@@ -223,12 +223,6 @@ def time_numpy(closes: np.ndarray) -> tuple[float, int, float]:
 # --- subprocesses -------------------------------------------------------------------------
 
 
-def max_rss_mib() -> float:
-    """This process's peak resident memory so far, MiB (ru_maxrss is KiB on Linux)."""
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return rss / (1024 * 1024) if sys.platform == "darwin" else rss / 1024
-
-
 def child(engine: str, n: int, fill: str, n_weeks: int | None) -> None:
     """One engine run in this (fresh) process; prints its result as one JSON line."""
     weekly = load_weekly(n, n_weeks)
@@ -266,16 +260,6 @@ def spawn(engine: str, n: int, fill: str, n_weeks: int | None, repeats: int) -> 
 # --- the report ---------------------------------------------------------------------------
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
 def machine() -> str:
     import backtrader as bt
 
@@ -299,10 +283,6 @@ def statuses(status: dict[str, int]) -> str:
     """Order outcomes other than Completed, e.g. ``Margin 12``; ``-`` when all completed."""
     other = [f"{k} {v}" for k, v in sorted(status.items()) if k != "Completed"]
     return ", ".join(other) or "-"
-
-
-def progress(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:

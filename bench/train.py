@@ -25,7 +25,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -35,6 +34,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from common import cpu_model, max_rss_mib, progress
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = "../shared/data/paper12"
@@ -73,12 +74,6 @@ RESULT_TAG = "BENCH_RESULT "
 # --- helpers shared by the children ---------------------------------------------------------
 
 
-def max_rss_mib() -> float:
-    """This process's peak resident memory so far, MiB (ru_maxrss is KiB on Linux)."""
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return rss / (1024 * 1024) if sys.platform == "darwin" else rss / 1024
-
-
 def vm_hwm_mib() -> float | None:
     """This process's own high-water RSS from ``/proc/self/status`` (VmHWM), MiB; unlike
     ``ru_maxrss`` it does not inherit the parent's. None where there is no procfs."""
@@ -89,10 +84,6 @@ def vm_hwm_mib() -> float | None:
     except (OSError, ValueError, IndexError):
         pass
     return None
-
-
-def progress(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
 
 
 def emit(result: dict[str, Any]) -> None:
@@ -347,16 +338,6 @@ def percent_of(gflops: float, peaks: Peaks, digits: int = 1) -> str:
         parts.append(f"{100 * gflops / peaks.onednn:.{digits}f}% of the oneDNN peak")
     parts.append(f"{100 * gflops / NOMINAL_GFLOPS:.{digits}f}% of the nominal {NOMINAL_GFLOPS:.0f}")
     return ", ".join(parts)
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def cpu_flags() -> str:

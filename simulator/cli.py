@@ -64,16 +64,21 @@ OutOption = Annotated[
 ]
 
 
-@contextlib.contextmanager
-def _week_progress(label: str) -> Iterator[Callable[[int, int], None]]:
-    with Progress(
+def _progress() -> Progress:
+    """Progress bars on stderr that vanish when done."""
+    return Progress(
         TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
         console=err_console,
         transient=True,
-    ) as bar:
+    )
+
+
+@contextlib.contextmanager
+def _week_progress(label: str) -> Iterator[Callable[[int, int], None]]:
+    with _progress() as bar:
         task = bar.add_task(label, total=None)
 
         def update(done: int, total: int) -> None:
@@ -196,14 +201,7 @@ def train(
     from simulator.training import train_from_config
 
     cfg = load_config(config, set_ or [])
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err_console,
-        transient=True,
-    ) as bar:
+    with _progress() as bar:
         models_task = bar.add_task("models", total=None)
         epochs_task = bar.add_task("epochs", total=cfg.model.max_epochs)
 

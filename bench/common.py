@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import resource
 import sys
@@ -26,3 +27,12 @@ def cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or "unknown CPU"
+
+
+def machine_line(cpu: str, versions: str) -> str:
+    """``OS arch, CPU, core counts; Python x, <versions>`` for a benchmark's header."""
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return (
+        f"{platform.system()} {platform.machine()}, {cpu}, cpu_count={os.cpu_count()} "
+        f"(usable {usable}); Python {platform.python_version()}, {versions}"
+    )

@@ -15,8 +15,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -27,7 +25,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from common import cpu_model, max_rss_mib, progress
+from common import cpu_model, machine_line, max_rss_mib, progress
 
 from simulator.data import WeeklyData
 
@@ -263,11 +261,9 @@ def spawn(engine: str, n: int, fill: str, n_weeks: int | None, repeats: int) -> 
 def machine() -> str:
     import backtrader as bt
 
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return (
-        f"{platform.system()} {platform.machine()}, {cpu_model()}, cpu_count={os.cpu_count()} "
-        f"(usable {usable}); Python {platform.python_version()}, backtrader {bt.__version__}, "
-        f"pandas {pd.__version__}, numpy {np.__version__}"
+    return machine_line(
+        cpu_model(),
+        f"backtrader {bt.__version__}, pandas {pd.__version__}, numpy {np.__version__}",
     )
 
 

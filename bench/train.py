@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -35,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from common import cpu_model, max_rss_mib, progress
+from common import cpu_model, machine_line, max_rss_mib, progress
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = "../shared/data/paper12"
@@ -356,11 +355,9 @@ def machine() -> str:
     import pandas as pd
     import torch
 
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return (
-        f"{platform.system()} {platform.machine()}, {cpu_model()} ({cpu_flags()}), "
-        f"cpu_count={os.cpu_count()} (usable {usable}); Python {platform.python_version()}, "
-        f"torch {torch.__version__}, numpy {np.__version__}, pandas {pd.__version__}"
+    return machine_line(
+        f"{cpu_model()} ({cpu_flags()})",
+        f"torch {torch.__version__}, numpy {np.__version__}, pandas {pd.__version__}",
     )
 
 

@@ -193,14 +193,10 @@ class Forecaster:
             else np.zeros(len(names), bool)
         )
         predicted = np.full(len(names), np.nan)
-        with torch.inference_mode():
-            for i, ticker in enumerate(names):
-                if not complete[i]:
-                    continue
-                scaler = self.scalers[ticker]
-                x = torch.from_numpy(scaler.inputs(window[i : i + 1]))
-                out = self.net_for(ticker)(x).numpy()
-                predicted[i] = scaler.price(window[i : i + 1], out)[0]
+        for i, ticker in enumerate(names):
+            if complete[i]:
+                rows = window[i : i + 1]
+                predicted[i] = _predict_prices(self.net_for(ticker), self.scalers[ticker], rows)[0]
         last = window[:, -1] if window.size else np.full(len(names), np.nan)
         return pd.DataFrame(
             {
@@ -219,12 +215,13 @@ class Forecaster:
         return self.forecast(closes, as_of, tickers)["predicted_return"]
 
 
-def _predict_windows(net: LSTMForecaster, scaler: Scaler, w: Windows) -> np.ndarray:
-    if len(w) == 0:
+def _predict_prices(net: LSTMForecaster, scaler: Scaler, prices: np.ndarray) -> np.ndarray:
+    """Predicted next-week closes for ``(n, window)`` windows of prices."""
+    if len(prices) == 0:
         return np.empty(0)
     with torch.inference_mode():
-        out = net(torch.from_numpy(scaler.inputs(w.inputs))).numpy()
-    return scaler.price(w.inputs, out)
+        out = net(torch.from_numpy(scaler.inputs(prices))).numpy()
+    return scaler.price(prices, out)
 
 
 def _first_input_week(weeks: pd.DatetimeIndex, w: Windows, window: int) -> pd.Timestamp:
@@ -352,7 +349,7 @@ def train(
     per_ticker: dict[str, Any] = {}
     for t in tickers:
         w = test[t]
-        predicted = _predict_windows(model.net_for(t), scalers[t], w)
+        predicted = _predict_prices(model.net_for(t), scalers[t], w.inputs)
         if len(w):
             per_ticker[t] = compare(w.inputs[:, -1], w.target, predicted)
         rows.append(

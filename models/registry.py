@@ -31,7 +31,7 @@ from urllib.parse import unquote, urlparse
 
 import pandas as pd
 
-from models.artifacts import SCHEMA_VERSION, read_version, write_version
+from models.artifacts import SCHEMA_VERSION, read_config, read_version, write_version
 from models.errors import RegistryError, did_you_mean
 from models.forecaster import Forecaster, TrainingReport
 
@@ -233,7 +233,9 @@ class Registry:
         scratch.mkdir(parents=True, exist_ok=True)
         folder = Path(tempfile.mkdtemp(prefix="version-", dir=scratch)) / "files"
         try:
-            digests = write_version(model, report, folder, source)
+            written = write_version(model, report, folder, source)
+            # The tag repeats config.json's code version (no second git call, never different).
+            written = {**written, "code_version": read_config(folder)["code_version"]}
             with self._calls(f"registering {name}") as client:
                 experiment = client.get_experiment_by_name(name)
                 if experiment is not None:
@@ -268,7 +270,7 @@ class Registry:
                     for rel in ("config.json", "metrics.json", "model_card.md"):
                         client.log_artifact(run_id, str(folder / rel))
                     client.log_artifacts(run_id, str(folder / "plots"), "plots")
-                    tags = self._version_tags(model, report, digests)
+                    tags = self._version_tags(model, report, written)
                     logged = client.create_logged_model(
                         experiment_id, name=name, source_run_id=run_id, tags=tags
                     )
@@ -299,10 +301,8 @@ class Registry:
 
     @staticmethod
     def _version_tags(
-        model: Forecaster, report: TrainingReport, digests: dict[str, str]
+        model: Forecaster, report: TrainingReport, written: dict[str, str]
     ) -> dict[str, str]:
-        from models.artifacts import code_version
-
         overall = report.metrics.get("all") or {}
         hit = overall.get("model", {}).get("return", {}).get("hit_rate") if overall else None
         return {
@@ -314,10 +314,10 @@ class Registry:
             "train_end": model.train_end.date().isoformat(),
             "data_fingerprint": model.data_fingerprint,
             "spec_sha256": spec_digest(model.spec.to_dict()),
-            "code_version": code_version(),
+            "code_version": written["code_version"],
             "schema_version": str(SCHEMA_VERSION),
-            "weights_sha256": digests["weights_sha256"],
-            "manifest_sha256": digests["manifest_sha256"],
+            "weights_sha256": written["weights_sha256"],
+            "manifest_sha256": written["manifest_sha256"],
             "test_weeks": str(report.test["target_week"].nunique()),
             "test_mse_ratio": str(overall.get("mse_ratio")),
             "test_hit_rate": str(hit),
@@ -388,7 +388,11 @@ class Registry:
         )
 
     def get(self, name: str, version: int) -> VersionInfo:
-        found = {v.version: v for v in self.versions(name)}
+        return self._pick(self.versions(name), name, version)
+
+    @staticmethod
+    def _pick(versions: list[VersionInfo], name: str, version: int) -> VersionInfo:
+        found = {v.version: v for v in versions}
         if version not in found:
             have = f"versions 1..{max(found)}" if found else "no versions"
             raise RegistryError(f"model {name!r} has {have}; there is no version {version}")
@@ -401,7 +405,7 @@ class Registry:
         if not found:
             raise RegistryError(f"model {name!r} has no versions yet")
         if version is not None:
-            return self.get(name, version)
+            return self._pick(found, name, version)
         if alias is not None:
             for info in found:
                 if alias in info.aliases:
@@ -418,18 +422,16 @@ class Registry:
         """The version of ``name`` with the latest ``train_end`` strictly before ``date``
         (the newest such version when several share it): point-in-time selection."""
         when = pd.Timestamp(date)
-        found = [v for v in self.versions(name) if v.train_end < when]
+        every = self.versions(name)
+        found = [v for v in every if v.train_end < when]
         if not found:
-            return self._none_before(name, when)
+            earliest = min(v.train_end for v in every)
+            raise RegistryError(
+                f"no version of {name!r} was trained on data ending before {when.date()} "
+                f"(the earliest train_end is {earliest.date()}); train one with an earlier "
+                "model.train_end"
+            )
         return max(found, key=lambda v: (v.train_end, v.version))
-
-    def _none_before(self, name: str, when: pd.Timestamp) -> VersionInfo:
-        earliest = min(v.train_end for v in self.versions(name))
-        raise RegistryError(
-            f"no version of {name!r} was trained on data ending before {when.date()} "
-            f"(the earliest train_end is {earliest.date()}); train one with an earlier "
-            "model.train_end"
-        )
 
     def artifact_dir(self, info: VersionInfo) -> Path:
         """A local folder holding the version's files (downloaded for a remote store)."""

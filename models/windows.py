@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from numpy.lib.stride_tricks import sliding_window_view
 
 from models.errors import TrainingDataError
-
-Scaling = Literal["window", "ticker"]
+from models.spec import Scaling
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,17 @@ says what is wrong and how to fix it. The CLI prints the message on one line and
 
 from __future__ import annotations
 
-import difflib
-from collections.abc import Iterable
+from models.errors import did_you_mean
+
+__all__ = [
+    "ConfigError",
+    "DataError",
+    "FoliosimError",
+    "LookAheadError",
+    "NetworkError",
+    "RunDirError",
+    "did_you_mean",
+]
 
 
 class FoliosimError(Exception):
@@ -33,15 +42,3 @@ class RunDirError(FoliosimError):
 
 class LookAheadError(FoliosimError):
     """Something would use information from after the decision time."""
-
-
-def did_you_mean(name: str, choices: Iterable[str]) -> str:
-    """Return ``" (did you mean 'X'?)"`` for the closest choice, or ``""``.
-
-    >>> did_you_mean("APPL", ["AAPL", "MSFT"])
-    " (did you mean 'AAPL'?)"
-    >>> did_you_mean("ZZZZ", ["AAPL"])
-    ''
-    """
-    close = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.6)
-    return f" (did you mean '{close[0]}'?)" if close else ""

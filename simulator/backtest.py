@@ -8,9 +8,9 @@ the first week on or after ``backtest.start``, so the first return row is the we
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -19,9 +19,13 @@ from simulator.config import Config
 from simulator.data import WeeklyData, load_daily, make_weekly
 from simulator.engine import EngineResult, run_engine
 from simulator.errors import DataError
-from simulator.metrics import RETURN_COLUMNS, summarize, weekly_risk_free
-from strategies.rebalance import Decide, Progress
+from simulator.metrics import RETURN_COLUMNS, probabilistic_sharpe, summarize, weekly_risk_free
+from strategies.rebalance import Decide, Progress, Tag
 from strategies.sizing import Limits, equal_weight_array
+
+if TYPE_CHECKING:
+    from models.forecaster import TrainProgress
+    from simulator.signals import LstmRun, Note
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,12 @@ class BacktestResult:
         The weekly risk-free rate of each return week.
     summary
         The content of summary.json.
+    predictions
+        LSTM-signal runs: one row per decision week and ticker (``PREDICTION_COLUMNS``), the
+        forecast, the target weight and the close the next week actually had.
+    models
+        LSTM-signal runs: the content of models.json (the versions used, their training and
+        test records, and the prediction metrics over the traded weeks).
     """
 
     config: Config
@@ -48,6 +58,20 @@ class BacktestResult:
     orders: pd.DataFrame
     risk_free: pd.Series
     summary: dict[str, Any]
+    predictions: pd.DataFrame | None = None
+    models: dict[str, Any] = field(default_factory=dict)
+
+
+PREDICTION_COLUMNS = [
+    "week",
+    "ticker",
+    "model_version",
+    "last_close",
+    "predicted_close",
+    "predicted_return",
+    "target",
+    "actual_close",
+]
 
 
 def backtest_weeks(weekly: WeeklyData, cfg: Config) -> pd.DatetimeIndex:
@@ -88,11 +112,16 @@ def eligibility(weekly: WeeklyData, weeks: pd.DatetimeIndex, min_history: int) -
     return ok
 
 
-def equal_weight_rule(ok: pd.DataFrame, limits: Limits) -> Decide:
-    """The 1/N decision: equal weights over the eligible tickers with a bar that week."""
-    eligible = {
+def eligible_sets(ok: pd.DataFrame) -> dict[pd.Timestamp, frozenset[str]]:
+    """Week -> the tickers that may trade that week (see :func:`eligibility`)."""
+    return {
         week: frozenset(ok.columns[row]) for week, row in zip(ok.index, ok.to_numpy(), strict=True)
     }
+
+
+def equal_weight_rule(ok: pd.DataFrame, limits: Limits) -> Decide:
+    """The 1/N decision: equal weights over the eligible tickers with a bar that week."""
+    eligible = eligible_sets(ok)
 
     def decide(week: pd.Timestamp, tickers: list[str]) -> Mapping[str, float]:
         names = [t for t in tickers if t in eligible[week]]
@@ -108,30 +137,49 @@ def _weights_table(engine: EngineResult) -> pd.DataFrame:
     return long.loc[long["weight"] != 0.0, ["date", "ticker", "weight"]].reset_index(drop=True)
 
 
-def run_backtest(cfg: Config, workspace: Path, progress: Progress | None = None) -> BacktestResult:
-    """Run the configured backtest (see the module docstring for the dating of returns)."""
+def run_backtest(
+    cfg: Config,
+    workspace: Path,
+    progress: Progress | None = None,
+    train_progress: TrainProgress | None = None,
+    note: Note | None = None,
+) -> BacktestResult:
+    """Run the configured backtest (see the module docstring for the dating of returns).
+
+    ``train_progress`` and ``note`` report on the models an ``lstm_signal`` run trains or
+    reuses (see :func:`simulator.signals.prepare_models`).
+    """
     daily = load_daily(cfg.data, cfg.report.risk_free, workspace)
     weekly = make_weekly(daily)
     weeks = backtest_weeks(weekly, cfg)
     ok = eligibility(weekly, weeks, cfg.backtest.min_history)
     limits = Limits(cfg.strategy.max_weight, cfg.strategy.gross, cfg.strategy.allow_short)
-    rules = {"equal_weight": equal_weight_rule(ok, limits)}
     bt = cfg.backtest
 
-    def engine(name: str) -> EngineResult:
+    def engine(decide: Decide, tag: Tag | None = None) -> EngineResult:
         return run_engine(
             weekly,
             weeks,
             weeks[:-1],
-            rules[name],
+            decide,
             cash=bt.cash,
             fill=bt.fill,
             commission=bt.commission,
+            tag=tag,
             progress=progress,
         )
 
-    main = engine(bt.strategy)
-    one_over_n = main if bt.strategy == "equal_weight" else engine("equal_weight")
+    one_over_n = engine(equal_weight_rule(ok, limits))
+    lstm: LstmRun | None = None
+    if bt.strategy == "lstm_signal":
+        from simulator.signals import run_lstm  # imports torch: only for runs that need it
+
+        closes = weekly.closes()
+        eligible = eligible_sets(ok)
+        lstm = run_lstm(cfg, closes, weeks[:-1], eligible, limits, workspace, train_progress, note)
+        main = engine(lstm.rule, lstm.rule.tag)
+    else:
+        main = one_over_n
     bench = weekly.benchmark.reindex(weeks)
     if bench.isna().any():
         missing = bench.index[bench.isna()][0].date()
@@ -159,6 +207,10 @@ def run_backtest(cfg: Config, workspace: Path, progress: Progress | None = None)
     except ValueError as err:
         raise DataError(f"report.risk_free {cfg.report.risk_free}: {err}") from None
     summary: dict[str, Any] = {col: summarize(returns[col], rf) for col in RETURN_COLUMNS}
+    confidence = {"strategy": probabilistic_sharpe(returns["strategy"] - rf)}
+    if bt.strategy != "equal_weight":
+        active = returns["strategy"] - returns["equal_weight"]
+        confidence["over_equal_weight"] = probabilistic_sharpe(active)
     rejected = main.orders["status"] != "Completed"
     summary.update(
         {
@@ -178,6 +230,20 @@ def run_backtest(cfg: Config, workspace: Path, progress: Progress | None = None)
             "orders_rejected": int(rejected.sum()),
             "final_value": float(main.values.iloc[-1]),
             "cash": bt.cash,
+            "confidence": confidence,
+            "reference": cfg.report.reference,
         }
     )
-    return BacktestResult(cfg, returns, _weights_table(main), main.orders, rf, summary)
+    if lstm is None:
+        return BacktestResult(cfg, returns, _weights_table(main), main.orders, rf, summary)
+    predictions = lstm.predictions(weekly.closes(), weeks)
+    record = lstm.record(predictions, main.orders)
+    summary["models"] = record["used"]
+    summary["prediction"] = {
+        "weeks": int(predictions["week"].nunique()),
+        "forecasts": int(predictions["predicted_close"].notna().sum()),
+        "mse_ratio": (record["as_traded"].get("all") or {}).get("mse_ratio"),
+    }
+    return BacktestResult(
+        cfg, returns, _weights_table(main), main.orders, rf, summary, predictions, record
+    )

@@ -68,7 +68,7 @@ class BacktestConfig(_Section):
 
     start: dt.date = dt.date(2020, 1, 1)
     end: dt.date = dt.date(2022, 12, 31)
-    strategy: Literal["equal_weight"] = "equal_weight"
+    strategy: Literal["equal_weight", "lstm_signal"] = "equal_weight"
     cash: Annotated[float, Field(gt=0)] = 10_000_000.0
     fill: Literal["next_open", "close"] = "next_open"
     commission: Annotated[float, Field(ge=0, lt=0.1)] = 0.0
@@ -92,9 +92,12 @@ class StrategyConfig(_Section):
 
 
 class ReportConfig(_Section):
-    """``[report]``: the risk-free rate (annual fraction, or a yield series name in percent)."""
+    """``[report]``: the risk-free rate (annual fraction, or a yield series name in percent),
+    and published figures to set beside ours (``reference = "paper2023"``: seed 001's Table 2).
+    """
 
     risk_free: float | str = 0.0
+    reference: Literal["", "paper2023"] = ""
 
     @field_validator("risk_free")
     @classmethod
@@ -113,7 +116,9 @@ class ModelConfig(_Section):
 
     Architecture fields left out take the preset's value (``paper``: 2 x 256, Adam, lr 1e-3;
     ``small``: 2 x 32, AdamW). ``train_end`` is the last week the model may see; left out, it is
-    the last week before ``backtest.start``.
+    the last week before ``backtest.start``. A backtest of ``lstm_signal`` trains (or reuses)
+    a model up to ``train_end`` and, with ``retrain_every = K``, one more every K weeks;
+    ``version`` (``NAME/V`` or ``NAME@alias``) pins one registered version instead.
     """
 
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")] = "foliosim-lstm"
@@ -133,8 +138,26 @@ class ModelConfig(_Section):
     max_epochs: Annotated[int, Field(ge=1, le=100_000)] = 200
     patience: Annotated[int, Field(ge=1, le=100_000)] = 10
     seed: Annotated[int, Field(ge=0)] = 0
+    retrain_every: Annotated[int, Field(ge=0, le=520)] = 0
+    version: str | None = None
     threads: Annotated[int, Field(ge=0, le=1024)] = 0
     registry_uri: str = ""
+
+    @field_validator("version")
+    @classmethod
+    def _check_version(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            return None
+        return value.strip() if value is not None else None
+
+    @model_validator(mode="after")
+    def _check(self) -> ModelConfig:
+        if self.version and self.retrain_every:
+            raise ValueError(
+                f"model.version ({self.version}) pins one version, so model.retrain_every "
+                f"must be 0 (got {self.retrain_every}); drop one of them"
+            )
+        return self
 
 
 class Config(_Section):

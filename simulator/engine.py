@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from simulator.data import WeeklyData
-from strategies.rebalance import ORDER_COLUMNS, Decide, Progress, TargetWeightStrategy
+from strategies.rebalance import ORDER_COLUMNS, Decide, Progress, Tag, TargetWeightStrategy
 
 _FEED_COLUMNS = ["open", "high", "low", "close", "volume", "openinterest"]
 
@@ -69,6 +69,7 @@ def run_engine(
     cash: float,
     fill: str,
     commission: float = 0.0,
+    tag: Tag | None = None,
     progress: Progress | None = None,
 ) -> EngineResult:
     """Run ``decide``'s targets through backtrader over ``weeks``.
@@ -83,6 +84,8 @@ def run_engine(
         ``decide(week, tickers with a bar that week) -> {ticker: target weight}``.
     fill
         ``"next_open"`` or ``"close"`` (see :mod:`strategies.rebalance`).
+    tag
+        ``tag(decision week) -> label`` written in each order's ``model_version``.
     """
     cerebro = bt.Cerebro(stdstats=False, cheat_on_open=(fill == "next_open"))
     cerebro.broker = _TerminalNotifyBroker()
@@ -116,6 +119,7 @@ def run_engine(
         present=present,
         fill=fill,
         commission=commission,
+        tag=tag,
         progress=progress,
     )
     strat = cerebro.run(runonce=True, preload=True)[0]

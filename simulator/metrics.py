@@ -99,3 +99,44 @@ def summarize(returns: pd.Series, risk_free: pd.Series) -> dict[str, float]:
         "sortino": mean_ex / downside * ann if downside > 0 else float("nan"),
         "max_drawdown": max_drawdown(returns),
     }
+
+
+def probabilistic_sharpe(excess: pd.Series, threshold: float = 0.0) -> dict[str, float | None]:
+    """The probabilistic Sharpe ratio of a weekly excess-return series (Bailey and
+    López de Prado, 2012): the probability that the true Sharpe ratio is above ``threshold``,
+    given the observed one, the number of weeks, and the skewness and kurtosis of the returns.
+
+    ``PSR = Phi((SR - SR*) * sqrt(n - 1) / sqrt(1 - skew * SR + (kurtosis - 1) / 4 * SR**2))``
+    with ``SR`` the weekly (not annualised) Sharpe ratio ``mean / std(ddof=1)``, ``skew`` and
+    ``kurtosis`` the sample moments (kurtosis 3 for a normal law) and ``SR*`` the weekly
+    threshold. ``threshold`` is given annualised, like the Sharpe ratios of the summary.
+
+    Returns ``{"weeks", "sharpe" (annualised), "skew", "kurtosis", "psr"}``; ``psr`` and
+    the moments are None when the series is constant.
+
+    >>> r = pd.Series([0.02, -0.01, 0.03, 0.0, 0.01, -0.02, 0.04, 0.01])
+    >>> out = probabilistic_sharpe(r)
+    >>> out["weeks"], round(out["sharpe"], 4), round(out["kurtosis"], 4), round(out["psr"], 4)
+    (8, 3.6056, 2.0, 0.9003)
+    """
+    x = excess.to_numpy(dtype=float)
+    n = len(x)
+    std = float(np.std(x, ddof=1)) if n > 1 else 0.0
+    if n < 3 or std <= 0:
+        return {"weeks": n, "sharpe": None, "skew": None, "kurtosis": None, "psr": None}
+    sr = float(np.mean(x)) / std
+    centred = x - float(np.mean(x))
+    m2 = float(np.mean(centred**2))
+    skew = float(np.mean(centred**3)) / m2**1.5
+    kurt = float(np.mean(centred**4)) / m2**2
+    target = threshold / math.sqrt(WEEKS_PER_YEAR)
+    spread = 1.0 - skew * sr + (kurt - 1.0) / 4.0 * sr**2
+    z = (sr - target) * math.sqrt(n - 1) / math.sqrt(max(spread, 1e-12))
+    psr = 0.5 * (1.0 + math.erf(z / math.sqrt(2.0)))
+    return {
+        "weeks": n,
+        "sharpe": sr * math.sqrt(WEEKS_PER_YEAR),
+        "skew": skew,
+        "kurtosis": kurt,
+        "psr": psr,
+    }

@@ -38,6 +38,7 @@ from matplotlib.figure import Figure
 
 from simulator.errors import RunDirError
 from simulator.metrics import RETURN_COLUMNS, WEEKS_PER_YEAR
+from simulator.report_sections import honesty_html, prediction_html, read_models, reference_html
 
 if TYPE_CHECKING:
     from matplotlib.typing import RcKeyType
@@ -161,8 +162,18 @@ def write_tearsheet(run_dir: Path) -> Path:
         strategy_label=strategy_label,
         benchmark_label=benchmark_label,
     )
+    models = read_models(run_dir)
+    extra = [reference_html(summary)]
+    if models is not None:
+        extra.append(prediction_html(run_dir, models))
+    extra.append(honesty_html(summary, models))
     section = _section_html(
-        table, returns, summary, rf_annual, has_rf_file=(run_dir / "risk_free.csv").is_file()
+        table,
+        returns,
+        summary,
+        rf_annual,
+        has_rf_file=(run_dir / "risk_free.csv").is_file(),
+        extra="\n".join(extra),
     )
     page = _assemble(qs_page, section, title=f"foliosim: {strategy_label} vs {benchmark_label}")
 
@@ -410,8 +421,10 @@ def _section_html(
     rf_annual: float,
     *,
     has_rf_file: bool,
+    extra: str = "",
 ) -> str:
-    """Our part of the page: heading, Table 2, the growth-of-1 chart and the notes."""
+    """Our part of the page: heading, Table 2, the growth-of-1 chart, the notes, then
+    ``extra`` (the paper side by side, predictions and honesty sections)."""
     esc = html.escape
     strategy, benchmark = str(summary["strategy_name"]), str(summary["benchmark_name"])
     labels = {"benchmark": benchmark, "equal_weight": EQUAL_WEIGHT_LABEL, "strategy": strategy}
@@ -468,6 +481,7 @@ def _section_html(
 <ul>
 {items}
 </ul>
+{extra}
 <hr>
 </div>
 """

@@ -1,7 +1,10 @@
 """Run directories: write a backtest's files atomically, and read them back.
 
 A run directory holds ``config.toml`` (the resolved config), ``summary.json``,
-``returns.csv``, ``weights.csv``, ``orders.csv``, ``risk_free.csv`` and ``tearsheet.html``.
+``returns.csv``, ``weights.csv``, ``orders.csv``, ``risk_free.csv`` and ``tearsheet.html``;
+an ``lstm_signal`` run adds ``predictions.csv`` (every forecast, its target weight and the
+close that followed) and ``models.json`` (the versions used, their training and test records,
+and the forecast errors over the traded weeks).
 """
 
 from __future__ import annotations
@@ -67,6 +70,12 @@ def write_run(result: BacktestResult, out: Path) -> Path:
         result.weights.to_csv(tmp / "weights.csv", index=False, date_format="%Y-%m-%d")
         result.orders.to_csv(tmp / "orders.csv", index=False, date_format="%Y-%m-%d")
         result.risk_free.rename("rate").to_csv(tmp / "risk_free.csv", date_format="%Y-%m-%d")
+        if result.predictions is not None:
+            result.predictions.to_csv(
+                tmp / "predictions.csv", index=False, date_format="%Y-%m-%d", float_format="%.10g"
+            )
+            models = json.dumps(_clean(result.models), indent=2, allow_nan=False)
+            (tmp / "models.json").write_text(models + "\n", encoding="utf-8")
         write_tearsheet(tmp)
         tmp.chmod(0o755)  # mkdtemp makes it private; a run directory is an ordinary folder
         if out.exists():

@@ -9,7 +9,8 @@ and submits sells first, then buys:
   that open and fill at it (cheat-on-open). Nothing of bar t+1 but its open is read.
 
 Every order that ends (filled, rejected for margin, or impossible because the ticker has no bar
-at the fill) becomes one row of :attr:`TargetWeightStrategy.order_rows`.
+at the fill) becomes one row of :attr:`TargetWeightStrategy.order_rows`, carrying the label
+``tag(decision week)`` (the model version behind the decision; empty without a tag).
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ import backtrader as bt
 import pandas as pd
 
 Decide = Callable[[pd.Timestamp, list[str]], Mapping[str, float]]
+#: ``tag(decision week) -> label`` stamped on each order, e.g. the model version behind it.
+Tag = Callable[[pd.Timestamp], str]
 Progress = Callable[[int, int], None]
 
 ORDER_COLUMNS = [
@@ -34,6 +37,7 @@ ORDER_COLUMNS = [
     "value",
     "commission",
     "status",
+    "model_version",
 ]
 
 
@@ -52,6 +56,7 @@ class TargetWeightStrategy(bt.Strategy):
         ("present", None),
         ("fill", "next_open"),
         ("commission", 0.0),
+        ("tag", None),
         ("progress", None),
     )
 
@@ -117,7 +122,7 @@ class TargetWeightStrategy(bt.Strategy):
         for name, weight in targets.items():
             if name not in names and weight:
                 # No bar to fill at (e.g. a trading halt): recorded, never silently dropped.
-                row = _row(week, None, name, weight, math.nan, 0.0, "NoBar")
+                row = _row(week, None, name, weight, math.nan, 0.0, "NoBar", self._tag(week))
                 self.order_rows.append({**row, "size": math.nan})
         budget = value - held_value
         deltas = self._deltas(targets, price, budget)
@@ -126,7 +131,10 @@ class TargetWeightStrategy(bt.Strategy):
             deltas = self._deltas(targets, price, budget - cost)
         for d, n in sorted(deltas.items(), key=lambda kv: kv[1] > 0):  # sells first
             order = self.sell(data=d, size=-n) if n < 0 else self.buy(data=d, size=n)
-            order.addinfo(decided=week)
+            order.addinfo(decided=week, tag=self._tag(week))
+
+    def _tag(self, week: pd.Timestamp) -> str:
+        return self.p.tag(week) if self.p.tag is not None else ""
 
     def _deltas(
         self, targets: Mapping[str, float], price: Mapping[Any, float], budget: float
@@ -144,6 +152,7 @@ class TargetWeightStrategy(bt.Strategy):
         if order.alive():
             return
         week = order.info.get("decided")
+        tag = order.info.get("tag", "")
         name = order.data._name
         status = order.getstatusname()
         if order.status == order.Completed:
@@ -151,11 +160,10 @@ class TargetWeightStrategy(bt.Strategy):
             filled = self._dates.get(ex.dt)
             if filled is None:
                 filled = self._dates[ex.dt] = pd.Timestamp(bt.num2date(ex.dt))
-            self.order_rows.append(_row(week, filled, name, ex.size, ex.price, ex.comm, status))
+            row = _row(week, filled, name, ex.size, ex.price, ex.comm, status, tag)
         else:
-            self.order_rows.append(
-                _row(week, None, name, order.created.size, math.nan, 0.0, status)
-            )
+            row = _row(week, None, name, order.created.size, math.nan, 0.0, status, tag)
+        self.order_rows.append(row)
 
 
 def _row(
@@ -166,6 +174,7 @@ def _row(
     price: float,
     commission: float,
     status: str,
+    tag: str,
 ) -> dict[str, Any]:
     shares = abs(size)
     return {
@@ -178,4 +187,5 @@ def _row(
         "value": shares * price if not math.isnan(price) else math.nan,
         "commission": commission,
         "status": status,
+        "model_version": tag,
     }

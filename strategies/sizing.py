@@ -110,6 +110,54 @@ def apply_limits(raw: pd.Series, limits: Limits) -> pd.Series:
     return pd.Series(limit_array(raw.to_numpy(dtype=float), limits), index=raw.index)
 
 
+def signal_scores(predicted: np.ndarray) -> np.ndarray:
+    """Raw scores of the LSTM-signal rule (seed 001, section 3) from predicted returns.
+
+    If any prediction is negative the scores are the predictions themselves (long the
+    predicted risers, short the predicted fallers, each in proportion to its predicted move).
+    If none is, they are the z-scores ``(r - mean(r)) / std(r)`` (the seed's equation 7): buy
+    the stronger, sell the weaker. Only relative sizes matter afterwards (the scores are scaled
+    to the gross exposure), so the choice of ``std`` (population here) changes nothing. When
+    the z-score is undefined (one name, or all predictions equal) the predictions are used
+    as they are: every name is predicted to rise by the same margin, so each is bought alike.
+
+    >>> signal_scores(np.array([0.02, -0.01, 0.03])).tolist()
+    [0.02, -0.01, 0.03]
+    >>> signal_scores(np.array([0.01, 0.02, 0.03])).round(4).tolist()
+    [-1.2247, 0.0, 1.2247]
+    """
+    r = np.asarray(predicted, dtype=float)
+    if np.isnan(r).any():
+        raise ValueError("predicted returns contain NaN")
+    if len(r) == 0 or (r < 0).any():
+        return r.copy()
+    std = float(np.std(r))
+    if len(r) < 2 or std <= _EPS * max(1.0, float(np.abs(r).max())):
+        return r.copy()
+    return (r - float(np.mean(r))) / std
+
+
+def signal_weights(predicted: pd.Series, limits: Limits) -> pd.Series:
+    """Target weights of the LSTM-signal rule: :func:`signal_scores`, then :func:`apply_limits`.
+
+    Parameters
+    ----------
+    predicted
+        Predicted next-week returns (fractions) per ticker. Tickers with NaN (no prediction)
+        get weight 0 and take no part in the mean and spread.
+
+    >>> p = pd.Series({"A": 0.03, "B": -0.01, "C": 0.01, "D": 0.01, "E": float("nan")})
+    >>> signal_weights(p, Limits()).round(4).to_dict()
+    {'A': 0.3333, 'B': -0.2222, 'C': 0.2222, 'D': 0.2222, 'E': 0.0}
+    """
+    known = predicted.dropna()
+    weights = pd.Series(0.0, index=predicted.index)
+    if len(known):
+        scores = signal_scores(known.to_numpy(dtype=float))
+        weights.loc[known.index] = limit_array(scores, limits)
+    return weights
+
+
 def equal_weight(tickers: Sequence[str], limits: Limits) -> pd.Series:
     """The 1/N rule: the same weight for each ticker, under ``limits``.
 

@@ -1,0 +1,463 @@
+"""Tear-sheet sections beyond Table 2: the paper side by side, predictions, and honesty.
+
+- :func:`reference_html`: our Table 2 next to published figures (``report.reference``), with
+  a plain sentence for every figure that differs.
+- :func:`prediction_html`: the forecasts' errors over the traded weeks next to the naive
+  forecast, each model's registered test record, learning curves and predicted-vs-actual plots.
+- :func:`honesty_html`: the leakage audit (train_end against the first week each model traded,
+  scaler windows, fill timing) and how sure the result is (probabilistic Sharpe ratios).
+
+They read only the run directory's files (summary.json, models.json, predictions.csv), so
+``foliosim report`` rebuilds them without the registry.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib.dates as mdates
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from simulator.errors import RunDirError
+
+_REMEDY = "it is written by a backtest run: run the backtest again or pass the right run directory"
+
+#: Published figures, by ``report.reference`` name: columns benchmark, 1/N, strategy.
+REFERENCES: dict[str, dict[str, Any]] = {
+    "paper2023": {
+        "title": "seed 001, Table 2",
+        "period": "2022-07-01 to 2023-06-23 (prices of 52 weeks, 51 weekly returns)",
+        "rows": {
+            "Return over the period (%)": ("total_return", 100.0, (21.25, 39.77, 116.21), 1.0),
+            "Volatility (%)": ("volatility", 100.0, (23.46, 24.81, 26.68), 1.0),
+            "Sharpe ratio": ("sharpe", 1.0, (0.780, 1.337, 2.944), 0.05),
+            "Max drawdown (%)": ("max_drawdown", 100.0, (-20.9, -19.3, -13.1), 1.0),
+        },
+        "notes": [
+            "The paper's return is the total return over its test period (the NASDAQ's "
+            "21.25% is the index close of 2023-06-23 over that of 2022-07-01), so it is set "
+            "beside our total return, not our annualised one.",
+            "The paper's data are weekly adjusted closes from its own source; its risk-free "
+            "rate, its 1/N construction (rebalanced or bought and held) and its LSTM training "
+            "seed are not given. Our LSTM result depends on the training seed: README lists "
+            "the spread over several seeds and both fill modes.",
+        ],
+    }
+}
+_KEYS = ("benchmark", "equal_weight", "strategy")
+
+
+def _esc(value: Any) -> str:
+    return html.escape(str(value))
+
+
+def _num(value: Any, spec: str) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "n/a"
+    text = format(value, spec)
+    return text[1:] if text.startswith("-") and float(text.rstrip("%")) == 0 else text
+
+
+def _table(head: Sequence[str], rows: Sequence[Sequence[str]], table_id: str) -> str:
+    top = "".join(f"<th>{_esc(h)}</th>" for h in head)
+    body = "".join("<tr>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>\n" for row in rows)
+    return (
+        f'<table id="{table_id}">\n<thead><tr>{top}</tr></thead>\n<tbody>\n{body}</tbody>\n</table>'
+    )
+
+
+def _png(fig: Figure) -> str:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=90)
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+# --- the paper side by side ----------------------------------------------------------------
+
+
+def reference_rows(summary: Mapping[str, Any], name: str) -> list[dict[str, Any]]:
+    """Ours next to the published figures: one dict per (metric, series).
+
+    Keys: ``metric``, ``series`` (benchmark, equal_weight, strategy), ``ours``, ``published``,
+    ``difference`` (ours - published, NaN when ours is undefined) and ``differs`` (the
+    difference is beyond the row's tolerance: 1 point for percentages, 0.05 for Sharpe).
+    """
+    ref = REFERENCES[name]
+    out = []
+    for metric, (key, factor, published, tolerance) in ref["rows"].items():
+        for series, paper in zip(_KEYS, published, strict=True):
+            raw = summary[series].get(key)
+            ours = float(raw) * factor if raw is not None else math.nan
+            diff = ours - paper
+            out.append(
+                {
+                    "metric": metric,
+                    "series": series,
+                    "ours": ours,
+                    "published": paper,
+                    "difference": diff,
+                    "differs": bool(not math.isfinite(diff) or abs(diff) > tolerance),
+                }
+            )
+    return out
+
+
+def reference_html(summary: Mapping[str, Any]) -> str:
+    """Table 2 beside the published one, and where they differ, in words ('' if none set)."""
+    name = summary.get("reference") or ""
+    if not name:
+        return ""
+    if name not in REFERENCES:
+        raise RunDirError(f"summary.json: unknown reference {name!r}; {_REMEDY}")
+    ref = REFERENCES[name]
+    labels = {
+        "benchmark": str(summary["benchmark_name"]),
+        "equal_weight": "1/N",
+        "strategy": str(summary["strategy_name"]),
+    }
+    rows = reference_rows(summary, name)
+    head = ["Metric"]
+    for key in _KEYS:
+        head += [f"{labels[key]} (ours)", f"{labels[key]} (paper)", "difference"]
+    table_rows = []
+    for metric in ref["rows"]:
+        spec = ".3f" if metric == "Sharpe ratio" else ".2f"
+        cells = [_esc(metric)]
+        for r in (r for r in rows if r["metric"] == metric):
+            mark = " &#9888;" if r["differs"] else ""
+            cells += [
+                _num(r["ours"], spec),
+                _num(r["published"], spec),
+                _num(r["difference"], "+" + spec) + mark,
+            ]
+        table_rows.append(cells)
+    sentences = []
+    for r in rows:
+        spec = ".3f" if r["metric"] == "Sharpe ratio" else ".2f"
+        what = f"{labels[r['series']]} {r['metric'].split(' (')[0].lower()}"
+        if not math.isfinite(r["ours"]):
+            sentences.append(f"Our {_esc(what)} is undefined; the paper reports {r['published']}.")
+        elif r["differs"]:
+            side = "above" if r["difference"] > 0 else "below"
+            sentences.append(
+                f"Our {_esc(what)} is {_num(r['ours'], spec)}, {_num(abs(r['difference']), spec)} "
+                f"{side} the paper's {_num(r['published'], spec)}."
+            )
+    agree = [
+        f"{labels[r['series']]} {r['metric'].split(' (')[0].lower()}"
+        for r in rows
+        if not r["differs"]
+    ]
+    if agree:
+        sentences.append("Within tolerance of the paper: " + _esc(", ".join(agree)) + ".")
+    notes = "\n".join(f"<li>{s}</li>" for s in [*sentences, *map(_esc, ref["notes"])])
+    return f"""
+<h3>Our figures beside the paper's ({_esc(ref["title"])})</h3>
+<p>The paper's test period: {_esc(ref["period"])}. Ours: {_esc(summary["weeks"])} weekly
+returns, {_esc(summary["start"])} to {_esc(summary["end"])}, fill mode
+<code>{_esc(summary["fill"])}</code>. &#9888; marks a difference beyond 1 point (0.05 for the
+Sharpe ratio).</p>
+{_table(head, table_rows, "reference")}
+<ul>
+{notes}
+</ul>
+"""
+
+
+# --- predictions ---------------------------------------------------------------------------
+
+
+def read_models(run_dir: Path) -> dict[str, Any] | None:
+    """models.json of an LSTM run (None when the run has none)."""
+    path = run_dir / "models.json"
+    if not path.is_file():
+        return None
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise RunDirError(f"{path} is not valid JSON ({exc}); {_REMEDY}") from exc
+    if not isinstance(doc, dict) or not {"used", "versions", "as_traded"} <= set(doc):
+        raise RunDirError(f"{path} lacks used/versions/as_traded; {_REMEDY}")
+    return doc
+
+
+def read_predictions(run_dir: Path) -> pd.DataFrame:
+    """predictions.csv of an LSTM run, weeks parsed."""
+    path = run_dir / "predictions.csv"
+    if not path.is_file():
+        raise RunDirError(f"{path} not found; {_REMEDY}")
+    try:
+        frame = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise RunDirError(f"{path} is not a readable CSV ({exc}); {_REMEDY}") from exc
+    need = ["week", "ticker", "model_version", "last_close", "predicted_close", "actual_close"]
+    missing = [c for c in need if c not in frame.columns]
+    if missing:
+        raise RunDirError(f"{path} lacks column(s) {', '.join(missing)}; {_REMEDY}")
+    frame["week"] = pd.to_datetime(frame["week"], format="ISO8601")
+    return frame
+
+
+def _metric_cells(m: Mapping[str, Any]) -> list[str]:
+    model, naive = m["model"]["price"], m["naive"]["price"]
+    cells = [str(m["n"])]
+    for key, spec in (("mse", ".4g"), ("mae", ".4g"), ("rmse", ".4g"), ("mape", ".2f")):
+        cells += [_num(model[key], spec), _num(naive[key], spec)]
+    cells += [_num(m["model"]["return"]["hit_rate"], ".1%"), _num(m.get("mse_ratio"), ".3f")]
+    return cells
+
+
+_METRIC_HEAD = [
+    "weeks",
+    "MSE",
+    "naive MSE",
+    "MAE",
+    "naive MAE",
+    "RMSE",
+    "naive RMSE",
+    "MAPE %",
+    "naive MAPE %",
+    "hit rate",
+    "MSE ratio (returns)",
+]
+
+
+def _learning_png(version: Mapping[str, Any]) -> str | None:
+    training = version.get("training") or {}
+    keys = list(training)
+    if not keys:
+        return None
+    cols = min(4, len(keys))
+    nrows = math.ceil(len(keys) / cols)
+    fig = Figure(figsize=(2.6 * cols, 1.9 * nrows), layout="constrained")
+    for i, key in enumerate(keys):
+        ax = fig.add_subplot(nrows, cols, i + 1)
+        fit = training[key]
+        epochs = np.arange(1, len(fit["train_loss"]) + 1)
+        ax.plot(epochs, fit["train_loss"], lw=1.0, label="train")
+        ax.plot(epochs, fit["val_loss"], lw=1.0, label="validation")
+        ax.axvline(fit["best_epoch"], color="grey", ls=":", lw=0.8)
+        ax.set_title(f"{key} (best {fit['best_epoch']})", fontsize=8)
+        ax.tick_params(labelsize=6)
+        if i == 0:
+            ax.legend(fontsize=6, frameon=False)
+    return _png(fig)
+
+
+def _predicted_png(predictions: pd.DataFrame) -> str | None:
+    rows = predictions.dropna(subset=["predicted_close", "actual_close"])
+    if rows.empty:
+        return None
+    tickers = list(dict.fromkeys(rows["ticker"]))
+    cols = min(4, len(tickers))
+    nrows = math.ceil(len(tickers) / cols)
+    fig = Figure(figsize=(2.8 * cols, 2.0 * nrows), layout="constrained")
+    for i, ticker in enumerate(tickers):
+        part = rows[rows["ticker"] == ticker]
+        target = (part["week"] + pd.Timedelta(weeks=1)).to_numpy()
+        ax = fig.add_subplot(nrows, cols, i + 1)
+        ax.plot(target, part["actual_close"].to_numpy(), color="black", lw=1.0, label="actual")
+        ax.plot(target, part["predicted_close"].to_numpy(), lw=0.9, label="LSTM")
+        ax.plot(target, part["last_close"].to_numpy(), ls="--", lw=0.7, label="naive")
+        ax.set_title(str(ticker), fontsize=8)
+        ax.tick_params(labelsize=6)
+        locator = mdates.AutoDateLocator(maxticks=4)
+        ax.xaxis.set_major_locator(locator)
+        ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+        if i == 0:
+            ax.legend(fontsize=6, frameon=False)
+    return _png(fig)
+
+
+def prediction_html(run_dir: Path, models: Mapping[str, Any]) -> str:
+    """The prediction section of an LSTM run."""
+    predictions = read_predictions(run_dir)
+    traded = models["as_traded"]
+    rows = [[_esc(t), *_metric_cells(m)] for t, m in (traded.get("per_ticker") or {}).items()]
+    overall = traded.get("all") or {}
+    if overall:
+        rows.append(["<b>all</b>", *_metric_cells(overall)])
+        ratio = overall.get("mse_ratio")
+        verdict = (
+            "beat the naive forecast (next close = last close)"
+            if ratio is not None and ratio < 1
+            else "did not beat the naive forecast (next close = last close)"
+        )
+        lead = (
+            f"Over the traded weeks the models' forecasts {verdict}: the MSE of their "
+            f"predicted returns is {_num(ratio, '.3f')} times the naive forecast's."
+        )
+    else:
+        lead = "No forecast had a realised next close to score."
+    versions = []
+    for v in models["versions"]:
+        test = (v.get("test") or {}).get("all") or {}
+        tags = v.get("tags") or {}
+        if test:
+            scored = (
+                f"{_esc(tags.get('test_weeks', '?'))} test weeks after its train_end: MSE "
+                f"ratio {_num(test.get('mse_ratio'), '.3f')}, hit rate "
+                f"{_num(test['model']['return']['hit_rate'], '.1%')}"
+            )
+        else:
+            scored = "no test weeks after its train_end in the data it was trained with"
+        versions.append(
+            f"<li><code>{_esc(v['version'])}</code> ({_esc(tags.get('preset', '?'))} "
+            f"{_esc(tags.get('mode', '?'))}, trained on {_esc(tags.get('train_start'))} to "
+            f"{_esc(tags.get('train_end'))}): {scored}.</li>"
+        )
+    curves = []
+    for v in models["versions"]:
+        png = _learning_png(v)
+        if png is not None:
+            curves.append(
+                f"<h4>Learning curves of {_esc(v['version'])} (MSE on the scaled target; dotted: "
+                f'the restored best epoch)</h4>\n<img src="data:image/png;base64,{png}" '
+                f'alt="learning curves of {_esc(v["version"])}">'
+            )
+    pva = _predicted_png(predictions)
+    pva_html = (
+        "<h4>Predicted vs actual close over the traded weeks (naive: last close)</h4>\n"
+        f'<img src="data:image/png;base64,{pva}" alt="predicted vs actual">'
+        if pva
+        else ""
+    )
+    return f"""
+<h3>Predictions</h3>
+<p>{lead} Metrics on prices unless marked; MAPE in percent; hit rate = share of weeks whose
+predicted direction was right. Every forecast is in <code>predictions.csv</code>.</p>
+{_table(["Ticker", *_METRIC_HEAD], rows, "prediction")}
+<p>Each model's own test record, from the registry (weeks after its train_end up to the end of
+the data it was trained with):</p>
+<ul>
+{"".join(versions)}
+</ul>
+{"".join(curves)}
+{pva_html}
+"""
+
+
+# --- honesty -------------------------------------------------------------------------------
+
+
+def leakage_rows(models: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """One audit row per model: its training window, scaler window and first traded week."""
+    specs = {v["version"]: v for v in models["versions"]}
+    out = []
+    for used in models["used"]:
+        version = specs.get(used["version"], {})
+        splits = version.get("splits") or {}
+        train_last = [s["train"]["last"] for s in splits.values() if s["train"]["last"]]
+        val_last = [s["validation"]["last"] for s in splits.values() if s["validation"]["last"]]
+        first = used.get("first_decision")
+        ok = first is None or used["train_end"] < first
+        out.append(
+            {
+                "version": used["version"],
+                "train_start": used["train_start"],
+                "train_end": used["train_end"],
+                "scaler_last_target": max(train_last) if train_last else None,
+                "validation_last_target": max(val_last) if val_last else None,
+                "first_decision": first,
+                "last_decision": used.get("last_decision"),
+                "decisions": used.get("decisions", 0),
+                "trained_by_this_run": used.get("trained_by_this_run"),
+                "ok": ok,
+            }
+        )
+    return out
+
+
+def _psr_sentence(what: str, c: Mapping[str, Any] | None) -> str:
+    if not c or c.get("psr") is None:
+        return f"{what}: not defined (a constant series)."
+    return (
+        f"{what}: annualised Sharpe {_num(c['sharpe'], '.3f')} over {c['weeks']} weeks "
+        f"(skew {_num(c['skew'], '.2f')}, kurtosis {_num(c['kurtosis'], '.2f')}); the "
+        f"probability that the true Sharpe ratio is above 0 is <b>{_num(c['psr'], '.1%')}</b>."
+    )
+
+
+def honesty_html(summary: Mapping[str, Any], models: Mapping[str, Any] | None) -> str:
+    """The leakage audit (LSTM runs) and the probabilistic Sharpe ratios (every run)."""
+    parts = ["<h3>Honesty</h3>"]
+    if models is not None:
+        audit = leakage_rows(models)
+        rows = [
+            [
+                f"<code>{_esc(r['version'])}</code>",
+                f"{_esc(r['train_start'])} to {_esc(r['train_end'])}",
+                _esc(r["scaler_last_target"] or "n/a"),
+                _esc(r["validation_last_target"] or "n/a"),
+                f"{_esc(r['first_decision'] or '-')} to {_esc(r['last_decision'] or '-')}",
+                _esc(r["decisions"]),
+                "yes" if r["trained_by_this_run"] else "reused",
+                "ok: train_end before the first decision" if r["ok"] else "<b>LEAK</b>",
+            ]
+            for r in audit
+        ]
+        head = [
+            "model",
+            "trained on weeks",
+            "scaler fitted on targets up to",
+            "validation up to",
+            "decided weeks",
+            "decisions",
+            "trained by this run",
+            "check",
+        ]
+        bad = [r["version"] for r in audit if not r["ok"]]
+        verdict = (
+            "Every model was trained on data that ended before the first week it traded."
+            if not bad
+            else f"<b>Models used before their train_end: {_esc(', '.join(bad))}.</b>"
+        )
+        fill = summary["fill"]
+        fill_line = (
+            "orders decided at the close of week t fill at the open of week t+1, sized from that "
+            "open"
+            if fill == "next_open"
+            else "orders decided at the close of week t fill at that same close (cheat-on-close, "
+            "the paper's assumption): the decision and the fill see the same price, which is "
+            "optimistic"
+        )
+        parts += [
+            "<h4>Leakage audit</h4>",
+            f"<p>{verdict} A model decides at week t only if its train_end is before t "
+            "(point-in-time selection); at week t its forecast reads weekly closes up to the "
+            "close of t and nothing after. Each scaler was fitted on its model's training "
+            "windows only (the validation windows after them were not used for scaling). "
+            f"Fill timing (<code>{_esc(fill)}</code>): {fill_line}.</p>",
+            _table(head, rows, "leakage"),
+        ]
+    confidence = summary.get("confidence") or {}
+    strategy = str(summary["strategy_name"])
+    lines = [
+        _psr_sentence(f"{strategy} (excess over the risk-free rate)", confidence.get("strategy"))
+    ]
+    if "over_equal_weight" in confidence:
+        lines.append(
+            _psr_sentence(
+                f"{strategy} minus 1/N (weekly difference of returns)",
+                confidence["over_equal_weight"],
+            )
+        )
+    items = "\n".join(f"<li>{line}</li>" for line in lines)
+    parts += [
+        "<h4>How sure is the result?</h4>",
+        "<p>The probabilistic Sharpe ratio (Bailey and L&oacute;pez de Prado, 2012) is the "
+        "probability that the true Sharpe ratio is above 0 given the one observed, the number "
+        "of weeks, and the skewness and kurtosis of the weekly returns. One year of weeks is a "
+        "short record: values near 50% mean the data cannot tell.</p>",
+        f"<ul>\n{items}\n</ul>",
+    ]
+    return "\n".join(parts)

@@ -1,0 +1,287 @@
+"""LSTM signals for a backtest: which registry versions, trained when, and their predictions.
+
+:func:`prepare_models` gets every model a backtest needs from the registry, training and
+registering the ones it lacks: one model trained up to ``model.train_end``, then, with
+``model.retrain_every = K``, one more every K decision weeks, each trained on every week up to
+its retrain week. A version is reused when the registry already holds one of the same spec
+(``spec_sha256``) trained on the same data (``data_fingerprint`` of the closes up to its
+train_end); training is deterministic, so a reused version is the model training would give.
+
+:class:`RegistrySignal` is the signal provider the strategy sees: at decision week t it
+answers with the model whose train_end is strictly before t (point-in-time selection), from
+weekly closes up to t.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from models.forecaster import Forecaster, TrainProgress, data_fingerprint, train
+from models.registry import Registry, VersionInfo, spec_digest
+from simulator.config import Config
+from simulator.errors import ConfigError, LookAheadError
+from simulator.training import model_spec, open_registry
+from strategies.signal import SignalRule
+from strategies.sizing import Limits
+
+#: Called with a line of news for the user: "training ...", "reusing ...".
+Note = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class UsedModel:
+    """A registry version a backtest uses, loaded, and whether this run trained it."""
+
+    model: Forecaster
+    info: VersionInfo
+    trained: bool
+
+    @property
+    def train_end(self) -> pd.Timestamp:
+        return self.model.train_end
+
+
+def retrain_ends(first_end: pd.Timestamp, decisions: pd.DatetimeIndex, every: int) -> list[Any]:
+    """The train_end of each model of a walk-forward backtest.
+
+    The first model is trained up to ``first_end``; with ``every = K > 0`` one more is trained
+    at the close of every K-th decision week (on every week up to it) and used from the next
+    decision on, so each model makes K decisions (the last one possibly fewer).
+
+    >>> weeks = pd.date_range("2024-01-05", periods=7, freq="W-FRI")
+    >>> [d.strftime("%m-%d") for d in retrain_ends(pd.Timestamp("2023-12-29"), weeks, 3)]
+    ['12-29', '01-19', '02-09']
+    """
+    ends = [pd.Timestamp(first_end)]
+    if every > 0:
+        ends += [decisions[i] for i in range(every - 1, len(decisions) - 1, every)]
+    return ends
+
+
+def prepare_models(
+    cfg: Config,
+    closes: pd.DataFrame,
+    decisions: pd.DatetimeIndex,
+    registry: Registry,
+    progress: TrainProgress | None = None,
+    note: Note | None = None,
+) -> list[UsedModel]:
+    """The models of a backtest of ``cfg``, oldest first (see the module docstring).
+
+    Parameters
+    ----------
+    closes
+        The backtest's weekly closes ``(n_weeks, n_tickers)``; models are trained on the rows
+        up to their train_end and must cover every column.
+    decisions
+        The decision weeks; the first model must end before the first of them.
+    """
+    say = note or (lambda _line: None)
+    tickers = [str(t) for t in closes.columns]
+    first = pd.Timestamp(decisions[0])
+    if cfg.model.version:
+        info = registry.resolve(cfg.model.version)
+        if info.train_end >= first:
+            raise LookAheadError(
+                f"model.version {info.ref} was trained on data up to {info.train_end.date()}, "
+                f"not before the first decision week {first.date()}; pick a version trained "
+                "earlier, or start the backtest later"
+            )
+        say(f"using {info.ref} (trained up to {info.train_end.date()})")
+        return [UsedModel(registry.load(info, tickers), info, trained=False)]
+
+    first_end = pd.Timestamp(cfg.model_train_end())
+    if first_end >= first:
+        raise ConfigError(
+            f"model.train_end ({first_end.date()}) is not before the first decision week "
+            f"{first.date()}: the model would trade weeks it was trained on. Set an earlier "
+            "model.train_end or a later backtest.start"
+        )
+    spec = model_spec(cfg)
+    digest = spec_digest(spec.to_dict())
+    known = {
+        (v.tags.get("spec_sha256"), v.tags.get("data_fingerprint")): v
+        for v in registry.versions()
+        if v.name == spec.name
+    }
+    source: dict[str, Any] = cfg.model_dump(mode="json", exclude_none=True)
+    ends = retrain_ends(first_end, decisions, cfg.model.retrain_every)
+    used = []
+    for k, end in enumerate(ends, start=1):
+        found = known.get((digest, data_fingerprint(closes.loc[:end])))
+        if found is not None:
+            say(f"model {k}/{len(ends)}: reusing {found.ref} (trained up to {end.date()})")
+            used.append(UsedModel(registry.load(found, tickers), found, trained=False))
+            continue
+        say(f"model {k}/{len(ends)}: training {spec.name} on data up to {end.date()}")
+        model, report = train(closes, spec, end, progress)
+        stored = {**source, "model": {**source["model"], "train_end": end.date().isoformat()}}
+        info = registry.register(model, report, stored)
+        used.append(UsedModel(model, info, trained=True))
+    return used
+
+
+class RegistrySignal:
+    """The signal provider of the LSTM-signal strategy (``strategies.signal.SignalProvider``).
+
+    Parameters
+    ----------
+    closes
+        Weekly closes ``(n_weeks, n_tickers)``. Predictions at week t read rows up to t only.
+    models
+        The models to choose from; at week t the one with the latest train_end before t.
+    """
+
+    def __init__(self, closes: pd.DataFrame, models: Sequence[UsedModel]) -> None:
+        if not models:
+            raise ValueError("a signal needs at least one model")
+        self.closes = closes
+        self.models = sorted(models, key=lambda m: m.train_end)
+        self.tickers = [str(t) for t in closes.columns]
+        self.forecasts: list[pd.DataFrame] = []
+
+    def model_at(self, as_of: pd.Timestamp) -> UsedModel:
+        """The model with the latest train_end strictly before ``as_of``."""
+        chosen = None
+        for m in self.models:
+            if m.train_end < as_of:
+                chosen = m
+        if chosen is None:
+            raise LookAheadError(
+                f"no model was trained on data ending before {as_of.date()} (the earliest "
+                f"ends {self.models[0].train_end.date()})"
+            )
+        return chosen
+
+    def predict(self, as_of: pd.Timestamp) -> pd.Series:
+        used = self.model_at(as_of)
+        table = used.model.forecast(self.closes.loc[:as_of], as_of, self.tickers)
+        self.forecasts.append(table.assign(decision=as_of, model_version=used.info.ref))
+        return table["predicted_return"]
+
+    def version(self, as_of: pd.Timestamp) -> str:
+        return self.model_at(as_of).info.ref
+
+    def predictions(self) -> pd.DataFrame:
+        """Every forecast made so far, one row per decision week and ticker."""
+        if not self.forecasts:
+            return pd.DataFrame(
+                columns=[
+                    "week",
+                    "ticker",
+                    "model_version",
+                    "last_close",
+                    "predicted_close",
+                    "predicted_return",
+                ]
+            )
+        frame = pd.concat(self.forecasts).rename_axis("ticker").reset_index()
+        frame = frame.drop(columns="week").rename(columns={"decision": "week"})
+        return frame[
+            ["week", "ticker", "model_version", "last_close", "predicted_close", "predicted_return"]
+        ].reset_index(drop=True)
+
+
+@dataclass
+class LstmRun:
+    """The LSTM-signal side of one backtest: its models, signal provider and decision rule."""
+
+    models: list[UsedModel]
+    provider: RegistrySignal
+    rule: SignalRule
+    registry: Registry
+
+    def predictions(self, closes: pd.DataFrame, weeks: pd.DatetimeIndex) -> pd.DataFrame:
+        """Each forecast with its target weight and the close its target week really had.
+
+        ``actual_close`` is the ticker's close in the calendar week after the decision (NaN
+        when it has no bar then); it is read here, after the run, never by the strategy.
+        """
+        frame = self.provider.predictions()
+        targets = self.rule.decisions[["week", "ticker", "target"]]
+        frame = frame.merge(targets, on=["week", "ticker"], how="left")
+        frame["target"] = frame["target"].fillna(0.0)
+        following = closes.reindex(weeks).shift(-1)
+        actual = following.rename_axis(index="week").reset_index()
+        actual = actual.melt(id_vars="week", var_name="ticker", value_name="actual_close")
+        frame = frame.merge(actual, on=["week", "ticker"], how="left")
+        return frame
+
+    def record(self, predictions: pd.DataFrame, orders: pd.DataFrame) -> dict[str, Any]:
+        """The content of models.json: versions used, their records, as-traded metrics."""
+        import json
+
+        used, versions = [], []
+        for m in self.models:
+            mine = predictions[predictions["model_version"] == m.info.ref]
+            weeks = sorted(set(mine["week"]))
+            used.append(
+                {
+                    "version": m.info.ref,
+                    "train_start": m.model.train_start.date().isoformat(),
+                    "train_end": m.train_end.date().isoformat(),
+                    "trained_by_this_run": m.trained,
+                    "first_decision": weeks[0].date().isoformat() if weeks else None,
+                    "last_decision": weeks[-1].date().isoformat() if weeks else None,
+                    "decisions": len(weeks),
+                    "orders": int((orders["model_version"] == m.info.ref).sum()),
+                }
+            )
+            folder = self.registry.artifact_dir(m.info)
+            stored = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
+            versions.append(
+                {
+                    "version": m.info.ref,
+                    "spec": m.model.spec.to_dict(),
+                    "tags": m.info.tags,
+                    "test": stored.get("test", {}),
+                    "training": stored.get("training", {}),
+                    "splits": stored.get("splits", {}),
+                }
+            )
+        return {"used": used, "versions": versions, "as_traded": as_traded_metrics(predictions)}
+
+
+def as_traded_metrics(predictions: pd.DataFrame) -> dict[str, Any]:
+    """Forecast errors over the weeks the strategy traded, model next to the naive forecast.
+
+    Only rows with a forecast and a realised next close count. Returns ``{"per_ticker":
+    {ticker: compare(...)}, "all": compare(...)}`` (empty when no row counts).
+    """
+    from models.metrics import compare
+
+    rows = predictions.dropna(subset=["predicted_close", "actual_close", "last_close"])
+
+    def one(part: pd.DataFrame) -> dict[str, Any]:
+        return compare(
+            part["last_close"].to_numpy(float),
+            part["actual_close"].to_numpy(float),
+            part["predicted_close"].to_numpy(float),
+        )
+
+    if rows.empty:
+        return {"per_ticker": {}, "all": {}}
+    per = {str(t): one(part) for t, part in rows.groupby("ticker", sort=False)}
+    return {"per_ticker": per, "all": one(rows)}
+
+
+def run_lstm(
+    cfg: Config,
+    closes: pd.DataFrame,
+    decisions: pd.DatetimeIndex,
+    eligible: Mapping[pd.Timestamp, frozenset[str]],
+    limits: Limits,
+    workspace: Path,
+    progress: TrainProgress | None = None,
+    note: Note | None = None,
+) -> LstmRun:
+    """Prepare the models of ``cfg`` and the decision rule that trades on them."""
+    registry = open_registry(workspace, cfg.model.registry_uri)
+    models = prepare_models(cfg, closes, decisions, registry, progress, note)
+    provider = RegistrySignal(closes, models)
+    return LstmRun(models, provider, SignalRule(provider, limits, eligible), registry)

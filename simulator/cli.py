@@ -6,13 +6,12 @@ exit with status 2; nothing half-written is left behind.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -25,6 +24,7 @@ from simulator.errors import FoliosimError
 from simulator.workspace import workspace_dir
 
 if TYPE_CHECKING:
+    from models.forecaster import TrainEvent, TrainProgress
     from models.registry import Registry
 
 app = typer.Typer(
@@ -76,15 +76,35 @@ def _progress() -> Progress:
     )
 
 
-@contextlib.contextmanager
-def _week_progress(label: str) -> Iterator[Callable[[int, int], None]]:
-    with _progress() as bar:
-        task = bar.add_task(label, total=None)
+def _week_bar(bar: Progress, label: str) -> Callable[[int, int], None]:
+    """A bar of weeks done on ``bar``; returns the engine's progress callback."""
+    task = bar.add_task(label, total=None)
 
-        def update(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
+    def update(done: int, total: int) -> None:
+        bar.update(task, completed=done, total=total)
 
-        yield update
+    return update
+
+
+def _train_bars(bar: Progress, max_epochs: int) -> TrainProgress:
+    """Bars of models and epochs on ``bar``, shown once training starts; returns the
+    ``train`` progress callback."""
+    models_task = bar.add_task("models", total=None, visible=False)
+    epochs_task = bar.add_task("epochs", total=max_epochs, visible=False)
+
+    def on_event(event: TrainEvent) -> None:
+        if event.result is not None:
+            bar.update(models_task, completed=event.index + 1, total=event.total)
+            return
+        if event.epoch == 0:
+            bar.update(models_task, completed=event.index, total=event.total, visible=True)
+            bar.reset(epochs_task, total=event.max_epochs, visible=True)
+        label = f"  {event.key} epoch"
+        if event.epoch:
+            label += f" (val loss {event.val_loss:.4g})"
+        bar.update(epochs_task, completed=event.epoch, description=label)
+
+    return on_event
 
 
 def print_table2(summary: dict[str, object]) -> None:
@@ -107,15 +127,54 @@ def _run(cfg: Config, out: Path | None) -> Path:
 
     target = out or default_run_dir(cfg.backtest.strategy)
     check_out_dir(target)  # fail before the work, not after
-    with _week_progress(f"backtest {cfg.backtest.strategy}") as update:
-        result = run_backtest(cfg, workspace_dir(), progress=update)
+
+    def note(line: str) -> None:
+        err_console.print(line, markup=False, highlight=False)
+
+    with _progress() as bar:
+        on_event = _train_bars(bar, cfg.model.max_epochs)
+        update = _week_bar(bar, f"backtest {cfg.backtest.strategy}")
+        result = run_backtest(
+            cfg, workspace_dir(), progress=update, train_progress=on_event, note=note
+        )
     with err_console.status("writing the tear sheet"):
         path = write_run(result, target)
     print_table2(result.summary)
+    _print_lstm_facts(result.summary)
     if result.summary["orders_rejected"]:
         console.print(f"orders not filled: {result.summary['orders_rejected']} (see orders.csv)")
     console.print(f"run directory: {path}", soft_wrap=True, markup=False, highlight=False)
     return path
+
+
+def _print_lstm_facts(summary: dict[str, Any]) -> None:
+    """The models a run used, how well they forecast, and how sure its Sharpe ratio is."""
+    for m in summary.get("models", []):
+        how = "trained by this run" if m["trained_by_this_run"] else "reused from the registry"
+        console.print(
+            f"model {m['version']}: trained up to {m['train_end']}, decided "
+            f"{m['decisions']} week(s) from {m['first_decision']} ({how})",
+            markup=False,
+            highlight=False,
+        )
+    prediction = summary.get("prediction")
+    if prediction:
+        ratio = prediction.get("mse_ratio")
+        verdict = "beat" if ratio is not None and ratio < 1 else "did not beat"
+        console.print(
+            f"forecasts over the traded weeks {verdict} the naive forecast "
+            f"(MSE ratio {_fmt(ratio, '.3f')}, below 1 is better)",
+            markup=False,
+        )
+    confidence = summary.get("confidence", {})
+    parts = []
+    for key, label in (("strategy", "Sharpe > 0"), ("over_equal_weight", "beats 1/N")):
+        c = confidence.get(key)
+        if c and c.get("psr") is not None:
+            parts.append(f"P({label}) = {c['psr']:.0%}")
+    if parts:
+        weeks = summary["weeks"]
+        console.print(f"probabilistic Sharpe over {weeks} weeks: {', '.join(parts)}", markup=False)
 
 
 @app.command()
@@ -197,26 +256,11 @@ def train(
     set_: SetOption = None,
 ) -> None:
     """Train the LSTM forecasters of CONFIG and register them as one new model version."""
-    from models.forecaster import TrainEvent
     from simulator.training import train_from_config
 
     cfg = load_config(config, set_ or [])
     with _progress() as bar:
-        models_task = bar.add_task("models", total=None)
-        epochs_task = bar.add_task("epochs", total=cfg.model.max_epochs)
-
-        def on_event(event: TrainEvent) -> None:
-            if event.result is not None:
-                bar.update(models_task, completed=event.index + 1, total=event.total)
-                return
-            if event.epoch == 0:
-                bar.update(models_task, completed=event.index, total=event.total)
-                bar.reset(epochs_task, total=event.max_epochs)
-            label = f"  {event.key} epoch"
-            if event.epoch:
-                label += f" (val loss {event.val_loss:.4g})"
-            bar.update(epochs_task, completed=event.epoch, description=label)
-
+        on_event = _train_bars(bar, cfg.model.max_epochs)
         model, report, info = train_from_config(cfg, workspace_dir(), on_event)
 
     table = Table(title=f"{info.ref}: test weeks after {info.tags['train_end']} (weekly returns)")

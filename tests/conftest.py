@@ -3,14 +3,39 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
+from simulator.config import Config, load_config
 from simulator.data import DailyData
 
-PAPER12 = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "paper12"
+REPO = Path(__file__).resolve().parents[1]
+PAPER12 = REPO.parent / "shared" / "data" / "paper12"
+PAPER_CONFIG = REPO / "examples" / "paper2023.toml"
+#: --set overrides that run examples/paper2023.toml offline, fast: CSV data, small 3-epoch LSTMs.
+PAPER_FAST = [
+    "data.source=csv",
+    f"data.path={PAPER12}",
+    "model.preset=small",
+    "model.max_epochs=3",
+    "model.name=paper-small",
+]
+
+
+@dataclass(frozen=True)
+class PaperModel:
+    """A registered small-preset model of the paper config, trained once per test session.
+
+    ``workspace`` holds its registry. Tests that use it must not add versions to it: run the
+    same ``config`` (every model is then reused) or pin ``ref`` with ``model.version``.
+    """
+
+    workspace: Path
+    config: Config
+    ref: str
 
 
 @pytest.fixture
@@ -19,6 +44,19 @@ def paper12() -> Path:
     if not (PAPER12 / "AAPL.csv").is_file():
         pytest.skip(f"real data folder {PAPER12} is absent (clone with ../shared beside it)")
     return PAPER12
+
+
+@pytest.fixture(scope="session")
+def paper_model(tmp_path_factory: pytest.TempPathFactory) -> PaperModel:
+    """examples/paper2023.toml with :data:`PAPER_FAST`, its models trained and registered."""
+    if not (PAPER12 / "AAPL.csv").is_file():
+        pytest.skip(f"real data folder {PAPER12} is absent (clone with ../shared beside it)")
+    from simulator.training import train_from_config
+
+    workspace = tmp_path_factory.mktemp("paper-registry")
+    cfg = load_config(PAPER_CONFIG, PAPER_FAST)
+    _, _, info = train_from_config(cfg, workspace)
+    return PaperModel(workspace, cfg, info.ref)
 
 
 @pytest.fixture(autouse=True)

@@ -87,7 +87,9 @@ def test_backtest_on_paper12_writes_a_complete_run(
     per_week = weights.groupby("date")["weight"].sum()
     assert per_week.between(0.99, 1.0 + 1e-12).all()  # fully invested, whole shares
     orders = pd.read_csv(out / "orders.csv")
-    header = "date_submitted,date_filled,ticker,side,size,price,value,commission,status"
+    header = (
+        "date_submitted,date_filled,ticker,side,size,price,value,commission,status,model_version"
+    )
     assert list(orders.columns) == header.split(",")  # the orders.csv contract
     assert (orders["status"] == "Completed").all()
     assert (orders["date_submitted"] == orders["date_filled"]).all()  # fill = close
@@ -218,8 +220,17 @@ def test_demo_console_script_runs_offline(tmp_path: Path) -> None:
     assert f"run directory: {out}" in proc.stdout
     summary = json.loads((out / "summary.json").read_text())
     assert summary["data_source"] == "bundled" and summary["benchmark_name"] == "SP500"
-    assert summary["weeks"] > 250
+    assert summary["strategy_name"] == "lstm_signal"
+    assert summary["weeks"] >= 200
     assert len(summary["tickers"]) == 20
+    # Walk-forward: a model per 52 weeks, each trained before the first week it decided.
+    models = summary["models"]
+    assert len(models) == 4 and all(m["trained_by_this_run"] for m in models)
+    assert all(m["train_end"] < m["first_decision"] for m in models)
+    orders = pd.read_csv(out / "orders.csv")
+    assert set(orders["model_version"]) == {m["version"] for m in models}
+    page = (out / "tearsheet.html").read_text()
+    assert "Predictions" in page and "Leakage audit" in page
     assert not (tmp_path / ".foliosim").exists() or (tmp_path / ".foliosim").is_dir()
 
 

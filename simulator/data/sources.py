@@ -260,13 +260,15 @@ def yahoo_symbol(name: str) -> str:
     return f"^{name}" if name in YAHOO_INDICES else name
 
 
-def check_network(host: str = "query1.finance.yahoo.com", timeout: float = 5.0) -> None:
+def check_network(
+    host: str = "query1.finance.yahoo.com", timeout: float = 5.0, service: str = "Yahoo Finance"
+) -> None:
     """Raise NetworkError unless ``host`` accepts a TCP connection on port 443."""
     try:
         socket.create_connection((host, 443), timeout=timeout).close()
     except OSError as err:
         raise NetworkError(
-            f"cannot reach Yahoo Finance ({host}: {err.strerror or err}); without a network use "
+            f"cannot reach {service} ({host}: {err.strerror or err}); without a network use "
             "--set data.source=csv --set data.path=FOLDER, or data.source=bundled"
         ) from None
 
@@ -316,6 +318,73 @@ def fetch_yahoo(
     return paths
 
 
+#: Yield series Yahoo does not carry: the ``yahoo`` source takes them from FRED.
+FRED_SERIES = frozenset({"DGS1", "DGS2", "DGS5", "DGS10", "DGS3MO", "DTB3"})
+FRED_HOST = "fred.stlouisfed.org"
+
+
+def parse_fred_csv(text: str, name: str) -> pd.DataFrame:
+    r"""FRED's graph CSV (``observation_date,<NAME>``; ``.`` or empty = no value) in our cache
+    layout: columns ``date, open, high, low, close, adj_close, volume``, the yield in ``close``.
+
+    >>> f = parse_fred_csv("observation_date,DGS2\n2024-01-02,4.33\n2024-01-03,.\n", "DGS2")
+    >>> f["date"].dt.strftime("%Y-%m-%d").tolist(), f["close"].tolist()
+    (['2024-01-02'], [4.33])
+    """
+    import io
+
+    try:
+        raw = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as err:
+        raise DataError(f"FRED sent no readable CSV for {name} ({err})") from None
+    if len(raw.columns) != 2 or raw.columns[1].strip().upper() != name:
+        raise DataError(f"FRED sent an unexpected table for {name}: columns {list(raw.columns)}")
+    values = pd.to_numeric(raw.iloc[:, 1].str.strip().replace({".": ""}), errors="coerce")
+    keep = values.notna()
+    dates = pd.to_datetime(raw.iloc[:, 0][keep], format="ISO8601")
+    if not keep.any():
+        raise DataError(f"FRED returned no values for {name}")
+    nan = np.full(int(keep.sum()), np.nan)
+    return pd.DataFrame(
+        {
+            "date": dates.to_numpy(),
+            "open": nan,
+            "high": nan,
+            "low": nan,
+            "close": values[keep].to_numpy(float),
+            "adj_close": nan,
+            "volume": nan,
+        }
+    )
+
+
+def fetch_fred(name: str, start: pd.Timestamp, end: pd.Timestamp, workspace: Path) -> Path:
+    """Download a daily FRED yield series (e.g. DGS2, percent) into the workspace cache."""
+    import urllib.error
+    import urllib.request
+
+    check_network(FRED_HOST, service="FRED")
+    url = (
+        f"https://{FRED_HOST}/graph/fredgraph.csv?id={name}"
+        f"&cosd={start.date().isoformat()}&coed={end.date().isoformat()}"
+    )
+    try:
+        with urllib.request.urlopen(url, timeout=30) as response:
+            text = response.read().decode("utf-8")
+    except (urllib.error.URLError, TimeoutError, UnicodeDecodeError) as err:
+        raise NetworkError(
+            f"could not download {name} from FRED ({err}); give report.risk_free as an annual "
+            "fraction such as 0.04, or use a csv source with a DGS2.csv file"
+        ) from None
+    frame = parse_fred_csv(text, name)
+    path = _cache_path(workspace, name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    frame.to_parquet(tmp, index=False)
+    tmp.replace(path)
+    return path
+
+
 def _read_cached(path: Path, name: str, kind: str = "price") -> pd.DataFrame:
     frame = pd.read_parquet(path)
     raw = frame.assign(date=frame["date"].dt.strftime("%Y-%m-%d")).astype(str)
@@ -338,8 +407,11 @@ def load_yahoo(cfg: DataConfig, risk_free: str | None, workspace: Path) -> Daily
         dates = pd.read_parquet(path, columns=["date"])["date"]
         if dates.min() > start + pd.Timedelta(days=7) or dates.max() < end - pd.Timedelta(days=7):
             missing.append(name)
-    if missing:
-        fetch_yahoo(missing, start, end, workspace)
+    from_fred = [name for name in missing if name in FRED_SERIES]
+    if [name for name in missing if name not in FRED_SERIES]:
+        fetch_yahoo([name for name in missing if name not in FRED_SERIES], start, end, workspace)
+    for name in from_fred:
+        fetch_fred(name, start - pd.Timedelta(days=14), end, workspace)
     where = "Yahoo cache"
     assets = {
         t: _restrict(_read_cached(_cache_path(workspace, t), t), cfg, t, where) for t in cfg.tickers

@@ -7,6 +7,7 @@ the first week on or after ``backtest.start``, so the first return row is the we
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,6 +51,9 @@ class BacktestResult:
     models
         LSTM-signal runs: the content of models.json (the versions used, their training and
         test records, and the prediction metrics over the traded weeks).
+    timings
+        Seconds per stage: ``data``, ``equal_weight`` (its engine run), ``models`` (training
+        or loading them) and ``strategy`` (its engine run). Not written to the run directory.
     """
 
     config: Config
@@ -60,6 +64,7 @@ class BacktestResult:
     summary: dict[str, Any]
     predictions: pd.DataFrame | None = None
     models: dict[str, Any] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
 
 
 PREDICTION_COLUMNS = [
@@ -149,6 +154,15 @@ def run_backtest(
     ``train_progress`` and ``note`` report on the models an ``lstm_signal`` run trains or
     reuses (see :func:`simulator.signals.prepare_models`).
     """
+    clock = time.perf_counter()
+    timings: dict[str, float] = {}
+
+    def lap(stage: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        timings[stage] = now - clock
+        clock = now
+
     daily = load_daily(cfg.data, cfg.report.risk_free, workspace)
     weekly = make_weekly(daily)
     weeks = backtest_weeks(weekly, cfg)
@@ -169,7 +183,9 @@ def run_backtest(
             progress=progress,
         )
 
+    lap("data")
     one_over_n = engine(equal_weight_rule(ok, limits))
+    lap("equal_weight")
     lstm: LstmRun | None = None
     if bt.strategy == "lstm_signal":
         from simulator.signals import run_lstm  # imports torch: only for runs that need it
@@ -177,7 +193,9 @@ def run_backtest(
         closes = weekly.closes()
         eligible = eligible_sets(ok)
         lstm = run_lstm(cfg, closes, weeks[:-1], eligible, limits, workspace, train_progress, note)
+        lap("models")
         main = engine(lstm.rule, lstm.rule.tag)
+        lap("strategy")
     else:
         main = one_over_n
     bench = weekly.benchmark.reindex(weeks)
@@ -235,7 +253,9 @@ def run_backtest(
         }
     )
     if lstm is None:
-        return BacktestResult(cfg, returns, _weights_table(main), main.orders, rf, summary)
+        return BacktestResult(
+            cfg, returns, _weights_table(main), main.orders, rf, summary, timings=timings
+        )
     predictions = lstm.predictions(weekly.closes(), weeks)
     record = lstm.record(predictions, main.orders)
     summary["models"] = record["used"]
@@ -245,5 +265,5 @@ def run_backtest(
         "mse_ratio": (record["as_traded"].get("all") or {}).get("mse_ratio"),
     }
     return BacktestResult(
-        cfg, returns, _weights_table(main), main.orders, rf, summary, predictions, record
+        cfg, returns, _weights_table(main), main.orders, rf, summary, predictions, record, timings
     )

@@ -46,7 +46,8 @@ class BacktestResult:
     summary
         The content of summary.json.
     predictions
-        LSTM-signal runs: one row per decision week and ticker (``PREDICTION_COLUMNS``), the
+        LSTM-signal runs: one row per decision week and ticker
+        (``simulator.signals.PREDICTION_COLUMNS``), the
         forecast, the target weight and the close the next week actually had.
     models
         LSTM-signal runs: the content of models.json (the versions used, their training and
@@ -65,18 +66,6 @@ class BacktestResult:
     predictions: pd.DataFrame | None = None
     models: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
-
-
-PREDICTION_COLUMNS = [
-    "week",
-    "ticker",
-    "model_version",
-    "last_close",
-    "predicted_close",
-    "predicted_return",
-    "target",
-    "actual_close",
-]
 
 
 def backtest_weeks(weekly: WeeklyData, cfg: Config) -> pd.DatetimeIndex:

@@ -38,7 +38,14 @@ from matplotlib.figure import Figure
 
 from simulator.errors import RunDirError
 from simulator.metrics import RETURN_COLUMNS, WEEKS_PER_YEAR
-from simulator.report_sections import honesty_html, prediction_html, read_models, reference_html
+from simulator.report_sections import (
+    REMEDY,
+    honesty_html,
+    prediction_html,
+    read_models,
+    read_run_csv,
+    reference_html,
+)
 
 if TYPE_CHECKING:
     from matplotlib.typing import RcKeyType
@@ -62,7 +69,6 @@ _TABLE2_SOURCE = {
 # Series keys in the order of Table 2's columns: benchmark, 1/N, strategy.
 _TABLE2_KEYS = ("benchmark", "equal_weight", "strategy")
 _NULLABLE_METRICS = frozenset({"sharpe", "sortino"})
-_REMEDY = "it is written by a backtest run: run the backtest again or pass the right run directory"
 
 
 def table2(summary: Mapping[str, Any]) -> pd.DataFrame:
@@ -93,7 +99,7 @@ def table2(summary: Mapping[str, Any]) -> pd.DataFrame:
         stats = summary.get(key)
         if not isinstance(stats, Mapping):
             raise RunDirError(
-                f"summary.json has no metrics object for '{key}' (got {stats!r}); {_REMEDY}"
+                f"summary.json has no metrics object for '{key}' (got {stats!r}); {REMEDY}"
             )
         data[label] = [
             _metric(stats, metric, key) * factor for metric, factor in _TABLE2_SOURCE.values()
@@ -148,7 +154,7 @@ def write_tearsheet(run_dir: Path) -> Path:
     """
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
-        raise RunDirError(f"run directory {run_dir} does not exist; {_REMEDY}")
+        raise RunDirError(f"run directory {run_dir} does not exist; {REMEDY}")
     returns = _read_returns(run_dir / "returns.csv")
     summary = _read_summary(run_dir / "summary.json")
     table = table2(summary)
@@ -187,25 +193,19 @@ def write_tearsheet(run_dir: Path) -> Path:
 
 def _read_returns(path: Path) -> pd.DataFrame:
     """``returns.csv`` as floats, shape ``(n_weeks, 3)``, on a sorted DatetimeIndex."""
-    if not path.is_file():
-        raise RunDirError(f"{path} not found; {_REMEDY}")
-    try:
-        frame = pd.read_csv(path)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise RunDirError(f"{path} is not a readable CSV ({exc}); {_REMEDY}") from exc
+    frame = read_run_csv(path)
     expected = ("date", *RETURN_COLUMNS)
     missing = [c for c in expected if c not in frame.columns]
     if missing:
         raise RunDirError(
-            f"{path} lacks column(s) {', '.join(missing)} (expected {','.join(expected)}); "
-            f"{_REMEDY}"
+            f"{path} lacks column(s) {', '.join(missing)} (expected {','.join(expected)}); {REMEDY}"
         )
     try:
         dates = pd.DatetimeIndex(pd.to_datetime(frame["date"], format="ISO8601"), name="date")
     except (ValueError, TypeError) as exc:
-        raise RunDirError(f"{path} has a date that is not an ISO date ({exc}); {_REMEDY}") from exc
+        raise RunDirError(f"{path} has a date that is not an ISO date ({exc}); {REMEDY}") from exc
     if not dates.is_monotonic_increasing or not dates.is_unique:
-        raise RunDirError(f"{path} dates must be unique and increasing; {_REMEDY}")
+        raise RunDirError(f"{path} dates must be unique and increasing; {REMEDY}")
     values = frame[list(RETURN_COLUMNS)].apply(pd.to_numeric, errors="coerce")
     values.index = dates
     bad = ~np.isfinite(values.to_numpy(dtype=float))
@@ -213,23 +213,23 @@ def _read_returns(path: Path) -> pd.DataFrame:
         row, col = np.argwhere(bad)[0]
         raise RunDirError(
             f"{path} has a missing or non-numeric return in column '{RETURN_COLUMNS[col]}' "
-            f"on {dates[row].date()}; {_REMEDY}"
+            f"on {dates[row].date()}; {REMEDY}"
         )
     if len(values) < 2:
-        raise RunDirError(f"{path} has {len(values)} week(s); at least 2 are needed; {_REMEDY}")
+        raise RunDirError(f"{path} has {len(values)} week(s); at least 2 are needed; {REMEDY}")
     return values.astype(float)
 
 
 def _read_summary(path: Path) -> dict[str, Any]:
     """``summary.json`` as a dict, with the keys the tear sheet uses checked."""
     if not path.is_file():
-        raise RunDirError(f"{path} not found; {_REMEDY}")
+        raise RunDirError(f"{path} not found; {REMEDY}")
     try:
         summary = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise RunDirError(f"{path} is not valid JSON ({exc}); {_REMEDY}") from exc
+        raise RunDirError(f"{path} is not valid JSON ({exc}); {REMEDY}") from exc
     if not isinstance(summary, dict):
-        raise RunDirError(f"{path} must hold a JSON object; {_REMEDY}")
+        raise RunDirError(f"{path} must hold a JSON object; {REMEDY}")
     required = (
         *RETURN_COLUMNS,
         "strategy_name",
@@ -244,11 +244,11 @@ def _read_summary(path: Path) -> dict[str, Any]:
     )
     missing = [key for key in required if key not in summary]
     if missing:
-        raise RunDirError(f"{path} lacks key(s) {', '.join(missing)}; {_REMEDY}")
+        raise RunDirError(f"{path} lacks key(s) {', '.join(missing)}; {REMEDY}")
     if summary["fill"] not in FILL_NOTES:
         raise RunDirError(
             f"{path}: fill is {summary['fill']!r}, expected one of {', '.join(FILL_NOTES)}; "
-            f"{_REMEDY}"
+            f"{REMEDY}"
         )
     return summary
 
@@ -259,7 +259,7 @@ def _column_labels(summary: Mapping[str, Any]) -> list[str]:
     for key in ("benchmark_name", "strategy_name"):
         name = summary.get(key)
         if not isinstance(name, str) or not name:
-            raise RunDirError(f"summary.json needs a non-empty string '{key}'; {_REMEDY}")
+            raise RunDirError(f"summary.json needs a non-empty string '{key}'; {REMEDY}")
         names.append(name)
     labels = [names[0], EQUAL_WEIGHT_LABEL, names[1]]
     if len(set(labels)) < len(labels):
@@ -277,7 +277,7 @@ def _metric(stats: Mapping[str, Any], name: str, series: str) -> float:
         return math.nan
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise RunDirError(
-            f"summary.json: '{series}.{name}' must be a number (got {value!r}); {_REMEDY}"
+            f"summary.json: '{series}.{name}' must be a number (got {value!r}); {REMEDY}"
         )
     return float(value)
 
@@ -291,9 +291,7 @@ def _annual_risk_free(summary: Mapping[str, Any]) -> float:
     else:
         key = "risk_free"
     if isinstance(rate, bool) or not isinstance(rate, int | float) or not math.isfinite(rate):
-        raise RunDirError(
-            f"summary.json: '{key}' must be a finite number (got {rate!r}); {_REMEDY}"
-        )
+        raise RunDirError(f"summary.json: '{key}' must be a finite number (got {rate!r}); {REMEDY}")
     return float(rate)
 
 

@@ -29,7 +29,7 @@ from matplotlib.figure import Figure
 
 from simulator.errors import RunDirError
 
-_REMEDY = "it is written by a backtest run: run the backtest again or pass the right run directory"
+REMEDY = "it is written by a backtest run: run the backtest again or pass the right run directory"
 
 #: Published figures, by ``report.reference`` name: columns benchmark, 1/N, strategy.
 REFERENCES: dict[str, dict[str, Any]] = {
@@ -117,7 +117,7 @@ def reference_html(summary: Mapping[str, Any]) -> str:
     if not name:
         return ""
     if name not in REFERENCES:
-        raise RunDirError(f"summary.json: unknown reference {name!r}; {_REMEDY}")
+        raise RunDirError(f"summary.json: unknown reference {name!r}; {REMEDY}")
     ref = REFERENCES[name]
     labels = {
         "benchmark": str(summary["benchmark_name"]),
@@ -184,25 +184,30 @@ def read_models(run_dir: Path) -> dict[str, Any] | None:
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise RunDirError(f"{path} is not valid JSON ({exc}); {_REMEDY}") from exc
+        raise RunDirError(f"{path} is not valid JSON ({exc}); {REMEDY}") from exc
     if not isinstance(doc, dict) or not {"used", "versions", "as_traded"} <= set(doc):
-        raise RunDirError(f"{path} lacks used/versions/as_traded; {_REMEDY}")
+        raise RunDirError(f"{path} lacks used/versions/as_traded; {REMEDY}")
     return doc
+
+
+def read_run_csv(path: Path) -> pd.DataFrame:
+    """A CSV file of a run directory; RunDirError when it is missing or unreadable."""
+    if not path.is_file():
+        raise RunDirError(f"{path} not found; {REMEDY}")
+    try:
+        return pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise RunDirError(f"{path} is not a readable CSV ({exc}); {REMEDY}") from exc
 
 
 def read_predictions(run_dir: Path) -> pd.DataFrame:
     """predictions.csv of an LSTM run, weeks parsed."""
     path = run_dir / "predictions.csv"
-    if not path.is_file():
-        raise RunDirError(f"{path} not found; {_REMEDY}")
-    try:
-        frame = pd.read_csv(path)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise RunDirError(f"{path} is not a readable CSV ({exc}); {_REMEDY}") from exc
+    frame = read_run_csv(path)
     need = ["week", "ticker", "model_version", "last_close", "predicted_close", "actual_close"]
     missing = [c for c in need if c not in frame.columns]
     if missing:
-        raise RunDirError(f"{path} lacks column(s) {', '.join(missing)}; {_REMEDY}")
+        raise RunDirError(f"{path} lacks column(s) {', '.join(missing)}; {REMEDY}")
     frame["week"] = pd.to_datetime(frame["week"], format="ISO8601")
     return frame
 

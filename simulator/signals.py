@@ -29,6 +29,18 @@ from simulator.training import model_spec, open_registry
 from strategies.signal import SignalRule
 from strategies.sizing import Limits
 
+#: The forecast columns of :meth:`RegistrySignal.predictions`.
+FORECAST_COLUMNS = [
+    "week",
+    "ticker",
+    "model_version",
+    "last_close",
+    "predicted_close",
+    "predicted_return",
+]
+#: The columns of predictions.csv (:meth:`LstmRun.predictions`).
+PREDICTION_COLUMNS = [*FORECAST_COLUMNS, "target", "actual_close"]
+
 #: Called with a line of news for the user: "training ...", "reusing ...".
 Note = Callable[[str], None]
 
@@ -170,21 +182,10 @@ class RegistrySignal:
     def predictions(self) -> pd.DataFrame:
         """Every forecast made so far, one row per decision week and ticker."""
         if not self.forecasts:
-            return pd.DataFrame(
-                columns=[
-                    "week",
-                    "ticker",
-                    "model_version",
-                    "last_close",
-                    "predicted_close",
-                    "predicted_return",
-                ]
-            )
+            return pd.DataFrame(columns=FORECAST_COLUMNS)
         frame = pd.concat(self.forecasts).rename_axis("ticker").reset_index()
         frame = frame.drop(columns="week").rename(columns={"decision": "week"})
-        return frame[
-            ["week", "ticker", "model_version", "last_close", "predicted_close", "predicted_return"]
-        ].reset_index(drop=True)
+        return frame[FORECAST_COLUMNS].reset_index(drop=True)
 
 
 @dataclass
@@ -210,7 +211,7 @@ class LstmRun:
         actual = following.rename_axis(index="week").reset_index()
         actual = actual.melt(id_vars="week", var_name="ticker", value_name="actual_close")
         frame = frame.merge(actual, on=["week", "ticker"], how="left")
-        return frame
+        return frame[PREDICTION_COLUMNS]
 
     def record(self, predictions: pd.DataFrame, orders: pd.DataFrame) -> dict[str, Any]:
         """The content of models.json: versions used, their records, as-traded metrics."""

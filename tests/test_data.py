@@ -146,6 +146,44 @@ def test_yahoo_without_network_says_what_to_do(
         load_daily(cfg.data, 0.0, tmp_path)
 
 
+def test_yahoo_cache_of_a_late_listing_serves_offline(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, paper12: Path
+) -> None:
+    """A symbol listed after data.start (SHOP, 2015) and DGS2 from FRED, cached once, are
+    read back offline: the cache records the range that was asked for, not only the dates."""
+    import socket
+
+    from simulator.data.sources import _cache_path, _write_cache
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise OSError(101, "Network is unreachable")
+
+    start, end = pd.Timestamp("2010-01-01"), pd.Timestamp("2020-12-31")
+    for name in ("SHOP", "IXIC", "DGS2"):
+        frame = pd.read_csv(paper12 / f"{name}.csv", parse_dates=["date"])
+        frame = frame[(frame["date"] >= start - pd.Timedelta(days=14)) & (frame["date"] <= end)]
+        _write_cache(frame, _cache_path(tmp_path, name), start, end)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    cfg = load_config(
+        None,
+        [
+            "data.source=yahoo",
+            "data.tickers=SHOP",
+            "data.benchmark=IXIC",
+            "data.start=2010-01-01",
+            "data.end=2020-12-31",
+            "backtest.start=2018-01-01",
+            "backtest.end=2020-12-31",
+        ],
+    )
+    daily = load_daily(cfg.data, "DGS2", tmp_path)
+    assert daily.assets["SHOP"].index[0] >= pd.Timestamp("2015-05-21")
+    assert daily.risk_free is not None and len(daily.risk_free) > 2000
+    later = cfg.data.model_copy(update={"end": pd.Timestamp("2021-06-30").date()})
+    with pytest.raises(NetworkError, match="cannot reach Yahoo"):
+        load_daily(later, 0.0, tmp_path)  # beyond the cached range: a download is needed
+
+
 def test_week_stamp_is_the_last_trading_day_in_a_holiday_week() -> None:
     # Good Friday 2023-04-07: the week's bar is stamped Thursday 2023-04-06.
     days = pd.bdate_range("2023-04-03", "2023-04-14").drop(pd.Timestamp("2023-04-07"))

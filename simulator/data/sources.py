@@ -277,6 +277,37 @@ def _cache_path(workspace: Path, symbol: str) -> Path:
     return workspace / "cache" / "yahoo" / f"{symbol.lstrip('^')}.parquet"
 
 
+def _write_cache(frame: pd.DataFrame, path: Path, start: pd.Timestamp, end: pd.Timestamp) -> None:
+    """Write a downloaded series and, beside it, the range that was asked for (a late listing
+    starts after the asked start; the record says the download covered it all the same). An
+    end after today is recorded as today: the days after it are still to come."""
+    import json
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    frame.to_parquet(tmp, index=False)
+    tmp.replace(path)
+    until = min(end, pd.Timestamp.today().normalize())
+    asked = {"start": start.date().isoformat(), "end": until.date().isoformat()}
+    path.with_suffix(".json").write_text(json.dumps(asked) + "\n", encoding="utf-8")
+
+
+def _cache_covers(path: Path, start: pd.Timestamp, end: pd.Timestamp) -> bool:
+    """Whether the cached series at ``path`` covers ``start..end`` (give or take a week)."""
+    import json
+
+    if not path.is_file():
+        return False
+    week = pd.Timedelta(days=7)
+    try:
+        asked = json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))
+        first, last = pd.Timestamp(asked["start"]), pd.Timestamp(asked["end"])
+    except (OSError, ValueError, KeyError, TypeError):
+        dates = pd.read_parquet(path, columns=["date"])["date"]
+        first, last = dates.min() - week, dates.max()
+    return bool(first <= start + week and last >= end - week)
+
+
 def fetch_yahoo(
     symbols: Sequence[str], start: pd.Timestamp, end: pd.Timestamp, workspace: Path
 ) -> dict[str, Path]:
@@ -310,10 +341,7 @@ def fetch_yahoo(
             }
         )
         path = _cache_path(workspace, symbol)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        frame.to_parquet(tmp, index=False)
-        tmp.replace(path)
+        _write_cache(frame, path, start, end)
         paths[symbol] = path
     return paths
 
@@ -378,17 +406,15 @@ def fetch_fred(name: str, start: pd.Timestamp, end: pd.Timestamp, workspace: Pat
         ) from None
     frame = parse_fred_csv(text, name)
     path = _cache_path(workspace, name)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    frame.to_parquet(tmp, index=False)
-    tmp.replace(path)
+    _write_cache(frame, path, start, end)
     return path
 
 
 def _read_cached(path: Path, name: str, kind: str = "price") -> pd.DataFrame:
     frame = pd.read_parquet(path)
-    raw = frame.assign(date=frame["date"].dt.strftime("%Y-%m-%d")).astype(str)
-    raw = raw.replace({"nan": "", "None": "", "<NA>": ""})
+    raw = frame.assign(date=frame["date"].dt.strftime("%Y-%m-%d")).astype(object)
+    # Missing cells become "" (pandas 3's astype(str) would keep them as NaN, not text).
+    raw = raw.where(raw.notna(), "").astype(str)
     return parse_price_table(raw, name, str(path), kind=kind)
 
 
@@ -398,15 +424,9 @@ def load_yahoo(cfg: DataConfig, risk_free: str | None, workspace: Path) -> Daily
         raise DataError('source \'yahoo\' needs data.tickers, e.g. tickers = ["AAPL", "MSFT"]')
     start, end = pd.Timestamp(cfg.start), pd.Timestamp(cfg.end)
     names = [*cfg.tickers, cfg.benchmark, *([risk_free] if risk_free else [])]
-    missing = []
-    for name in names:
-        path = _cache_path(workspace, name)
-        if not path.is_file():
-            missing.append(name)
-            continue
-        dates = pd.read_parquet(path, columns=["date"])["date"]
-        if dates.min() > start + pd.Timedelta(days=7) or dates.max() < end - pd.Timedelta(days=7):
-            missing.append(name)
+    missing = [
+        name for name in names if not _cache_covers(_cache_path(workspace, name), start, end)
+    ]
     from_fred = [name for name in missing if name in FRED_SERIES]
     if [name for name in missing if name not in FRED_SERIES]:
         fetch_yahoo([name for name in missing if name not in FRED_SERIES], start, end, workspace)

@@ -99,7 +99,8 @@ def cli_wall(workspace: Path, out: Path, overrides: list[str]) -> float:
 def stage_line(label: str, doc: dict[str, Any]) -> str:
     st = doc["stages"]
     parts = ", ".join(f"{k} {v:.1f} s" for k, v in st.items())
-    return f"{label}: {doc['wall']:.1f} s wall ({parts}; {doc['trained']} models trained)"
+    trained = f"{doc['trained']} model version(s) trained" if doc["trained"] else "models reused"
+    return f"{label}: {doc['wall']:.1f} s wall ({parts}; {trained})"
 
 
 def pct(x: float | None) -> str:

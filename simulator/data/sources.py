@@ -369,9 +369,12 @@ def parse_fred_csv(text: str, name: str) -> pd.DataFrame:
         raise DataError(f"FRED sent an unexpected table for {name}: columns {list(raw.columns)}")
     values = pd.to_numeric(raw.iloc[:, 1].str.strip().replace({".": ""}), errors="coerce")
     keep = values.notna()
-    dates = pd.to_datetime(raw.iloc[:, 0][keep], format="ISO8601")
     if not keep.any():
         raise DataError(f"FRED returned no values for {name}")
+    dates = pd.to_datetime(raw.iloc[:, 0][keep].str.strip(), format="ISO8601", errors="coerce")
+    if dates.isna().any():
+        bad = raw.iloc[:, 0][keep][dates.isna()].iloc[0]
+        raise DataError(f"FRED sent {name} with a date that is not ISO: {bad!r}; try again later")
     nan = np.full(int(keep.sum()), np.nan)
     return pd.DataFrame(
         {

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -38,8 +39,6 @@ QUICK = ["model.preset=small", "model.max_epochs=3", "model.name=paper2023-quick
 
 def child(workspace: Path, out: Path, overrides: list[str]) -> None:
     """One run in this process; prints a JSON line of stage seconds and results."""
-    import os
-
     os.environ["FOLIOSIM_WORKSPACE"] = str(workspace)
     t0 = time.perf_counter()
     from simulator.backtest import run_backtest
@@ -91,7 +90,7 @@ def cli_wall(workspace: Path, out: Path, overrides: list[str]) -> float:
         capture_output=True,
         cwd=REPO,
         check=True,
-        env={"FOLIOSIM_WORKSPACE": str(workspace), "PATH": "/usr/bin:/bin"},
+        env={**os.environ, "FOLIOSIM_WORKSPACE": str(workspace)},
     )
     return time.perf_counter() - t0
 

@@ -2,13 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
-# torch's OpenMP threads spin while they wait for work; when another process holds a core
-# (a benchmark beside `make test`) training slows by 50x and hits the test timeout. Passive
-# waiting costs nothing measurable here. Must be set before torch is first imported.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path

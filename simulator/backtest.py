@@ -80,16 +80,21 @@ def backtest_weeks(weekly: WeeklyData, cfg: Config) -> pd.DatetimeIndex:
     return weeks
 
 
+def eligible_frame(weekly: WeeklyData, weeks: pd.DatetimeIndex, min_history: int) -> pd.DataFrame:
+    """Whether each ticker may trade at each of ``weeks``: a bar that week and at least
+    ``min_history`` bars up to it (boolean, ``(n_weeks, n_tickers)``)."""
+    seen = weekly.closes().notna()
+    return (seen & (seen.cumsum() >= min_history)).reindex(weeks)
+
+
 def eligibility(weekly: WeeklyData, weeks: pd.DatetimeIndex, min_history: int) -> pd.DataFrame:
     """Whether each ticker may be traded at each week: a bar that week and ``min_history`` bars.
 
     Returns a boolean frame, shape ``(n_weeks, n_tickers)``. Bars before the backtest count as
     history; a late listing joins once it has ``min_history`` weekly bars.
     """
-    closes = weekly.closes()
-    seen = closes.notna()
-    ok = seen & (seen.cumsum() >= min_history)
-    ok = ok.reindex(weeks)
+    ok = eligible_frame(weekly, weeks, min_history)
+    seen = weekly.closes().notna()
     never = [t for t in ok.columns if not ok[t].iloc[:-1].any()]
     if len(never) == len(ok.columns):
         raise DataError(
@@ -129,6 +134,77 @@ def _weights_table(engine: EngineResult) -> pd.DataFrame:
     long = long.melt(id_vars="date", var_name="ticker", value_name="weight")
     long = long.sort_values("date", kind="stable")
     return long.loc[long["weight"] != 0.0, ["date", "ticker", "weight"]].reset_index(drop=True)
+
+
+def assemble(
+    cfg: Config,
+    weekly: WeeklyData,
+    weeks: pd.DatetimeIndex,
+    main: EngineResult,
+    one_over_n: EngineResult,
+) -> tuple[pd.DataFrame, pd.Series, dict[str, Any]]:
+    """Weekly returns, risk-free rates and summary.json of a run over ``weeks``.
+
+    ``main`` is the strategy's engine result and ``one_over_n`` that of 1/N over the same
+    weeks (the same object when the strategy is 1/N). A paper account's report calls this
+    with the values and orders from its journal.
+    """
+    bt = cfg.backtest
+    bench = weekly.benchmark.reindex(weeks)
+    if bench.isna().any():
+        missing = bench.index[bench.isna()][0].date()
+        raise DataError(
+            f"benchmark {cfg.data.benchmark} has no price in the week of {missing}; "
+            "use an index series that covers the backtest"
+        )
+    returns = pd.DataFrame(
+        {
+            "strategy": main.values.pct_change(),
+            "equal_weight": one_over_n.values.pct_change(),
+            "benchmark": bench.pct_change(),
+        }
+    ).iloc[1:]
+    returns.index.name = "date"
+    rf_source: float | pd.Series
+    if weekly.risk_free is not None:
+        rf_source = weekly.risk_free
+    elif isinstance(cfg.report.risk_free, float | int):
+        rf_source = float(cfg.report.risk_free)
+    else:  # load_daily refuses a named series it cannot load; this is a guard, not a path
+        raise DataError(f"report.risk_free {cfg.report.risk_free}: no such series in the data")
+    try:
+        rf = weekly_risk_free(rf_source, pd.DatetimeIndex(returns.index))
+    except ValueError as err:
+        raise DataError(f"report.risk_free {cfg.report.risk_free}: {err}") from None
+    summary: dict[str, Any] = {col: summarize(returns[col], rf) for col in RETURN_COLUMNS}
+    confidence = {"strategy": probabilistic_sharpe(returns["strategy"] - rf)}
+    if bt.strategy != "equal_weight":
+        active = returns["strategy"] - returns["equal_weight"]
+        confidence["over_equal_weight"] = probabilistic_sharpe(active)
+    rejected = main.orders["status"] != "Completed"
+    summary.update(
+        {
+            "weeks": len(returns),
+            "start": returns.index[0].date().isoformat(),
+            "end": returns.index[-1].date().isoformat(),
+            "first_decision": weeks[0].date().isoformat(),
+            "fill": bt.fill,
+            "risk_free": cfg.report.risk_free,
+            "risk_free_annual_mean": float(np.prod(1.0 + rf.to_numpy()) ** (52 / len(rf)) - 1),
+            "strategy_name": bt.strategy,
+            "benchmark_name": cfg.data.benchmark,
+            "data_source": weekly.source,
+            "data_note": weekly.note,
+            "tickers": weekly.tickers,
+            "orders_filled": int((~rejected).sum()),
+            "orders_rejected": int(rejected.sum()),
+            "final_value": float(main.values.iloc[-1]),
+            "cash": bt.cash,
+            "confidence": confidence,
+            "reference": cfg.report.reference,
+        }
+    )
+    return returns, rf, summary
 
 
 def run_backtest(
@@ -187,60 +263,7 @@ def run_backtest(
         lap("strategy")
     else:
         main = one_over_n
-    bench = weekly.benchmark.reindex(weeks)
-    if bench.isna().any():
-        missing = bench.index[bench.isna()][0].date()
-        raise DataError(
-            f"benchmark {cfg.data.benchmark} has no price in the week of {missing}; "
-            "use an index series that covers the backtest"
-        )
-    returns = pd.DataFrame(
-        {
-            "strategy": main.values.pct_change(),
-            "equal_weight": one_over_n.values.pct_change(),
-            "benchmark": bench.pct_change(),
-        }
-    ).iloc[1:]
-    returns.index.name = "date"
-    rf_source: float | pd.Series
-    if weekly.risk_free is not None:
-        rf_source = weekly.risk_free
-    elif isinstance(cfg.report.risk_free, float | int):
-        rf_source = float(cfg.report.risk_free)
-    else:  # load_daily refuses a named series it cannot load; this is a guard, not a path
-        raise DataError(f"report.risk_free {cfg.report.risk_free}: no such series in the data")
-    try:
-        rf = weekly_risk_free(rf_source, pd.DatetimeIndex(returns.index))
-    except ValueError as err:
-        raise DataError(f"report.risk_free {cfg.report.risk_free}: {err}") from None
-    summary: dict[str, Any] = {col: summarize(returns[col], rf) for col in RETURN_COLUMNS}
-    confidence = {"strategy": probabilistic_sharpe(returns["strategy"] - rf)}
-    if bt.strategy != "equal_weight":
-        active = returns["strategy"] - returns["equal_weight"]
-        confidence["over_equal_weight"] = probabilistic_sharpe(active)
-    rejected = main.orders["status"] != "Completed"
-    summary.update(
-        {
-            "weeks": len(returns),
-            "start": returns.index[0].date().isoformat(),
-            "end": returns.index[-1].date().isoformat(),
-            "first_decision": weeks[0].date().isoformat(),
-            "fill": bt.fill,
-            "risk_free": cfg.report.risk_free,
-            "risk_free_annual_mean": float(np.prod(1.0 + rf.to_numpy()) ** (52 / len(rf)) - 1),
-            "strategy_name": bt.strategy,
-            "benchmark_name": cfg.data.benchmark,
-            "data_source": daily.source,
-            "data_note": daily.note,
-            "tickers": weekly.tickers,
-            "orders_filled": int((~rejected).sum()),
-            "orders_rejected": int(rejected.sum()),
-            "final_value": float(main.values.iloc[-1]),
-            "cash": bt.cash,
-            "confidence": confidence,
-            "reference": cfg.report.reference,
-        }
-    )
+    returns, rf, summary = assemble(cfg, weekly, weeks, main, one_over_n)
     if lstm is None:
         return BacktestResult(
             cfg, returns, _weights_table(main), main.orders, rf, summary, timings=timings

@@ -1,11 +1,14 @@
 """The backtrader engine: weekly feeds, broker, the target-weight adapter, and its ledger.
 
 :func:`run_engine` runs one strategy over a window of weeks and returns the portfolio value at
-every week's close, the orders, and the positions' weights after each week's fills.
+every week's close, the orders, and the positions' weights after each week's fills. It can
+continue an account from a recorded week (``resume``) and hand over each week's record as it
+closes (``on_week``): the paper-trading replay is this engine run a few weeks at a time.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import backtrader as bt
@@ -13,7 +16,15 @@ import numpy as np
 import pandas as pd
 
 from simulator.data import WeeklyData
-from strategies.rebalance import ORDER_COLUMNS, Decide, Progress, Tag, TargetWeightStrategy
+from strategies.rebalance import (
+    ORDER_COLUMNS,
+    Decide,
+    Progress,
+    Resume,
+    Tag,
+    TargetWeightStrategy,
+    WeekRecord,
+)
 
 _FEED_COLUMNS = ["open", "high", "low", "close", "volume", "openinterest"]
 
@@ -71,13 +82,16 @@ def run_engine(
     commission: float = 0.0,
     tag: Tag | None = None,
     progress: Progress | None = None,
+    resume: Resume | None = None,
+    on_week: Callable[[WeekRecord], None] | None = None,
 ) -> EngineResult:
     """Run ``decide``'s targets through backtrader over ``weeks``.
 
     Parameters
     ----------
     weeks
-        The window: consecutive week stamps of ``weekly.calendar``.
+        The window: consecutive week stamps of ``weekly.calendar``. When resuming, the weeks
+        right after ``resume.week``.
     decisions
         The weeks at whose close ``decide`` is asked for targets (a subset of ``weeks``).
     decide
@@ -86,7 +100,19 @@ def run_engine(
         ``"next_open"`` or ``"close"`` (see :mod:`strategies.rebalance`).
     tag
         ``tag(decision week) -> label`` written in each order's ``model_version``.
+    resume
+        Continue an account from the close of ``resume.week`` (``cash`` is then ignored).
+    on_week
+        Called at the close of each week of ``weeks``, after its decision, with its record.
     """
+    begin, calendar = 0, weeks
+    if resume is not None:
+        warm_up = _warm_up(weekly, resume)
+        calendar = pd.DatetimeIndex(warm_up.append(weeks))
+        begin = len(warm_up) - 1
+        following = weekly.calendar[weekly.calendar > resume.week][: len(weeks)]
+        if not following.equals(weeks):
+            raise ValueError(f"weeks must follow {resume.week.date()} without a gap")
     cerebro = bt.Cerebro(stdstats=False, cheat_on_open=(fill == "next_open"))
     cerebro.broker = _TerminalNotifyBroker()
     cerebro.broker.setcash(cash)
@@ -99,44 +125,65 @@ def run_engine(
     if fill == "close":
         cerebro.broker.set_coc(True)
     # The clock feed: one bar per week, so that next() runs every week whatever is listed.
-    clock = pd.DataFrame(1.0, index=weeks, columns=["open", "high", "low", "close", "volume"])
+    clock = pd.DataFrame(1.0, index=calendar, columns=["open", "high", "low", "close", "volume"])
     cerebro.adddata(_feed(clock, "_calendar"))
-    first, last = weeks[0], weeks[-1]
+    first, last = calendar[0], calendar[-1]
     has_bar = []
     for ticker, bars in weekly.bars.items():
         window = bars.loc[first:last]
         if not window.empty:
             cerebro.adddata(_feed(window, ticker))
-            has_bar.append(weeks.isin(window.index))
+            has_bar.append(calendar.isin(window.index))
     # Which feeds have a bar each week: known from the bars themselves, read once here rather
     # than from every feed's clock every week.
     present = [tuple(np.flatnonzero(row).tolist()) for row in np.array(has_bar).T]
     cerebro.addstrategy(
         TargetWeightStrategy,
         decide=decide,
-        calendar=weeks,
+        calendar=calendar,
         decisions=decisions,
         present=present,
         fill=fill,
         commission=commission,
         tag=tag,
         progress=progress,
+        begin=begin,
+        resume=resume,
+        on_week=on_week,
     )
     strat = cerebro.run(runonce=True, preload=True)[0]
     values = pd.Series(strat.values, index=weeks, name="value")
     orders = pd.DataFrame(strat.order_rows, columns=ORDER_COLUMNS)
-    weights = _ledger_weights(weekly, weeks, orders, cash)
+    start = resume or Resume(weeks[0], cash, {}, {}, "")
+    weights = _ledger_weights(weekly, weeks, orders, start)
     return EngineResult(values, orders, weights)
 
 
+def _warm_up(weekly: WeeklyData, resume: Resume) -> pd.DatetimeIndex:
+    """Calendar weeks from the oldest last bar of a held ticker up to the resume week.
+
+    Normally just the resume week; a held ticker without a bar that week (a halt) needs its
+    last bar before it, as an unbroken run would have it, to be valued and traded.
+    """
+    cal = weekly.calendar
+    first = resume.week
+    for ticker in resume.holdings:
+        bars = weekly.bars[ticker].index
+        seen = bars[bars <= resume.week]
+        if len(seen):
+            first = min(first, seen[-1])
+    return cal[(cal >= first) & (cal <= resume.week)]
+
+
 def _ledger_weights(
-    weekly: WeeklyData, weeks: pd.DatetimeIndex, orders: pd.DataFrame, cash: float
+    weekly: WeeklyData, weeks: pd.DatetimeIndex, orders: pd.DataFrame, start: Resume
 ) -> pd.DataFrame:
     """Weights after each week's fills, from the fills and the weekly closes.
 
-    Positions are the sums of filled sizes up to and including week t; cash is the start cash
-    less the fills' cost and commission; both are valued at the close of week t (the last
-    close for a ticker without a bar that week).
+    Positions are the start holdings plus the filled sizes up to and including week t; cash is
+    the start cash less the fills' cost and commission; both are valued at the close of week t
+    (the last close for a ticker without a bar that week). A fill dated before the window
+    (a resumed decision filled at the close before it) counts in its first week.
     """
     tickers = list(weekly.bars)
     fills = orders[orders["status"] == "Completed"]
@@ -144,19 +191,21 @@ def _ledger_weights(
     cost = signed * fills["price"].to_numpy(float) + fills["commission"].to_numpy(float)
     flows = pd.DataFrame(
         {
-            "week": pd.DatetimeIndex(fills["date_filled"]),
+            "week": pd.DatetimeIndex(fills["date_filled"]).map(lambda d: max(d, weeks[0])),
             "ticker": fills["ticker"].to_numpy(),
             "shares": signed,
             "cash": -cost,
         }
     )
+    start_shares = pd.Series({t: s for t, (s, _price) in start.holdings.items()}, dtype=float)
     shares = (
         flows.pivot_table(index="week", columns="ticker", values="shares", aggfunc="sum")
         .reindex(index=weeks, columns=tickers)
         .fillna(0.0)
-        .cumsum()
     )
-    cash_path = cash + flows.groupby("week")["cash"].sum().reindex(weeks).fillna(0.0).cumsum()
+    shares.iloc[0] += start_shares.reindex(tickers).fillna(0.0)
+    shares = shares.cumsum()
+    cash_path = start.cash + flows.groupby("week")["cash"].sum().reindex(weeks).fillna(0.0).cumsum()
     closes = weekly.closes().ffill().reindex(weeks)[tickers]
     held = (shares * closes).fillna(0.0)
     value = cash_path + held.sum(axis=1)

@@ -147,11 +147,17 @@ class RegistrySignal:
         Weekly closes ``(n_weeks, n_tickers)``. Predictions at week t read rows up to t only.
     models
         The models to choose from; at week t the one with the latest train_end before t.
+    allow_later
+        Where no model ended before t, use the earliest one instead of refusing. Only a paper
+        account started with ``--allow-later-model`` does this, and it says so.
     """
 
-    def __init__(self, closes: pd.DataFrame, models: Sequence[UsedModel]) -> None:
+    def __init__(
+        self, closes: pd.DataFrame, models: Sequence[UsedModel], allow_later: bool = False
+    ) -> None:
         if not models:
             raise ValueError("a signal needs at least one model")
+        self.allow_later = allow_later
         self.closes = closes
         self.models = sorted(models, key=lambda m: m.train_end)
         self.tickers = [str(t) for t in closes.columns]
@@ -163,6 +169,8 @@ class RegistrySignal:
         for m in self.models:
             if m.train_end < as_of:
                 chosen = m
+        if chosen is None and self.allow_later:
+            chosen = self.models[0]
         if chosen is None:
             raise LookAheadError(
                 f"no model was trained on data ending before {as_of.date()} (the earliest "

@@ -11,12 +11,19 @@ and submits sells first, then buys:
 Every order that ends (filled, rejected for margin, or impossible because the ticker has no bar
 at the fill) becomes one row of :attr:`TargetWeightStrategy.order_rows`, carrying the label
 ``tag(decision week)`` (the model version behind the decision; empty without a tag).
+
+A run can continue an account (:class:`Resume`): the broker state recorded at the close of a
+week, before that week's decision filled, and the decision itself. The run's first bar is that
+week: the state is put back and the decision acted on again, exactly as an unbroken run would
+have, so a run cut into pieces gives the orders and values of one run. After each week's
+decision, ``on_week`` receives that week's :class:`WeekRecord` (what a journal stores).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import backtrader as bt
@@ -26,6 +33,8 @@ Decide = Callable[[pd.Timestamp, list[str]], Mapping[str, float]]
 #: ``tag(decision week) -> label`` stamped on each order, e.g. the model version behind it.
 Tag = Callable[[pd.Timestamp], str]
 Progress = Callable[[int, int], None]
+#: ticker -> (shares, average price), as backtrader's broker keeps a position.
+Holdings = Mapping[str, tuple[float, float]]
 
 ORDER_COLUMNS = [
     "date_submitted",
@@ -41,12 +50,64 @@ ORDER_COLUMNS = [
 ]
 
 
+@dataclass(frozen=True)
+class Resume:
+    """Where a run picks up an account: the close of ``week``, before its decision filled.
+
+    ``cash`` and ``holdings`` are the broker's at that close (after the fills of earlier
+    decisions); ``targets`` are the weights decided at that close and ``tag`` their label.
+    """
+
+    week: pd.Timestamp
+    cash: float
+    holdings: Holdings
+    targets: Mapping[str, float]
+    tag: str
+
+
+@dataclass(frozen=True)
+class WeekRecord:
+    """One week of a run, as of its close: everything needed to resume after it.
+
+    Attributes
+    ----------
+    value
+        Portfolio value at the close (the week's equity).
+    cash, holdings
+        The broker's cash and positions at the close, before this week's decision filled.
+    targets
+        The weights decided at the close (empty when the week was not a decision week).
+    tag
+        The label of the decision (its model version; empty without a tag).
+    orders
+        The order rows that ended while this week was processed: the fills of the previous
+        decision (at this week's open, or at the previous close with ``fill="close"``) and
+        any order of this week's decision that could not be placed (``NoBar``).
+    """
+
+    week: pd.Timestamp
+    value: float
+    cash: float
+    holdings: Holdings
+    targets: Mapping[str, float]
+    tag: str
+    orders: list[dict[str, Any]] = field(default_factory=list)
+
+    def resume(self) -> Resume:
+        """Where a later run continues from this week."""
+        return Resume(self.week, self.cash, self.holdings, self.targets, self.tag)
+
+
 class TargetWeightStrategy(bt.Strategy):
     """Rebalance to the targets of ``decide`` on each week of ``decisions``.
 
     ``datas[0]`` must be the calendar clock feed (one bar per week of ``calendar``, never
     traded); the other datas are the tickers, named after them. ``present[i]`` lists the
     positions in ``datas[1:]`` of the tickers that have a bar in week ``calendar[i]``.
+
+    With ``resume``, the bars before ``calendar[begin]`` only warm the feeds up (a held ticker
+    without a bar in the resume week needs its last close); at ``calendar[begin]``, the resume
+    week, the account is restored and its decision acted on; values and records start after it.
     """
 
     params: Any = (
@@ -58,6 +119,9 @@ class TargetWeightStrategy(bt.Strategy):
         ("commission", 0.0),
         ("tag", None),
         ("progress", None),
+        ("begin", 0),
+        ("resume", None),
+        ("on_week", None),
     )
 
     def __init__(self) -> None:
@@ -66,8 +130,9 @@ class TargetWeightStrategy(bt.Strategy):
         self.assets = list(self.datas[1:])
         self.values: list[float] = []
         self.order_rows: list[dict[str, Any]] = []
-        self._waiting: tuple[pd.Timestamp, Mapping[str, float]] | None = None
+        self._waiting: tuple[pd.Timestamp, Mapping[str, float], str] | None = None
         self._dates: dict[float, pd.Timestamp] = {}
+        self._recorded = 0  # order rows already handed to on_week
 
     # backtrader calls prenext* while some feeds have not started (late listings).
     def prenext(self) -> None:
@@ -83,28 +148,82 @@ class TargetWeightStrategy(bt.Strategy):
     def next(self) -> None:
         i = len(self.data0) - 1
         week = self.calendar[i]
+        if i < self.p.begin:  # warm-up bars of a resumed run
+            return
+        if self.p.resume is not None and i == self.p.begin:
+            self._restore(self.p.resume)
+            return
         self.values.append(self.broker.getvalue())
         # backtrader keeps every notified order in self._orders for good; our rows suffice.
         self._orders.clear()
+        if self.p.on_week is not None:
+            cash, holdings = self.broker.getcash(), self._holdings()
+        targets: Mapping[str, float] = {}
+        tag = ""
         if week in self.decisions:
             present = self._present()
             targets = self.p.decide(week, [d._name for d in present])
-            if self.p.fill == "close":
-                self._rebalance(week, targets, present, at_open=False)
-            else:
-                self._waiting = (week, targets)
+            tag = self.p.tag(week) if self.p.tag is not None else ""
+            self._act(week, targets, tag, present)
         if self.p.progress is not None:
-            self.p.progress(i + 1, len(self.calendar))
+            self.p.progress(i + 1 - self.p.begin, len(self.calendar) - self.p.begin)
+        if self.p.on_week is not None:
+            rows = self.order_rows[self._recorded :]
+            self._recorded = len(self.order_rows)
+            record = WeekRecord(week, self.values[-1], cash, holdings, dict(targets), tag, rows)
+            self.p.on_week(record)
+
+    def _act(
+        self, week: pd.Timestamp, targets: Mapping[str, float], tag: str, present: list[Any]
+    ) -> None:
+        """Fill now at the close, or keep the targets for the next bar's open."""
+        if self.p.fill == "close":
+            self._rebalance(week, targets, present, tag, at_open=False)
+        else:
+            self._waiting = (week, targets, tag)
+
+    def _holdings(self) -> dict[str, tuple[float, float]]:
+        return {
+            d._name: (float(p.size), float(p.price))
+            for d, p in self.broker.positions.items()
+            if p.size
+        }
+
+    def _restore(self, resume: Resume) -> None:
+        """Put the broker back as it was at the resume week's close; act on its decision.
+
+        Positions are created in feed order, the order an unbroken run creates them in, so
+        the broker sums the portfolio value in the same order (bit-for-bit equal values).
+        """
+        names = {d._name: d for d in self.assets}
+        unknown = sorted(set(resume.holdings) - set(names))
+        if unknown:
+            raise ValueError(f"held tickers without a feed: {', '.join(unknown)}")
+        self.broker.cash = resume.cash
+        for d in self.assets:
+            size, price = resume.holdings.get(d._name, (0.0, 0.0))
+            position = bt.Position(size=size, price=price)
+            position.datetime = resume.week.to_pydatetime()  # read by the broker's interest
+            self.broker.positions[d] = position
+        self._act(resume.week, resume.targets, resume.tag, self._present())
+        # Rows made again here (NoBar rows of the decision) were recorded with that week.
+        del self.order_rows[:]
+        self._recorded = 0
 
     def next_open(self) -> None:
         if self._waiting is None:
             return
-        week, targets = self._waiting
+        week, targets, tag = self._waiting
         self._waiting = None
-        self._rebalance(week, targets, self._present(), at_open=True)
+        self._rebalance(week, targets, self._present(), tag, at_open=True)
 
     def _rebalance(
-        self, week: pd.Timestamp, targets: Mapping[str, float], present: list[Any], at_open: bool
+        self,
+        week: pd.Timestamp,
+        targets: Mapping[str, float],
+        present: list[Any],
+        tag: str,
+        at_open: bool,
     ) -> None:
         """Submit the orders that move the positions of ``present`` feeds to ``targets``."""
         price = {d: (d.open[0] if at_open else d.close[0]) for d in present}
@@ -122,7 +241,7 @@ class TargetWeightStrategy(bt.Strategy):
         for name, weight in targets.items():
             if name not in names and weight:
                 # No bar to fill at (e.g. a trading halt): recorded, never silently dropped.
-                row = _row(week, None, name, weight, math.nan, 0.0, "NoBar", self._tag(week))
+                row = _row(week, None, name, weight, math.nan, 0.0, "NoBar", tag)
                 self.order_rows.append({**row, "size": math.nan})
         budget = value - held_value
         deltas = self._deltas(targets, price, budget)
@@ -131,10 +250,7 @@ class TargetWeightStrategy(bt.Strategy):
             deltas = self._deltas(targets, price, budget - cost)
         for d, n in sorted(deltas.items(), key=lambda kv: kv[1] > 0):  # sells first
             order = self.sell(data=d, size=-n) if n < 0 else self.buy(data=d, size=n)
-            order.addinfo(decided=week, tag=self._tag(week))
-
-    def _tag(self, week: pd.Timestamp) -> str:
-        return self.p.tag(week) if self.p.tag is not None else ""
+            order.addinfo(decided=week, tag=tag)
 
     def _deltas(
         self, targets: Mapping[str, float], price: Mapping[Any, float], budget: float

@@ -129,7 +129,7 @@ def equal_weight_rule(ok: pd.DataFrame, limits: Limits) -> Decide:
     return decide
 
 
-def _weights_table(engine: EngineResult) -> pd.DataFrame:
+def weights_table(engine: EngineResult) -> pd.DataFrame:
     long = engine.weights.rename_axis(index="date").reset_index()
     long = long.melt(id_vars="date", var_name="ticker", value_name="weight")
     long = long.sort_values("date", kind="stable")
@@ -266,7 +266,7 @@ def run_backtest(
     returns, rf, summary = assemble(cfg, weekly, weeks, main, one_over_n)
     if lstm is None:
         return BacktestResult(
-            cfg, returns, _weights_table(main), main.orders, rf, summary, timings=timings
+            cfg, returns, weights_table(main), main.orders, rf, summary, timings=timings
         )
     predictions = lstm.predictions(weekly.closes(), weeks)
     record = lstm.record(predictions, main.orders)
@@ -277,5 +277,5 @@ def run_backtest(
         "mse_ratio": (record["as_traded"].get("all") or {}).get("mse_ratio"),
     }
     return BacktestResult(
-        cfg, returns, _weights_table(main), main.orders, rf, summary, predictions, record, timings
+        cfg, returns, weights_table(main), main.orders, rf, summary, predictions, record, timings
     )

@@ -14,17 +14,24 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import Progress
 from rich.table import Table
 
 from models.errors import ModelError
+from simulator.cli_replay import replay_app
+from simulator.clikit import (
+    console,
+    err_console,
+    parse_day,
+    print_json,
+    progress_bars,
+    train_bars,
+)
 from simulator.config import Config, load_config
 from simulator.errors import FoliosimError
 from simulator.workspace import workspace_dir
 
 if TYPE_CHECKING:
-    from models.forecaster import TrainEvent, TrainProgress
     from models.registry import Registry
 
 app = typer.Typer(
@@ -37,10 +44,7 @@ data_app = typer.Typer(no_args_is_help=True, help="Manage price data in the work
 app.add_typer(data_app, name="data")
 models_app = typer.Typer(no_args_is_help=True, help="Browse and use the model registry.")
 app.add_typer(models_app, name="models")
-
-# Piped output (a log, a file) is not wrapped at 80 columns: tables stay readable.
-console = Console(width=None if sys.stdout.isatty() else 160)
-err_console = Console(stderr=True)
+app.add_typer(replay_app, name="replay")
 
 SetOption = Annotated[
     list[str] | None,
@@ -64,18 +68,6 @@ OutOption = Annotated[
 ]
 
 
-def _progress() -> Progress:
-    """Progress bars on stderr that vanish when done."""
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err_console,
-        transient=True,
-    )
-
-
 def _week_bar(bar: Progress, label: str) -> Callable[[int, int], None]:
     """A bar of weeks done on ``bar``; returns the engine's progress callback."""
     task = bar.add_task(label, total=None)
@@ -84,27 +76,6 @@ def _week_bar(bar: Progress, label: str) -> Callable[[int, int], None]:
         bar.update(task, completed=done, total=total)
 
     return update
-
-
-def _train_bars(bar: Progress, max_epochs: int) -> TrainProgress:
-    """Bars of models and epochs on ``bar``, shown once training starts; returns the
-    ``train`` progress callback."""
-    models_task = bar.add_task("models", total=None, visible=False)
-    epochs_task = bar.add_task("epochs", total=max_epochs, visible=False)
-
-    def on_event(event: TrainEvent) -> None:
-        if event.result is not None:
-            bar.update(models_task, completed=event.index + 1, total=event.total)
-            return
-        if event.epoch == 0:
-            bar.update(models_task, completed=event.index, total=event.total, visible=True)
-            bar.reset(epochs_task, total=event.max_epochs, visible=True)
-        label = f"  {event.key} epoch"
-        if event.epoch:
-            label += f" (val loss {event.val_loss:.4g})"
-        bar.update(epochs_task, completed=event.epoch, description=label)
-
-    return on_event
 
 
 def print_table2(summary: dict[str, object]) -> None:
@@ -131,8 +102,8 @@ def _run(cfg: Config, out: Path | None) -> Path:
     def note(line: str) -> None:
         err_console.print(line, markup=False, highlight=False)
 
-    with _progress() as bar:
-        on_event = _train_bars(bar, cfg.model.max_epochs)
+    with progress_bars() as bar:
+        on_event = train_bars(bar, cfg.model.max_epochs)
         update = _week_bar(bar, f"backtest {cfg.backtest.strategy}")
         result = run_backtest(
             cfg, workspace_dir(), progress=update, train_progress=on_event, note=note
@@ -210,13 +181,6 @@ def report(run_dir: Annotated[Path, typer.Argument(help="A run directory.")]) ->
     console.print(f"tear sheet: {path}", soft_wrap=True, markup=False, highlight=False)
 
 
-def _parse_day(text: str, flag: str) -> dt.date:
-    try:
-        return dt.date.fromisoformat(text)
-    except ValueError:
-        raise FoliosimError(f"{flag} {text!r}: expected a date YYYY-MM-DD") from None
-
-
 @data_app.command("fetch")
 def data_fetch(
     tickers: Annotated[str, typer.Option(help="Comma-separated symbols, e.g. AAPL,MSFT,IXIC.")],
@@ -228,7 +192,7 @@ def data_fetch(
 
     from simulator.data.sources import fetch_yahoo
 
-    first, last = _parse_day(start, "--start"), _parse_day(end, "--end")
+    first, last = parse_day(start, "--start"), parse_day(end, "--end")
     if last <= first:
         raise FoliosimError(f"--end {last} must be after --start {first}")
     names = [t.strip().upper().lstrip("^") for t in tickers.split(",") if t.strip()]
@@ -238,12 +202,6 @@ def data_fetch(
         paths = fetch_yahoo(names, pd.Timestamp(first), pd.Timestamp(last), workspace_dir())
     for name, path in paths.items():
         console.print(f"{name}: {path}")
-
-
-def _print_json(doc: object) -> None:
-    import json
-
-    sys.stdout.write(json.dumps(doc, indent=2, allow_nan=False, default=str) + "\n")
 
 
 def _fmt(value: object, spec: str = ".4f") -> str:
@@ -259,8 +217,8 @@ def train(
     from simulator.training import train_from_config
 
     cfg = load_config(config, set_ or [])
-    with _progress() as bar:
-        on_event = _train_bars(bar, cfg.model.max_epochs)
+    with progress_bars() as bar:
+        on_event = train_bars(bar, cfg.model.max_epochs)
         model, report, info = train_from_config(cfg, workspace_dir(), on_event)
 
     table = Table(title=f"{info.ref}: test weeks after {info.tags['train_end']} (weekly returns)")
@@ -311,7 +269,7 @@ def models_list(json_: JsonOption = False, registry_uri: RegistryOption = None) 
     registry = _registry(registry_uri)
     versions = registry.versions()
     if json_:
-        _print_json({"registry": registry.uri, "versions": [v.describe() for v in versions]})
+        print_json({"registry": registry.uri, "versions": [v.describe() for v in versions]})
         return
     if not versions:
         console.print("No registered models yet: run `foliosim train CONFIG`.")
@@ -379,7 +337,7 @@ def models_show(
         },
     }
     if json_:
-        _print_json(doc)
+        print_json(doc)
         return
     console.print((folder / "model_card.md").read_text(encoding="utf-8"), markup=False)
     lines = [
@@ -433,7 +391,7 @@ def models_predict(
     from simulator.data.weekly import last_complete_week
     from simulator.training import weekly_closes
 
-    day = _parse_day(as_of, "--as-of")
+    day = parse_day(as_of, "--as-of")
     if config is not None:
         cfg = load_config(config, set_ or [])
         uri = registry_uri if registry_uri is not None else cfg.model.registry_uri
@@ -476,7 +434,7 @@ def models_predict(
     }
     week = pd.Timestamp(table["week"].iloc[0]).date().isoformat()
     if json_:
-        _print_json(
+        print_json(
             {
                 "name": info.name,
                 "version": info.version,

@@ -13,6 +13,7 @@ __all__ = [
     "ConfigError",
     "DataError",
     "FoliosimError",
+    "JournalError",
     "LookAheadError",
     "NetworkError",
     "RunDirError",
@@ -42,3 +43,7 @@ class RunDirError(FoliosimError):
 
 class LookAheadError(FoliosimError):
     """Something would use information from after the decision time."""
+
+
+class JournalError(FoliosimError):
+    """A paper account's journal is missing, locked, damaged or from another schema."""

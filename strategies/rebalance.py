@@ -201,7 +201,8 @@ class TargetWeightStrategy(bt.Strategy):
             raise ValueError(f"held tickers without a feed: {', '.join(unknown)}")
         self.broker.cash = resume.cash
         for d in self.assets:
-            size, price = resume.holdings.get(d._name, (0.0, 0.0))
+            size, price = resume.holdings.get(d._name, (0, 0.0))
+            size = int(size) if float(size).is_integer() else size  # orders are whole shares
             position = bt.Position(size=size, price=price)
             position.datetime = resume.week.to_pydatetime()  # read by the broker's interest
             self.broker.positions[d] = position

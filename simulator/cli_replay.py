@@ -1,0 +1,338 @@
+"""``foliosim replay``: paper accounts stepped week by week (see :mod:`simulator.replay`)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.table import Table
+
+from simulator.clikit import console, err_console, parse_day, print_json, progress_bars, train_bars
+from simulator.errors import FoliosimError
+from simulator.workspace import workspace_dir
+
+if TYPE_CHECKING:
+    from simulator.replay import Account, WeekDone
+
+replay_app = typer.Typer(
+    no_args_is_help=True,
+    help="Paper trading: replay a strategy week by week in a persistent paper account.",
+)
+
+AccountOption = Annotated[
+    str, typer.Option("--account", help="The paper account's name (letters, digits, . _ -).")
+]
+SetOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set",
+        metavar="SECTION.KEY=VALUE",
+        help="Override one config field, e.g. --set data.source=csv (repeatable).",
+    ),
+]
+
+
+def _say(line: str) -> None:
+    err_console.print(line, markup=False, highlight=False)
+
+
+def _money(value: float) -> str:
+    return f"{value:,.2f}"
+
+
+@replay_app.command("start")
+def start(
+    config: Annotated[Path, typer.Argument(help="TOML config file.")],
+    account: AccountOption,
+    from_: Annotated[
+        str | None,
+        typer.Option(
+            "--from",
+            help="First week: the week ending on or after this date (default: backtest.start).",
+        ),
+    ] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "--model",
+            help="Pin this registry version: NAME/N, NAME@ALIAS or @ALIAS (default: "
+            "model.version, else the version a backtest would use first).",
+        ),
+    ] = None,
+    allow_later_model: Annotated[
+        bool,
+        typer.Option(
+            "--allow-later-model",
+            help="Accept a model trained after the start week (look-ahead; status and report "
+            "say so).",
+        ),
+    ] = False,
+    set_: SetOption = None,
+) -> None:
+    """Open a paper account: cash from CONFIG, one pinned model version, a start week."""
+    from simulator.config import load_config
+    from simulator.replay import start as start_account
+
+    cfg = load_config(config, set_ or [])
+    begin = parse_day(from_, "--from") if from_ else None
+    with progress_bars() as bar:
+        acct = start_account(
+            workspace_dir(),
+            account,
+            cfg,
+            source=str(config),
+            from_date=begin,
+            model=model,
+            allow_later_model=allow_later_model,
+            train_progress=train_bars(bar, cfg.model.max_epochs),
+            note=_say,
+        )
+    with acct:
+        doc = acct.meta
+        model_part = f", model {doc['model_version']}" if doc.get("model_version") else ""
+        console.print(
+            f"account {account}: {acct.config.backtest.strategy}{model_part}, cash "
+            f"{_money(acct.config.backtest.cash)}, first week {doc['start_week']} "
+            f"(fill {acct.config.backtest.fill})",
+            markup=False,
+            highlight=False,
+        )
+        path = acct.journal.path
+        console.print(f"journal: {path}", markup=False, highlight=False, soft_wrap=True)
+        console.print(f"next: foliosim replay step --account {account}", markup=False)
+
+
+def _print_week(done: WeekDone, fill: str) -> None:
+    rec = done.record
+    change = ""
+    if done.previous_equity:
+        change = f" ({rec.value / done.previous_equity - 1:+.2%})"
+    if rec.orders:
+        table = Table(title=f"week {rec.week.date()}: orders", title_justify="left")
+        for col in ("ticker", "side", "shares", "price", "value", "status", "decided"):
+            right = col in ("shares", "price", "value")
+            table.add_column(col, justify="right" if right else "left")
+        for o in rec.orders:
+            price = o["price"]
+            table.add_row(
+                str(o["ticker"]),
+                str(o["side"]),
+                f"{o['size']:,.0f}" if o["size"] == o["size"] else "",
+                f"{price:,.2f}" if price == price else "",
+                f"{o['value']:,.2f}" if o["value"] == o["value"] else "",
+                str(o["status"]),
+                str(o["date_submitted"].date()) if o["date_submitted"] is not None else "",
+            )
+        console.print(table)
+    else:
+        console.print(f"week {rec.week.date()}: no orders ended this week", markup=False)
+    held = ", ".join(f"{t} {s:,.0f}" for t, (s, _p) in sorted(rec.holdings.items())) or "none"
+    targets = ", ".join(f"{t} {w:+.1%}" for t, w in sorted(rec.targets.items()) if w) or "cash"
+    when = "the next open" if fill == "next_open" else "this close (booked next week)"
+    version = f" by {rec.tag}" if rec.tag else ""
+    console.print(
+        f"  equity {_money(rec.value)}{change}, cash {_money(rec.cash)}; holdings: {held}\n"
+        f"  decided at the close{version}: {targets}; fills at {when}",
+        markup=False,
+        highlight=False,
+    )
+
+
+@replay_app.command("step")
+def step(
+    account: AccountOption,
+    weeks: Annotated[
+        int | None, typer.Option("--weeks", min=1, help="Weeks to advance (default 1).")
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option("--until", help="Advance through every week up to this date.")
+    ] = None,
+    live: Annotated[
+        bool,
+        typer.Option(
+            "--live",
+            help="First download the newest daily prices from Yahoo (needs a network), then "
+            "act on every completed week not yet recorded.",
+        ),
+    ] = False,
+) -> None:
+    """Advance the account week by week; each week is recorded as soon as it closes."""
+    from simulator.replay import step as step_account
+
+    if weeks is not None and until is not None:
+        raise FoliosimError("give --weeks or --until, not both")
+    stop = parse_day(until, "--until") if until else None
+    count = weeks if weeks is not None else (None if (stop or live) else 1)
+    fill: list[str] = []
+
+    def on_week(done: WeekDone) -> None:
+        _print_week(done, fill[0] if fill else "next_open")
+
+    from simulator.replay import open_account
+
+    with open_account(workspace_dir(), account) as peek:
+        fill.append(peek.config.backtest.fill)
+    acct, processed = step_account(
+        workspace_dir(), account, weeks=count, until=stop, live=live, on_week=on_week
+    )
+    with acct:
+        last = acct.journal.last()
+        if processed.empty:
+            where = f"last recorded week {last.week.date()}" if last else "no week recorded yet"
+            console.print(
+                f"account {account}: nothing to do ({where}; no later complete week in the data)",
+                markup=False,
+            )
+            return
+        console.print(
+            f"account {account}: recorded {len(processed)} week(s), "
+            f"{processed[0].date()}..{processed[-1].date()}",
+            markup=False,
+        )
+
+
+@replay_app.command("status")
+def status(
+    account: AccountOption,
+    json_: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
+    html: Annotated[
+        bool, typer.Option("--html", help="Write a tear sheet of the account so far.")
+    ] = False,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Run directory for --html (default: runs/replay-NAME-<time>)."),
+    ] = None,
+) -> None:
+    """Positions, weights, equity so far, last week, model version (or JSON / a tear sheet)."""
+    from simulator.replay import open_account
+    from simulator.replay import status as account_status
+
+    with open_account(workspace_dir(), account) as acct:
+        doc = account_status(acct)
+        if json_:
+            print_json(doc)
+        else:
+            _print_status(doc)
+        if html:
+            _write_html(acct, out)
+
+
+def _print_status(doc: dict[str, Any]) -> None:
+    say = console.print
+    model = f", model {doc['model_version']} (trained up to {doc['model_train_end']})"
+    say(
+        f"account {doc['account']}: {doc['strategy']}"
+        f"{model if doc['model_version'] else ''}, fill {doc['fill']}",
+        markup=False,
+        highlight=False,
+    )
+    if doc["look_ahead"]:
+        say(
+            f"warning: LOOK-AHEAD: the model was trained on data up to {doc['model_train_end']}, "
+            f"after the start week {doc['start_week']} (--allow-later-model)",
+            markup=False,
+        )
+    if not doc["last_week"]:
+        say(f"no week recorded yet; first week {doc['start_week']}", markup=False)
+        return
+    say(
+        f"{doc['weeks_processed']} week(s) {doc['start_week']}..{doc['last_week']}: equity "
+        f"{_money(doc['equity'])} ({doc['total_return']:+.2%} on {_money(doc['start_cash'])}), "
+        f"cash {_money(doc['cash'])}",
+        markup=False,
+        highlight=False,
+    )
+    if doc["positions"]:
+        table = Table(title=f"positions at the close of {doc['last_week']}", title_justify="left")
+        for col in ("ticker", "shares", "weight"):
+            table.add_column(col, justify="left" if col == "ticker" else "right")
+        for t, shares in doc["positions"].items():
+            table.add_row(t, f"{shares:,.0f}", f"{doc['weights'][t]:+.2%}")
+        console.print(table)
+    pending = doc["pending"]
+    targets = ", ".join(f"{t} {w:+.1%}" for t, w in pending["targets"].items()) or "all cash"
+    say(
+        f"decided at the close of {pending['decided']}: {targets}; fills {pending['fills']}",
+        markup=False,
+        highlight=False,
+    )
+    curve = doc["equity_curve"]
+    table = Table(title="equity (last 12 weeks)", title_justify="left")
+    for col in ("week", "equity", "week return"):
+        table.add_column(col, justify="left" if col == "week" else "right")
+    for i in range(max(0, len(curve) - 12), len(curve)):
+        ret = curve[i]["equity"] / curve[i - 1]["equity"] - 1 if i else None
+        table.add_row(
+            curve[i]["week"], _money(curve[i]["equity"]), f"{ret:+.2%}" if ret is not None else ""
+        )
+    console.print(table)
+
+
+def _write_html(acct: Account, out: Path | None) -> None:
+    from simulator.replay import account_result
+    from simulator.rundir import check_out_dir, default_run_dir, write_run
+
+    target = out or default_run_dir(f"replay-{acct.name}")
+    check_out_dir(target)
+    with err_console.status("writing the tear sheet"):
+        path = write_run(account_result(acct, workspace_dir()), target)
+    console.print(f"tear sheet: {path / 'tearsheet.html'}", soft_wrap=True, markup=False)
+
+
+@replay_app.command("list")
+def list_(
+    json_: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
+) -> None:
+    """Every paper account of the workspace."""
+    from simulator.replay import list_accounts
+
+    rows = list_accounts(workspace_dir())
+    if json_:
+        print_json(rows)
+        return
+    if not rows:
+        console.print(f"no paper accounts in {workspace_dir() / 'replay'}", markup=False)
+        return
+    table = Table()
+    for col in ("account", "strategy", "model", "weeks", "last week", "equity", "return"):
+        table.add_column(col)
+    for r in rows:
+        if "error" in r:
+            table.add_row(r["account"], f"unreadable: {r['error']}", "", "", "", "", "")
+            continue
+        table.add_row(
+            r["account"],
+            r["strategy"],
+            r["model_version"] + (" (look-ahead)" if r["look_ahead"] else ""),
+            str(r["weeks_processed"]),
+            r["last_week"] or "",
+            _money(r["equity"]),
+            f"{r['total_return']:+.2%}",
+        )
+    console.print(table)
+
+
+@replay_app.command("reset")
+def reset(
+    account: AccountOption,
+    yes: Annotated[bool, typer.Option("--yes", help="Delete without asking.")] = False,
+) -> None:
+    """Delete a paper account and its whole journal (asks first)."""
+    from simulator.replay import describe, journal_path
+    from simulator.replay import reset as reset_account
+
+    path = journal_path(workspace_dir(), account)
+    if not path.exists():
+        raise FoliosimError(f"no paper account {account!r} in {path.parent}")
+    if not yes:
+        if not sys.stdin.isatty():
+            raise FoliosimError(
+                f"reset deletes {describe(workspace_dir(), account)}; confirm with --yes"
+            )
+        if not typer.confirm(f"Delete {describe(workspace_dir(), account)}?", default=False):
+            console.print("nothing deleted", markup=False)
+            raise typer.Exit(1)
+    reset_account(workspace_dir(), account)
+    console.print(f"account {account} deleted", markup=False)

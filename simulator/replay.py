@@ -1,0 +1,680 @@
+"""Paper-trading replay: a paper account stepped through the weeks one at a time.
+
+``start`` opens an account: the config is frozen into a journal (:mod:`simulator.journal`) in
+the workspace, with data paths made absolute, the start week fixed, and, for ``lstm_signal``,
+one registry version pinned by number with the digests of its files. ``step`` continues the
+backtest engine from the last recorded week (:class:`strategies.rebalance.Resume`) through the
+next weeks; every week is written in its own transaction as soon as it closes. The engine
+cut into pieces gives the orders and values of one unbroken run, so an account replayed over a
+historical range equals ``foliosim backtest`` over that range with the same model version, and
+an account killed in the middle of a step continues from its last recorded week.
+
+A week is traded only once it is complete (its Friday has passed, or the data goes on into a
+later week): a step never acts on a bar that can still change. ``step(live=True)`` first
+downloads the newest daily prices from Yahoo; without a network it fails and records nothing.
+
+Time contract as in the backtest: the decision at week t reads bars up to t only, and the
+pinned model must have been trained on data that ended before the account's start week (unless
+the account was opened with ``allow_later_model``, which status and report then state).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+import simulator
+from simulator.backtest import (
+    assemble,
+    eligible_frame,
+    eligible_sets,
+    equal_weight_rule,
+)
+from simulator.config import Config, config_from_dict
+from simulator.data import WeeklyData, load_daily, make_weekly
+from simulator.data.weekly import last_complete_week
+from simulator.engine import EngineResult, run_engine
+from simulator.errors import ConfigError, DataError, JournalError, LookAheadError, NetworkError
+from simulator.journal import Journal, locked, meta_json, remove
+from strategies.rebalance import Decide, Tag, WeekRecord
+from strategies.sizing import Limits
+
+if TYPE_CHECKING:
+    from models.forecaster import TrainProgress
+    from simulator.backtest import BacktestResult
+    from simulator.signals import Note, RegistrySignal
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+#: New York time after which a weekday's daily bar is taken as final (the close is 16:00).
+_SETTLED = dt.time(16, 30)
+
+
+def journal_path(workspace: Path, name: str) -> Path:
+    """``<workspace>/replay/<name>.sqlite``; refuses a name that is not a plain file name."""
+    if not _NAME.match(name):
+        raise ConfigError(
+            f"account name {name!r}: use letters, digits, '.', '_' or '-' (at most 64), "
+            "starting with a letter or digit"
+        )
+    return workspace / "replay" / f"{name}.sqlite"
+
+
+def _fix(name: str) -> str:
+    return (
+        "restore the file from a backup, or delete the account with "
+        f"`foliosim replay reset --account {name}`"
+    )
+
+
+def open_account(workspace: Path, name: str) -> Account:
+    """The account ``name`` of ``workspace``, its journal checked (see :class:`Account`)."""
+    path = journal_path(workspace, name)
+    if not path.is_file():
+        raise JournalError(
+            f"no paper account {name!r} in {path.parent}; start one with "
+            f"`foliosim replay start CONFIG --account {name}` (see `foliosim replay list`)"
+        )
+    journal = Journal.open(path, _fix(name))
+    try:
+        return Account(name, journal, _meta_config(journal, name))
+    except BaseException:
+        journal.close()
+        raise
+
+
+def _meta_config(journal: Journal, name: str) -> Config:
+    import json
+
+    try:
+        raw = json.loads(journal.meta["config"])
+        for key in ("start_week", "strategy", "created_at"):
+            journal.meta[key]
+    except (KeyError, ValueError) as err:
+        raise JournalError(f"{journal.path} is damaged (meta: {err}); {_fix(name)}") from None
+    return config_from_dict(raw, f"the config stored in {journal.path}")
+
+
+@dataclass
+class Account:
+    """An open paper account: its journal and the config frozen into it at start."""
+
+    name: str
+    journal: Journal
+    config: Config
+
+    @property
+    def meta(self) -> dict[str, str]:
+        return self.journal.meta
+
+    @property
+    def start_week(self) -> pd.Timestamp:
+        return pd.Timestamp(self.meta["start_week"])
+
+    @property
+    def model_version(self) -> str:
+        return self.meta.get("model_version", "")
+
+    @property
+    def allow_later_model(self) -> bool:
+        return self.meta.get("allow_later_model") == "1"
+
+    @property
+    def look_ahead(self) -> bool:
+        """Whether the pinned model was trained on data reaching the start week or later."""
+        end = self.meta.get("model_train_end", "")
+        return bool(end) and pd.Timestamp(end) >= self.start_week
+
+    def close(self) -> None:
+        self.journal.close()
+
+    def __enter__(self) -> Account:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+# --- data ---------------------------------------------------------------------------------
+
+
+def _weekly(cfg: Config, workspace: Path) -> WeeklyData:
+    return make_weekly(load_daily(cfg.data, cfg.report.risk_free, workspace))
+
+
+def new_york_today(now: dt.datetime | None = None) -> dt.date:
+    """The last day whose daily bar is final: today in New York after 16:30, else yesterday."""
+    from zoneinfo import ZoneInfo
+
+    local = (now or dt.datetime.now(dt.UTC)).astimezone(ZoneInfo("America/New_York"))
+    return local.date() if local.time() >= _SETTLED else local.date() - dt.timedelta(days=1)
+
+
+def _refresh_yahoo(cfg: Config, workspace: Path, today: dt.date) -> Config:
+    """Download the account's series from Yahoo up to ``today`` (the ``--live`` path)."""
+    from simulator.data.sources import FRED_SERIES, fetch_fred, fetch_yahoo
+
+    if cfg.data.source != "yahoo":
+        raise ConfigError(
+            f"--live downloads from Yahoo, but this account's data.source is "
+            f"'{cfg.data.source}'; start an account from a config with data.source = \"yahoo\", "
+            "or step without --live after updating the data"
+        )
+    end = max(cfg.data.end, today)
+    data = cfg.data.model_copy(update={"end": end})
+    rf = cfg.report.risk_free if isinstance(cfg.report.risk_free, str) else None
+    start, stop = pd.Timestamp(data.start), pd.Timestamp(end)
+    names = [*(data.tickers or ()), data.benchmark]
+    try:
+        fetch_yahoo(
+            [*names, *([rf] if rf and rf not in FRED_SERIES else [])], start, stop, workspace
+        )
+        if rf and rf in FRED_SERIES:
+            fetch_fred(rf, start - pd.Timedelta(days=14), stop, workspace)
+    except NetworkError as err:
+        raise NetworkError(f"--live: {err}; nothing was recorded") from None
+    return cfg.model_copy(update={"data": data})
+
+
+# --- start ----------------------------------------------------------------------------------
+
+
+def start(
+    workspace: Path,
+    name: str,
+    cfg: Config,
+    *,
+    source: str,
+    from_date: dt.date | None = None,
+    model: str | None = None,
+    allow_later_model: bool = False,
+    train_progress: TrainProgress | None = None,
+    note: Note | None = None,
+) -> Account:
+    """Open the paper account ``name`` (see the module docstring); it must not exist.
+
+    ``model`` pins a registry version (``NAME/N``, ``NAME@ALIAS`` or ``@ALIAS`` of the config's
+    model name); without it, ``model.version`` of the config, else the version a backtest
+    would use first (trained up to ``model.train_end``, reused from the registry or trained).
+    """
+    say = note or (lambda _line: None)
+    path = journal_path(workspace, name)
+    with locked(path, f"account {name!r}"):
+        if path.exists():
+            raise JournalError(
+                f"paper account {name!r} exists already ({path}); step it with `foliosim replay "
+                f"step --account {name}`, or delete it with `foliosim replay reset --account "
+                f"{name}`"
+            )
+        if cfg.data.path:
+            absolute = str(Path(cfg.data.path).expanduser().resolve())
+            cfg = cfg.model_copy(update={"data": cfg.data.model_copy(update={"path": absolute})})
+        weekly = _weekly(cfg, workspace)
+        begin = pd.Timestamp(from_date or cfg.backtest.start)
+        cal = weekly.calendar
+        after = cal[cal >= begin]
+        if after.empty:
+            raise DataError(
+                f"no week on or after {begin.date()} in the data (it ends {cal[-1].date()}); "
+                "choose an earlier --from or extend data.end"
+            )
+        week = after[0]
+        ok = eligible_frame(weekly, pd.DatetimeIndex([week]), cfg.backtest.min_history)
+        if not ok.iloc[0].any():
+            raise DataError(
+                f"too little history: no ticker has {cfg.backtest.min_history} weekly bars by "
+                f"{week.date()}; start later (--from) or lower backtest.min_history"
+            )
+        meta = {
+            "schema": "1",
+            "account": name,
+            "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "foliosim_version": simulator.__version__,
+            "config": cfg.model_dump_json(),
+            "config_source": source,
+            "start_week": week.date().isoformat(),
+            "strategy": cfg.backtest.strategy,
+            "allow_later_model": "1" if allow_later_model else "0",
+        }
+        if cfg.backtest.strategy == "lstm_signal":
+            meta.update(
+                _pin(cfg, weekly, week, workspace, model, allow_later_model, say, train_progress)
+            )
+        Journal.create(path, meta).close()
+    return open_account(workspace, name)
+
+
+def _pin(
+    cfg: Config,
+    weekly: WeeklyData,
+    week: pd.Timestamp,
+    workspace: Path,
+    ref: str | None,
+    allow_later: bool,
+    say: Callable[[str], None],
+    progress: TrainProgress | None,
+) -> dict[str, str]:
+    """The meta fields of the pinned version: ref, train_end, files and their digests."""
+    from simulator.signals import prepare_models
+    from simulator.training import open_registry
+
+    registry = open_registry(workspace, cfg.model.registry_uri)
+    tickers = weekly.tickers
+    ref = ref or cfg.model.version
+    if ref:
+        if ref.startswith("@"):
+            ref = f"{cfg.model.name}{ref}"
+        info = registry.resolve(ref)
+        registry.load(info, tickers)  # checks files, digests and tickers now, not at a step
+    else:
+        if cfg.model.retrain_every:
+            say(
+                f"a paper account keeps one model version: model.retrain_every = "
+                f"{cfg.model.retrain_every} does not apply"
+            )
+        once = cfg.model_copy(update={"model": cfg.model.model_copy(update={"retrain_every": 0})})
+        used = prepare_models(
+            once, weekly.closes(), pd.DatetimeIndex([week]), registry, progress, say
+        )
+        info = used[0].info
+    if info.train_end >= week:
+        if not allow_later:
+            raise LookAheadError(
+                f"{info.ref} was trained on data up to {info.train_end.date()}, not before the "
+                f"account's start week {week.date()}: replaying with it would use the future. "
+                "Pick an earlier version, start later (--from), or pass --allow-later-model "
+                "(status and report then say so)"
+            )
+        say(
+            f"warning: {info.ref} was trained on data up to {info.train_end.date()}, after "
+            f"the start week {week.date()}: this account uses look-ahead (--allow-later-model)"
+        )
+    say(f"pinned {info.ref} (trained up to {info.train_end.date()})")
+    return {
+        "model_version": info.ref,
+        "model_train_end": info.train_end.date().isoformat(),
+        "model_folder": str(registry.artifact_dir(info).resolve()),
+        "model_tags": meta_json(info.tags),
+        "model_created": info.created.isoformat(),
+    }
+
+
+# --- step -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WeekDone:
+    """A week just recorded, for the command line to print."""
+
+    seq: int
+    record: WeekRecord
+    previous_equity: float | None
+
+
+def _provider(account: Account, weekly: WeeklyData) -> RegistrySignal:
+    """The pinned version, read from its files (no MLflow), verified against its digests."""
+    import json
+
+    from models.artifacts import read_version
+    from models.errors import ModelError
+    from models.registry import VersionInfo
+    from simulator.signals import RegistrySignal, UsedModel
+
+    meta = account.meta
+    tags = json.loads(meta["model_tags"])
+    folder = Path(meta["model_folder"])
+    if not folder.is_dir():
+        raise JournalError(
+            f"the files of {meta['model_version']}, pinned by account {account.name!r}, are "
+            f"missing ({folder}); the workspace was moved or cleaned"
+        )
+    try:
+        model = read_version(
+            folder,
+            weights_sha256=tags.get("weights_sha256", ""),
+            manifest_sha256=tags.get("manifest_sha256", ""),
+        )
+    except ModelError as err:
+        raise JournalError(
+            f"account {account.name!r} is pinned to {meta['model_version']}, whose files no "
+            f"longer match: {err}"
+        ) from None
+    name, _, number = meta["model_version"].rpartition("/")
+    model.version = meta["model_version"]
+    model.check_tickers(weekly.tickers)
+    info = VersionInfo(
+        name, int(number), (), tags, None, None, dt.datetime.fromisoformat(meta["model_created"])
+    )
+    return RegistrySignal(
+        weekly.closes(), [UsedModel(model, info, trained=False)], account.allow_later_model
+    )
+
+
+def pending_weeks(
+    account: Account,
+    weekly: WeeklyData,
+    last: WeekRecord | None,
+    today: dt.date,
+    weeks: int | None = None,
+    until: dt.date | None = None,
+) -> pd.DatetimeIndex:
+    """The complete weeks a step would process next, oldest first."""
+    cal = weekly.calendar
+    if last is None:
+        if account.start_week not in cal:
+            raise DataError(
+                f"the data no longer holds the account's start week {account.start_week.date()}"
+            )
+        todo = cal[cal >= account.start_week]
+    else:
+        if last.week not in cal:
+            raise DataError(
+                f"the data no longer holds the last recorded week {last.week.date()}; the "
+                "account can only continue on data that includes it"
+            )
+        todo = cal[cal > last.week]
+    newest = last_complete_week(cal, pd.Timestamp(today))
+    todo = todo[todo <= newest] if newest is not None else todo[:0]
+    if until is not None:
+        todo = todo[todo <= pd.Timestamp(until)]
+    if weeks is not None:
+        todo = todo[:weeks]
+    return pd.DatetimeIndex(todo)
+
+
+def step(
+    workspace: Path,
+    name: str,
+    *,
+    weeks: int | None = 1,
+    until: dt.date | None = None,
+    live: bool = False,
+    today: dt.date | None = None,
+    on_week: Callable[[WeekDone], None] | None = None,
+) -> tuple[Account, pd.DatetimeIndex]:
+    """Advance account ``name`` by ``weeks`` (None: all) complete weeks, or up to ``until``.
+
+    Each week is recorded in its own transaction as it closes. Returns the account (open; the
+    caller closes it) and the weeks processed (empty when nothing was due).
+    """
+    path = journal_path(workspace, name)
+    with locked(path, f"account {name!r}"):
+        account = open_account(workspace, name)
+        try:
+            processed = _step(account, workspace, weeks, until, live, today, on_week)
+        except BaseException:
+            account.close()
+            raise
+    return account, processed
+
+
+def _step(
+    account: Account,
+    workspace: Path,
+    weeks: int | None,
+    until: dt.date | None,
+    live: bool,
+    today: dt.date | None,
+    on_week: Callable[[WeekDone], None] | None,
+) -> pd.DatetimeIndex:
+    cfg = account.config
+    if live:
+        today = today or new_york_today()
+        cfg = _refresh_yahoo(cfg, workspace, today)
+    today = today or dt.date.today()
+    weekly = _weekly(cfg, workspace)
+    journal = account.journal
+    last = journal.last()
+    todo = pending_weeks(account, weekly, last, today, weeks, until)
+    if todo.empty:
+        return todo
+    missing = sorted(set(last.holdings) - set(weekly.bars)) if last else []
+    if missing:
+        raise DataError(f"the data lacks held ticker(s) {', '.join(missing)}")
+    ok = eligible_frame(weekly, todo, cfg.backtest.min_history)
+    limits = Limits(cfg.strategy.max_weight, cfg.strategy.gross, cfg.strategy.allow_short)
+    decide: Decide
+    tag: Tag | None = None
+    provider = None
+    if cfg.backtest.strategy == "lstm_signal":
+        from strategies.signal import SignalRule
+
+        provider = _provider(account, weekly)
+        rule = SignalRule(provider, limits, eligible_sets(ok))
+        decide, tag = rule, rule.tag
+    else:
+        decide = equal_weight_rule(ok, limits)
+    closes = weekly.closes().ffill()  # a held ticker without a bar keeps its last close
+    previous = [last.value if last else None]
+
+    def record(week: WeekRecord) -> None:
+        forecasts = None
+        if provider is not None and provider.forecasts:
+            table = provider.forecasts[-1]
+            if (table["decision"] == week.week).all():
+                forecasts = table
+        at = closes.loc[week.week].to_dict()
+        held = {t: float(at[t]) for t in week.holdings}
+        seq = journal.append(week, held, forecasts)
+        if on_week is not None:
+            on_week(WeekDone(seq, week, previous[0]))
+        previous[0] = week.value
+
+    bt = cfg.backtest
+    run_engine(
+        weekly,
+        todo,
+        todo,
+        decide,
+        cash=bt.cash,
+        fill=bt.fill,
+        commission=bt.commission,
+        tag=tag,
+        resume=last.resume() if last is not None else None,
+        on_week=record,
+    )
+    return todo
+
+
+# --- status, list, reset ----------------------------------------------------------------------
+
+
+def status(account: Account) -> dict[str, Any]:
+    """The account as one JSON-ready document (``replay status --json``)."""
+    journal = account.journal
+    weeks = journal.weeks()
+    cfg = account.config
+    doc: dict[str, Any] = {
+        "account": account.name,
+        "journal": str(journal.path),
+        "config_source": account.meta.get("config_source", ""),
+        "strategy": cfg.backtest.strategy,
+        "fill": cfg.backtest.fill,
+        "model_version": account.model_version,
+        "model_train_end": account.meta.get("model_train_end"),
+        "allow_later_model": account.allow_later_model,
+        "look_ahead": account.look_ahead,
+        "start_week": account.start_week.date().isoformat(),
+        "start_cash": cfg.backtest.cash,
+        "weeks_processed": len(weeks),
+        "last_week": None,
+        "cash": cfg.backtest.cash,
+        "equity": cfg.backtest.cash,
+        "total_return": 0.0,
+        "positions": {},
+        "weights": {},
+        "pending": None,
+        "equity_curve": [],
+        "orders_filled": 0,
+        "orders_not_filled": 0,
+    }
+    if weeks.empty:
+        return doc
+    last = weeks.iloc[-1]
+    held = journal.holdings(int(last["seq"]))
+    equity = float(last["equity"])
+    targets = journal.targets(int(last["seq"]))
+    orders = journal.orders()
+    filled = int((orders["status"] == "Completed").sum())
+    doc.update(
+        {
+            "last_week": last["week"].date().isoformat(),
+            "cash": float(last["cash"]),
+            "equity": equity,
+            "total_return": equity / cfg.backtest.cash - 1.0,
+            "positions": {t: float(s) for t, s in zip(held["ticker"], held["shares"], strict=True)},
+            "weights": {
+                t: float(s * c / equity)
+                for t, s, c in zip(held["ticker"], held["shares"], held["close"], strict=True)
+            },
+            "pending": {
+                "decided": last["week"].date().isoformat(),
+                "model_version": str(last["model_version"]),
+                "fills": "at the next week's open"
+                if cfg.backtest.fill == "next_open"
+                else "at this close; booked with the next week",
+                "targets": {
+                    t: float(w)
+                    for t, w in zip(targets["ticker"], targets["weight"], strict=True)
+                    if w != 0.0
+                },
+            },
+            "equity_curve": [
+                {"week": w.date().isoformat(), "equity": float(e)}
+                for w, e in zip(weeks["week"], weeks["equity"], strict=True)
+            ],
+            "orders_filled": filled,
+            "orders_not_filled": len(orders) - filled,
+        }
+    )
+    return doc
+
+
+def list_accounts(workspace: Path) -> list[dict[str, Any]]:
+    """Every account of the workspace, with the error line of one that cannot be read."""
+    folder = workspace / "replay"
+    rows: list[dict[str, Any]] = []
+    for path in sorted(folder.glob("*.sqlite")) if folder.is_dir() else []:
+        name = path.stem
+        try:
+            with open_account(workspace, name) as account:
+                doc = status(account)
+            rows.append({k: doc[k] for k in _LIST_KEYS})
+        except JournalError as err:
+            rows.append({"account": name, "error": str(err)})
+    return rows
+
+
+_LIST_KEYS = (
+    "account",
+    "strategy",
+    "model_version",
+    "start_week",
+    "last_week",
+    "weeks_processed",
+    "equity",
+    "total_return",
+    "look_ahead",
+)
+
+
+def reset(workspace: Path, name: str) -> None:
+    """Delete account ``name`` (journal, WAL and lock files), damaged or not."""
+    path = journal_path(workspace, name)
+    if not path.exists():
+        raise JournalError(
+            f"no paper account {name!r} in {path.parent}; see `foliosim replay list`"
+        )
+    with locked(path, f"account {name!r}"):
+        remove(path)
+
+
+def describe(workspace: Path, name: str) -> str:
+    """One line on what ``reset`` would delete (for its question)."""
+    try:
+        with open_account(workspace, name) as account:
+            doc = status(account)
+    except JournalError as err:
+        return f"account {name!r} (unreadable: {err})"
+    last = doc["last_week"] or "no week yet"
+    return (
+        f"account {name!r}: {doc['weeks_processed']} week(s) recorded up to {last}, "
+        f"equity {doc['equity']:,.2f}"
+    )
+
+
+# --- report -----------------------------------------------------------------------------------
+
+
+def account_result(account: Account, workspace: Path) -> BacktestResult:
+    """The account so far as a backtest result (for a tear sheet): its equity, orders and
+    weights from the journal, 1/N and the index over the same weeks from the data."""
+    from simulator.backtest import BacktestResult, weights_table
+
+    cfg = account.config
+    journal = account.journal
+    rows = journal.weeks()
+    if len(rows) < 3:
+        raise JournalError(
+            f"account {account.name!r} has {len(rows)} recorded week(s); a tear sheet needs "
+            "at least 3: step it further first"
+        )
+    weeks = pd.DatetimeIndex(rows["week"])
+    weekly = _weekly(cfg, workspace)
+    absent = weeks.difference(weekly.calendar)
+    if len(absent):
+        raise DataError(f"the data no longer holds recorded week {absent[0].date()}")
+    values = pd.Series(rows["equity"].to_numpy(float), index=weeks, name="value")
+    orders = journal.orders().drop(columns="week")
+    held = journal.all_holdings()
+    weights = (
+        (held["shares"] * held["close"])
+        .groupby([held["week"], held["ticker"]])
+        .sum()
+        .unstack()
+        .fillna(0.0)
+        .reindex(index=weeks, fill_value=0.0)
+        .div(values, axis=0)
+    )
+    main = EngineResult(values, orders, weights)
+    ok = eligible_frame(weekly, weeks, cfg.backtest.min_history)
+    limits = Limits(cfg.strategy.max_weight, cfg.strategy.gross, cfg.strategy.allow_short)
+    bt = cfg.backtest
+    one_over_n = run_engine(
+        weekly,
+        weeks,
+        weeks[:-1],
+        equal_weight_rule(ok, limits),
+        cash=bt.cash,
+        fill=bt.fill,
+        commission=bt.commission,
+    )
+    returns, rf, summary = assemble(cfg, weekly, weeks, main, one_over_n)
+    summary["first_decision"] = weeks[0].date().isoformat()
+    summary["replay"] = {
+        "account": account.name,
+        "model_version": account.model_version,
+        "model_train_end": account.meta.get("model_train_end"),
+        "allow_later_model": account.allow_later_model,
+        "look_ahead": account.look_ahead,
+        "start_week": account.start_week.date().isoformat(),
+        "weeks": len(weeks),
+    }
+    if account.model_version:
+        summary["models"] = [
+            {
+                "version": account.model_version,
+                "train_end": account.meta.get("model_train_end"),
+                "first_decision": weeks[0].date().isoformat(),
+                "last_decision": weeks[-1].date().isoformat(),
+                "decisions": len(weeks),
+                "orders": len(orders),
+                "trained_by_this_run": False,
+            }
+        ]
+    return BacktestResult(cfg, returns, weights_table(main), orders, rf, summary)

@@ -30,7 +30,6 @@ import pandas as pd
 import safetensors.torch
 from safetensors import SafetensorError
 
-from models import plots
 from models.errors import IntegrityError, SpecError
 from models.forecaster import POOLED, Forecaster, TrainingReport
 from models.net import LSTMForecaster
@@ -200,6 +199,8 @@ def write_version(
 
     Returns ``{"weights_sha256": ..., "manifest_sha256": ...}``.
     """
+    from models import plots  # matplotlib: only needed when a version is written
+
     folder.mkdir(parents=True)
     weights = weight_files(model)
     for key, rel in weights.items():

@@ -104,7 +104,7 @@ def start(
         console.print(f"next: foliosim replay step --account {account}", markup=False)
 
 
-def _print_week(done: WeekDone, fill: str) -> None:
+def _print_week(done: WeekDone) -> None:
     rec = done.record
     change = ""
     if done.previous_equity:
@@ -130,7 +130,7 @@ def _print_week(done: WeekDone, fill: str) -> None:
         console.print(f"week {rec.week.date()}: no orders ended this week", markup=False)
     held = ", ".join(f"{t} {s:,.0f}" for t, (s, _p) in sorted(rec.holdings.items())) or "none"
     targets = ", ".join(f"{t} {w:+.1%}" for t, w in sorted(rec.targets.items()) if w) or "cash"
-    when = "the next open" if fill == "next_open" else "this close (booked next week)"
+    when = "the next open" if done.fill == "next_open" else "this close (booked next week)"
     version = f" by {rec.tag}" if rec.tag else ""
     console.print(
         f"  equity {_money(rec.value)}{change}, cash {_money(rec.cash)}; holdings: {held}\n"
@@ -165,17 +165,8 @@ def step(
         raise FoliosimError("give --weeks or --until, not both")
     stop = parse_day(until, "--until") if until else None
     count = weeks if weeks is not None else (None if (stop or live) else 1)
-    fill: list[str] = []
-
-    def on_week(done: WeekDone) -> None:
-        _print_week(done, fill[0] if fill else "next_open")
-
-    from simulator.replay import open_account
-
-    with open_account(workspace_dir(), account) as peek:
-        fill.append(peek.config.backtest.fill)
     acct, processed = step_account(
-        workspace_dir(), account, weeks=count, until=stop, live=live, on_week=on_week
+        workspace_dir(), account, weeks=count, until=stop, live=live, on_week=_print_week
     )
     with acct:
         last = acct.journal.last()

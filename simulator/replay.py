@@ -314,6 +314,7 @@ class WeekDone:
     seq: int
     record: WeekRecord
     previous_equity: float | None
+    fill: str
 
 
 def _provider(account: Account, weekly: WeeklyData) -> RegistrySignal:
@@ -462,7 +463,7 @@ def _step(
         held = {t: float(at[t]) for t in week.holdings}
         seq = journal.append(week, held, forecasts)
         if on_week is not None:
-            on_week(WeekDone(seq, week, previous[0]))
+            on_week(WeekDone(seq, week, previous[0], cfg.backtest.fill))
         previous[0] = week.value
 
     bt = cfg.backtest

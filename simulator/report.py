@@ -464,6 +464,28 @@ def _section_html(
         "Day&rdquo; and &ldquo;Daily Value-at-Risk&rdquo; refer to weeks here: one period "
         "is one week.",
     ]
+    replay = summary.get("replay")
+    if isinstance(replay, dict):
+        pinned = (
+            f", model {esc(str(replay['model_version']))} pinned (trained up to "
+            f"{esc(str(replay['model_train_end']))})"
+            if replay.get("model_version")
+            else ""
+        )
+        notes.insert(
+            0,
+            f"Paper account <code>{esc(str(replay['account']))}</code>: "
+            f"{esc(str(replay['weeks']))} weeks replayed one at a time from "
+            f"{esc(str(replay['start_week']))}{pinned}; equity and orders are the journal's.",
+        )
+        if replay.get("look_ahead"):
+            notes.insert(
+                0,
+                '<strong id="look-ahead">&#9888; Look-ahead: the model was trained on data up '
+                f"to {esc(str(replay['model_train_end']))}, after the account's start week "
+                f"{esc(str(replay['start_week']))} (opened with --allow-later-model). These "
+                "results use information the strategy could not have had.</strong>",
+            )
     items = "\n".join(f"<li>{note}</li>" for note in notes)
     alt = f"Growth of 1 of {benchmark}, {EQUAL_WEIGHT_LABEL} and {strategy}"
     return f"""

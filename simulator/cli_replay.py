@@ -177,9 +177,14 @@ def step(
                 markup=False,
             )
             return
+        short = (
+            f" (of {count} asked: no later complete week in the data)"
+            if count is not None and len(processed) < count
+            else ""
+        )
         console.print(
             f"account {account}: recorded {len(processed)} week(s), "
-            f"{processed[0].date()}..{processed[-1].date()}",
+            f"{processed[0].date()}..{processed[-1].date()}{short}",
             markup=False,
         )
 

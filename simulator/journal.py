@@ -127,19 +127,23 @@ class Journal:
         tmp.unlink(missing_ok=True)
         try:
             conn = sqlite3.connect(tmp, isolation_level=None)
+            conn.execute("PRAGMA journal_mode = WAL")  # kept in the file's header
             conn.executescript(_SCHEMA)
             conn.execute("BEGIN")
             conn.executemany("INSERT INTO meta VALUES (?, ?)", sorted(meta.items()))
             conn.execute("COMMIT")
-            conn.close()
+            conn.close()  # the last connection checkpoints and removes the WAL file
             if path.exists():
                 raise JournalError(f"{path} appeared while the account was being created")
             os.replace(tmp, path)
         finally:
-            tmp.unlink(missing_ok=True)
-        conn = cls._connect(path)
-        conn.execute("PRAGMA journal_mode = WAL")
-        return cls(path, conn)
+            for leftover in (
+                tmp,
+                tmp.with_name(tmp.name + "-wal"),
+                tmp.with_name(tmp.name + "-shm"),
+            ):
+                leftover.unlink(missing_ok=True)
+        return cls(path, cls._connect(path))
 
     @classmethod
     def open(cls, path: Path, fix: str) -> Journal:

@@ -204,6 +204,11 @@ def start(
     """
     say = note or (lambda _line: None)
     path = journal_path(workspace, name)
+    if model and cfg.backtest.strategy != "lstm_signal":
+        raise ConfigError(
+            f"--model pins an LSTM version, but the config's strategy is "
+            f"'{cfg.backtest.strategy}'; set backtest.strategy = \"lstm_signal\" or drop --model"
+        )
     with locked(path, f"account {name!r}"):
         if path.exists():
             raise JournalError(

@@ -365,20 +365,33 @@ class Journal:
 
 @contextlib.contextmanager
 def locked(path: Path, what: str) -> Iterator[None]:
-    """Hold the account's exclusive lock (``<journal>.lock``) or fail at once."""
+    """Hold the account's exclusive lock (``<journal>.lock``) or fail at once.
+
+    The lock file holds the holder's process id, for the error of the one that waits. The OS
+    releases the lock when its holder dies, even by SIGKILL. The file is removed on release
+    when there is no journal beside it (a refused start, a reset).
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     lock = path.with_name(path.name + ".lock")
     with open(lock, "a+") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip()
+            pid = f" (pid {holder})" if holder.isdigit() else ""
             raise JournalError(
-                f"another foliosim process is changing {what} right now; wait for it to "
+                f"another foliosim process is changing {what} right now{pid}; wait for it to "
                 "finish and run the command again"
             ) from None
         try:
+            handle.truncate(0)
+            handle.write(f"{os.getpid()}\n")
+            handle.flush()
             yield
         finally:
+            if not path.exists():
+                lock.unlink(missing_ok=True)
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 

@@ -143,7 +143,12 @@ class Account:
 # --- data ---------------------------------------------------------------------------------
 
 
-def _weekly(cfg: Config, workspace: Path) -> WeeklyData:
+def _weekly(cfg: Config, workspace: Path, through: pd.Timestamp | None = None) -> WeeklyData:
+    """Weekly bars of the account's data, reaching at least the week ``through`` (a live
+    account records weeks after its config's data.end; its Yahoo cache holds them)."""
+    if through is not None and through.date() > cfg.data.end:
+        data = cfg.data.model_copy(update={"end": through.date()})
+        cfg = cfg.model_copy(update={"data": data})
     return make_weekly(load_daily(cfg.data, cfg.report.risk_free, workspace))
 
 
@@ -409,6 +414,7 @@ def step(
     caller closes it) and the weeks processed (empty when nothing was due).
     """
     path = journal_path(workspace, name)
+    open_account(workspace, name).close()  # a clear error for a missing or damaged account
     with locked(path, f"account {name!r}"):
         account = open_account(workspace, name)
         try:
@@ -433,9 +439,9 @@ def _step(
         today = today or new_york_today()
         cfg = _refresh_yahoo(cfg, workspace, today)
     today = today or dt.date.today()
-    weekly = _weekly(cfg, workspace)
     journal = account.journal
     last = journal.last()
+    weekly = _weekly(cfg, workspace, last.week if last is not None else None)
     todo = pending_weeks(account, weekly, last, today, weeks, until)
     if todo.empty:
         return todo
@@ -631,7 +637,7 @@ def account_result(account: Account, workspace: Path) -> BacktestResult:
             "at least 3: step it further first"
         )
     weeks = pd.DatetimeIndex(rows["week"])
-    weekly = _weekly(cfg, workspace)
+    weekly = _weekly(cfg, workspace, weeks[-1])
     absent = weeks.difference(weekly.calendar)
     if len(absent):
         raise DataError(f"the data no longer holds recorded week {absent[0].date()}")

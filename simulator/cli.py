@@ -20,6 +20,7 @@ from rich.table import Table
 from models.errors import ModelError
 from simulator.cli_replay import replay_app
 from simulator.clikit import (
+    SetOption,
     console,
     err_console,
     parse_day,
@@ -46,14 +47,6 @@ models_app = typer.Typer(no_args_is_help=True, help="Browse and use the model re
 app.add_typer(models_app, name="models")
 app.add_typer(replay_app, name="replay")
 
-SetOption = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--set",
-        metavar="SECTION.KEY=VALUE",
-        help="Override one config field, e.g. --set data.source=csv (repeatable).",
-    ),
-]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document.")]
 RegistryOption = Annotated[
     str | None,

@@ -9,7 +9,15 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
-from simulator.clikit import console, err_console, parse_day, print_json, progress_bars, train_bars
+from simulator.clikit import (
+    SetOption,
+    console,
+    err_console,
+    parse_day,
+    print_json,
+    progress_bars,
+    train_bars,
+)
 from simulator.errors import FoliosimError
 from simulator.workspace import workspace_dir
 
@@ -23,14 +31,6 @@ replay_app = typer.Typer(
 
 AccountOption = Annotated[
     str, typer.Option("--account", help="The paper account's name (letters, digits, . _ -).")
-]
-SetOption = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--set",
-        metavar="SECTION.KEY=VALUE",
-        help="Override one config field, e.g. --set data.source=csv (repeatable).",
-    ),
 ]
 
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
+import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -13,6 +14,16 @@ from simulator.errors import FoliosimError
 
 if TYPE_CHECKING:
     from models.forecaster import TrainEvent, TrainProgress
+
+#: ``--set section.key=value``, repeatable, on every command that reads a config.
+SetOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set",
+        metavar="SECTION.KEY=VALUE",
+        help="Override one config field, e.g. --set data.source=csv (repeatable).",
+    ),
+]
 
 # Piped output (a log, a file) is not wrapped at 80 columns: tables stay readable.
 console = Console(width=None if sys.stdout.isatty() else 160)

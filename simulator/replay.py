@@ -91,11 +91,13 @@ def open_account(workspace: Path, name: str) -> Account:
 def _meta_config(journal: Journal, name: str) -> Config:
     import json
 
+    required = ("config", "start_week", "strategy", "created_at")
+    missing = [k for k in required if k not in journal.meta]
     try:
+        if missing:
+            raise ValueError(f"no {', '.join(missing)}")
         raw = json.loads(journal.meta["config"])
-        for key in ("start_week", "strategy", "created_at"):
-            journal.meta[key]
-    except (KeyError, ValueError) as err:
+    except ValueError as err:
         raise JournalError(f"{journal.path} is damaged (meta: {err}); {_fix(name)}") from None
     return config_from_dict(raw, f"the config stored in {journal.path}")
 
@@ -241,7 +243,6 @@ def start(
                 f"{week.date()}; start later (--from) or lower backtest.min_history"
             )
         meta = {
-            "schema": "1",
             "account": name,
             "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "foliosim_version": simulator.__version__,

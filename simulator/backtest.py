@@ -19,8 +19,9 @@ import pandas as pd
 from simulator.config import Config
 from simulator.data import WeeklyData, load_daily, make_weekly
 from simulator.engine import EngineResult, run_engine
-from simulator.errors import DataError
+from simulator.errors import ConfigError, DataError, did_you_mean
 from simulator.metrics import RETURN_COLUMNS, probabilistic_sharpe, summarize, weekly_risk_free
+from strategies.profile import REASONS, Profile, ProfileGuard
 from strategies.rebalance import Decide, Progress, Tag
 from strategies.sizing import Limits, equal_weight_array
 
@@ -52,6 +53,9 @@ class BacktestResult:
     models
         LSTM-signal runs: the content of models.json (the versions used, their training and
         test records, and the prediction metrics over the traded weeks).
+    bounds
+        With an investor profile: one row per limit that bound (``week, reason, ticker,
+        detail``; see :mod:`strategies.profile`).
     timings
         Seconds per stage: ``data``, ``equal_weight`` (its engine run), ``models`` (training
         or loading them) and ``strategy`` (its engine run). Not written to the run directory.
@@ -66,6 +70,7 @@ class BacktestResult:
     predictions: pd.DataFrame | None = None
     models: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+    bounds: pd.DataFrame | None = None
 
 
 def backtest_weeks(weekly: WeeklyData, cfg: Config) -> pd.DatetimeIndex:
@@ -127,6 +132,44 @@ def equal_weight_rule(ok: pd.DataFrame, limits: Limits) -> Decide:
         return dict(zip(names, equal_weight_array(len(names), limits).tolist(), strict=True))
 
     return decide
+
+
+def check_excluded(profile: Profile, tickers: list[str]) -> None:
+    """Refuse an excluded ticker the data does not hold (a typo would exclude nothing)."""
+    unknown = sorted(profile.exclude - set(tickers))
+    if unknown:
+        hint = did_you_mean(unknown[0], tickers)
+        raise ConfigError(
+            f"profile.exclude: {', '.join(unknown)} not among the data's tickers{hint}"
+        )
+
+
+def model_switches(decisions: pd.DatetimeIndex, train_ends: list[pd.Timestamp]) -> list[Any]:
+    """The first decision week of each model after the first (a drawdown stop ends there)."""
+    weeks = []
+    for end in sorted(train_ends)[1:]:
+        later = decisions[decisions > end]
+        if len(later):
+            weeks.append(later[0])
+    return weeks
+
+
+def profile_summary(profile: Profile, bounds: pd.DataFrame) -> dict[str, Any]:
+    """summary.json's ``profile``: the limits, and in how many weeks each one bound."""
+    return {
+        "name": profile.name,
+        "max_weight": profile.limits.max_weight,
+        "gross": profile.limits.gross,
+        "allow_short": profile.limits.allow_short,
+        "horizon_weeks": profile.horizon_weeks,
+        "vol_target": profile.vol_target,
+        "max_drawdown": profile.max_drawdown,
+        "exclude": sorted(profile.exclude),
+        "weeks_bound": {
+            reason: int(bounds.loc[bounds["reason"] == reason, "week"].nunique())
+            for reason in REASONS
+        },
+    }
 
 
 def weights_table(engine: EngineResult) -> pd.DataFrame:
@@ -232,10 +275,16 @@ def run_backtest(
     weekly = make_weekly(daily)
     weeks = backtest_weeks(weekly, cfg)
     ok = eligibility(weekly, weeks, cfg.backtest.min_history)
-    limits = Limits(cfg.strategy.max_weight, cfg.strategy.gross, cfg.strategy.allow_short)
+    base_limits = Limits(cfg.strategy.max_weight, cfg.strategy.gross, cfg.strategy.allow_short)
+    profile = cfg.investor_profile()
+    limits = profile.limits if profile is not None else base_limits
+    if profile is not None:
+        check_excluded(profile, weekly.tickers)
     bt = cfg.backtest
 
-    def engine(decide: Decide, tag: Tag | None = None) -> EngineResult:
+    def engine(
+        decide: Decide, tag: Tag | None = None, guard: ProfileGuard | None = None
+    ) -> EngineResult:
         return run_engine(
             weekly,
             weeks,
@@ -246,12 +295,14 @@ def run_backtest(
             commission=bt.commission,
             tag=tag,
             progress=progress,
+            observe=guard.observe if guard is not None else None,
         )
 
     lap("data")
-    one_over_n = engine(equal_weight_rule(ok, limits))
+    one_over_n = engine(equal_weight_rule(ok, base_limits))
     lap("equal_weight")
     lstm: LstmRun | None = None
+    guard: ProfileGuard | None = None
     if bt.strategy == "lstm_signal":
         from simulator.signals import run_lstm  # imports torch: only for runs that need it
 
@@ -259,14 +310,32 @@ def run_backtest(
         eligible = eligible_sets(ok)
         lstm = run_lstm(cfg, closes, weeks[:-1], eligible, limits, workspace, train_progress, note)
         lap("models")
-        main = engine(lstm.rule, lstm.rule.tag)
+        decide: Decide = lstm.rule
+        if profile is not None:
+            resets = model_switches(weeks[:-1], [m.train_end for m in lstm.models])
+            decide = guard = ProfileGuard(lstm.rule, profile, closes, resets)
+        main = engine(decide, lstm.rule.tag, guard)
         lap("strategy")
+    elif profile is not None:
+        guard = ProfileGuard(equal_weight_rule(ok, limits), profile, weekly.closes())
+        main = engine(guard, None, guard)
     else:
         main = one_over_n
     returns, rf, summary = assemble(cfg, weekly, weeks, main, one_over_n)
+    bounds = None
+    if profile is not None and guard is not None:
+        bounds = guard.bounds
+        summary["profile"] = profile_summary(profile, bounds)
     if lstm is None:
         return BacktestResult(
-            cfg, returns, weights_table(main), main.orders, rf, summary, timings=timings
+            cfg,
+            returns,
+            weights_table(main),
+            main.orders,
+            rf,
+            summary,
+            timings=timings,
+            bounds=bounds,
         )
     predictions = lstm.predictions(weekly.closes(), weeks)
     record = lstm.record(predictions, main.orders)
@@ -277,5 +346,14 @@ def run_backtest(
         "mse_ratio": (record["as_traded"].get("all") or {}).get("mse_ratio"),
     }
     return BacktestResult(
-        cfg, returns, weights_table(main), main.orders, rf, summary, predictions, record, timings
+        cfg,
+        returns,
+        weights_table(main),
+        main.orders,
+        rf,
+        summary,
+        predictions,
+        record,
+        timings,
+        bounds,
     )

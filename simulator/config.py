@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import tomllib
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -14,6 +15,8 @@ import tomli_w
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from simulator.errors import ConfigError, did_you_mean
+from strategies.profile import Profile, preset
+from strategies.sizing import Limits
 
 
 class _Section(BaseModel):
@@ -89,6 +92,36 @@ class StrategyConfig(_Section):
     max_weight: Annotated[float, Field(gt=0, le=1)] = 1 / 3
     gross: Annotated[float, Field(gt=0, le=2)] = 1.0
     allow_short: bool = True
+
+
+class ProfileConfig(_Section):
+    """``[profile]``: an investor profile (``strategies.profile``). ``name`` picks a preset
+    (``conservative``, ``moderate``, ``aggressive``) or ``custom`` (starting from
+    ``[strategy]``'s limits); any field given here overrides it. Left empty with no field set,
+    there is no profile and ``[strategy]``'s limits apply."""
+
+    name: Literal["", "conservative", "moderate", "aggressive", "custom"] = ""
+    horizon_weeks: Annotated[int, Field(ge=1, le=1040)] | None = None
+    allow_short: bool | None = None
+    max_weight: Annotated[float, Field(gt=0, le=1)] | None = None
+    gross: Annotated[float, Field(gt=0, le=2)] | None = None
+    vol_target: Annotated[float, Field(ge=0, le=2)] | None = None  # 0 turns a preset's off
+    max_drawdown: Annotated[float, Field(ge=0, lt=1)] | None = None  # 0 = no stop
+    exclude: tuple[str, ...] = ()
+
+    @field_validator("exclude", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [t for t in value.split(",") if t.strip()]
+        if isinstance(value, list | tuple):
+            return tuple(str(t).strip().upper() for t in value)
+        return value
+
+    def is_set(self) -> bool:
+        return bool(self.name) or any(
+            v not in (None, ()) for k, v in self.model_dump().items() if k != "name"
+        )
 
 
 class ReportConfig(_Section):
@@ -168,6 +201,7 @@ class Config(_Section):
     strategy: StrategyConfig = StrategyConfig()
     report: ReportConfig = ReportConfig()
     model: ModelConfig = ModelConfig()
+    profile: ProfileConfig = ProfileConfig()
 
     @model_validator(mode="after")
     def _check(self) -> Config:
@@ -188,6 +222,26 @@ class Config(_Section):
                 f"{self.data.start}..{self.data.end}"
             )
         return self
+
+    def investor_profile(self) -> Profile | None:
+        """The ``[profile]`` as a :class:`~strategies.profile.Profile`, or None without one."""
+        p = self.profile
+        if not p.is_set():
+            return None
+        changes: dict[str, Any] = {
+            k: (None if k in ("vol_target", "max_drawdown") and v == 0 else v)
+            for k, v in p.model_dump().items()
+            if k not in ("name", "exclude") and v is not None
+        }
+        s = self.strategy
+        if p.name in ("", "custom"):
+            limit_keys = ("max_weight", "gross", "allow_short")
+            limits = Limits(**{k: changes.pop(k, getattr(s, k)) for k in limit_keys})
+            base = Profile("custom", limits)
+            profile = replace(base, **changes)
+        else:
+            profile = preset(p.name, **changes)
+        return replace(profile, exclude=frozenset(p.exclude))
 
     def model_train_end(self) -> dt.date:
         """``model.train_end``, or the day before ``backtest.start`` when it is left out."""

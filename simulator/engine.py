@@ -84,6 +84,7 @@ def run_engine(
     progress: Progress | None = None,
     resume: Resume | None = None,
     on_week: Callable[[WeekRecord], None] | None = None,
+    observe: Callable[[pd.Timestamp, float], None] | None = None,
 ) -> EngineResult:
     """Run ``decide``'s targets through backtrader over ``weeks``.
 
@@ -104,6 +105,9 @@ def run_engine(
         Continue an account from the close of ``resume.week`` (``cash`` is then ignored).
     on_week
         Called at the close of each week of ``weeks``, after its decision, with its record.
+    observe
+        Called at the close of each week of ``weeks``, before its decision, with the
+        portfolio value (a profile's drawdown stop reads it).
     """
     begin, calendar = 0, weeks
     if resume is not None:
@@ -150,6 +154,7 @@ def run_engine(
         begin=begin,
         resume=resume,
         on_week=on_week,
+        observe=observe,
     )
     strat = cerebro.run(runonce=True, preload=True)[0]
     values = pd.Series(strat.values, index=weeks, name="value")

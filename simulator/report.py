@@ -42,6 +42,7 @@ from simulator.report_sections import (
     REMEDY,
     honesty_html,
     prediction_html,
+    profile_html,
     read_models,
     read_run_csv,
     reference_html,
@@ -169,7 +170,7 @@ def write_tearsheet(run_dir: Path) -> Path:
         benchmark_label=benchmark_label,
     )
     models = read_models(run_dir)
-    extra = [reference_html(summary)]
+    extra = [profile_html(summary), reference_html(summary)]
     if models is not None:
         extra.append(prediction_html(run_dir, models))
     extra.append(honesty_html(summary, models))

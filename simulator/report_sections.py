@@ -466,3 +466,44 @@ def honesty_html(summary: Mapping[str, Any], models: Mapping[str, Any] | None) -
         f"<ul>\n{items}\n</ul>",
     ]
     return "\n".join(parts)
+
+
+PROFILE_REASONS = {
+    "cap": "a weight reached the single-stock cap",
+    "vol_target": "exposure scaled down to the volatility target",
+    "drawdown_stop": "in cash after the drawdown stop",
+    "excluded": "an excluded ticker was left out",
+}
+
+
+def profile_html(summary: Mapping[str, Any]) -> str:
+    """The investor profile: its limits, and in how many weeks each one bound."""
+    p = summary.get("profile")
+    if not isinstance(p, Mapping):
+        return ""
+
+    def pct(value: Any) -> str:
+        return "off" if value is None else f"{float(value):.0%}"
+
+    limits = [
+        ("single-stock cap", f"{float(p['max_weight']):.2%}"),
+        ("gross exposure", f"{float(p['gross']):.0%}"),
+        ("shorts", "allowed" if p["allow_short"] else "not allowed"),
+        ("volatility target (annual, trailing 26 weeks)", pct(p.get("vol_target"))),
+        ("drawdown stop", pct(p.get("max_drawdown"))),
+        ("excluded tickers", ", ".join(p.get("exclude") or []) or "none"),
+        ("horizon", f"{p['horizon_weeks']} weeks"),
+    ]
+    weeks = summary.get("weeks", "?")
+    rows = [[_esc(k), _esc(v)] for k, v in limits]
+    counts = [
+        [_esc(text), _esc(p["weeks_bound"].get(reason, 0)), _esc(weeks)]
+        for reason, text in PROFILE_REASONS.items()
+    ]
+    return f"""
+<h3>Investor profile: {_esc(p["name"])}</h3>
+{_table(["limit", "value"], rows, "profile")}
+<p>Weeks in which each limit bound (the limits act inside the sizing rule; bounds.csv lists
+every case with its figures):</p>
+{_table(["limit bound", "weeks", "of"], counts, "profile-bounds")}
+"""

@@ -4,7 +4,8 @@ A run directory holds ``config.toml`` (the resolved config), ``summary.json``,
 ``returns.csv``, ``weights.csv``, ``orders.csv``, ``risk_free.csv`` and ``tearsheet.html``;
 an ``lstm_signal`` run adds ``predictions.csv`` (every forecast, its target weight and the
 close that followed) and ``models.json`` (the versions used, their training and test records,
-and the forecast errors over the traded weeks).
+and the forecast errors over the traded weeks); a run with an investor profile adds
+``bounds.csv`` (every week a profile limit bound, and why).
 """
 
 from __future__ import annotations
@@ -70,6 +71,8 @@ def write_run(result: BacktestResult, out: Path) -> Path:
         result.weights.to_csv(tmp / "weights.csv", index=False, date_format="%Y-%m-%d")
         result.orders.to_csv(tmp / "orders.csv", index=False, date_format="%Y-%m-%d")
         result.risk_free.rename("rate").to_csv(tmp / "risk_free.csv", date_format="%Y-%m-%d")
+        if result.bounds is not None:
+            result.bounds.to_csv(tmp / "bounds.csv", index=False, date_format="%Y-%m-%d")
         if result.predictions is not None:
             result.predictions.to_csv(
                 tmp / "predictions.csv", index=False, date_format="%Y-%m-%d", float_format="%.10g"

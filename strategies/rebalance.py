@@ -122,6 +122,7 @@ class TargetWeightStrategy(bt.Strategy):
         ("begin", 0),
         ("resume", None),
         ("on_week", None),
+        ("observe", None),
     )
 
     def __init__(self) -> None:
@@ -154,6 +155,8 @@ class TargetWeightStrategy(bt.Strategy):
             self._restore(self.p.resume)
             return
         self.values.append(self.broker.getvalue())
+        if self.p.observe is not None:  # e.g. a drawdown stop watching the equity
+            self.p.observe(week, self.values[-1])
         # backtrader keeps every notified order in self._orders for good; our rows suffice.
         self._orders.clear()
         if self.p.on_week is not None:

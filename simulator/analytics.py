@@ -37,6 +37,7 @@ from typing import Any, TypeVar
 import numpy as np
 import pandas as pd
 
+from simulator.data.weekly import WeeklyData
 from simulator.errors import ConfigError, DataError
 from simulator.metrics import summarize, weekly_risk_free
 from simulator.report_sections import _esc, _num, _table
@@ -448,3 +449,24 @@ def analytics_html(
             f"<ul>\n{words}\n</ul>",
         ]
     )
+
+
+def from_json_rows(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """The frame of :func:`to_json_rows` back (None becomes NaN), indexed by ticker."""
+    frame = pd.DataFrame(rows, columns=["ticker", *ANALYTICS_COLUMNS]).set_index("ticker")
+    return frame.astype({c: float for c in FIGURE_COLUMNS})
+
+
+def data_analytics(
+    weekly: WeeklyData, risk_free: float | str, as_of: pd.Timestamp, window: int = 52
+) -> pd.DataFrame:
+    """:func:`stock_analytics` of a data set's tickers against its index, as of ``as_of``;
+    the risk-free rate is the data's yield series, or ``risk_free`` when it is a number."""
+    rf: float | pd.Series = (
+        weekly.risk_free
+        if weekly.risk_free is not None
+        else float(risk_free)
+        if not isinstance(risk_free, str)
+        else 0.0
+    )
+    return stock_analytics(weekly.closes(), weekly.benchmark, as_of, window, rf)

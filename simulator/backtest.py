@@ -85,6 +85,10 @@ def backtest_weeks(weekly: WeeklyData, cfg: Config) -> pd.DatetimeIndex:
     return weeks
 
 
+#: Trailing weeks of the per-stock analytics in summary.json and the tear sheet.
+ANALYTICS_WINDOW = 52
+
+
 def eligible_frame(weekly: WeeklyData, weeks: pd.DatetimeIndex, min_history: int) -> pd.DataFrame:
     """Whether each ticker may trade at each of ``weeks``: a bar that week and at least
     ``min_history`` bars up to it (boolean, ``(n_weeks, n_tickers)``)."""
@@ -224,6 +228,9 @@ def assemble(
     if bt.strategy != "equal_weight":
         active = returns["strategy"] - returns["equal_weight"]
         confidence["over_equal_weight"] = probabilistic_sharpe(active)
+    from simulator.analytics import analytics_json, data_analytics  # its HTML needs matplotlib
+
+    stocks = data_analytics(weekly, cfg.report.risk_free, weeks[-1], ANALYTICS_WINDOW)
     rejected = main.orders["status"] != "Completed"
     summary.update(
         {
@@ -245,6 +252,7 @@ def assemble(
             "cash": bt.cash,
             "confidence": confidence,
             "reference": cfg.report.reference,
+            "analytics": analytics_json(stocks, weeks[-1], ANALYTICS_WINDOW),
         }
     )
     return returns, rf, summary

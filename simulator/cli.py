@@ -174,6 +174,46 @@ def report(run_dir: Annotated[Path, typer.Argument(help="A run directory.")]) ->
     console.print(f"tear sheet: {path}", soft_wrap=True, markup=False, highlight=False)
 
 
+@app.command()
+def analytics(
+    config: Annotated[Path, typer.Argument(help="TOML config file.")],
+    as_of: Annotated[
+        str | None,
+        typer.Option("--as-of", help="Last week (default: the newest complete week)."),
+    ] = None,
+    window: Annotated[int, typer.Option("--window", help="Trailing weeks of returns.")] = 52,
+    json_: JsonOption = False,
+    set_: SetOption = None,
+) -> None:
+    """Per-stock risk figures over a trailing window: annual return, volatility, max drawdown,
+    Sortino, beta to the index, 95% VaR and CVaR (weekly), and a plain-words risk level."""
+    import pandas as pd
+
+    from simulator.analytics import analytics_json, analytics_text, data_analytics, risk_words
+    from simulator.data import load_daily, make_weekly
+    from simulator.data.weekly import last_complete_week
+
+    cfg = load_config(config, set_ or [])
+    weekly = make_weekly(load_daily(cfg.data, cfg.report.risk_free, workspace_dir()))
+    day = pd.Timestamp(parse_day(as_of, "--as-of") if as_of else dt.date.today())
+    week = last_complete_week(weekly.calendar, day)
+    if week is None:
+        raise FoliosimError(f"no complete week on or before {day.date()} in the data")
+    frame = data_analytics(weekly, cfg.report.risk_free, week, window)
+    if json_:
+        print_json(analytics_json(frame, week, window))
+        return
+    console.print(
+        f"per-stock analytics, {window} weeks to {week.date()} (vs {cfg.data.benchmark})",
+        markup=False,
+    )
+    console.print(analytics_text(frame), markup=False, highlight=False)
+    for ticker in frame.index:
+        row = frame.loc[ticker].copy()
+        row.name = ticker
+        console.print(risk_words(row), markup=False, highlight=False)
+
+
 @data_app.command("fetch")
 def data_fetch(
     tickers: Annotated[str, typer.Option(help="Comma-separated symbols, e.g. AAPL,MSFT,IXIC.")],

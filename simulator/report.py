@@ -171,6 +171,18 @@ def write_tearsheet(run_dir: Path) -> Path:
     )
     models = read_models(run_dir)
     extra = [profile_html(summary), reference_html(summary)]
+    stocks = summary.get("analytics")
+    if isinstance(stocks, dict) and stocks.get("stocks"):
+        from simulator.analytics import analytics_html, from_json_rows
+
+        extra.append(
+            analytics_html(
+                from_json_rows(stocks["stocks"]),
+                pd.Timestamp(stocks["as_of"]),
+                int(stocks["window"]),
+                benchmark_name=benchmark_label,
+            )
+        )
     if models is not None:
         extra.append(prediction_html(run_dir, models))
     extra.append(honesty_html(summary, models))

@@ -320,7 +320,9 @@ def run_backtest(
         lap("models")
         decide: Decide = lstm.rule
         if profile is not None:
-            resets = model_switches(weeks[:-1], [m.train_end for m in lstm.models])
+            # One model never retrains: a drawdown stop then ends after resume_after weeks.
+            ends = [m.train_end for m in lstm.models]
+            resets = model_switches(weeks[:-1], ends) if len(ends) > 1 else None
             decide = guard = ProfileGuard(lstm.rule, profile, closes, resets)
         main = engine(decide, lstm.rule.tag, guard)
         lap("strategy")

@@ -67,6 +67,14 @@ CREATE TABLE targets (
     predicted_close REAL,
     PRIMARY KEY (seq, ticker)
 );
+CREATE TABLE bounds (
+    seq INTEGER NOT NULL REFERENCES weeks(seq),
+    n INTEGER NOT NULL,
+    reason TEXT NOT NULL,
+    ticker TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    PRIMARY KEY (seq, n)
+);
 CREATE TABLE orders (
     seq INTEGER NOT NULL REFERENCES weeks(seq),
     n INTEGER NOT NULL,
@@ -238,6 +246,16 @@ class Journal:
         frame["week"] = pd.to_datetime(frame["week"])
         return frame.astype({c: float for c in TARGET_COLUMNS[1:]})
 
+    def bounds(self) -> pd.DataFrame:
+        """Every profile limit that bound: ``week, reason, ticker, detail``."""
+        rows = self._read(
+            "SELECT w.week, b.reason, b.ticker, b.detail FROM bounds b JOIN weeks w USING (seq) "
+            "ORDER BY b.seq, b.n"
+        )
+        frame = pd.DataFrame(rows, columns=["week", "reason", "ticker", "detail"])
+        frame["week"] = pd.to_datetime(frame["week"])
+        return frame
+
     def orders(self) -> pd.DataFrame:
         """Every order row, in the order it was recorded (``ORDER_COLUMNS`` plus ``week``,
         the week whose processing recorded it)."""
@@ -283,13 +301,15 @@ class Journal:
         record: WeekRecord,
         closes: Mapping[str, float],
         forecasts: pd.DataFrame | None,
+        bounds: list[tuple[str, str, str]] | None = None,
     ) -> int:
         """Record one week in one transaction; returns its sequence number.
 
         ``closes``: each held ticker's last close at the week (for weights in status);
         ``forecasts``: indexed by ticker, ``predicted_return``, ``last_close``,
-        ``predicted_close`` (None for a strategy without forecasts). Refuses a week that does
-        not follow the last recorded one (another process got there first).
+        ``predicted_close`` (None for a strategy without forecasts); ``bounds``: the
+        investor profile's limits that bound this week, ``(reason, ticker, detail)``. Refuses
+        a week that does not follow the last recorded one (another process got there first).
         """
         now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
         week = _day(record.week)
@@ -333,6 +353,10 @@ class Journal:
                 conn.executemany(
                     "INSERT INTO targets VALUES (?, ?, ?, ?, ?, ?)",
                     [(seq, *row) for row in target_rows],
+                )
+                conn.executemany(
+                    "INSERT INTO bounds VALUES (?, ?, ?, ?, ?)",
+                    [(seq, n, *row) for n, row in enumerate(bounds or [])],
                 )
                 conn.executemany(
                     f"INSERT INTO orders VALUES ({', '.join(['?'] * (len(ORDER_COLUMNS) + 2))})",

@@ -42,6 +42,7 @@ from simulator.data.weekly import last_complete_week
 from simulator.engine import EngineResult, run_engine
 from simulator.errors import ConfigError, DataError, JournalError, LookAheadError, NetworkError
 from simulator.journal import Journal, locked, meta_json, remove
+from strategies.profile import ProfileGuard
 from strategies.rebalance import Decide, Tag, WeekRecord
 from strategies.sizing import Limits
 
@@ -450,7 +451,12 @@ def _step(
     if missing:
         raise DataError(f"the data lacks held ticker(s) {', '.join(missing)}")
     ok = eligible_frame(weekly, todo, cfg.backtest.min_history)
-    limits = Limits(cfg.strategy.max_weight, cfg.strategy.gross, cfg.strategy.allow_short)
+    profile = cfg.investor_profile()
+    limits = (
+        profile.limits
+        if profile is not None
+        else Limits(cfg.strategy.max_weight, cfg.strategy.gross, cfg.strategy.allow_short)
+    )
     decide: Decide
     tag: Tag | None = None
     provider = None
@@ -462,6 +468,15 @@ def _step(
         decide, tag = rule, rule.tag
     else:
         decide = equal_weight_rule(ok, limits)
+    guard = None
+    if profile is not None:
+        # One pinned model never retrains: a drawdown stop ends after profile.resume_after
+        # weeks. The guard sees the recorded equity first, as an unbroken run's would have.
+        guard = ProfileGuard(decide, profile, weekly.closes())
+        for week, equity in zip(*(journal.weeks()[c] for c in ("week", "equity")), strict=True):
+            guard.observe(pd.Timestamp(week), float(equity))
+        guard.rows.clear()  # what bound in recorded weeks is in the journal already
+        decide = guard
     closes = weekly.closes().ffill()  # a held ticker without a bar keeps its last close
     previous = [last.value if last else None]
 
@@ -473,7 +488,10 @@ def _step(
                 forecasts = table
         at = closes.loc[week.week].to_dict()
         held = {t: float(at[t]) for t in week.holdings}
-        seq = journal.append(week, held, forecasts)
+        bound = None
+        if guard is not None:
+            bound = [(r, t, d) for w, r, t, d in guard.rows if w == week.week]
+        seq = journal.append(week, held, forecasts, bound)
         if on_week is not None:
             on_week(WeekDone(seq, week, previous[0], cfg.backtest.fill))
         previous[0] = week.value
@@ -490,6 +508,7 @@ def _step(
         tag=tag,
         resume=last.resume() if last is not None else None,
         on_week=record,
+        observe=guard.observe if guard is not None else None,
     )
     return todo
 

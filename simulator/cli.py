@@ -214,6 +214,93 @@ def analytics(
         console.print(risk_words(row), markup=False, highlight=False)
 
 
+@app.command()
+def recommend(
+    config: Annotated[Path, typer.Argument(help="TOML config file.")],
+    profile: Annotated[
+        str | None,
+        typer.Option(
+            "--profile",
+            help="conservative | moderate | aggressive, or a TOML file with a [profile] table "
+            "(default: the config's [profile]).",
+        ),
+    ] = None,
+    as_of: Annotated[
+        str | None,
+        typer.Option(
+            "--as-of",
+            help="Decide at the close of this week (default: the newest "
+            "complete week in the data).",
+        ),
+    ] = None,
+    model: Annotated[
+        str | None, typer.Option("--model", help="Use this registry version (NAME/N, NAME@ALIAS).")
+    ] = None,
+    json_: JsonOption = False,
+    set_: SetOption = None,
+) -> None:
+    """Next week's allocation for a profile, with each position's risk in plain words."""
+    from simulator.recommend import recommend as make
+
+    cfg = load_config(config, set_ or [])
+    day = parse_day(as_of, "--as-of") if as_of else None
+    doc = make(cfg, workspace_dir(), profile, day, model)
+    if json_:
+        print_json(doc)
+        return
+    _print_recommendation(doc)
+
+
+def _print_recommendation(doc: dict[str, Any]) -> None:
+    p = doc["profile"]
+    by = (
+        f" by {doc['model_version']} (trained up to {doc['model_train_end']})"
+        if doc.get("model_version")
+        else ""
+    )
+    say = console.print
+    say(
+        f"allocation for next week, decided at the close of {doc['as_of']}{by}; profile "
+        f"{p['name']}: cap {p['max_weight']:.0%}, gross {p['gross']:.0%}, shorts "
+        f"{'allowed' if p['allow_short'] else 'off'}",
+        markup=False,
+        highlight=False,
+    )
+    table = Table()
+    for col in ("ticker", "weight", "predicted return", "risk", "volatility", "max drawdown"):
+        table.add_column(col, justify="left" if col in ("ticker", "risk") else "right")
+    for pos in doc["positions"]:
+        a = pos["analytics"]
+        table.add_row(
+            pos["ticker"],
+            f"{pos['weight']:+.1%}",
+            _fmt(pos["predicted_return"], "+.2%"),
+            pos["risk"],
+            _fmt(a["volatility"], ".0%"),
+            _fmt(a["max_drawdown"], ".0%"),
+        )
+    console.print(table)
+    for pos in doc["positions"]:
+        say(pos["in_words"], markup=False, highlight=False)
+    say(
+        f"cash {doc['cash_weight']:.1%} of the portfolio; this portfolio would have moved about "
+        f"{doc['expected_volatility']:.0%} a year over the last 26 weeks",
+        markup=False,
+        highlight=False,
+    )
+    reasons: dict[str, int] = {}
+    for b in doc["bounds"]:
+        reasons[b["reason"]] = reasons.get(b["reason"], 0) + 1
+    if reasons:
+        say("limits that bound: " + ", ".join(f"{r} ({n})" for r, n in reasons.items()))
+        for b in doc["bounds"]:
+            if b["reason"] != "excluded":
+                who = f" {b['ticker']}" if b["ticker"] else ""
+                say(f"  {b['reason']}{who}: {b['detail']}", markup=False)
+    for note in doc["notes"]:
+        say(f"note: {note}", markup=False)
+
+
 @data_app.command("fetch")
 def data_fetch(
     tickers: Annotated[str, typer.Option(help="Comma-separated symbols, e.g. AAPL,MSFT,IXIC.")],

@@ -1,0 +1,162 @@
+"""Next week's allocation for an investor profile, with the reasons (``foliosim recommend``).
+
+As of a complete week t (default: the newest complete week in the data), the strategy of the
+config decides exactly as it would in a backtest at the close of t: the LSTM-signal strategy
+asks the registered version of ``model.name`` with the latest train_end strictly before t (or
+the version given), from weekly closes up to t; the profile's limits size and guard the
+weights. Beside each position: the predicted return, the per-stock analytics over the trailing
+52 weeks (:mod:`simulator.analytics`) and their risk level in plain words; for the portfolio:
+its volatility over the trailing 26 weeks at these weights, the cash left, and every limit
+that bound. Nothing after the close of t is read, so later prices change nothing.
+
+The drawdown stop needs an account's equity: it is not applied here (``foliosim replay``
+applies it); the output says so when the profile has one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from simulator.analytics import data_analytics, risk_words, to_json_rows
+from simulator.backtest import eligible_frame, eligible_sets, equal_weight_rule
+from simulator.config import Config, ProfileConfig
+from simulator.data import load_daily, make_weekly
+from simulator.data.weekly import last_complete_week
+from simulator.errors import ConfigError, DataError
+from strategies.profile import PRESETS, Profile, ProfileGuard, portfolio_volatility
+from strategies.sizing import Limits
+
+#: Trailing weeks of the per-stock figures.
+ANALYTICS_WEEKS = 52
+
+
+def choose_profile(cfg: Config, name: str | None) -> Profile:
+    """``--profile``: a preset name, a TOML file with a ``[profile]`` table, or (None) the
+    config's own ``[profile]``; without any, ``[strategy]``'s limits as a custom profile."""
+    if name:
+        if name in PRESETS:
+            table: dict[str, Any] = {"name": name}
+        else:
+            table = _profile_file(Path(name))
+        try:
+            section = ProfileConfig.model_validate(table)
+        except ValueError as err:
+            raise ConfigError(f"--profile {name}: {str(err).splitlines()[-1].strip()}") from None
+        cfg = cfg.model_copy(update={"profile": section})
+    profile = cfg.investor_profile()
+    if profile is None:
+        s = cfg.strategy
+        profile = Profile("custom", Limits(s.max_weight, s.gross, s.allow_short))
+    return profile
+
+
+def _profile_file(path: Path) -> dict[str, Any]:
+    import tomllib
+
+    if not path.is_file():
+        known = ", ".join(PRESETS)
+        raise ConfigError(f"--profile {path}: not a preset ({known}) nor a TOML file")
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        raise ConfigError(f"--profile {path}: not valid TOML ({err})") from None
+    table = raw.get("profile", raw)
+    if not isinstance(table, dict):
+        raise ConfigError(f"--profile {path}: expected a [profile] table")
+    return table
+
+
+def recommend(
+    cfg: Config,
+    workspace: Path,
+    profile_name: str | None = None,
+    as_of: dt.date | None = None,
+    model: str | None = None,
+) -> dict[str, Any]:
+    """The recommendation as one JSON-ready document (see the module docstring)."""
+    profile = choose_profile(cfg, profile_name)
+    weekly = make_weekly(load_daily(cfg.data, cfg.report.risk_free, workspace))
+    day = pd.Timestamp(as_of or dt.date.today())
+    week = last_complete_week(weekly.calendar, day)
+    if week is None:
+        raise DataError(f"no complete week on or before {day.date()} in the data")
+    unknown = sorted(profile.exclude - set(weekly.tickers))
+    if unknown:
+        raise ConfigError(f"profile exclude: {', '.join(unknown)} not among the data's tickers")
+    closes = weekly.closes().loc[:week]
+    weeks = pd.DatetimeIndex([week])
+    ok = eligible_frame(weekly, weeks, cfg.backtest.min_history)
+    has_bar = closes.loc[week].notna()
+    tickers = [t for t in weekly.tickers if bool(has_bar[t])]
+    doc: dict[str, Any] = {"as_of": week.date().isoformat(), "strategy": cfg.backtest.strategy}
+    predicted: dict[str, float] = {}
+    if cfg.backtest.strategy == "lstm_signal":
+        from simulator.signals import RegistrySignal, UsedModel
+        from simulator.training import open_registry
+        from strategies.signal import SignalRule
+
+        registry = open_registry(workspace, cfg.model.registry_uri)
+        ref = model or cfg.model.version
+        info = registry.resolve(ref) if ref else registry.as_of(cfg.model.name, week)
+        if info.train_end >= week:
+            raise ConfigError(
+                f"{info.ref} was trained on data up to {info.train_end.date()}, not before "
+                f"{week.date()}: a recommendation as of that week cannot use it"
+            )
+        provider = RegistrySignal(closes, [UsedModel(registry.load(info, tickers), info, False)])
+        decide: Any = SignalRule(provider, profile.limits, eligible_sets(ok))
+        doc.update(model_version=info.ref, model_train_end=info.train_end.date().isoformat())
+    else:
+        decide = equal_weight_rule(ok, profile.limits)
+    guard = ProfileGuard(decide, profile, closes)
+    weights = {t: float(w) for t, w in guard(week, tickers).items()}
+    if cfg.backtest.strategy == "lstm_signal":
+        table = provider.forecasts[-1]
+        predicted = {str(t): float(r) for t, r in table["predicted_return"].items()}
+    stocks = data_analytics(weekly, cfg.report.risk_free, week, ANALYTICS_WEEKS)
+    figures = {row["ticker"]: row for row in to_json_rows(stocks)}
+    positions = []
+    for t in sorted(weights, key=lambda t: -abs(weights[t])):
+        if not weights[t]:
+            continue
+        row = pd.Series(stocks.loc[t], name=t)
+        positions.append(
+            {
+                "ticker": t,
+                "weight": weights[t],
+                "predicted_return": predicted.get(t),
+                "risk": figures[t]["risk"],
+                "in_words": risk_words(row),
+                "analytics": {k: v for k, v in figures[t].items() if k != "ticker"},
+            }
+        )
+    gross = sum(abs(w) for w in weights.values())
+    doc.update(
+        {
+            "profile": {
+                "name": profile.name,
+                "max_weight": profile.limits.max_weight,
+                "gross": profile.limits.gross,
+                "allow_short": profile.limits.allow_short,
+                "vol_target": profile.vol_target,
+                "max_drawdown": profile.max_drawdown,
+                "exclude": sorted(profile.exclude),
+                "horizon_weeks": profile.horizon_weeks,
+            },
+            "positions": positions,
+            "gross_exposure": gross,
+            "cash_weight": 1.0 - sum(weights.values()),
+            "expected_volatility": portfolio_volatility(closes, weights, profile.vol_window),
+            "bounds": [{"reason": r, "ticker": t, "detail": d} for _w, r, t, d in guard.rows],
+            "notes": (
+                ["the drawdown stop needs an account's equity: use foliosim replay to apply it"]
+                if profile.max_drawdown is not None
+                else []
+            ),
+        }
+    )
+    return doc

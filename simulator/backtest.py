@@ -138,6 +138,24 @@ def equal_weight_rule(ok: pd.DataFrame, limits: Limits) -> Decide:
     return decide
 
 
+def baseline_rule(cfg: Config, weekly: WeeklyData, ok: pd.DataFrame, limits: Limits) -> Decide:
+    """The min- or mean-variance decision of ``cfg`` (``[baseline]``) on the eligible names."""
+    from strategies.optimize import BaselineRule, Kind  # skfolio: only for runs that need it
+
+    b = cfg.baseline
+    kind: Kind = "min_variance" if cfg.backtest.strategy == "min_variance" else "mean_variance"
+    return BaselineRule(
+        kind,
+        weekly.closes(),
+        eligible_sets(ok),
+        limits,
+        b.window,
+        b.min_weeks,
+        risk_aversion=b.risk_aversion,
+        max_gross=max(b.max_gross, limits.gross) if limits.allow_short else None,
+    )
+
+
 def check_excluded(profile: Profile, tickers: list[str]) -> None:
     """Refuse an excluded ticker the data does not hold (a typo would exclude nothing)."""
     unknown = sorted(profile.exclude - set(tickers))
@@ -325,6 +343,15 @@ def run_backtest(
             resets = model_switches(weeks[:-1], ends) if len(ends) > 1 else None
             decide = guard = ProfileGuard(lstm.rule, profile, closes, resets)
         main = engine(decide, lstm.rule.tag, guard)
+        lap("strategy")
+    elif bt.strategy in ("min_variance", "mean_variance"):
+        rule = baseline_rule(cfg, weekly, ok, limits)
+        lap("models")
+        if profile is not None:
+            guard = ProfileGuard(rule, profile, weekly.closes())
+            main = engine(guard, None, guard)
+        else:
+            main = engine(rule)
         lap("strategy")
     elif profile is not None:
         guard = ProfileGuard(equal_weight_rule(ok, limits), profile, weekly.closes())

@@ -71,7 +71,9 @@ class BacktestConfig(_Section):
 
     start: dt.date = dt.date(2020, 1, 1)
     end: dt.date = dt.date(2022, 12, 31)
-    strategy: Literal["equal_weight", "lstm_signal"] = "equal_weight"
+    strategy: Literal["equal_weight", "lstm_signal", "min_variance", "mean_variance"] = (
+        "equal_weight"
+    )
     cash: Annotated[float, Field(gt=0)] = 10_000_000.0
     fill: Literal["next_open", "close"] = "next_open"
     commission: Annotated[float, Field(ge=0, lt=0.1)] = 0.0
@@ -92,6 +94,26 @@ class StrategyConfig(_Section):
     max_weight: Annotated[float, Field(gt=0, le=1)] = 1 / 3
     gross: Annotated[float, Field(gt=0, le=2)] = 1.0
     allow_short: bool = True
+
+
+class BaselineConfig(_Section):
+    """``[baseline]``: the conventional optimisers (``strategy = "min_variance"`` or
+    ``"mean_variance"``, :mod:`strategies.optimize`), re-estimated every week on a trailing
+    window. With shorts allowed, ``gross`` is their net exposure and ``max_gross`` bounds
+    ``sum(|w|)``."""
+
+    window: Annotated[int, Field(ge=8, le=1040)] = 104
+    min_weeks: Annotated[int, Field(ge=4, le=1040)] = 26
+    risk_aversion: Annotated[float, Field(gt=0)] = 1.0
+    max_gross: Annotated[float, Field(gt=0, le=4)] = 1.6
+
+    @model_validator(mode="after")
+    def _check(self) -> BaselineConfig:
+        if self.min_weeks > self.window:
+            raise ValueError(
+                f"baseline.min_weeks ({self.min_weeks}) must not exceed window ({self.window})"
+            )
+        return self
 
 
 class ProfileConfig(_Section):
@@ -202,6 +224,7 @@ class Config(_Section):
     report: ReportConfig = ReportConfig()
     model: ModelConfig = ModelConfig()
     profile: ProfileConfig = ProfileConfig()
+    baseline: BaselineConfig = BaselineConfig()
 
     @model_validator(mode="after")
     def _check(self) -> Config:

@@ -32,6 +32,7 @@ import pandas as pd
 import simulator
 from simulator.backtest import (
     assemble,
+    baseline_rule,
     eligible_frame,
     eligible_sets,
     equal_weight_rule,
@@ -466,6 +467,8 @@ def _step(
         provider = _provider(account, weekly)
         rule = SignalRule(provider, limits, eligible_sets(ok))
         decide, tag = rule, rule.tag
+    elif cfg.backtest.strategy in ("min_variance", "mean_variance"):
+        decide = baseline_rule(cfg, weekly, ok, limits)
     else:
         decide = equal_weight_rule(ok, limits)
     guard = None

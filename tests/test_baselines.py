@@ -460,11 +460,7 @@ def test_paper12_weekly_weights_meet_the_limits(paper12: Path, tmp_path: Path) -
     # And through the engine, long only: every order fills, the weights are held.
     rule = BaselineRule("min_variance", closes, eligible, Limits(0.25, 1.0, False))
     result = run_engine(weekly, weeks, weeks[:-1], rule, cash=10_000_000, fill="close")
-    filled = result.orders["status"] == "Completed"
-    # Fully invested with shorts, a buy can meet zero cash and be rejected for margin (logged,
-    # never dropped); the summary counts what orders.csv shows.
-    assert result.summary["orders_rejected"] == int((~filled).sum())
-    assert filled.mean() > 0.95
+    assert (result.orders["status"] == "Completed").all()
     decided = rule.decisions
     last = decided[decided["week"] == weeks[-2]].set_index("ticker")["target"]
     held = result.weights.loc[weeks[-2]].reindex(last.index)

@@ -363,25 +363,17 @@ def run_backtest(
     if profile is not None and guard is not None:
         bounds = guard.bounds
         summary["profile"] = profile_summary(profile, bounds)
-    if lstm is None:
-        return BacktestResult(
-            cfg,
-            returns,
-            weights_table(main),
-            main.orders,
-            rf,
-            summary,
-            timings=timings,
-            bounds=bounds,
-        )
-    predictions = lstm.predictions(weekly.closes(), weeks)
-    record = lstm.record(predictions, main.orders)
-    summary["models"] = record["used"]
-    summary["prediction"] = {
-        "weeks": int(predictions["week"].nunique()),
-        "forecasts": int(predictions["predicted_close"].notna().sum()),
-        "mse_ratio": (record["as_traded"].get("all") or {}).get("mse_ratio"),
-    }
+    predictions: pd.DataFrame | None = None
+    record: dict[str, Any] = {}
+    if lstm is not None:
+        predictions = lstm.predictions(weekly.closes(), weeks)
+        record = lstm.record(predictions, main.orders)
+        summary["models"] = record["used"]
+        summary["prediction"] = {
+            "weeks": int(predictions["week"].nunique()),
+            "forecasts": int(predictions["predicted_close"].notna().sum()),
+            "mse_ratio": (record["as_traded"].get("all") or {}).get("mse_ratio"),
+        }
     return BacktestResult(
         cfg,
         returns,

@@ -33,6 +33,7 @@ import simulator
 from simulator.backtest import (
     assemble,
     baseline_rule,
+    check_excluded,
     eligible_frame,
     eligible_sets,
     equal_weight_rule,
@@ -238,6 +239,9 @@ def start(
                 "choose an earlier --from or extend data.end"
             )
         week = after[0]
+        profile = cfg.investor_profile()
+        if profile is not None:
+            check_excluded(profile, weekly.tickers)
         ok = eligible_frame(weekly, pd.DatetimeIndex([week]), cfg.backtest.min_history)
         if not ok.iloc[0].any():
             raise DataError(

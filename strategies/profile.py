@@ -138,6 +138,7 @@ class ProfileGuard:
         self._peak = -math.inf
         self._stopped_at: int | None = None  # index of the observed week the stop began
         self._seen = 0
+        self._stop_week: pd.Timestamp | None = None
 
     def observe(self, week: pd.Timestamp, value: float) -> None:
         """The account's equity at the close of ``week`` (called for every week, in order)."""
@@ -159,8 +160,9 @@ class ProfileGuard:
         self._peak = max(self._peak, value)
         if value <= self._peak * (1.0 - stop):
             self._stopped_at = i
-            detail = f"equity {value:.2f} is {value / self._peak - 1:.2%} below its peak"
+            detail = f"equity {value:.2f} is {1 - value / self._peak:.2%} below its peak"
             self.rows.append((week, "drawdown_stop", "", detail))
+            self._stop_week = week
 
     @property
     def stopped(self) -> bool:
@@ -173,7 +175,7 @@ class ProfileGuard:
             if t in p.exclude:
                 self.rows.append((week, "excluded", t, "excluded by the profile"))
         if self.stopped:
-            if not self.rows or self.rows[-1][:2] != (week, "drawdown_stop"):
+            if self._stop_week != week:  # the week it fired has its row from observe()
                 self.rows.append((week, "drawdown_stop", "", "in cash until trading resumes"))
             return {}
         weights = dict(self.inner(week, allowed))

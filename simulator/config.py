@@ -19,6 +19,16 @@ from strategies.profile import Profile, preset
 from strategies.sizing import Limits
 
 
+def ticker_list(value: Any) -> Any:
+    """Ticker names as an upper-case tuple; ``--set x=AAPL,MSFT`` arrives as one string.
+    Anything else is returned for pydantic to reject."""
+    if isinstance(value, str):
+        value = [t for t in value.split(",") if t.strip()]
+    if isinstance(value, list | tuple):
+        return tuple(str(t).strip().upper() for t in value)
+    return value
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -36,11 +46,9 @@ class DataConfig(_Section):
     @field_validator("tickers", mode="before")
     @classmethod
     def _split_tickers(cls, value: Any) -> Any:
-        # `--set data.tickers=AAPL,MSFT` arrives as one string.
-        if isinstance(value, str):
-            value = [t for t in value.split(",") if t.strip()]
-        if isinstance(value, list | tuple):
-            cleaned = [str(t).strip().upper() for t in value]
+        value = ticker_list(value)
+        if isinstance(value, tuple):
+            cleaned = list(value)
             if not cleaned:
                 raise ValueError("give at least one ticker, or leave tickers out")
             dupes = sorted({t for t in cleaned if cleaned.count(t) > 1})
@@ -131,14 +139,7 @@ class ProfileConfig(_Section):
     max_drawdown: Annotated[float, Field(ge=0, lt=1)] | None = None  # 0 = no stop
     exclude: tuple[str, ...] = ()
 
-    @field_validator("exclude", mode="before")
-    @classmethod
-    def _split(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            value = [t for t in value.split(",") if t.strip()]
-        if isinstance(value, list | tuple):
-            return tuple(str(t).strip().upper() for t in value)
-        return value
+    _split = field_validator("exclude", mode="before")(ticker_list)
 
     def is_set(self) -> bool:
         return bool(self.name) or any(

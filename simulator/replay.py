@@ -421,7 +421,6 @@ def step(
     caller closes it) and the weeks processed (empty when nothing was due).
     """
     path = journal_path(workspace, name)
-    open_account(workspace, name).close()  # a clear error for a missing or damaged account
     with locked(path, f"account {name!r}"):
         account = open_account(workspace, name)
         try:
@@ -694,7 +693,6 @@ def account_result(account: Account, workspace: Path) -> BacktestResult:
         commission=bt.commission,
     )
     returns, rf, summary = assemble(cfg, weekly, weeks, main, one_over_n)
-    summary["first_decision"] = weeks[0].date().isoformat()
     summary["replay"] = {
         "account": account.name,
         "model_version": account.model_version,

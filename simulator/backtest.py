@@ -1,4 +1,5 @@
-"""A backtest: data -> weekly bars -> engine runs (strategy and 1/N) -> returns and summary.
+"""A backtest: data -> weekly bars -> engine runs (strategy, 1/N and any baselines) -> returns
+and summary.
 
 Returns are dated on the week they were earned: the row of week t is the value at the close
 of t over the value at the close of t-1, less one. The first decision is made at the close of
@@ -8,7 +9,7 @@ the first week on or after ``backtest.start``, so the first return row is the we
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from simulator.config import Config
+from simulator.config import Baseline, Config
 from simulator.data import WeeklyData, load_daily, make_weekly
 from simulator.engine import EngineResult, run_engine
 from simulator.errors import ConfigError, DataError, did_you_mean
@@ -37,7 +38,8 @@ class BacktestResult:
     Attributes
     ----------
     returns
-        Weekly returns, index = return weeks, columns ``RETURN_COLUMNS``.
+        Weekly returns, index = return weeks, columns ``RETURN_COLUMNS`` and then one per
+        ``[report] baselines`` optimiser.
     weights
         Long table ``date, ticker, weight`` of the strategy's positions after each week's fills.
     orders
@@ -58,7 +60,8 @@ class BacktestResult:
         detail``; see :mod:`strategies.profile`).
     timings
         Seconds per stage: ``data``, ``equal_weight`` (its engine run), ``models`` (training
-        or loading them) and ``strategy`` (its engine run). Not written to the run directory.
+        or loading them), ``strategy`` (its engine run) and ``baselines`` (their engine runs).
+        Not written to the run directory.
     """
 
     config: Config
@@ -138,12 +141,16 @@ def equal_weight_rule(ok: pd.DataFrame, limits: Limits) -> Decide:
     return decide
 
 
-def baseline_rule(cfg: Config, weekly: WeeklyData, ok: pd.DataFrame, limits: Limits) -> Decide:
-    """The min- or mean-variance decision of ``cfg`` (``[baseline]``) on the eligible names."""
-    from strategies.optimize import BaselineRule, Kind  # skfolio: only for runs that need it
+def baseline_rule(
+    cfg: Config, weekly: WeeklyData, ok: pd.DataFrame, limits: Limits, kind: Baseline | None = None
+) -> Decide:
+    """The min- or mean-variance decision (``[baseline]``) on the eligible names: ``kind``, or
+    the strategy of ``cfg`` when it is one of them."""
+    from strategies.optimize import BaselineRule  # skfolio: only for runs that need it
 
     b = cfg.baseline
-    kind: Kind = "min_variance" if cfg.backtest.strategy == "min_variance" else "mean_variance"
+    if kind is None:
+        kind = "min_variance" if cfg.backtest.strategy == "min_variance" else "mean_variance"
     return BaselineRule(
         kind,
         weekly.closes(),
@@ -154,6 +161,27 @@ def baseline_rule(cfg: Config, weekly: WeeklyData, ok: pd.DataFrame, limits: Lim
         risk_aversion=b.risk_aversion,
         max_gross=max(b.max_gross, limits.gross) if limits.allow_short else None,
     )
+
+
+def run_baselines(
+    cfg: Config,
+    weekly: WeeklyData,
+    ok: pd.DataFrame,
+    limits: Limits,
+    profile: Profile | None,
+    engine: Callable[[Decide, ProfileGuard | None], EngineResult],
+) -> dict[str, EngineResult]:
+    """The engine result of each ``[report] baselines`` optimiser, under the strategy's limits
+    and profile (its volatility target, drawdown stop and exclusions too)."""
+    results: dict[str, EngineResult] = {}
+    for kind in cfg.report.baselines:
+        rule = baseline_rule(cfg, weekly, ok, limits, kind)
+        if profile is None:
+            results[kind] = engine(rule, None)
+        else:
+            guard = ProfileGuard(rule, profile, weekly.closes())
+            results[kind] = engine(guard, guard)
+    return results
 
 
 def check_excluded(profile: Profile, tickers: list[str]) -> None:
@@ -207,13 +235,17 @@ def assemble(
     weeks: pd.DatetimeIndex,
     main: EngineResult,
     one_over_n: EngineResult,
+    baselines: Mapping[str, EngineResult] | None = None,
 ) -> tuple[pd.DataFrame, pd.Series, dict[str, Any]]:
     """Weekly returns, risk-free rates and summary.json of a run over ``weeks``.
 
     ``main`` is the strategy's engine result and ``one_over_n`` that of 1/N over the same
-    weeks (the same object when the strategy is 1/N). A paper account's report calls this
-    with the values and orders from its journal.
+    weeks (the same object when the strategy is 1/N); ``baselines`` (see
+    :func:`run_baselines`) add a return column and a metrics object each, named after the
+    optimiser, and are listed in summary.json's ``baselines``. A paper account's report calls
+    this with the values and orders from its journal.
     """
+    baselines = dict(baselines or {})
     bt = cfg.backtest
     bench = weekly.benchmark.reindex(weeks)
     if bench.isna().any():
@@ -227,6 +259,7 @@ def assemble(
             "strategy": main.values.pct_change(),
             "equal_weight": one_over_n.values.pct_change(),
             "benchmark": bench.pct_change(),
+            **{name: result.values.pct_change() for name, result in baselines.items()},
         }
     ).iloc[1:]
     returns.index.name = "date"
@@ -241,15 +274,25 @@ def assemble(
         rf = weekly_risk_free(rf_source, pd.DatetimeIndex(returns.index))
     except ValueError as err:
         raise DataError(f"report.risk_free {cfg.report.risk_free}: {err}") from None
-    summary: dict[str, Any] = {col: summarize(returns[col], rf) for col in RETURN_COLUMNS}
+    columns = [*RETURN_COLUMNS, *baselines]
+    summary: dict[str, Any] = {col: summarize(returns[col], rf) for col in columns}
     confidence = {"strategy": probabilistic_sharpe(returns["strategy"] - rf)}
-    if bt.strategy != "equal_weight":
-        active = returns["strategy"] - returns["equal_weight"]
-        confidence["over_equal_weight"] = probabilistic_sharpe(active)
+    others = (["equal_weight"] if bt.strategy != "equal_weight" else []) + list(baselines)
+    for other in others:
+        active = returns["strategy"] - returns[other]
+        confidence[f"over_{other}"] = probabilistic_sharpe(active)
     from simulator.analytics import analytics_json, data_analytics  # its HTML needs matplotlib
 
     stocks = data_analytics(weekly, cfg.report.risk_free, weeks[-1], ANALYTICS_WINDOW)
     rejected = main.orders["status"] != "Completed"
+    runs = {}
+    for name, result in baselines.items():
+        missed = int((result.orders["status"] != "Completed").sum())
+        runs[name] = {
+            "orders_filled": len(result.orders) - missed,
+            "orders_rejected": missed,
+            "final_value": float(result.values.iloc[-1]),
+        }
     summary.update(
         {
             "weeks": len(returns),
@@ -271,6 +314,7 @@ def assemble(
             "confidence": confidence,
             "reference": cfg.report.reference,
             "analytics": analytics_json(stocks, weeks[-1], ANALYTICS_WINDOW),
+            "baselines": runs,
         }
     )
     return returns, rf, summary
@@ -309,7 +353,7 @@ def run_backtest(
     bt = cfg.backtest
 
     def engine(
-        decide: Decide, tag: Tag | None = None, guard: ProfileGuard | None = None
+        decide: Decide, guard: ProfileGuard | None = None, tag: Tag | None = None
     ) -> EngineResult:
         return run_engine(
             weekly,
@@ -342,23 +386,26 @@ def run_backtest(
             ends = [m.train_end for m in lstm.models]
             resets = model_switches(weeks[:-1], ends) if len(ends) > 1 else None
             decide = guard = ProfileGuard(lstm.rule, profile, closes, resets)
-        main = engine(decide, lstm.rule.tag, guard)
+        main = engine(decide, guard, lstm.rule.tag)
         lap("strategy")
     elif bt.strategy in ("min_variance", "mean_variance"):
         rule = baseline_rule(cfg, weekly, ok, limits)
         lap("models")
         if profile is not None:
             guard = ProfileGuard(rule, profile, weekly.closes())
-            main = engine(guard, None, guard)
+            main = engine(guard, guard)
         else:
             main = engine(rule)
         lap("strategy")
     elif profile is not None:
         guard = ProfileGuard(equal_weight_rule(ok, limits), profile, weekly.closes())
-        main = engine(guard, None, guard)
+        main = engine(guard, guard)
     else:
         main = one_over_n
-    returns, rf, summary = assemble(cfg, weekly, weeks, main, one_over_n)
+    baselines = run_baselines(cfg, weekly, ok, limits, profile, engine)
+    if baselines:
+        lap("baselines")
+    returns, rf, summary = assemble(cfg, weekly, weeks, main, one_over_n, baselines)
     bounds = None
     if profile is not None and guard is not None:
         bounds = guard.bounds

@@ -132,7 +132,9 @@ def _print_lstm_facts(summary: dict[str, Any]) -> None:
         )
     confidence = summary.get("confidence", {})
     parts = []
-    for key, label in (("strategy", "Sharpe > 0"), ("over_equal_weight", "beats 1/N")):
+    beats = [("over_equal_weight", "beats 1/N")]
+    beats += [(f"over_{b}", f"beats {b}") for b in summary.get("baselines") or {}]
+    for key, label in [("strategy", "Sharpe > 0"), *beats]:
         c = confidence.get(key)
         if c and c.get("psr") is not None:
             parts.append(f"P({label}) = {c['psr']:.0%}")

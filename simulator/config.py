@@ -147,13 +147,29 @@ class ProfileConfig(_Section):
         )
 
 
+#: The conventional optimisers a report can set beside the strategy (``[report] baselines``).
+Baseline = Literal["min_variance", "mean_variance"]
+
+
 class ReportConfig(_Section):
     """``[report]``: the risk-free rate (annual fraction, or a yield series name in percent),
-    and published figures to set beside ours (``reference = "paper2023"``: seed 001's Table 2).
+    published figures to set beside ours (``reference = "paper2023"``: seed 001's Table 2),
+    and the conventional baselines run beside the strategy as extra Table 2 columns
+    (``baselines = ["min_variance", "mean_variance"]``, sized by ``[baseline]``).
     """
 
     risk_free: float | str = 0.0
     reference: Literal["", "paper2023"] = ""
+    baselines: tuple[Baseline, ...] = ()
+
+    @field_validator("baselines", mode="before")
+    @classmethod
+    def _split_baselines(cls, value: Any) -> Any:
+        if isinstance(value, str):  # --set report.baselines=min_variance,mean_variance
+            value = [b.strip() for b in value.split(",") if b.strip()]
+        if isinstance(value, list | tuple) and len(set(value)) < len(value):
+            raise ValueError(f"{list(value)} names a baseline twice")
+        return value
 
     @field_validator("risk_free")
     @classmethod
@@ -238,6 +254,11 @@ class Config(_Section):
             raise ValueError(
                 f"backtest.end ({self.backtest.end}) is after data.end ({self.data.end}); "
                 "extend data.end or shorten the backtest"
+            )
+        if self.backtest.strategy in self.report.baselines:
+            raise ValueError(
+                f"report.baselines lists {self.backtest.strategy}, the strategy itself; "
+                "remove it from the baselines"
             )
         end = self.model.train_end
         if end is not None and not self.data.start < end <= self.data.end:

@@ -37,6 +37,7 @@ from simulator.backtest import (
     eligible_frame,
     eligible_sets,
     equal_weight_rule,
+    run_baselines,
 )
 from simulator.config import Config, config_from_dict
 from simulator.data import WeeklyData, load_daily, make_weekly
@@ -683,16 +684,25 @@ def account_result(account: Account, workspace: Path) -> BacktestResult:
     ok = eligible_frame(weekly, weeks, cfg.backtest.min_history)
     limits = Limits(cfg.strategy.max_weight, cfg.strategy.gross, cfg.strategy.allow_short)
     bt = cfg.backtest
-    one_over_n = run_engine(
-        weekly,
-        weeks,
-        weeks[:-1],
-        equal_weight_rule(ok, limits),
-        cash=bt.cash,
-        fill=bt.fill,
-        commission=bt.commission,
-    )
-    returns, rf, summary = assemble(cfg, weekly, weeks, main, one_over_n)
+
+    def engine(decide: Decide, guard: ProfileGuard | None = None) -> EngineResult:
+        observe = guard.observe if guard is not None else None
+        return run_engine(
+            weekly,
+            weeks,
+            weeks[:-1],
+            decide,
+            cash=bt.cash,
+            fill=bt.fill,
+            commission=bt.commission,
+            observe=observe,
+        )
+
+    one_over_n = engine(equal_weight_rule(ok, limits))
+    profile = cfg.investor_profile()
+    own = profile.limits if profile is not None else limits
+    baselines = run_baselines(cfg, weekly, ok, own, profile, engine)
+    returns, rf, summary = assemble(cfg, weekly, weeks, main, one_over_n, baselines)
     summary["replay"] = {
         "account": account.name,
         "model_version": account.model_version,

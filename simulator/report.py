@@ -28,7 +28,7 @@ import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, get_args
 
 import matplotlib
 import matplotlib.dates as mdates
@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from simulator.config import Baseline
 from simulator.errors import RunDirError
 from simulator.metrics import RETURN_COLUMNS, WEEKS_PER_YEAR
 from simulator.report_sections import (
@@ -67,8 +68,8 @@ _TABLE2_SOURCE = {
     "Sharpe ratio": ("sharpe", 1.0),
     "Max drawdown (%)": ("max_drawdown", 100.0),
 }
-# Series keys in the order of Table 2's columns: benchmark, 1/N, strategy.
-_TABLE2_KEYS = ("benchmark", "equal_weight", "strategy")
+# The optimisers a run directory may hold as extra series (``[report] baselines``).
+_BASELINES = frozenset(get_args(Baseline))
 _NULLABLE_METRICS = frozenset({"sharpe", "sortino"})
 
 
@@ -79,24 +80,25 @@ def table2(summary: Mapping[str, Any]) -> pd.DataFrame:
     ----------
     summary
         The content of ``summary.json``: per-series metric dicts under ``"strategy"``,
-        ``"equal_weight"`` and ``"benchmark"``, and the labels ``"strategy_name"`` and
-        ``"benchmark_name"``. Not modified.
+        ``"equal_weight"``, ``"benchmark"`` and each name in ``"baselines"`` (absent in runs
+        without baselines), and the labels ``"strategy_name"`` and ``"benchmark_name"``. Not
+        modified.
 
     Returns
     -------
     pd.DataFrame
-        Floats, shape ``(4, 3)``: rows :data:`TABLE2_ROWS` (annual return = CAGR, volatility
-        and max drawdown in percent; Sharpe as a ratio), columns ``[benchmark_name, "1/N",
-        strategy_name]``. A null Sharpe ratio is NaN.
+        Floats, shape ``(4, 3 + n_baselines)``: rows :data:`TABLE2_ROWS` (annual return =
+        CAGR, volatility and max drawdown in percent; Sharpe as a ratio), columns
+        ``[benchmark_name, "1/N", *baselines, strategy_name]``. A null Sharpe ratio is NaN.
 
     Raises
     ------
     RunDirError
         If a series, a metric or a label is missing or not a number/string.
     """
-    labels = _column_labels(summary)
+    labels = column_labels(summary)
     data: dict[str, list[float]] = {}
-    for key, label in zip(_TABLE2_KEYS, labels, strict=True):
+    for key, label in labels.items():
         stats = summary.get(key)
         if not isinstance(stats, Mapping):
             raise RunDirError(
@@ -105,7 +107,7 @@ def table2(summary: Mapping[str, Any]) -> pd.DataFrame:
         data[label] = [
             _metric(stats, metric, key) * factor for metric, factor in _TABLE2_SOURCE.values()
         ]
-    return pd.DataFrame(data, index=list(TABLE2_ROWS), columns=labels, dtype=float)
+    return pd.DataFrame(data, index=list(TABLE2_ROWS), columns=list(data), dtype=float)
 
 
 def format_table2(table: pd.DataFrame) -> pd.DataFrame:
@@ -156,9 +158,9 @@ def write_tearsheet(run_dir: Path) -> Path:
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise RunDirError(f"run directory {run_dir} does not exist; {REMEDY}")
-    returns = _read_returns(run_dir / "returns.csv")
     summary = _read_summary(run_dir / "summary.json")
     table = table2(summary)
+    returns = _read_returns(run_dir / "returns.csv", list(column_labels(summary)))
     rf_annual = _annual_risk_free(summary)
     strategy_label, benchmark_label = str(summary["strategy_name"]), str(summary["benchmark_name"])
 
@@ -204,10 +206,11 @@ def write_tearsheet(run_dir: Path) -> Path:
 # --- reading the run directory -------------------------------------------------------------
 
 
-def _read_returns(path: Path) -> pd.DataFrame:
-    """``returns.csv`` as floats, shape ``(n_weeks, 3)``, on a sorted DatetimeIndex."""
+def _read_returns(path: Path, columns: list[str]) -> pd.DataFrame:
+    """``returns.csv``'s ``columns`` as floats, shape ``(n_weeks, len(columns))``, on a sorted
+    DatetimeIndex."""
     frame = read_run_csv(path)
-    expected = ("date", *RETURN_COLUMNS)
+    expected = ("date", *columns)
     missing = [c for c in expected if c not in frame.columns]
     if missing:
         raise RunDirError(
@@ -219,13 +222,13 @@ def _read_returns(path: Path) -> pd.DataFrame:
         raise RunDirError(f"{path} has a date that is not an ISO date ({exc}); {REMEDY}") from exc
     if not dates.is_monotonic_increasing or not dates.is_unique:
         raise RunDirError(f"{path} dates must be unique and increasing; {REMEDY}")
-    values = frame[list(RETURN_COLUMNS)].apply(pd.to_numeric, errors="coerce")
+    values = frame[columns].apply(pd.to_numeric, errors="coerce")
     values.index = dates
     bad = ~np.isfinite(values.to_numpy(dtype=float))
     if bad.any():
         row, col = np.argwhere(bad)[0]
         raise RunDirError(
-            f"{path} has a missing or non-numeric return in column '{RETURN_COLUMNS[col]}' "
+            f"{path} has a missing or non-numeric return in column '{columns[col]}' "
             f"on {dates[row].date()}; {REMEDY}"
         )
     if len(values) < 2:
@@ -266,19 +269,32 @@ def _read_summary(path: Path) -> dict[str, Any]:
     return summary
 
 
-def _column_labels(summary: Mapping[str, Any]) -> list[str]:
-    """Table 2's column labels: benchmark name, "1/N", strategy name."""
+def column_labels(summary: Mapping[str, Any]) -> dict[str, str]:
+    """Table 2's series, in column order, with their labels: benchmark -> its name,
+    equal_weight -> "1/N", each baseline -> its name, strategy -> its name."""
     names = []
     for key in ("benchmark_name", "strategy_name"):
         name = summary.get(key)
         if not isinstance(name, str) or not name:
             raise RunDirError(f"summary.json needs a non-empty string '{key}'; {REMEDY}")
         names.append(name)
-    labels = [names[0], EQUAL_WEIGHT_LABEL, names[1]]
-    if len(set(labels)) < len(labels):
+    baselines = summary.get("baselines") or {}
+    if not isinstance(baselines, Mapping) or not set(baselines) <= _BASELINES:
         raise RunDirError(
-            f"summary.json: benchmark_name, '{EQUAL_WEIGHT_LABEL}' and strategy_name must "
-            f"differ (got {labels}); rename the strategy or the benchmark in the config"
+            f"summary.json: 'baselines' must map some of {', '.join(sorted(_BASELINES))} to "
+            f"their order counts (got {baselines!r}); {REMEDY}"
+        )
+    labels = {
+        "benchmark": names[0],
+        "equal_weight": EQUAL_WEIGHT_LABEL,
+        **{str(name): str(name) for name in baselines},
+        "strategy": names[1],
+    }
+    if len(set(labels.values())) < len(labels):
+        raise RunDirError(
+            f"summary.json: benchmark_name, '{EQUAL_WEIGHT_LABEL}', the baselines and "
+            f"strategy_name must differ (got {list(labels.values())}); rename the strategy or "
+            "the benchmark in the config"
         )
     return labels
 
@@ -398,8 +414,8 @@ def _equity_png(returns: pd.DataFrame, labels: Mapping[str, str]) -> str:
 
     fig = Figure(figsize=(9, 4.2), dpi=100, layout="constrained")
     ax = fig.add_subplot()
-    for key in _TABLE2_KEYS:
-        ax.plot(growth.index.to_numpy(), growth[key].to_numpy(), label=labels[key], lw=1.5)
+    for key, label in labels.items():
+        ax.plot(growth.index.to_numpy(), growth[key].to_numpy(), label=label, lw=1.5)
     ax.axhline(1.0, color="#999999", lw=0.8, ls="--")
     locator = mdates.AutoDateLocator()
     ax.xaxis.set_major_locator(locator)
@@ -413,7 +429,7 @@ def _equity_png(returns: pd.DataFrame, labels: Mapping[str, str]) -> str:
 
 
 def _table2_html(table: pd.DataFrame) -> str:
-    """Table 2 as an HTML table, the three columns side by side."""
+    """Table 2 as an HTML table, its columns side by side."""
     cells = format_table2(table)
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in ["Metric", *cells.columns])
     rows = "".join(
@@ -438,8 +454,10 @@ def _section_html(
     ``extra`` (the paper side by side, predictions and honesty sections)."""
     esc = html.escape
     strategy, benchmark = str(summary["strategy_name"]), str(summary["benchmark_name"])
-    labels = {"benchmark": benchmark, "equal_weight": EQUAL_WEIGHT_LABEL, "strategy": strategy}
+    labels = column_labels(summary)
     png = _equity_png(returns, labels)
+    shown = list(labels.values())
+    series = f"{', '.join(shown[:-1])} and {shown[-1]}"
 
     if isinstance(summary["risk_free"], str):
         source = "risk_free.csv" if has_rf_file else "the run"
@@ -500,13 +518,13 @@ def _section_html(
                 "results use information the strategy could not have had.</strong>",
             )
     items = "\n".join(f"<li>{note}</li>" for note in notes)
-    alt = f"Growth of 1 of {benchmark}, {EQUAL_WEIGHT_LABEL} and {strategy}"
+    alt = f"Growth of 1 of {series}"
     return f"""
 <div class="container" id="foliosim">
 <h1>foliosim: {esc(strategy)} vs {esc(benchmark)} and {EQUAL_WEIGHT_LABEL}</h1>
 <h4>{" &bull; ".join(facts)}</h4>
 <hr>
-<h3>Table 2: {esc(benchmark)}, {EQUAL_WEIGHT_LABEL} and {esc(strategy)}</h3>
+<h3>Table 2: {esc(series)}</h3>
 {_table2_html(table)}
 <h3>Growth of 1</h3>
 <img src="data:image/png;base64,{png}" alt="{esc(alt)}">

@@ -449,13 +449,15 @@ def honesty_html(summary: Mapping[str, Any], models: Mapping[str, Any] | None) -
     lines = [
         _psr_sentence(f"{strategy} (excess over the risk-free rate)", confidence.get("strategy"))
     ]
-    if "over_equal_weight" in confidence:
-        lines.append(
-            _psr_sentence(
-                f"{strategy} minus 1/N (weekly difference of returns)",
-                confidence["over_equal_weight"],
+    others = {"equal_weight": "1/N", **{str(b): str(b) for b in summary.get("baselines") or {}}}
+    for key, label in others.items():
+        if f"over_{key}" in confidence:
+            lines.append(
+                _psr_sentence(
+                    f"{strategy} minus {label} (weekly difference of returns)",
+                    confidence[f"over_{key}"],
+                )
             )
-        )
     items = "\n".join(f"<li>{line}</li>" for line in lines)
     parts += [
         "<h4>How sure is the result?</h4>",

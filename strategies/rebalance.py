@@ -252,6 +252,7 @@ class TargetWeightStrategy(bt.Strategy):
         if self.p.commission > 0:
             cost = self.p.commission * sum(abs(n) * price[d] for d, n in deltas.items())
             deltas = self._deltas(targets, price, budget - cost)
+        self._fund(deltas, price)
         for d, n in sorted(deltas.items(), key=lambda kv: kv[1] > 0):  # sells first
             order = self.sell(data=d, size=-n) if n < 0 else self.buy(data=d, size=n)
             order.addinfo(decided=week, tag=tag)
@@ -267,6 +268,34 @@ class TargetWeightStrategy(bt.Strategy):
             if delta:
                 deltas[d] = delta
         return deltas
+
+    def _fund(self, deltas: dict[Any, int], price: Mapping[Any, float]) -> None:
+        """Trim buys (largest value first) until the sells pay for them, in place.
+
+        Whole shares are rounded toward zero, so each short position raises up to one share's
+        price less than its target. When the targets spend every dollar (longs funded by
+        shorts), the buys then need slightly more cash than there is and backtrader would
+        reject a whole order for margin; giving up a few shares of the largest buys keeps the
+        rest. Only that rounding is made good: targets that overspend by more (gross long
+        above the budget) are left to the broker, which rejects and logs them.
+        """
+        rate = 1.0 + self.p.commission
+        cash = self.broker.getcash()
+        for d, n in deltas.items():
+            cash -= n * price[d] + self.p.commission * abs(n) * price[d]
+        positions = self.broker.positions
+        short = [d for d in price if positions[d].size + deltas.get(d, 0) < 0]
+        if cash >= 0.0 or cash < -sum(price[d] * rate for d in short):
+            return
+        buys = sorted((d for d, n in deltas.items() if n > 0), key=lambda d: -deltas[d] * price[d])
+        for d in buys:
+            cut = min(deltas[d], math.ceil(-cash / (price[d] * rate)))
+            deltas[d] -= cut
+            cash += cut * price[d] * rate
+            if not deltas[d]:
+                del deltas[d]
+            if cash >= 0.0:
+                return
 
     def notify_order(self, order: Any) -> None:
         if order.alive():

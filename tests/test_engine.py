@@ -89,6 +89,18 @@ def test_a_buy_the_cash_cannot_pay_is_rejected_and_logged() -> None:
     assert pd.isna(rows.loc["B", "date_filled"])
 
 
+def test_longs_funded_by_shorts_give_up_the_shares_rounding_cannot_pay() -> None:
+    prices = {"A": [(10.0, 10.0), (10.0, 10.0)], "B": [(30.0, 30.0), (30.0, 30.0)]}
+    res = run({"A": 1.25, "B": -0.25}, "close", prices=prices)
+    rows = res.orders.set_index("ticker")
+    # B to int(-2500 / 30) = -83 raises 2490, not 2500: the 1250 A shares would cost 10 more
+    # than the cash; one share fewer of the largest buy pays for it instead of a Margin reject.
+    assert rows.loc["B", ["side", "size", "status"]].tolist() == ["sell", 83, "Completed"]
+    assert rows.loc["A", ["side", "size", "status"]].tolist() == ["buy", 1249, "Completed"]
+    assert res.values.iloc[-1] == pytest.approx(10_000.0)
+    assert res.weights.iloc[0].tolist() == pytest.approx([0.1249 * 10, -0.249])
+
+
 def test_commission_is_charged_and_cash_reserved() -> None:
     weekly = make_weekly(tiny_daily(PRICES))
     weeks = weekly.calendar

@@ -59,6 +59,7 @@ def child(workspace: Path, out: Path, overrides: list[str]) -> None:
         "strategy": s["strategy"],
         "equal_weight": s["equal_weight"],
         "benchmark": s["benchmark"],
+        "baselines": {name: s[name] for name in s["baselines"]},
         "psr": s["confidence"]["strategy"]["psr"],
         "psr_over_1n": s["confidence"]["over_equal_weight"]["psr"],
         "mse_ratio": s["prediction"]["mse_ratio"],
@@ -139,6 +140,10 @@ def main() -> None:
             f", max drawdown {pct(first['strategy']['max_drawdown'])}%; 1/N "
             f"{pct(first['equal_weight']['total_return'])}%; NASDAQ "
             f"{pct(first['benchmark']['total_return'])}%"
+            + "".join(
+                f"; {name} {pct(stats['total_return'])}%"
+                for name, stats in first["baselines"].items()
+            )
         )
         if not args.seeds:
             return

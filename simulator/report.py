@@ -1,12 +1,13 @@
 """The HTML tear sheet of a run directory and the seed paper's Table 2.
 
 A run directory (written by a backtest) holds ``returns.csv`` (columns ``date, strategy,
-equal_weight, benchmark``: weekly simple returns as fractions, one row per week, stamped on the
-week's last trading day), ``summary.json`` (the statistics of :func:`simulator.metrics.summarize`
+equal_weight, benchmark`` and one per baseline optimiser listed in summary.json's
+``baselines``: weekly simple returns as fractions, one row per week, stamped on the week's last
+trading day), ``summary.json`` (the statistics of :func:`simulator.metrics.summarize`
 per series plus run facts) and, when the config named a yield series, ``risk_free.csv``.
 
 :func:`write_tearsheet` turns it into one self-contained ``tearsheet.html``: our own section
-(Table 2, a growth-of-1 chart of all three series, notes on fills, risk-free rate and data)
+(Table 2, a growth-of-1 chart of every series, notes on fills, risk-free rate and data)
 followed by the QuantStats tear sheet of the strategy against the benchmark, annualised with
 52 weeks a year. QuantStats is imported and run only inside :func:`write_tearsheet`, with its
 warnings, its font log lines and its matplotlib styling confined to that call.
@@ -133,7 +134,7 @@ def format_table2(table: pd.DataFrame) -> pd.DataFrame:
 def write_tearsheet(run_dir: Path) -> Path:
     """Write ``run_dir/tearsheet.html`` and return its path.
 
-    The page is our section (Table 2, a growth-of-1 chart of the three series as an inline
+    The page is our section (Table 2, a growth-of-1 chart of every series as an inline
     PNG, notes on fill mode, risk-free rate, data and rejected orders) followed by the
     QuantStats tear sheet of the strategy against the benchmark (weekly series on the same
     dates, 52 periods a year). The file is written to a temporary file in ``run_dir`` and

@@ -231,6 +231,10 @@ def test_demo_console_script_runs_offline(tmp_path: Path) -> None:
     assert set(orders["model_version"]) == {m["version"] for m in models}
     page = (out / "tearsheet.html").read_text()
     assert "Predictions" in page and "Leakage audit" in page
+    # The conventional optimisers stand beside the strategy in Table 2.
+    assert list(summary["baselines"]) == ["min_variance", "mean_variance"]
+    assert "Table 2: SP500, 1/N, min_variance, mean_variance and lstm_signal" in page
+    assert "P(beats min_variance)" in proc.stdout
     assert not (tmp_path / ".foliosim").exists() or (tmp_path / ".foliosim").is_dir()
 
 

@@ -266,3 +266,51 @@ def test_non_numeric_return_raises(tmp_path: Path) -> None:
 def test_missing_run_dir_raises(tmp_path: Path) -> None:
     with pytest.raises(RunDirError, match=r"run directory .* does not exist"):
         write_tearsheet(tmp_path / "nope")
+
+
+# --- baseline columns ----------------------------------------------------------------------
+
+
+def _with_baselines(path: Path | None = None) -> dict[str, Any]:
+    """The hand-made run with min- and mean-variance columns beside the strategy."""
+    returns = _returns()
+    rng = np.random.default_rng(7)
+    returns["min_variance"] = rng.normal(0.001, 0.01, N_WEEKS)
+    returns["mean_variance"] = rng.normal(0.003, 0.025, N_WEEKS)
+    summary = _summary(returns)
+    summary["baselines"] = {
+        name: {"orders_filled": 10, "orders_rejected": 0, "final_value": 1.0}
+        for name in ("min_variance", "mean_variance")
+    }
+    if path is not None:
+        out = returns.copy()
+        out.index = pd.DatetimeIndex(out.index).strftime("%Y-%m-%d")
+        out.to_csv(path / "returns.csv", index_label="date")
+        (path / "summary.json").write_text(json.dumps(summary), encoding="utf-8")
+    return summary
+
+
+def test_table2_sets_the_baselines_between_one_over_n_and_the_strategy() -> None:
+    summary = _with_baselines()
+    table = table2(summary)
+    assert list(table.columns) == [BENCHMARK, "1/N", "min_variance", "mean_variance", STRATEGY]
+    for name in ("min_variance", "mean_variance"):
+        assert table.at["Annual return (%)", name] == summary[name]["cagr"] * 100
+        assert table.at["Max drawdown (%)", name] == summary[name]["max_drawdown"] * 100
+    assert table.loc["Volatility (%)"].nunique() == 5
+
+
+def test_an_unknown_baseline_in_the_summary_raises() -> None:
+    summary = _with_baselines()
+    summary["baselines"]["max_sharpe"] = summary["baselines"].pop("min_variance")
+    with pytest.raises(RunDirError, match=r"'baselines' must map some of mean_variance"):
+        table2(summary)
+
+
+def test_a_baseline_column_missing_from_returns_raises(tmp_path: Path) -> None:
+    _with_baselines(tmp_path)
+    frame = pd.read_csv(tmp_path / "returns.csv").drop(columns="mean_variance")
+    frame.to_csv(tmp_path / "returns.csv", index=False)
+    with pytest.raises(RunDirError, match=r"returns\.csv lacks column\(s\) mean_variance"):
+        write_tearsheet(tmp_path)
+    assert not (tmp_path / "tearsheet.html").exists()

@@ -570,7 +570,9 @@ def test_each_profiles_limits_hold_in_every_week_on_paper12(
         request.getfixturevalue("paper12")
         items, workspace = EQUAL, tmp_path
     exclude = f"profile.exclude={','.join(sorted(EXCLUDE))}"
-    cfg = load_config(PAPER_CONFIG, [*items, f"profile.name={name}", exclude])
+    # Without the config's baselines: their guards would be recorded too.
+    sets = [*items, f"profile.name={name}", exclude, "report.baselines="]
+    cfg = load_config(PAPER_CONFIG, sets)
     assert cfg.backtest.fill == "close"
     profile = cfg.investor_profile()
     assert profile == replace(PRESETS[name], exclude=EXCLUDE)

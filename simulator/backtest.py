@@ -163,13 +163,45 @@ def baseline_rule(
     )
 
 
+#: ``engine(decide, guard=None, tag=None)``: one engine run of a decision rule (see
+#: :func:`engine_runner`).
+Engine = Callable[..., EngineResult]
+
+
+def engine_runner(
+    cfg: Config, weekly: WeeklyData, weeks: pd.DatetimeIndex, progress: Progress | None = None
+) -> Engine:
+    """``engine(decide, guard=None, tag=None)``: a run of ``decide`` over ``weeks`` (deciding
+    at all but the last) with the config's cash, fill and commission; ``guard`` (a profile
+    guard wrapping ``decide``) watches the equity, ``tag`` labels the orders."""
+    bt = cfg.backtest
+
+    def engine(
+        decide: Decide, guard: ProfileGuard | None = None, tag: Tag | None = None
+    ) -> EngineResult:
+        return run_engine(
+            weekly,
+            weeks,
+            weeks[:-1],
+            decide,
+            cash=bt.cash,
+            fill=bt.fill,
+            commission=bt.commission,
+            tag=tag,
+            progress=progress,
+            observe=guard.observe if guard is not None else None,
+        )
+
+    return engine
+
+
 def run_baselines(
     cfg: Config,
     weekly: WeeklyData,
     ok: pd.DataFrame,
     limits: Limits,
     profile: Profile | None,
-    engine: Callable[[Decide, ProfileGuard | None], EngineResult],
+    engine: Engine,
 ) -> dict[str, EngineResult]:
     """The engine result of each ``[report] baselines`` optimiser, under the strategy's limits
     and profile (its volatility target, drawdown stop and exclusions too)."""
@@ -351,23 +383,7 @@ def run_backtest(
     if profile is not None:
         check_excluded(profile, weekly.tickers)
     bt = cfg.backtest
-
-    def engine(
-        decide: Decide, guard: ProfileGuard | None = None, tag: Tag | None = None
-    ) -> EngineResult:
-        return run_engine(
-            weekly,
-            weeks,
-            weeks[:-1],
-            decide,
-            cash=bt.cash,
-            fill=bt.fill,
-            commission=bt.commission,
-            tag=tag,
-            progress=progress,
-            observe=guard.observe if guard is not None else None,
-        )
-
+    engine = engine_runner(cfg, weekly, weeks, progress)
     lap("data")
     one_over_n = engine(equal_weight_rule(ok, base_limits))
     lap("equal_weight")

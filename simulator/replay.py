@@ -36,6 +36,7 @@ from simulator.backtest import (
     check_excluded,
     eligible_frame,
     eligible_sets,
+    engine_runner,
     equal_weight_rule,
     run_baselines,
 )
@@ -683,21 +684,7 @@ def account_result(account: Account, workspace: Path) -> BacktestResult:
     main = EngineResult(values, orders, weights)
     ok = eligible_frame(weekly, weeks, cfg.backtest.min_history)
     limits = Limits(cfg.strategy.max_weight, cfg.strategy.gross, cfg.strategy.allow_short)
-    bt = cfg.backtest
-
-    def engine(decide: Decide, guard: ProfileGuard | None = None) -> EngineResult:
-        observe = guard.observe if guard is not None else None
-        return run_engine(
-            weekly,
-            weeks,
-            weeks[:-1],
-            decide,
-            cash=bt.cash,
-            fill=bt.fill,
-            commission=bt.commission,
-            observe=observe,
-        )
-
+    engine = engine_runner(cfg, weekly, weeks)
     one_over_n = engine(equal_weight_rule(ok, limits))
     profile = cfg.investor_profile()
     own = profile.limits if profile is not None else limits

@@ -377,7 +377,7 @@ def run_backtest(
     weekly = make_weekly(daily)
     weeks = backtest_weeks(weekly, cfg)
     ok = eligibility(weekly, weeks, cfg.backtest.min_history)
-    base_limits = Limits(cfg.strategy.max_weight, cfg.strategy.gross, cfg.strategy.allow_short)
+    base_limits = cfg.strategy.limits()
     profile = cfg.investor_profile()
     limits = profile.limits if profile is not None else base_limits
     if profile is not None:
@@ -388,42 +388,39 @@ def run_backtest(
     one_over_n = engine(equal_weight_rule(ok, base_limits))
     lap("equal_weight")
     lstm: LstmRun | None = None
-    guard: ProfileGuard | None = None
+    rule: Decide | None = None  # None: the strategy is the 1/N run above
+    tag: Tag | None = None
+    resets: list[Any] | None = None
     if bt.strategy == "lstm_signal":
         from simulator.signals import run_lstm  # imports torch: only for runs that need it
 
-        closes = weekly.closes()
         eligible = eligible_sets(ok)
+        closes = weekly.closes()
         lstm = run_lstm(cfg, closes, weeks[:-1], eligible, limits, workspace, train_progress, note)
         lap("models")
-        decide: Decide = lstm.rule
-        if profile is not None:
-            # One model never retrains: a drawdown stop then ends after resume_after weeks.
-            ends = [m.train_end for m in lstm.models]
-            resets = model_switches(weeks[:-1], ends) if len(ends) > 1 else None
-            decide = guard = ProfileGuard(lstm.rule, profile, closes, resets)
-        main = engine(decide, guard, lstm.rule.tag)
-        lap("strategy")
+        rule, tag = lstm.rule, lstm.rule.tag
+        # One model never retrains: a drawdown stop then ends after resume_after weeks.
+        ends = [m.train_end for m in lstm.models]
+        resets = model_switches(weeks[:-1], ends) if len(ends) > 1 else None
     elif bt.strategy in ("min_variance", "mean_variance"):
         rule = baseline_rule(cfg, weekly, ok, limits)
         lap("models")
-        if profile is not None:
-            guard = ProfileGuard(rule, profile, weekly.closes())
-            main = engine(guard, guard)
-        else:
-            main = engine(rule)
-        lap("strategy")
     elif profile is not None:
-        guard = ProfileGuard(equal_weight_rule(ok, limits), profile, weekly.closes())
-        main = engine(guard, guard)
-    else:
+        rule = equal_weight_rule(ok, limits)
+    guard: ProfileGuard | None = None
+    if rule is None:
         main = one_over_n
+    else:
+        if profile is not None:
+            guard = ProfileGuard(rule, profile, weekly.closes(), resets)
+        main = engine(guard if guard is not None else rule, guard, tag)
+        lap("strategy")
     baselines = run_baselines(cfg, weekly, ok, limits, profile, engine)
     if baselines:
         lap("baselines")
     returns, rf, summary = assemble(cfg, weekly, weeks, main, one_over_n, baselines)
     bounds = None
-    if profile is not None and guard is not None:
+    if profile is not None and guard is not None:  # a profile always has a guard
         bounds = guard.bounds
         summary["profile"] = profile_summary(profile, bounds)
     predictions: pd.DataFrame | None = None

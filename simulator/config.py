@@ -103,6 +103,10 @@ class StrategyConfig(_Section):
     gross: Annotated[float, Field(gt=0, le=2)] = 1.0
     allow_short: bool = True
 
+    def limits(self) -> Limits:
+        """These limits as the sizing rules take them."""
+        return Limits(self.max_weight, self.gross, self.allow_short)
+
 
 class BaselineConfig(_Section):
     """``[baseline]``: the conventional optimisers (``strategy = "min_variance"`` or

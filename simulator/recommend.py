@@ -28,7 +28,6 @@ from simulator.data import load_daily, make_weekly
 from simulator.data.weekly import last_complete_week
 from simulator.errors import ConfigError, DataError
 from strategies.profile import PRESETS, Profile, ProfileGuard, portfolio_volatility
-from strategies.sizing import Limits
 
 #: Trailing weeks of the per-stock figures.
 ANALYTICS_WEEKS = 52
@@ -49,8 +48,7 @@ def choose_profile(cfg: Config, name: str | None) -> Profile:
         cfg = cfg.model_copy(update={"profile": section})
     profile = cfg.investor_profile()
     if profile is None:
-        s = cfg.strategy
-        profile = Profile("custom", Limits(s.max_weight, s.gross, s.allow_short))
+        profile = Profile("custom", cfg.strategy.limits())
     return profile
 
 

@@ -48,7 +48,6 @@ from simulator.errors import ConfigError, DataError, JournalError, LookAheadErro
 from simulator.journal import Journal, locked, meta_json, remove
 from strategies.profile import ProfileGuard
 from strategies.rebalance import Decide, Tag, WeekRecord
-from strategies.sizing import Limits
 
 if TYPE_CHECKING:
     from models.forecaster import TrainProgress
@@ -458,11 +457,7 @@ def _step(
         raise DataError(f"the data lacks held ticker(s) {', '.join(missing)}")
     ok = eligible_frame(weekly, todo, cfg.backtest.min_history)
     profile = cfg.investor_profile()
-    limits = (
-        profile.limits
-        if profile is not None
-        else Limits(cfg.strategy.max_weight, cfg.strategy.gross, cfg.strategy.allow_short)
-    )
+    limits = profile.limits if profile is not None else cfg.strategy.limits()
     decide: Decide
     tag: Tag | None = None
     provider = None
@@ -683,7 +678,7 @@ def account_result(account: Account, workspace: Path) -> BacktestResult:
     )
     main = EngineResult(values, orders, weights)
     ok = eligible_frame(weekly, weeks, cfg.backtest.min_history)
-    limits = Limits(cfg.strategy.max_weight, cfg.strategy.gross, cfg.strategy.allow_short)
+    limits = cfg.strategy.limits()
     engine = engine_runner(cfg, weekly, weeks)
     one_over_n = engine(equal_weight_rule(ok, limits))
     profile = cfg.investor_profile()

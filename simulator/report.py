@@ -455,7 +455,8 @@ def _section_html(
     ``extra`` (the paper side by side, predictions and honesty sections)."""
     esc = html.escape
     strategy, benchmark = str(summary["strategy_name"]), str(summary["benchmark_name"])
-    labels = column_labels(summary)
+    # returns holds Table 2's series in its column order: key -> label.
+    labels = dict(zip(returns.columns, table.columns, strict=True))
     png = _equity_png(returns, labels)
     shown = list(labels.values())
     series = f"{', '.join(shown[:-1])} and {shown[-1]}"

@@ -98,15 +98,17 @@ def load_weekly(n: int, n_weeks: int | None) -> WeeklyData:
 
 def run_foliosim(weekly: WeeklyData, fill: str) -> dict[str, Any]:
     """foliosim's engine, 1/N targets at every week's close but the last."""
-    from simulator.backtest import eligibility, equal_weight_rule
     from simulator.engine import run_engine
+    from strategies.equal_weight import EqualWeightRule
     from strategies.sizing import Limits
 
     weeks = weekly.calendar
     # The decision rule a user's `strategy = "equal_weight"` backtest runs; no cap binds for 1/N.
-    decide = equal_weight_rule(eligibility(weekly, weeks, 1), Limits(max_weight=1.0))
+    limits = Limits(max_weight=1.0)
     start = time.perf_counter()
-    res = run_engine(weekly, weeks, weeks[:-1], decide, cash=CASH, fill=fill)
+    res = run_engine(
+        weekly, weeks, weeks[:-1], EqualWeightRule(limits), cash=CASH, fill=fill, limits=limits
+    )
     seconds = time.perf_counter() - start
     status = res.orders["status"].value_counts().to_dict() if len(res.orders) else {}
     return {

@@ -281,6 +281,11 @@ def _read_json(path: Path) -> dict[str, Any]:
     return payload
 
 
+def read_metrics(folder: Path) -> dict[str, Any]:
+    """``metrics.json`` of a version folder: its training, split and test records."""
+    return _read_json(folder / "metrics.json")
+
+
 def read_config(folder: Path) -> dict[str, Any]:
     """``config.json`` of a version folder, schema-checked."""
     config = _read_json(folder / "config.json")

@@ -31,7 +31,13 @@ from urllib.parse import unquote, urlparse
 
 import pandas as pd
 
-from models.artifacts import SCHEMA_VERSION, read_config, read_version, write_version
+from models.artifacts import (
+    SCHEMA_VERSION,
+    read_config,
+    read_metrics,
+    read_version,
+    write_version,
+)
 from models.errors import RegistryError, did_you_mean
 from models.forecaster import Forecaster, TrainingReport
 
@@ -459,6 +465,10 @@ class Registry:
             cache.parent.mkdir(parents=True, exist_ok=True)
             os.replace(partial, cache)
         return cache
+
+    def metrics(self, info: VersionInfo) -> dict[str, Any]:
+        """The version's training, split and test records (its ``metrics.json``)."""
+        return read_metrics(self.artifact_dir(info))
 
     def load(self, ref: str | VersionInfo, tickers: list[str] | None = None) -> Forecaster:
         """Load a version, verified against its registered checksums.

@@ -9,7 +9,7 @@ the first week on or after ``backtest.start``, so the first return row is the we
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,18 +17,19 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from simulator.config import Baseline, Config
+from simulator.config import Config
 from simulator.data import WeeklyData, load_daily, make_weekly
-from simulator.engine import EngineResult, run_engine
+from simulator.engine import EngineResult, eligible_frame
 from simulator.errors import ConfigError, DataError, did_you_mean
 from simulator.metrics import RETURN_COLUMNS, probabilistic_sharpe, summarize, weekly_risk_free
-from strategies.profile import REASONS, Profile, ProfileGuard
-from strategies.rebalance import Decide, Progress, Tag
-from strategies.sizing import Limits, equal_weight_array
+from simulator.plan import Resources, RunPlan, resolve
+from strategies.profile import REASONS, Profile
+from strategies.rebalance import Progress
+from strategies.rule import DecisionRule
 
 if TYPE_CHECKING:
     from models.forecaster import TrainProgress
-    from simulator.signals import LstmRun, Note
+    from simulator.walkforward import LstmRun, Note, RegistrySignal
 
 
 @dataclass(frozen=True)
@@ -44,13 +45,17 @@ class BacktestResult:
         Long table ``date, ticker, weight`` of the strategy's positions after each week's fills.
     orders
         The strategy's orders (see ``strategies.rebalance.ORDER_COLUMNS``).
+    decisions
+        The strategy's decision log (``strategies.rule.DECISION_COLUMNS``): every decision
+        week's targets and scores, and the notes of its rule (e.g. weeks an optimiser failed
+        and went to cash).
     risk_free
         The weekly risk-free rate of each return week.
     summary
         The content of summary.json.
     predictions
         LSTM-signal runs: one row per decision week and ticker
-        (``simulator.signals.PREDICTION_COLUMNS``), the
+        (``simulator.walkforward.PREDICTION_COLUMNS``), the
         forecast, the target weight and the close the next week actually had.
     models
         LSTM-signal runs: the content of models.json (the versions used, their training and
@@ -68,6 +73,7 @@ class BacktestResult:
     returns: pd.DataFrame
     weights: pd.DataFrame
     orders: pd.DataFrame
+    decisions: pd.DataFrame
     risk_free: pd.Series
     summary: dict[str, Any]
     predictions: pd.DataFrame | None = None
@@ -90,13 +96,6 @@ def backtest_weeks(weekly: WeeklyData, cfg: Config) -> pd.DatetimeIndex:
 
 #: Trailing weeks of the per-stock analytics in summary.json and the tear sheet.
 ANALYTICS_WINDOW = 52
-
-
-def eligible_frame(weekly: WeeklyData, weeks: pd.DatetimeIndex, min_history: int) -> pd.DataFrame:
-    """Whether each ticker may trade at each of ``weeks``: a bar that week and at least
-    ``min_history`` bars up to it (boolean, ``(n_weeks, n_tickers)``)."""
-    seen = weekly.closes().notna()
-    return (seen & (seen.cumsum() >= min_history)).reindex(weeks)
 
 
 def eligibility(weekly: WeeklyData, weeks: pd.DatetimeIndex, min_history: int) -> pd.DataFrame:
@@ -123,99 +122,6 @@ def eligibility(weekly: WeeklyData, weeks: pd.DatetimeIndex, min_history: int) -
     return ok
 
 
-def eligible_sets(ok: pd.DataFrame) -> dict[pd.Timestamp, frozenset[str]]:
-    """Week -> the tickers that may trade that week (see :func:`eligibility`)."""
-    return {
-        week: frozenset(ok.columns[row]) for week, row in zip(ok.index, ok.to_numpy(), strict=True)
-    }
-
-
-def equal_weight_rule(ok: pd.DataFrame, limits: Limits) -> Decide:
-    """The 1/N decision: equal weights over the eligible tickers with a bar that week."""
-    eligible = eligible_sets(ok)
-
-    def decide(week: pd.Timestamp, tickers: list[str]) -> Mapping[str, float]:
-        names = [t for t in tickers if t in eligible[week]]
-        return dict(zip(names, equal_weight_array(len(names), limits).tolist(), strict=True))
-
-    return decide
-
-
-def baseline_rule(
-    cfg: Config, weekly: WeeklyData, ok: pd.DataFrame, limits: Limits, kind: Baseline | None = None
-) -> Decide:
-    """The min- or mean-variance decision (``[baseline]``) on the eligible names: ``kind``, or
-    the strategy of ``cfg`` when it is one of them."""
-    from strategies.optimize import BaselineRule  # skfolio: only for runs that need it
-
-    b = cfg.baseline
-    if kind is None:
-        kind = "min_variance" if cfg.backtest.strategy == "min_variance" else "mean_variance"
-    return BaselineRule(
-        kind,
-        weekly.closes(),
-        eligible_sets(ok),
-        limits,
-        b.window,
-        b.min_weeks,
-        risk_aversion=b.risk_aversion,
-        max_gross=max(b.max_gross, limits.gross) if limits.allow_short else None,
-    )
-
-
-#: ``engine(decide, guard=None, tag=None)``: one engine run of a decision rule (see
-#: :func:`engine_runner`).
-Engine = Callable[..., EngineResult]
-
-
-def engine_runner(
-    cfg: Config, weekly: WeeklyData, weeks: pd.DatetimeIndex, progress: Progress | None = None
-) -> Engine:
-    """``engine(decide, guard=None, tag=None)``: a run of ``decide`` over ``weeks`` (deciding
-    at all but the last) with the config's cash, fill and commission; ``guard`` (a profile
-    guard wrapping ``decide``) watches the equity, ``tag`` labels the orders."""
-    bt = cfg.backtest
-
-    def engine(
-        decide: Decide, guard: ProfileGuard | None = None, tag: Tag | None = None
-    ) -> EngineResult:
-        return run_engine(
-            weekly,
-            weeks,
-            weeks[:-1],
-            decide,
-            cash=bt.cash,
-            fill=bt.fill,
-            commission=bt.commission,
-            tag=tag,
-            progress=progress,
-            observe=guard.observe if guard is not None else None,
-        )
-
-    return engine
-
-
-def run_baselines(
-    cfg: Config,
-    weekly: WeeklyData,
-    ok: pd.DataFrame,
-    limits: Limits,
-    profile: Profile | None,
-    engine: Engine,
-) -> dict[str, EngineResult]:
-    """The engine result of each ``[report] baselines`` optimiser, under the strategy's limits
-    and profile (its volatility target, drawdown stop and exclusions too)."""
-    results: dict[str, EngineResult] = {}
-    for kind in cfg.report.baselines:
-        rule = baseline_rule(cfg, weekly, ok, limits, kind)
-        if profile is None:
-            results[kind] = engine(rule, None)
-        else:
-            guard = ProfileGuard(rule, profile, weekly.closes())
-            results[kind] = engine(guard, guard)
-    return results
-
-
 def check_excluded(profile: Profile, tickers: list[str]) -> None:
     """Refuse an excluded ticker the data does not hold (a typo would exclude nothing)."""
     unknown = sorted(profile.exclude - set(tickers))
@@ -224,16 +130,6 @@ def check_excluded(profile: Profile, tickers: list[str]) -> None:
         raise ConfigError(
             f"profile.exclude: {', '.join(unknown)} not among the data's tickers{hint}"
         )
-
-
-def model_switches(decisions: pd.DatetimeIndex, train_ends: list[pd.Timestamp]) -> list[Any]:
-    """The first decision week of each model after the first (a drawdown stop ends there)."""
-    weeks = []
-    for end in sorted(train_ends)[1:]:
-        later = decisions[decisions > end]
-        if len(later):
-            weeks.append(later[0])
-    return weeks
 
 
 def profile_summary(profile: Profile, bounds: pd.DataFrame) -> dict[str, Any]:
@@ -262,7 +158,7 @@ def weights_table(engine: EngineResult) -> pd.DataFrame:
 
 
 def assemble(
-    cfg: Config,
+    plan: RunPlan,
     weekly: WeeklyData,
     weeks: pd.DatetimeIndex,
     main: EngineResult,
@@ -278,7 +174,7 @@ def assemble(
     this with the values and orders from its journal.
     """
     baselines = dict(baselines or {})
-    bt = cfg.backtest
+    cfg = plan.config
     bench = weekly.benchmark.reindex(weeks)
     if bench.isna().any():
         missing = bench.index[bench.isna()][0].date()
@@ -309,7 +205,7 @@ def assemble(
     columns = [*RETURN_COLUMNS, *baselines]
     summary: dict[str, Any] = {col: summarize(returns[col], rf) for col in columns}
     confidence = {"strategy": probabilistic_sharpe(returns["strategy"] - rf)}
-    others = (["equal_weight"] if bt.strategy != "equal_weight" else []) + list(baselines)
+    others = (["equal_weight"] if plan.name != "equal_weight" else []) + list(baselines)
     for other in others:
         active = returns["strategy"] - returns[other]
         confidence[f"over_{other}"] = probabilistic_sharpe(active)
@@ -331,10 +227,10 @@ def assemble(
             "start": returns.index[0].date().isoformat(),
             "end": returns.index[-1].date().isoformat(),
             "first_decision": weeks[0].date().isoformat(),
-            "fill": bt.fill,
+            "fill": plan.engine.fill,
             "risk_free": cfg.report.risk_free,
             "risk_free_annual_mean": float(np.prod(1.0 + rf.to_numpy()) ** (52 / len(rf)) - 1),
-            "strategy_name": bt.strategy,
+            "strategy_name": plan.name,
             "benchmark_name": cfg.data.benchmark,
             "data_source": weekly.source,
             "data_note": weekly.note,
@@ -342,7 +238,7 @@ def assemble(
             "orders_filled": int((~rejected).sum()),
             "orders_rejected": int(rejected.sum()),
             "final_value": float(main.values.iloc[-1]),
-            "cash": bt.cash,
+            "cash": plan.engine.cash,
             "confidence": confidence,
             "reference": cfg.report.reference,
             "analytics": analytics_json(stocks, weeks[-1], ANALYTICS_WINDOW),
@@ -353,17 +249,25 @@ def assemble(
 
 
 def run_backtest(
-    cfg: Config,
+    cfg: Config | RunPlan,
     workspace: Path,
     progress: Progress | None = None,
     train_progress: TrainProgress | None = None,
     note: Note | None = None,
+    *,
+    rule: DecisionRule | type | None = None,
 ) -> BacktestResult:
-    """Run the configured backtest (see the module docstring for the dating of returns).
+    """Run the backtest of a config or plan (see the module docstring for the dating of
+    returns).
 
-    ``train_progress`` and ``note`` report on the models an ``lstm_signal`` run trains or
-    reuses (see :func:`simulator.signals.prepare_models`).
+    ``rule`` runs a user's decision rule (a class or an object, see :mod:`strategies.rule`)
+    instead of the config's strategy. ``train_progress`` and ``note`` report on the models an
+    ``lstm_signal`` run trains or reuses (see :func:`simulator.walkforward.prepare_models`).
     """
+    plan = cfg if isinstance(cfg, RunPlan) else resolve(cfg, rule=rule)
+    if isinstance(cfg, RunPlan) and rule is not None:
+        raise ValueError("pass a rule to resolve(), not beside a plan")
+    config = plan.config
     clock = time.perf_counter()
     timings: dict[str, float] = {}
 
@@ -373,60 +277,51 @@ def run_backtest(
         timings[stage] = now - clock
         clock = now
 
-    daily = load_daily(cfg.data, cfg.report.risk_free, workspace)
+    daily = load_daily(config.data, config.report.risk_free, workspace)
     weekly = make_weekly(daily)
-    weeks = backtest_weeks(weekly, cfg)
-    ok = eligibility(weekly, weeks, cfg.backtest.min_history)
-    base_limits = cfg.strategy.limits()
-    profile = cfg.investor_profile()
-    limits = profile.limits if profile is not None else base_limits
-    if profile is not None:
-        check_excluded(profile, weekly.tickers)
-    bt = cfg.backtest
-    engine = engine_runner(cfg, weekly, weeks, progress)
+    weeks = backtest_weeks(weekly, config)
+    eligibility(weekly, weeks, plan.engine.min_history)
+    if plan.profile is not None:
+        check_excluded(plan.profile, weekly.tickers)
+    decisions = weeks[:-1]
     lap("data")
-    one_over_n = engine(equal_weight_rule(ok, base_limits))
+
+    def engine(built: Any) -> EngineResult:
+        return plan.run(built, weekly, weeks, decisions, progress=progress)
+
+    one_over_n = engine(plan.one_over_n_rule())
     lap("equal_weight")
     lstm: LstmRun | None = None
-    rule: Decide | None = None  # None: the strategy is the 1/N run above
-    tag: Tag | None = None
-    resets: list[Any] | None = None
-    if bt.strategy == "lstm_signal":
-        from simulator.signals import run_lstm  # imports torch: only for runs that need it
 
-        eligible = eligible_sets(ok)
+    def signal() -> RegistrySignal:
+        nonlocal lstm
+        from simulator.walkforward import run_lstm  # imports torch: only for runs that need it
+
         closes = weekly.closes()
-        lstm = run_lstm(cfg, closes, weeks[:-1], eligible, limits, workspace, train_progress, note)
-        lap("models")
-        rule, tag = lstm.rule, lstm.rule.tag
-        # One model never retrains: a drawdown stop then ends after resume_after weeks.
-        ends = [m.train_end for m in lstm.models]
-        resets = model_switches(weeks[:-1], ends) if len(ends) > 1 else None
-    elif bt.strategy in ("min_variance", "mean_variance"):
-        rule = baseline_rule(cfg, weekly, ok, limits)
-        lap("models")
-    elif profile is not None:
-        rule = equal_weight_rule(ok, limits)
-    guard: ProfileGuard | None = None
-    if rule is None:
-        main = one_over_n
+        lstm = run_lstm(config, closes, decisions, workspace, train_progress, note)
+        return lstm.provider
+
+    if plan.strategy.name == "equal_weight" and plan.profile is None:
+        main = one_over_n  # the strategy is the 1/N run above
     else:
-        if profile is not None:
-            guard = ProfileGuard(rule, profile, weekly.closes(), resets)
-        main = engine(guard if guard is not None else rule, guard, tag)
+        built = plan.strategy_rule(Resources(signal=signal, decisions=decisions))
+        lap("models")
+        main = engine(built)
         lap("strategy")
-    baselines = run_baselines(cfg, weekly, ok, limits, profile, engine)
+    baselines = {name: engine(b) for name, b in plan.baseline_rules().items()}
     if baselines:
         lap("baselines")
-    returns, rf, summary = assemble(cfg, weekly, weeks, main, one_over_n, baselines)
+    returns, rf, summary = assemble(plan, weekly, weeks, main, one_over_n, baselines)
     bounds = None
-    if profile is not None and guard is not None:  # a profile always has a guard
+    if plan.profile is not None:
+        guard = built.guard
+        assert guard is not None  # a plan with a profile guards its strategy
         bounds = guard.bounds
-        summary["profile"] = profile_summary(profile, bounds)
+        summary["profile"] = profile_summary(plan.profile, bounds)
     predictions: pd.DataFrame | None = None
     record: dict[str, Any] = {}
     if lstm is not None:
-        predictions = lstm.predictions(weekly.closes(), weeks)
+        predictions = lstm.predictions(weekly.closes(), weeks, main.decisions)
         record = lstm.record(predictions, main.orders)
         summary["models"] = record["used"]
         summary["prediction"] = {
@@ -435,10 +330,11 @@ def run_backtest(
             "mse_ratio": (record["as_traded"].get("all") or {}).get("mse_ratio"),
         }
     return BacktestResult(
-        cfg,
+        config,
         returns,
         weights_table(main),
         main.orders,
+        main.decisions,
         rf,
         summary,
         predictions,

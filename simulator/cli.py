@@ -87,9 +87,11 @@ def print_table2(summary: dict[str, object]) -> None:
 
 def _run(cfg: Config, out: Path | None) -> Path:
     from simulator.backtest import run_backtest
+    from simulator.plan import resolve
     from simulator.rundir import check_out_dir, default_run_dir, write_run
 
-    target = out or default_run_dir(cfg.backtest.strategy)
+    plan = resolve(cfg)  # an unknown or broken user rule fails here, before any work
+    target = out or default_run_dir(plan.name)
     check_out_dir(target)  # fail before the work, not after
 
     def note(line: str) -> None:
@@ -97,9 +99,9 @@ def _run(cfg: Config, out: Path | None) -> Path:
 
     with progress_bars() as bar:
         on_event = train_bars(bar, cfg.model.max_epochs)
-        update = _week_bar(bar, f"backtest {cfg.backtest.strategy}")
+        update = _week_bar(bar, f"backtest {plan.name}")
         result = run_backtest(
-            cfg, workspace_dir(), progress=update, train_progress=on_event, note=note
+            plan, workspace_dir(), progress=update, train_progress=on_event, note=note
         )
     with err_console.status("writing the tear sheet"):
         path = write_run(result, target)

@@ -6,6 +6,7 @@ Relative paths in a config (``data.path``) are relative to the current directory
 from __future__ import annotations
 
 import datetime as dt
+import re
 import tomllib
 from dataclasses import replace
 from pathlib import Path
@@ -74,18 +75,36 @@ class DataConfig(_Section):
         return self
 
 
+#: The built-in strategies (``simulator.plan.STRATEGIES`` builds their rules).
+BUILTIN_STRATEGIES = ("equal_weight", "lstm_signal", "min_variance", "mean_variance")
+#: A user's rule: ``package.module:ClassName``.
+_USER_RULE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*")
+
+
 class BacktestConfig(_Section):
-    """``[backtest]``: the simulated period and the broker."""
+    """``[backtest]``: the simulated period, the strategy and the broker. ``strategy`` is a
+    built-in name or a user's rule, ``"package.module:ClassName"`` (see
+    :mod:`strategies.rule`)."""
 
     start: dt.date = dt.date(2020, 1, 1)
     end: dt.date = dt.date(2022, 12, 31)
-    strategy: Literal["equal_weight", "lstm_signal", "min_variance", "mean_variance"] = (
-        "equal_weight"
-    )
+    strategy: str = "equal_weight"
     cash: Annotated[float, Field(gt=0)] = 10_000_000.0
     fill: Literal["next_open", "close"] = "next_open"
     commission: Annotated[float, Field(ge=0, lt=0.1)] = 0.0
     min_history: Annotated[int, Field(ge=1, le=520)] = 26
+
+    @field_validator("strategy")
+    @classmethod
+    def _check_strategy(cls, value: str) -> str:
+        value = value.strip()
+        if value in BUILTIN_STRATEGIES or _USER_RULE.fullmatch(value):
+            return value
+        hint = did_you_mean(value, BUILTIN_STRATEGIES)
+        raise ValueError(
+            f"unknown strategy{hint or ''}: use one of {', '.join(BUILTIN_STRATEGIES)} or a "
+            "rule of yours as 'package.module:ClassName'"
+        )
 
     @model_validator(mode="after")
     def _check(self) -> BacktestConfig:

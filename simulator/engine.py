@@ -1,14 +1,20 @@
 """The backtrader engine: weekly feeds, broker, the target-weight adapter, and its ledger.
 
-:func:`run_engine` runs one strategy over a window of weeks and returns the portfolio value at
-every week's close, the orders, and the positions' weights after each week's fills. It can
-continue an account from a recorded week (``resume``) and hand over each week's record as it
-closes (``on_week``): the paper-trading replay is this engine run a few weeks at a time.
+:func:`run_engine` runs one decision rule (:mod:`strategies.rule`) over a window of weeks and
+returns the portfolio value at every week's close, the orders, the positions' weights after
+each week's fills and the decision log. It can continue an account from a recorded week
+(``resume``) and hand over each week's record as it closes (``on_week``): the paper-trading
+replay is this engine run a few weeks at a time.
+
+The engine, not the rule, decides what a rule sees (:class:`RuleRun`): at decision week t the
+weekly closes cut at t and the tickers that may trade (a bar at t and ``min_history`` weekly
+bars up to it). It checks every answer before trading it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import backtrader as bt
@@ -16,15 +22,26 @@ import numpy as np
 import pandas as pd
 
 from simulator.data import WeeklyData
+from simulator.errors import StrategyError
 from strategies.rebalance import (
     ORDER_COLUMNS,
-    Decide,
     Progress,
     Resume,
-    Tag,
     TargetWeightStrategy,
     WeekRecord,
 )
+from strategies.rule import (
+    DECISION_COLUMNS,
+    Decision,
+    DecisionRule,
+    History,
+    RuleError,
+    State,
+    as_decision,
+    check_decision,
+    decision_rows,
+)
+from strategies.sizing import Limits
 
 _FEED_COLUMNS = ["open", "high", "low", "close", "volume", "openinterest"]
 
@@ -42,11 +59,84 @@ class EngineResult:
     weights
         Position value / portfolio value after each week's fills, valued at that week's
         close, shape ``(n_weeks, n_tickers)`` (0 where nothing is held).
+    decisions
+        The decision log (``strategies.rule.DECISION_COLUMNS``); empty for a result rebuilt
+        from a journal.
     """
 
     values: pd.Series
     orders: pd.DataFrame
     weights: pd.DataFrame
+    decisions: pd.DataFrame
+
+
+def eligible_frame(weekly: WeeklyData, weeks: pd.DatetimeIndex, min_history: int) -> pd.DataFrame:
+    """Whether each ticker may trade at each of ``weeks``: a bar that week and at least
+    ``min_history`` bars up to it (boolean, ``(n_weeks, n_tickers)``)."""
+    seen = weekly.closes().notna()
+    return (seen & (seen.cumsum() >= min_history)).reindex(weeks)
+
+
+class RuleRun:
+    """The engine's side of a decision rule: what it may see, and a check of what it says.
+
+    Called by the backtrader adapter at each decision week with the tickers that have a bar
+    and the account's state, it cuts the closes at the week, keeps the tradable tickers
+    (``eligible``), asks ``rule`` and checks its answer against ``limits`` (``max_gross``
+    bounds ``sum(|w|)``, default ``limits.gross``). Every decision is logged in
+    :attr:`rows` (``DECISION_COLUMNS``). An answer that breaks a rule stops the run with a
+    :class:`~simulator.errors.StrategyError` naming the rule and the week.
+    """
+
+    def __init__(
+        self,
+        rule: DecisionRule,
+        closes: pd.DataFrame,
+        eligible: Mapping[pd.Timestamp, frozenset[str]],
+        limits: Limits | None,
+        max_gross: float | None = None,
+    ) -> None:
+        self.rule = rule
+        self.closes = closes
+        self.eligible = eligible
+        # Without limits (the engine's own tests) only finiteness and tradability are checked.
+        self.max_weight = limits.max_weight if limits is not None else math.inf
+        self.allow_short = limits.allow_short if limits is not None else True
+        gross = limits.gross if limits is not None else math.inf
+        self.max_gross = gross if max_gross is None else max_gross
+        self.rows: list[tuple[pd.Timestamp, str, float, float, str]] = []
+
+    def __call__(self, week: pd.Timestamp, present: list[str], state: State) -> Decision:
+        allowed = self.eligible[week]
+        history = History.cut(self.closes, week, [t for t in present if t in allowed])
+        try:
+            decision = as_decision(self.rule.decide(week, history, state))
+            weights = check_decision(
+                decision,
+                history.tradable,
+                max_weight=self.max_weight,
+                max_gross=self.max_gross,
+                allow_short=self.allow_short,
+            )
+        except RuleError as err:
+            raise StrategyError(
+                f"strategy {self.rule.name!r}, decision of the week of {week.date()}: {err}; "
+                "fix the rule (nothing was written)"
+            ) from None
+        self.rows.extend(decision_rows(week, history.tradable, decision, weights))
+        return Decision(weights, decision.scores, decision.note, decision.tag)
+
+    @property
+    def log(self) -> pd.DataFrame:
+        """The decision log so far, ``DECISION_COLUMNS``."""
+        return pd.DataFrame(self.rows, columns=DECISION_COLUMNS)
+
+
+def eligible_sets(ok: pd.DataFrame) -> dict[pd.Timestamp, frozenset[str]]:
+    """Week -> the tickers that may trade that week (see :func:`eligible_frame`)."""
+    return {
+        week: frozenset(ok.columns[row]) for week, row in zip(ok.index, ok.to_numpy(), strict=True)
+    }
 
 
 class _TerminalNotifyBroker(bt.brokers.BackBroker):
@@ -75,18 +165,20 @@ def run_engine(
     weekly: WeeklyData,
     weeks: pd.DatetimeIndex,
     decisions: pd.DatetimeIndex,
-    decide: Decide,
+    rule: DecisionRule,
     *,
     cash: float,
     fill: str,
     commission: float = 0.0,
-    tag: Tag | None = None,
+    limits: Limits | None = None,
+    max_gross: float | None = None,
+    min_history: int = 1,
     progress: Progress | None = None,
     resume: Resume | None = None,
     on_week: Callable[[WeekRecord], None] | None = None,
     observe: Callable[[pd.Timestamp, float], None] | None = None,
 ) -> EngineResult:
-    """Run ``decide``'s targets through backtrader over ``weeks``.
+    """Run ``rule``'s targets through backtrader over ``weeks``.
 
     Parameters
     ----------
@@ -94,13 +186,16 @@ def run_engine(
         The window: consecutive week stamps of ``weekly.calendar``. When resuming, the weeks
         right after ``resume.week``.
     decisions
-        The weeks at whose close ``decide`` is asked for targets (a subset of ``weeks``).
-    decide
-        ``decide(week, tickers with a bar that week) -> {ticker: target weight}``.
+        The weeks at whose close ``rule`` is asked for targets (a subset of ``weeks``).
+    rule
+        The decision rule (:class:`RuleRun` shows it the history cut at each decision week).
+    limits, max_gross
+        What every answer is checked against (:class:`RuleRun`); without ``limits`` only
+        that the weights are finite and on tradable tickers (the engine's own tests).
+    min_history
+        Weekly bars a ticker needs up to a week to be tradable that week (default 1: a bar).
     fill
         ``"next_open"`` or ``"close"`` (see :mod:`strategies.rebalance`).
-    tag
-        ``tag(decision week) -> label`` written in each order's ``model_version``.
     resume
         Continue an account from the close of ``resume.week`` (``cash`` is then ignored).
     on_week
@@ -117,6 +212,8 @@ def run_engine(
         following = weekly.calendar[weekly.calendar > resume.week][: len(weeks)]
         if not following.equals(weeks):
             raise ValueError(f"weeks must follow {resume.week.date()} without a gap")
+    eligible = eligible_sets(eligible_frame(weekly, pd.DatetimeIndex(decisions), min_history))
+    decide = RuleRun(rule, weekly.closes(), eligible, limits, max_gross)
     cerebro = bt.Cerebro(stdstats=False, cheat_on_open=(fill == "next_open"))
     cerebro.broker = _TerminalNotifyBroker()
     cerebro.broker.setcash(cash)
@@ -149,7 +246,6 @@ def run_engine(
         present=present,
         fill=fill,
         commission=commission,
-        tag=tag,
         progress=progress,
         begin=begin,
         resume=resume,
@@ -161,7 +257,7 @@ def run_engine(
     orders = pd.DataFrame(strat.order_rows, columns=ORDER_COLUMNS)
     start = resume or Resume(weeks[0], cash, {}, {}, "")
     weights = _ledger_weights(weekly, weeks, orders, start)
-    return EngineResult(values, orders, weights)
+    return EngineResult(values, orders, weights, decide.log)
 
 
 def _warm_up(weekly: WeeklyData, resume: Resume) -> pd.DatetimeIndex:

@@ -17,6 +17,7 @@ __all__ = [
     "LookAheadError",
     "NetworkError",
     "RunDirError",
+    "StrategyError",
     "did_you_mean",
 ]
 
@@ -47,3 +48,7 @@ class LookAheadError(FoliosimError):
 
 class JournalError(FoliosimError):
     """A paper account's journal is missing, locked, damaged or from another schema."""
+
+
+class StrategyError(FoliosimError):
+    """A decision rule failed or answered weights the engine cannot trade."""

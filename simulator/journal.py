@@ -29,6 +29,7 @@ import pandas as pd
 
 from simulator.errors import JournalError
 from strategies.rebalance import ORDER_COLUMNS, WeekRecord
+from strategies.rule import DECISION_COLUMNS
 
 #: Bumped whenever the tables change; a journal of another version is refused, not migrated.
 SCHEMA_VERSION = 1
@@ -245,6 +246,22 @@ class Journal:
         frame = pd.DataFrame(rows, columns=["week", *TARGET_COLUMNS])
         frame["week"] = pd.to_datetime(frame["week"])
         return frame.astype({c: float for c in TARGET_COLUMNS[1:]})
+
+    def decisions(self) -> pd.DataFrame:
+        """The decisions as a decision log (``strategies.rule.DECISION_COLUMNS``): the
+        target weights, and the predicted returns as scores (NaN for a rule without
+        forecasts). A journal keeps no notes of the rule."""
+        targets = self.targets()
+        return pd.DataFrame(
+            {
+                "week": targets["week"],
+                "ticker": targets["ticker"],
+                "score": targets["predicted_return"],
+                "target": targets["weight"],
+                "note": "",
+            },
+            columns=DECISION_COLUMNS,
+        )
 
     def bounds(self) -> pd.DataFrame:
         """Every profile limit that bound: ``week, reason, ticker, detail``."""

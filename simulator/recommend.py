@@ -1,13 +1,16 @@
 """Next week's allocation for an investor profile, with the reasons (``foliosim recommend``).
 
 As of a complete week t (default: the newest complete week in the data), the strategy of the
-config decides exactly as it would in a backtest at the close of t: the LSTM-signal strategy
-asks the registered version of ``model.name`` with the latest train_end strictly before t (or
-the version given), from weekly closes up to t; the profile's limits size and guard the
-weights. Beside each position: the predicted return, the per-stock analytics over the trailing
-52 weeks (:mod:`simulator.analytics`) and their risk level in plain words; for the portfolio:
-its volatility over the trailing 26 weeks at these weights, the cash left, and every limit
-that bound. Nothing after the close of t is read, so later prices change nothing.
+config (any strategy the run plan builds: 1/N, the LSTM signal, the optimisers or a user's
+rule) decides exactly as it would in a backtest at the close of t, for an account in cash: the
+same history cut at t, the same tradable tickers, the same checks (:meth:`simulator.plan.
+RunPlan.decide_once`). The LSTM-signal strategy asks the registered version of ``model.name``
+with the latest train_end strictly before t (or the version given); the profile's limits size
+and guard the weights. Beside each position: the rule's score (the LSTM's predicted return),
+the per-stock analytics over the trailing 52 weeks (:mod:`simulator.analytics`) and their risk
+level in plain words; for the portfolio: its volatility over the trailing 26 weeks at these
+weights, the cash left, and every limit that bound. Nothing after the close of t is read, so
+later prices change nothing.
 
 The drawdown stop needs an account's equity: it is not applied here (``foliosim replay``
 applies it); the output says so when the profile has one.
@@ -17,17 +20,21 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from simulator.analytics import data_analytics, risk_words, to_json_rows
-from simulator.backtest import eligible_frame, eligible_sets, equal_weight_rule
+from simulator.backtest import check_excluded
 from simulator.config import Config, ProfileConfig
 from simulator.data import load_daily, make_weekly
 from simulator.data.weekly import last_complete_week
 from simulator.errors import ConfigError, DataError
-from strategies.profile import PRESETS, Profile, ProfileGuard, portfolio_volatility
+from simulator.plan import Resources, resolve
+from strategies.profile import PRESETS, Profile, portfolio_volatility
+
+if TYPE_CHECKING:
+    from simulator.walkforward import RegistrySignal
 
 #: Trailing weeks of the per-stock figures.
 ANALYTICS_WEEKS = 52
@@ -82,20 +89,14 @@ def recommend(
     week = last_complete_week(weekly.calendar, day)
     if week is None:
         raise DataError(f"no complete week on or before {day.date()} in the data")
-    unknown = sorted(profile.exclude - set(weekly.tickers))
-    if unknown:
-        raise ConfigError(f"profile exclude: {', '.join(unknown)} not among the data's tickers")
+    check_excluded(profile, weekly.tickers)
     closes = weekly.closes().loc[:week]
-    weeks = pd.DatetimeIndex([week])
-    ok = eligible_frame(weekly, weeks, cfg.backtest.min_history)
-    has_bar = closes.loc[week].notna()
-    tickers = [t for t in weekly.tickers if bool(has_bar[t])]
-    doc: dict[str, Any] = {"as_of": week.date().isoformat(), "strategy": cfg.backtest.strategy}
-    predicted: dict[str, float] = {}
-    if cfg.backtest.strategy == "lstm_signal":
-        from simulator.signals import RegistrySignal, UsedModel
+    plan = resolve(cfg, profile=profile)
+    doc: dict[str, Any] = {"as_of": week.date().isoformat(), "strategy": plan.name}
+
+    def signal() -> RegistrySignal:
         from simulator.training import open_registry
-        from strategies.signal import SignalRule
+        from simulator.walkforward import RegistrySignal, UsedModel
 
         registry = open_registry(workspace, cfg.model.registry_uri)
         ref = model or cfg.model.version
@@ -105,16 +106,21 @@ def recommend(
                 f"{info.ref} was trained on data up to {info.train_end.date()}, not before "
                 f"{week.date()}: a recommendation as of that week cannot use it"
             )
-        provider = RegistrySignal(closes, [UsedModel(registry.load(info, tickers), info, False)])
-        decide: Any = SignalRule(provider, profile.limits, eligible_sets(ok))
+        has_bar = closes.loc[week].notna()
+        present = [t for t in weekly.tickers if bool(has_bar[t])]
+        used = UsedModel(registry.load(info, present), info, False)
         doc.update(model_version=info.ref, model_train_end=info.train_end.date().isoformat())
-    else:
-        decide = equal_weight_rule(ok, profile.limits)
-    guard = ProfileGuard(decide, profile, closes)
-    weights = {t: float(w) for t, w in guard(week, tickers).items()}
-    if cfg.backtest.strategy == "lstm_signal":
-        table = provider.forecasts[-1]
-        predicted = {str(t): float(r) for t, r in table["predicted_return"].items()}
+        return RegistrySignal([used])
+
+    if model and not plan.strategy.uses_models:
+        raise ConfigError(
+            f"--model names an LSTM version, but the config's strategy is '{plan.name}'; "
+            "drop --model"
+        )
+    built = plan.strategy_rule(Resources(signal=signal, decisions=pd.DatetimeIndex([week])))
+    decision, _log = plan.decide_once(built, weekly, week)
+    weights = {t: float(w) for t, w in decision.weights.items()}
+    scores = {str(t): float(r) for t, r in decision.scores.items()}
     stocks = data_analytics(weekly, cfg.report.risk_free, week, ANALYTICS_WEEKS)
     figures = {row["ticker"]: row for row in to_json_rows(stocks)}
     positions = []
@@ -126,13 +132,15 @@ def recommend(
             {
                 "ticker": t,
                 "weight": weights[t],
-                "predicted_return": predicted.get(t),
+                "score": scores.get(t),
+                **({"predicted_return": scores.get(t)} if plan.strategy.uses_models else {}),
                 "risk": figures[t]["risk"],
                 "in_words": risk_words(row),
                 "analytics": {k: v for k, v in figures[t].items() if k != "ticker"},
             }
         )
     gross = sum(abs(w) for w in weights.values())
+    guard_rows = built.guard.rows if built.guard is not None else []
     doc.update(
         {
             "profile": {
@@ -149,7 +157,7 @@ def recommend(
             "gross_exposure": gross,
             "cash_weight": 1.0 - sum(weights.values()),
             "expected_volatility": portfolio_volatility(closes, weights, profile.vol_window),
-            "bounds": [{"reason": r, "ticker": t, "detail": d} for _w, r, t, d in guard.rows],
+            "bounds": [{"reason": r, "ticker": t, "detail": d} for _w, r, t, d in guard_rows],
             "notes": (
                 ["the drawdown stop needs an account's equity: use foliosim replay to apply it"]
                 if profile.max_drawdown is not None

@@ -30,29 +30,21 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 import simulator
-from simulator.backtest import (
-    assemble,
-    baseline_rule,
-    check_excluded,
-    eligible_frame,
-    eligible_sets,
-    engine_runner,
-    equal_weight_rule,
-    run_baselines,
-)
+from simulator.backtest import assemble, check_excluded
 from simulator.config import Config, config_from_dict
 from simulator.data import WeeklyData, load_daily, make_weekly
 from simulator.data.weekly import last_complete_week
-from simulator.engine import EngineResult, run_engine
+from simulator.engine import EngineResult, eligible_frame
 from simulator.errors import ConfigError, DataError, JournalError, LookAheadError, NetworkError
 from simulator.journal import Journal, locked, meta_json, remove
-from strategies.profile import ProfileGuard
-from strategies.rebalance import Decide, Tag, WeekRecord
+from simulator.plan import Resources, resolve
+from strategies.rebalance import WeekRecord
+from strategies.rule import DECISION_COLUMNS
 
 if TYPE_CHECKING:
     from models.forecaster import TrainProgress
     from simulator.backtest import BacktestResult
-    from simulator.signals import Note, RegistrySignal
+    from simulator.walkforward import Note, RegistrySignal
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 #: New York time after which a weekday's daily bar is taken as final (the close is 16:00).
@@ -215,7 +207,8 @@ def start(
     """
     say = note or (lambda _line: None)
     path = journal_path(workspace, name)
-    if model and cfg.backtest.strategy != "lstm_signal":
+    plan = resolve(cfg)  # a user rule that cannot be imported is refused before anything
+    if model and not plan.strategy.uses_models:
         raise ConfigError(
             f"--model pins an LSTM version, but the config's strategy is "
             f"'{cfg.backtest.strategy}'; set backtest.strategy = \"lstm_signal\" or drop --model"
@@ -240,9 +233,8 @@ def start(
                 "choose an earlier --from or extend data.end"
             )
         week = after[0]
-        profile = cfg.investor_profile()
-        if profile is not None:
-            check_excluded(profile, weekly.tickers)
+        if plan.profile is not None:
+            check_excluded(plan.profile, weekly.tickers)
         ok = eligible_frame(weekly, pd.DatetimeIndex([week]), cfg.backtest.min_history)
         if not ok.iloc[0].any():
             raise DataError(
@@ -259,7 +251,7 @@ def start(
             "strategy": cfg.backtest.strategy,
             "allow_later_model": "1" if allow_later_model else "0",
         }
-        if cfg.backtest.strategy == "lstm_signal":
+        if plan.strategy.uses_models:
             meta.update(
                 _pin(cfg, weekly, week, workspace, model, allow_later_model, say, train_progress)
             )
@@ -278,8 +270,8 @@ def _pin(
     progress: TrainProgress | None,
 ) -> dict[str, str]:
     """The meta fields of the pinned version: ref, train_end, files and their digests."""
-    from simulator.signals import prepare_models
     from simulator.training import open_registry
+    from simulator.walkforward import prepare_models
 
     registry = open_registry(workspace, cfg.model.registry_uri)
     tickers = weekly.tickers
@@ -342,7 +334,7 @@ def _provider(account: Account, weekly: WeeklyData) -> RegistrySignal:
     from models.artifacts import read_version
     from models.errors import ModelError
     from models.registry import VersionInfo
-    from simulator.signals import RegistrySignal, UsedModel
+    from simulator.walkforward import RegistrySignal, UsedModel
 
     meta = account.meta
     tags = json.loads(meta["model_tags"])
@@ -369,9 +361,7 @@ def _provider(account: Account, weekly: WeeklyData) -> RegistrySignal:
     info = VersionInfo(
         name, int(number), (), tags, None, None, dt.datetime.fromisoformat(meta["model_created"])
     )
-    return RegistrySignal(
-        weekly.closes(), [UsedModel(model, info, trained=False)], account.allow_later_model
-    )
+    return RegistrySignal([UsedModel(model, info, trained=False)], account.allow_later_model)
 
 
 def pending_weeks(
@@ -455,31 +445,22 @@ def _step(
     missing = sorted(set(last.holdings) - set(weekly.bars)) if last else []
     if missing:
         raise DataError(f"the data lacks held ticker(s) {', '.join(missing)}")
-    ok = eligible_frame(weekly, todo, cfg.backtest.min_history)
-    profile = cfg.investor_profile()
-    limits = profile.limits if profile is not None else cfg.strategy.limits()
-    decide: Decide
-    tag: Tag | None = None
-    provider = None
-    if cfg.backtest.strategy == "lstm_signal":
-        from strategies.signal import SignalRule
+    plan = resolve(cfg)
+    provider: RegistrySignal | None = None
 
+    def signal() -> RegistrySignal:
+        nonlocal provider
         provider = _provider(account, weekly)
-        rule = SignalRule(provider, limits, eligible_sets(ok))
-        decide, tag = rule, rule.tag
-    elif cfg.backtest.strategy in ("min_variance", "mean_variance"):
-        decide = baseline_rule(cfg, weekly, ok, limits)
-    else:
-        decide = equal_weight_rule(ok, limits)
-    guard = None
-    if profile is not None:
-        # One pinned model never retrains: a drawdown stop ends after profile.resume_after
-        # weeks. The guard sees the recorded equity first, as an unbroken run's would have.
-        guard = ProfileGuard(decide, profile, weekly.closes())
+        return provider
+
+    # One pinned model never retrains: a drawdown stop ends after profile.resume_after weeks.
+    built = plan.strategy_rule(Resources(signal=signal, decisions=todo))
+    guard = built.guard
+    if guard is not None:
+        # The guard sees the recorded equity first, as an unbroken run's would have.
         for week, equity in zip(*(journal.weeks()[c] for c in ("week", "equity")), strict=True):
             guard.observe(pd.Timestamp(week), float(equity))
         guard.rows.clear()  # what bound in recorded weeks is in the journal already
-        decide = guard
     closes = weekly.closes().ffill()  # a held ticker without a bar keeps its last close
     previous = [last.value if last else None]
 
@@ -499,19 +480,13 @@ def _step(
             on_week(WeekDone(seq, week, previous[0], cfg.backtest.fill))
         previous[0] = week.value
 
-    bt = cfg.backtest
-    run_engine(
+    plan.run(
+        built,
         weekly,
         todo,
         todo,
-        decide,
-        cash=bt.cash,
-        fill=bt.fill,
-        commission=bt.commission,
-        tag=tag,
         resume=last.resume() if last is not None else None,
         on_week=record,
-        observe=guard.observe if guard is not None else None,
     )
     return todo
 
@@ -676,15 +651,14 @@ def account_result(account: Account, workspace: Path) -> BacktestResult:
         .reindex(index=weeks, fill_value=0.0)
         .div(values, axis=0)
     )
-    main = EngineResult(values, orders, weights)
-    ok = eligible_frame(weekly, weeks, cfg.backtest.min_history)
-    limits = cfg.strategy.limits()
-    engine = engine_runner(cfg, weekly, weeks)
-    one_over_n = engine(equal_weight_rule(ok, limits))
-    profile = cfg.investor_profile()
-    own = profile.limits if profile is not None else limits
-    baselines = run_baselines(cfg, weekly, ok, own, profile, engine)
-    returns, rf, summary = assemble(cfg, weekly, weeks, main, one_over_n, baselines)
+    main = EngineResult(values, orders, weights, pd.DataFrame(columns=DECISION_COLUMNS))
+    plan = resolve(cfg)
+    decisions = weeks[:-1]
+    one_over_n = plan.run(plan.one_over_n_rule(), weekly, weeks, decisions)
+    baselines = {
+        name: plan.run(b, weekly, weeks, decisions) for name, b in plan.baseline_rules().items()
+    }
+    returns, rf, summary = assemble(plan, weekly, weeks, main, one_over_n, baselines)
     summary["replay"] = {
         "account": account.name,
         "model_version": account.model_version,
@@ -706,4 +680,6 @@ def account_result(account: Account, workspace: Path) -> BacktestResult:
                 "trained_by_this_run": False,
             }
         ]
-    return BacktestResult(cfg, returns, weights_table(main), orders, rf, summary)
+    return BacktestResult(
+        cfg, returns, weights_table(main), orders, journal.decisions(), rf, summary
+    )

@@ -1,7 +1,9 @@
 """Run directories: write a backtest's files atomically, and read them back.
 
 A run directory holds ``config.toml`` (the resolved config), ``summary.json``,
-``returns.csv``, ``weights.csv``, ``orders.csv``, ``risk_free.csv`` and ``tearsheet.html``;
+``returns.csv``, ``weights.csv``, ``orders.csv``, ``decisions.csv`` (the strategy's decision
+log: every decision week's target weights and scores, and its rule's notes, such as the weeks
+an optimiser failed and went to cash), ``risk_free.csv`` and ``tearsheet.html``;
 an ``lstm_signal`` run adds ``predictions.csv`` (every forecast, its target weight and the
 close that followed) and ``models.json`` (the versions used, their training and test records,
 and the forecast errors over the traded weeks); a run with an investor profile adds
@@ -70,6 +72,9 @@ def write_run(result: BacktestResult, out: Path) -> Path:
         result.returns.to_csv(tmp / "returns.csv", date_format="%Y-%m-%d")
         result.weights.to_csv(tmp / "weights.csv", index=False, date_format="%Y-%m-%d")
         result.orders.to_csv(tmp / "orders.csv", index=False, date_format="%Y-%m-%d")
+        result.decisions.to_csv(
+            tmp / "decisions.csv", index=False, date_format="%Y-%m-%d", float_format="%.10g"
+        )
         result.risk_free.rename("rate").to_csv(tmp / "risk_free.csv", date_format="%Y-%m-%d")
         if result.bounds is not None:
             result.bounds.to_csv(tmp / "bounds.csv", index=False, date_format="%Y-%m-%d")

@@ -48,6 +48,7 @@ from skfolio.exceptions import OptimizationError as _SkfolioOptimizationError
 from skfolio.measures import RiskMeasure
 from skfolio.optimization import MeanRisk, ObjectiveFunction
 
+from strategies.rule import Decision, History, State
 from strategies.sizing import Limits
 
 Kind = Literal["min_variance", "mean_variance"]
@@ -282,12 +283,14 @@ def _violations(
 
 
 class BaselineRule:
-    """The weekly decision of a ``min_variance`` or ``mean_variance`` baseline (a ``Decide``).
+    """The weekly decision of a ``min_variance`` or ``mean_variance`` baseline (a
+    ``DecisionRule``).
 
-    At decision week t, a ticker is a candidate when it may trade (in the ``tickers`` the
-    engine passes, i.e. a bar at t, and in ``eligible[t]``). The estimation window is the
+    At decision week t the candidates are the tickers the engine lets trade
+    (``history.tradable``: a bar at t and enough history). The estimation window is the
     ``window`` weekly returns ending at t (``close[k] / close[k-1] - 1`` over consecutive
-    calendar weeks, weeks up to and including t only, so later prices never move a decision).
+    calendar weeks of ``history.closes``, which the engine cut at t, so later prices never move
+    a decision).
 
     Missing data: a week's return is missing when the ticker has no bar that week or the
     week before (nothing is filled in). Candidates with fewer than ``min_weeks`` returns in
@@ -298,10 +301,9 @@ class BaselineRule:
     (ties: the last of them in ``tickers`` order) is dropped and the rest re-estimated. A
     name whose price never moved over those weeks (variance < 1e-15) is not held either.
 
-    Every decision is logged in :attr:`rows` as ``(week, ticker, weight)`` for each candidate
-    (weight 0 for the excluded ones). :attr:`notes` holds ``(week, what happened)`` for each
-    week that ended in cash because no name had enough returns, or whose optimisation failed
-    (:class:`OptimizationError`), with what was held instead:
+    A week that ends in cash because no name had enough returns, or whose optimisation failed
+    (:class:`OptimizationError`), gets a note in its :class:`~strategies.rule.Decision` (and in
+    :attr:`notes`, ``(week, what happened)``) saying what was held instead:
 
     - ``on_failure="cash"`` (default, recommended): weight 0 everywhere for that week. The
       decision depends on the week's data only, so a replay cut into pieces gives the
@@ -315,12 +317,6 @@ class BaselineRule:
     ----------
     kind
         ``"min_variance"`` or ``"mean_variance"`` (see :func:`optimal_weights`).
-    closes
-        Weekly closes of every week, shape ``(n_weeks, n_tickers)``, NaN where a ticker has
-        no bar; index the ascending week stamps (decision weeks must be among them). Only
-        its returns are kept (computed once, here); the frame is not modified.
-    eligible
-        Week -> the tickers that may trade that week (``simulator.backtest.eligible_sets``).
     limits
         The profile's cap, gross exposure and shorts on/off.
     window
@@ -337,8 +333,6 @@ class BaselineRule:
     def __init__(
         self,
         kind: Kind,
-        closes: pd.DataFrame,
-        eligible: Mapping[pd.Timestamp, frozenset[str]],
         limits: Limits,
         window: int = 104,
         min_weeks: int = 26,
@@ -360,28 +354,24 @@ class BaselineRule:
         if not (math.isfinite(risk_aversion) and risk_aversion > 0):
             raise ValueError(f"risk_aversion must be a positive number, got {risk_aversion}")
         self.kind: Kind = kind
-        self.eligible = eligible
+        self.name: str = kind
         self.limits = limits
         self.window = window
         self.min_weeks = min_weeks
         self.risk_aversion = risk_aversion
         self.max_gross = max_gross
         self.on_failure: OnFailure = on_failure
-        self._returns = _weekly_returns(closes)
         self._previous: dict[str, float] = {}
-        self.rows: list[tuple[pd.Timestamp, str, float]] = []
         self.notes: list[tuple[pd.Timestamp, str]] = []
 
-    def __call__(self, week: pd.Timestamp, tickers: list[str]) -> Mapping[str, float]:
-        if week not in self.eligible:
-            raise KeyError(f"week {week} has no eligibility set; build eligible over every week")
-        allowed = self.eligible[week]
-        names = [t for t in tickers if t in allowed]
+    def decide(self, week: pd.Timestamp, history: History, state: State) -> Decision:
+        names = list(history.tradable)
         weights = dict.fromkeys(names, 0.0)
-        sample = self.estimation_window(week, names)
+        sample = self.estimation_window(history, names)
+        note = ""
         if sample.shape[1] == 0:
             if names:
-                self.notes.append((week, f"no name with {self.min_weeks} returns: all cash"))
+                note = f"no name with {self.min_weeks} returns: all cash"
         else:
             try:
                 solved = optimal_weights(
@@ -401,13 +391,15 @@ class BaselineRule:
                     done = f"kept the previous targets of {len(kept)} name(s), rest in cash"
                 else:
                     done = "all cash"
-                self.notes.append((week, f"{err}; {done}"))
+                note = f"{err}; {done}"
+        if note:
+            self.notes.append((week, note))
         self._previous = weights
-        self.rows.extend((week, t, w) for t, w in weights.items())
-        return weights
+        return Decision(weights, note=note)
 
-    def estimation_window(self, week: pd.Timestamp, names: list[str]) -> pd.DataFrame:
-        """The returns :meth:`__call__` optimises at ``week`` over candidates ``names``.
+    def estimation_window(self, history: History, names: list[str]) -> pd.DataFrame:
+        """The returns :meth:`decide` optimises over candidates ``names`` at the week of
+        ``history``.
 
         Returns
         -------
@@ -416,12 +408,9 @@ class BaselineRule:
             window (oldest first) for the names that pass the missing-data policy (see the
             class docstring). No column when none does.
         """
-        index = self._returns.index
-        if week not in index:
-            raise KeyError(f"week {week} is not a week of the closes; pass every week's close")
-        end = int(index.searchsorted(week, side="right"))  # one past the week
-        known = [t for t in names if t in self._returns.columns]
-        block = self._returns.iloc[max(0, end - self.window) : end][known]
+        known = [t for t in names if t in history.closes.columns]
+        # window + 1 closes give the window's returns; the first row's return is undefined.
+        block = _weekly_returns(history.closes.iloc[-(self.window + 1) :][known]).iloc[1:]
         counts = block.notna().sum()
         kept = [t for t in known if counts[t] >= self.min_weeks]
         while kept:
@@ -431,11 +420,6 @@ class BaselineRule:
             fewest = min(counts[kept])
             kept.remove([t for t in kept if counts[t] == fewest][-1])
         return block[[]].iloc[:0]
-
-    @property
-    def decisions(self) -> pd.DataFrame:
-        """One row per decision week and candidate: the target weight."""
-        return pd.DataFrame(self.rows, columns=["week", "ticker", "target"])
 
 
 def _weekly_returns(closes: pd.DataFrame) -> pd.DataFrame:

@@ -16,22 +16,21 @@ wraps the strategy's decision and enforces the rest, recording every week where 
   trading last (re)started; the strategy goes to cash until the next retrain (the first week a
   new model decides), or ``resume_after`` weeks when no retrain comes.
 
-Everything the guard reads at week t is known at the close of t: closes up to t and the
-equity up to t (``observe`` is called by the engine before each decision).
+Everything the guard reads at week t is known at the close of t: the history the engine cut
+at t and the equity up to t (``observe`` is called by the engine before each decision).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
 
+from strategies.rule import Decision, DecisionRule, History, State, as_decision
 from strategies.sizing import Limits
-
-Decide = Callable[[pd.Timestamp, list[str]], Mapping[str, float]]
 
 BOUND_COLUMNS = ["week", "reason", "ticker", "detail"]
 REASONS = ("excluded", "cap", "vol_target", "drawdown_stop")
@@ -110,14 +109,13 @@ def portfolio_volatility(closes: pd.DataFrame, weights: Mapping[str, float], win
 
 
 class ProfileGuard:
-    """The profile's decision wrapper (a ``Decide``; see the module docstring).
+    """The profile's wrapper around a decision rule (itself a ``DecisionRule``; see the module
+    docstring).
 
     Parameters
     ----------
     inner
-        The strategy's decision, already sizing with ``profile.limits``.
-    closes
-        Weekly closes ``(n_weeks, n_tickers)``; at week t only rows up to t are read.
+        The strategy's rule, already sizing with ``profile.limits``.
     resets
         Weeks on which a new model starts deciding (a drawdown stop ends there); None when the
         strategy never retrains (the stop then ends after ``profile.resume_after`` weeks).
@@ -125,14 +123,13 @@ class ProfileGuard:
 
     def __init__(
         self,
-        inner: Decide,
+        inner: DecisionRule,
         profile: Profile,
-        closes: pd.DataFrame,
         resets: Collection[pd.Timestamp] | None = None,
     ) -> None:
         self.inner = inner
+        self.name: str = inner.name
         self.profile = profile
-        self.closes = closes
         self.resets = frozenset(resets) if resets is not None else None
         self.rows: list[tuple[pd.Timestamp, str, str, str]] = []
         self._peak = -math.inf
@@ -168,8 +165,9 @@ class ProfileGuard:
     def stopped(self) -> bool:
         return self._stopped_at is not None
 
-    def __call__(self, week: pd.Timestamp, tickers: list[str]) -> Mapping[str, float]:
+    def decide(self, week: pd.Timestamp, history: History, state: State) -> Decision:
         p = self.profile
+        tickers = history.tradable
         allowed = [t for t in tickers if t not in p.exclude]
         for t in tickers:
             if t in p.exclude:
@@ -177,20 +175,21 @@ class ProfileGuard:
         if self.stopped:
             if self._stop_week != week:  # the week it fired has its row from observe()
                 self.rows.append((week, "drawdown_stop", "", "in cash until trading resumes"))
-            return {}
-        weights = dict(self.inner(week, allowed))
+            return Decision({}, note="drawdown stop: in cash")
+        decision = as_decision(self.inner.decide(week, history.restrict(allowed), state))
+        weights = dict(decision.weights)
         cap = p.limits.max_weight
         for t, w in weights.items():
             if abs(w) >= cap - 1e-9:
                 self.rows.append((week, "cap", t, f"|weight| {abs(w):.4f} at the cap {cap:.4f}"))
         if p.vol_target is not None:
-            vol = portfolio_volatility(self.closes.loc[:week], weights, p.vol_window)
+            vol = portfolio_volatility(history.closes, weights, p.vol_window)
             if vol > p.vol_target:
                 scale = p.vol_target / vol
                 weights = {t: w * scale for t, w in weights.items()}
                 detail = f"trailing volatility {vol:.2%} > target {p.vol_target:.2%}: x{scale:.4f}"
                 self.rows.append((week, "vol_target", "", detail))
-        return weights
+        return replace(decision, weights=weights)
 
     @property
     def bounds(self) -> pd.DataFrame:

@@ -1,16 +1,17 @@
 """The thin backtrader adapter: trade to target weights, sells before buys.
 
 The strategy holds no rules of its own. At the close of each decision week t it asks
-``decide(t, tickers_with_a_bar_at_t)`` for target weights, turns them into whole-share orders
-and submits sells first, then buys:
+``decide(t, tickers_with_a_bar_at_t, state)`` for a :class:`~strategies.rule.Decision` (the
+engine's adapter, which cuts the history at t and asks the decision rule), turns its target
+weights into whole-share orders and submits sells first, then buys:
 
 - ``fill="close"``: shares are sized at the close of t and fill at that close (cheat-on-close).
 - ``fill="next_open"``: the targets wait until the open of bar t+1; shares are then sized at
   that open and fill at it (cheat-on-open). Nothing of bar t+1 but its open is read.
 
 Every order that ends (filled, rejected for margin, or impossible because the ticker has no bar
-at the fill) becomes one row of :attr:`TargetWeightStrategy.order_rows`, carrying the label
-``tag(decision week)`` (the model version behind the decision; empty without a tag).
+at the fill) becomes one row of :attr:`TargetWeightStrategy.order_rows`, carrying the
+decision's ``tag`` (the model version behind the decision; empty without one).
 
 A run can continue an account (:class:`Resume`): the broker state recorded at the close of a
 week, before that week's decision filled, and the decision itself. The run's first bar is that
@@ -29,9 +30,10 @@ from typing import Any
 import backtrader as bt
 import pandas as pd
 
-Decide = Callable[[pd.Timestamp, list[str]], Mapping[str, float]]
-#: ``tag(decision week) -> label`` stamped on each order, e.g. the model version behind it.
-Tag = Callable[[pd.Timestamp], str]
+from strategies.rule import Decision, State
+
+#: ``decide(week, tickers with a bar that week, account state) -> Decision``.
+Decide = Callable[[pd.Timestamp, list[str], State], Decision]
 Progress = Callable[[int, int], None]
 #: ticker -> (shares, average price), as backtrader's broker keeps a position.
 Holdings = Mapping[str, tuple[float, float]]
@@ -117,7 +119,6 @@ class TargetWeightStrategy(bt.Strategy):
         ("present", None),
         ("fill", "next_open"),
         ("commission", 0.0),
-        ("tag", None),
         ("progress", None),
         ("begin", 0),
         ("resume", None),
@@ -159,14 +160,16 @@ class TargetWeightStrategy(bt.Strategy):
             self.p.observe(week, self.values[-1])
         # backtrader keeps every notified order in self._orders for good; our rows suffice.
         self._orders.clear()
-        if self.p.on_week is not None:
+        is_decision = week in self.decisions
+        if self.p.on_week is not None or is_decision:
             cash, holdings = self.broker.getcash(), self._holdings()
         targets: Mapping[str, float] = {}
         tag = ""
-        if week in self.decisions:
+        if is_decision:
             present = self._present()
-            targets = self.p.decide(week, [d._name for d in present])
-            tag = self.p.tag(week) if self.p.tag is not None else ""
+            state = State(cash, self.values[-1], {t: s for t, (s, _p) in holdings.items()})
+            decision = self.p.decide(week, [d._name for d in present], state)
+            targets, tag = decision.weights, decision.tag
             self._act(week, targets, tag, present)
         if self.p.progress is not None:
             self.p.progress(i + 1 - self.p.begin, len(self.calendar) - self.p.begin)

@@ -1,64 +1,67 @@
 """The LSTM-signal decision: predictions from a signal provider, sized by :mod:`sizing`.
 
 The strategy knows nothing of torch or of the registry. It sees a *signal provider*: an object
-that, asked at the close of week t, answers predicted next-week returns per ticker from data up
-to t, and names the model version that made them (DESIGN.md, "Dependency direction").
+that, asked at the close of week t with the history up to t, answers predicted next-week
+returns per ticker, and names the model version that made them (DESIGN.md, "Dependency
+direction").
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Protocol
 
 import pandas as pd
 
+from strategies.rule import Decision, History, State
 from strategies.sizing import Limits, signal_weights
 
 
 class SignalProvider(Protocol):
-    """Predicted next-week returns, from data up to the as-of week only."""
+    """Predicted next-week returns, from the closes it is given (cut at the as-of week)."""
 
-    def predict(self, as_of: pd.Timestamp) -> pd.Series:
-        """Predicted next-week return (fraction) per ticker; NaN where there is none."""
+    def predict(self, as_of: pd.Timestamp, closes: pd.DataFrame) -> pd.Series:
+        """Predicted next-week return (fraction) per ticker from ``closes`` (rows up to
+        ``as_of``); NaN where there is none."""
         ...
 
     def version(self, as_of: pd.Timestamp) -> str:
         """The model version whose predictions :meth:`predict` answers at ``as_of``."""
         ...
 
+    @property
+    def train_ends(self) -> list[pd.Timestamp]:
+        """The last training week of each of its models, oldest first (a model decides from
+        the first week after its train_end)."""
+        ...
+
 
 class SignalRule:
-    """The weekly decision of the LSTM-signal strategy, callable as a ``Decide``.
+    """The weekly decision of the LSTM-signal strategy (a ``DecisionRule``).
 
-    At decision week ``week`` the tickers that may trade (a bar that week and enough history,
-    ``eligible[week]``) take the provider's predictions; :func:`~strategies.sizing.
-    signal_weights` turns them into target weights. Every other ticker gets weight 0. Each
-    decision is kept in :attr:`decisions` as ``(week, ticker, predicted_return, weight)`` rows.
+    At decision week ``week`` the tradable tickers take the provider's predictions (from the
+    history the engine cut at ``week``); :func:`~strategies.sizing.signal_weights` turns them
+    into target weights, every other ticker gets none. The predictions are the decision's
+    scores, and the model version its tag.
     """
 
-    def __init__(
-        self,
-        provider: SignalProvider,
-        limits: Limits,
-        eligible: Mapping[pd.Timestamp, frozenset[str]],
-    ) -> None:
+    name = "lstm_signal"
+
+    def __init__(self, provider: SignalProvider, limits: Limits) -> None:
         self.provider = provider
         self.limits = limits
-        self.eligible = eligible
-        self.rows: list[tuple[pd.Timestamp, str, float, float]] = []
-
-    def __call__(self, week: pd.Timestamp, tickers: list[str]) -> Mapping[str, float]:
-        names = [t for t in tickers if t in self.eligible[week]]
-        predicted = self.provider.predict(week).reindex(names)
-        weights = signal_weights(predicted, self.limits)
-        self.rows.extend((week, t, float(predicted[t]), float(weights[t])) for t in names)
-        return {str(t): float(w) for t, w in weights.items()}
-
-    def tag(self, week: pd.Timestamp) -> str:
-        """The model version behind the decision of ``week`` (stamped on its orders)."""
-        return self.provider.version(week)
 
     @property
-    def decisions(self) -> pd.DataFrame:
-        """One row per decision week and eligible ticker: prediction and target weight."""
-        return pd.DataFrame(self.rows, columns=["week", "ticker", "predicted_return", "target"])
+    def train_ends(self) -> list[pd.Timestamp]:
+        """The train_end of each model the provider chooses from (a profile's drawdown stop
+        ends when a new one starts deciding)."""
+        return self.provider.train_ends
+
+    def decide(self, week: pd.Timestamp, history: History, state: State) -> Decision:
+        names = list(history.tradable)
+        predicted = self.provider.predict(week, history.closes).reindex(names)
+        weights = signal_weights(predicted, self.limits)
+        return Decision(
+            weights={str(t): float(w) for t, w in weights.items()},
+            scores={str(t): float(r) for t, r in predicted.items()},
+            tag=self.provider.version(week),
+        )

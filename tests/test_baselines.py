@@ -28,7 +28,9 @@ from strategies.optimize import (
     net_budget,
     optimal_weights,
 )
+from strategies.rule import History
 from strategies.sizing import Limits
+from tests.helpers import ask, decide
 
 LOOSE = 1.0  # a cap that never binds here
 WEEKS = pd.date_range("2020-01-03", periods=150, freq="W-FRI")
@@ -276,20 +278,18 @@ def hand_closes(seed: int = 1) -> pd.DataFrame:
     return closes
 
 
-def everyone(closes: pd.DataFrame) -> dict[pd.Timestamp, frozenset[str]]:
-    """Every ticker with a bar may trade (what eligible_sets gives with min_history 1)."""
-    seen = closes.notna().to_numpy()
-    index = pd.DatetimeIndex(closes.index)
-    return {w: frozenset(closes.columns[row]) for w, row in zip(index, seen, strict=True)}
-
-
 def bars(closes: pd.DataFrame, week: pd.Timestamp) -> list[str]:
-    """What the engine passes: the tickers with a bar that week."""
+    """What the engine passes with min_history 1: the tickers with a bar that week."""
     return [str(t) for t, close in closes.loc[week].items() if pd.notna(close)]
 
 
 def run(rule: BaselineRule, closes: pd.DataFrame, weeks: pd.DatetimeIndex) -> list[dict]:
-    return [dict(rule(w, bars(closes, w))) for w in weeks]
+    return [ask(rule, closes, w, bars(closes, w)) for w in weeks]
+
+
+def window_of(rule: BaselineRule, closes: pd.DataFrame, week: pd.Timestamp) -> pd.DataFrame:
+    names = list("ABCDE")
+    return rule.estimation_window(History.cut(closes, week, names), names)
 
 
 @pytest.mark.parametrize("kind", ["min_variance", "mean_variance"])
@@ -300,50 +300,43 @@ def test_rule_is_point_in_time(kind: optimize.Kind) -> None:
     later.iloc[cut + 1 :] *= np.random.default_rng(5).uniform(0.5, 1.5, later.iloc[cut + 1 :].shape)
     deleted = closes.iloc[: cut + 1]
     weeks = WEEKS[cut - 20 : cut + 1]
-    results = [
-        run(BaselineRule(kind, c, everyone(closes), Limits()), c, weeks)
-        for c in (closes, later, deleted)
-    ]
+    results = [run(BaselineRule(kind, Limits()), c, weeks) for c in (closes, later, deleted)]
     assert results[0] == results[1] == results[2]  # exactly equal, week by week
-    assert run(
-        BaselineRule(kind, later, everyone(closes), Limits()), later, WEEKS[cut + 1 :][:3]
-    ) != (run(BaselineRule(kind, closes, everyone(closes), Limits()), closes, WEEKS[cut + 1 :][:3]))
+    assert run(BaselineRule(kind, Limits()), later, WEEKS[cut + 1 :][:3]) != (
+        run(BaselineRule(kind, Limits()), closes, WEEKS[cut + 1 :][:3])
+    )
 
 
 def test_rule_weights_are_the_optimiser_on_the_trailing_window() -> None:
     closes = hand_closes()
     week = WEEKS[110]
-    rule = BaselineRule("min_variance", closes, everyone(closes), Limits(), window=52)
-    got = rule(week, bars(closes, week))  # E, listed at week 120, has no bar yet
+    rule = BaselineRule("min_variance", Limits(), window=52)
+    got = ask(rule, closes, week, bars(closes, week))  # E, listed at week 120, has no bar yet
     window = (closes / closes.shift(1) - 1).loc[WEEKS[59] : week, list("ABCD")]
     assert len(window) == 52 and window.index[-1] == week
     expected = optimal_weights(window.dropna(), "min_variance", Limits())
     assert len(window.dropna()) == 49  # C's gap removes 3 returns (weeks 60, 61, 62)
     assert got == expected.to_dict()
-    assert rule.decisions["week"].eq(week).all()
-    assert list(rule.decisions["ticker"]) == list("ABCD")
+    assert list(got) == list("ABCD")
 
 
-def test_rule_respects_eligibility_and_bars() -> None:
+def test_rule_holds_only_the_tradable_tickers() -> None:
     closes = hand_closes()
-    eligible = {w: frozenset("ABD") for w in WEEKS}
-    rule = BaselineRule("mean_variance", closes, eligible, Limits(allow_short=False))
-    out = rule(WEEKS[130], ["A", "B", "C", "E"])  # D has no bar that week (say)
+    rule = BaselineRule("mean_variance", Limits(allow_short=False))
+    out = ask(rule, closes, WEEKS[130], ["A", "B"])  # what the engine lets trade that week
     assert set(out) == {"A", "B"}
     assert sum(out.values()) == pytest.approx(2 / 3)  # two names under the 1/3 cap
-    with pytest.raises(KeyError, match="no eligibility set"):
-        BaselineRule("min_variance", closes, {}, Limits())(WEEKS[130], ["A"])
 
 
 def test_names_with_too_few_returns_are_not_held_then_join() -> None:
     closes = hand_closes()
-    rule = BaselineRule("min_variance", closes, everyone(closes), Limits(), min_weeks=26)
+    rule = BaselineRule("min_variance", Limits(), min_weeks=26)
     young = WEEKS[120 + 25]  # E has 25 returns
-    assert rule(young, bars(closes, young))["E"] == 0.0
-    assert len(rule.estimation_window(young, list("ABCDE"))) == 104 - 3  # C's gap only
+    assert ask(rule, closes, young, bars(closes, young))["E"] == 0.0
+    assert len(window_of(rule, closes, young)) == 104 - 3  # C's gap only
     grown = WEEKS[120 + 26]
-    assert rule(grown, bars(closes, grown))["E"] != 0.0
-    sample = rule.estimation_window(grown, list("ABCDE"))
+    assert ask(rule, closes, grown, bars(closes, grown))["E"] != 0.0
+    sample = window_of(rule, closes, grown)
     assert list(sample.columns) == list("ABCDE") and len(sample) == 26  # complete cases
     assert not rule.notes
 
@@ -351,31 +344,31 @@ def test_names_with_too_few_returns_are_not_held_then_join() -> None:
 def test_too_few_complete_weeks_drop_the_name_with_fewest_returns() -> None:
     closes = hand_closes()
     closes.iloc[80:110, 0] = np.nan  # A: returns only in weeks 111.. of the window
-    rule = BaselineRule("min_variance", closes, everyone(closes), Limits(), 60, 30)
+    rule = BaselineRule("min_variance", Limits(), 60, 30)
     week = WEEKS[145]  # window: weeks 86..145
     counts = (closes / closes.shift(1) - 1).loc[WEEKS[86] : week].notna().sum()
     assert counts["A"] == 35 and counts["E"] == 25  # E too young; A alone is enough
-    sample = rule.estimation_window(week, list("ABCDE"))
+    sample = window_of(rule, closes, week)
     assert list(sample.columns) == list("ABCD") and len(sample) == 35
-    tight = BaselineRule("min_variance", closes, everyone(closes), Limits(), 60, 36)
-    assert list(tight.estimation_window(week, list("ABCDE")).columns) == list("BCD")
+    tight = BaselineRule("min_variance", Limits(), 60, 36)
+    assert list(window_of(tight, closes, week).columns) == list("BCD")
 
 
 def test_no_name_with_enough_returns_means_cash() -> None:
     closes = hand_closes()
-    rule = BaselineRule("min_variance", closes, everyone(closes), Limits(), 104, 26)
-    assert rule(WEEKS[10], bars(closes, WEEKS[10])) == dict.fromkeys("ABCD", 0.0)
+    rule = BaselineRule("min_variance", Limits(), 104, 26)
+    decision = decide(rule, closes, WEEKS[10], bars(closes, WEEKS[10]))
+    assert decision.weights == dict.fromkeys("ABCD", 0.0)
+    assert decision.note == "no name with 26 returns: all cash"
     assert rule.notes == [(WEEKS[10], "no name with 26 returns: all cash")]
 
 
 def test_rule_is_deterministic_and_does_not_mutate_closes() -> None:
     closes = hand_closes()
     before = closes.copy()
-    a = BaselineRule("mean_variance", closes, everyone(closes), Limits())
-    b = BaselineRule("mean_variance", closes, everyone(closes), Limits())
-    run(a, closes, WEEKS[120:130])
-    run(b, closes, WEEKS[120:130])
-    assert a.rows == b.rows and len(a.rows) == 10 * 5
+    a = run(BaselineRule("mean_variance", Limits()), closes, WEEKS[120:130])
+    b = run(BaselineRule("mean_variance", Limits()), closes, WEEKS[120:130])
+    assert a == b and sum(len(w) for w in a) == 10 * 5
     pd.testing.assert_frame_equal(closes, before)
 
 
@@ -397,39 +390,35 @@ def test_a_failed_week_falls_back_and_is_noted(
         return solve(returns, *args, **kwargs)
 
     monkeypatch.setattr(optimize, "optimal_weights", flaky)
-    rule = BaselineRule("min_variance", closes, everyone(closes), Limits(), on_failure=on_failure)
+    rule = BaselineRule("min_variance", Limits(), on_failure=on_failure)
     before, failed = run(rule, closes, WEEKS[139:141])
     assert failed == (before if on_failure == "previous" else dict.fromkeys("ABCDE", 0.0))
     assert rule.notes == [(bad, f"min_variance: solver CLARABEL failed; {done}")]
-    raising = BaselineRule("min_variance", closes, everyone(closes), Limits(), on_failure="raise")
+    raising = BaselineRule("min_variance", Limits(), on_failure="raise")
     with pytest.raises(OptimizationError, match="CLARABEL failed"):
-        raising(bad, bars(closes, bad))
+        ask(raising, closes, bad, bars(closes, bad))
 
 
 def test_rule_refuses_bad_arguments() -> None:
     closes = hand_closes()
-    el = everyone(closes)
     with pytest.raises(ValueError, match="kind must be one of"):
-        BaselineRule("risk_parity", closes, el, Limits())  # type: ignore[arg-type]
+        BaselineRule("risk_parity", Limits())  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="need 2 <= min_weeks <= window"):
-        BaselineRule("min_variance", closes, el, Limits(), window=20, min_weeks=26)
+        BaselineRule("min_variance", Limits(), window=20, min_weeks=26)
     with pytest.raises(ValueError, match="on_failure must be one of cash, previous, raise"):
-        BaselineRule("min_variance", closes, el, Limits(), on_failure="skip")  # type: ignore[arg-type]
+        BaselineRule("min_variance", Limits(), on_failure="skip")  # type: ignore[arg-type]
+    rule = BaselineRule("min_variance", Limits())
     with pytest.raises(ValueError, match="closes of B must be positive"):
-        BaselineRule("min_variance", closes.assign(B=-1.0), el, Limits())
+        ask(rule, closes.assign(B=-1.0), WEEKS[130], ["A", "B"])
     with pytest.raises(ValueError, match="unique and ascending"):
-        BaselineRule("min_variance", closes.iloc[::-1], el, Limits())
-    with pytest.raises(KeyError, match="not a week of the closes"):
-        BaselineRule("min_variance", closes, el, Limits()).estimation_window(
-            pd.Timestamp("2031-01-03"), ["A"]
-        )
+        optimize._weekly_returns(closes.iloc[::-1])
 
 
 # --- real data -----------------------------------------------------------------------------
 
 
 def test_paper12_weekly_weights_meet_the_limits(paper12: Path, tmp_path: Path) -> None:
-    from simulator.backtest import backtest_weeks, eligibility, eligible_sets
+    from simulator.backtest import backtest_weeks, eligibility
     from simulator.engine import run_engine
 
     sets = [
@@ -446,22 +435,33 @@ def test_paper12_weekly_weights_meet_the_limits(paper12: Path, tmp_path: Path) -
     closes = weekly.closes()
     weeks = backtest_weeks(weekly, cfg)
     assert len(weeks) == 26
-    eligible = eligible_sets(eligibility(weekly, weeks, 26))
+    eligible = eligibility(weekly, weeks, 26)
     for kind in ("min_variance", "mean_variance"):
         for limits in (Limits(), Limits(0.25, 1.0, False)):
-            rule = BaselineRule(kind, closes, eligible, limits)
+            rule = BaselineRule(kind, limits)
             for week in weeks[:-1]:
-                w = np.array(list(rule(week, bars(closes, week)).values()))
+                tradable = [t for t in weekly.tickers if eligible.loc[week, t]]
+                w = np.array(list(ask(rule, closes, week, tradable).values()))
                 assert len(w) == 12
                 assert np.abs(w).max() <= limits.max_weight + 1e-8
                 assert w.sum() == pytest.approx(1.0, abs=1e-6)
                 assert limits.allow_short or w.min() >= 0
             assert not rule.notes
     # And through the engine, long only: every order fills, the weights are held.
-    rule = BaselineRule("min_variance", closes, eligible, Limits(0.25, 1.0, False))
-    result = run_engine(weekly, weeks, weeks[:-1], rule, cash=10_000_000, fill="close")
+    limits = Limits(0.25, 1.0, False)
+    rule = BaselineRule("min_variance", limits)
+    result = run_engine(
+        weekly,
+        weeks,
+        weeks[:-1],
+        rule,
+        cash=10_000_000,
+        fill="close",
+        min_history=26,
+        limits=limits,
+    )
     assert (result.orders["status"] == "Completed").all()
-    decided = rule.decisions
+    decided = result.decisions
     last = decided[decided["week"] == weeks[-2]].set_index("ticker")["target"]
     held = result.weights.loc[weeks[-2]].reindex(last.index)
     np.testing.assert_allclose(held.to_numpy(), last.to_numpy(), atol=1e-3)  # whole shares

@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from simulator.cli import main
 from simulator.rundir import RUN_FILES
+from tests.helpers import cli
 
 PAPER_CONFIG = """
 [data]
@@ -33,16 +33,6 @@ fill = "close"
 [report]
 risk_free = "DGS2"
 """
-
-
-def cli(argv: list[str], monkeypatch: pytest.MonkeyPatch) -> int:
-    """Run ``foliosim argv`` in-process; return its exit status."""
-    monkeypatch.setattr(sys, "argv", ["foliosim", *argv])
-    try:
-        main()
-    except SystemExit as ex:
-        return int(ex.code or 0)
-    return 0
 
 
 def paper_config_dir(config: Path) -> Path:

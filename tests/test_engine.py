@@ -13,7 +13,11 @@ from simulator.backtest import run_backtest
 from simulator.config import load_config
 from simulator.data import make_weekly
 from simulator.engine import run_engine
+from simulator.errors import StrategyError
 from strategies.rebalance import WeekRecord
+from strategies.rule import History, State
+from strategies.sizing import Limits
+from tests.helpers import Scripted
 
 from .conftest import tiny_daily
 
@@ -27,9 +31,8 @@ PRICES = {
 def run(targets: Mapping[str, float], fill: str, decisions: int = 1, prices=PRICES):  # type: ignore[no-untyped-def]
     weekly = make_weekly(tiny_daily(prices))
     weeks = weekly.calendar
-    return run_engine(
-        weekly, weeks, weeks[:decisions], lambda w, t: dict(targets), cash=10_000.0, fill=fill
-    )
+    rule = Scripted(lambda w, t: dict(targets))
+    return run_engine(weekly, weeks, weeks[:decisions], rule, cash=10_000.0, fill=fill)
 
 
 def test_weeks_are_stamped_on_fridays() -> None:
@@ -72,7 +75,8 @@ def test_sells_go_before_buys_and_shorts_are_allowed() -> None:
     weekly = make_weekly(tiny_daily(PRICES))
     weeks = weekly.calendar
     plan = {weeks[0]: {"A": 0.5, "B": 0.5}, weeks[1]: {"A": 0.9, "B": -0.1}}
-    res = run_engine(weekly, weeks, weeks[:2], lambda w, t: plan[w], cash=10_000.0, fill="close")
+    rule = Scripted(lambda w, t: plan[w])
+    res = run_engine(weekly, weeks, weeks[:2], rule, cash=10_000.0, fill="close")
     second = res.orders[res.orders["date_submitted"] == weeks[1]]
     assert second["side"].tolist() == ["sell", "buy"]
     # V = 10500 at the close of week 1: B to int(-1050 / 18) = -58 shares, A to int(9450 / 12).
@@ -108,7 +112,7 @@ def test_commission_is_charged_and_cash_reserved() -> None:
         weekly,
         weeks,
         weeks[:1],
-        lambda w, t: {"A": 1.0},
+        Scripted(lambda w, t: {"A": 1.0}),
         cash=10_000.0,
         fill="close",
         commission=0.01,
@@ -134,7 +138,7 @@ def test_future_prices_do_not_move_earlier_decisions_or_orders() -> None:
         weekly = make_weekly(tiny_daily(prices))
         weeks = weekly.calendar
         for fill in ("close", "next_open"):
-            res = run_engine(weekly, weeks, weeks[:3], decide, cash=10_000.0, fill=fill)
+            res = run_engine(weekly, weeks, weeks[:3], Scripted(decide), cash=10_000.0, fill=fill)
             results.append((fill, list(seen), res))
     week1 = pd.Timestamp("2024-01-12")
     for (fill, seen_a, a), (_, seen_b, b) in zip(results[:2], results[2:], strict=True):
@@ -164,7 +168,7 @@ def test_late_listing_joins_and_untraded_week_is_logged() -> None:
         weekly,
         weeks,
         weeks[:3],
-        lambda w, t: {"A": 0.5, "B": 0.5},
+        Scripted(lambda w, t: dict.fromkeys(t, 0.5)),  # B has no bar, so no weight, in week 2
         cash=10_000.0,
         fill="next_open",
     )
@@ -218,9 +222,10 @@ def test_a_run_resumed_week_by_week_equals_one_run(fill: str) -> None:
     # With fill="close" B is short in its halted week: the budget there needs its last close.
     plans = [{"A": 0.5, "B": 0.3, "C": 0.2}, {"A": -0.2, "B": -0.4, "C": 0.4}]
 
-    def decide(week: pd.Timestamp, tickers: list[str]) -> dict[str, float]:
-        return dict(plans[weeks.get_loc(week) % 2])
+    def targets(week: pd.Timestamp, tickers: list[str]) -> dict[str, float]:
+        return {t: w for t, w in plans[weeks.get_loc(week) % 2].items() if t in tickers}
 
+    decide = Scripted(targets)
     kwargs = {"cash": 10_000.0, "fill": fill, "commission": 0.002}
     whole = run_engine(weekly, weeks, weeks, decide, **kwargs)  # type: ignore[arg-type]
     records: list[WeekRecord] = []
@@ -232,4 +237,80 @@ def test_a_run_resumed_week_by_week_equals_one_run(fill: str) -> None:
     assert [r.value for r in records] == whole.values.tolist()
     rows = pd.DataFrame([o for r in records for o in r.orders])
     pd.testing.assert_frame_equal(rows, whole.orders)
-    assert (whole.orders["status"] == "NoBar").sum() == 1  # B's target in its halted week
+    # Decided at week 1, B's order meets no bar at week 2's open (next_open fills only).
+    assert (whole.orders["status"] == "NoBar").sum() == (fill == "next_open")
+
+
+class Peeker:
+    """A rule that tries to read next week's close and the whole calendar."""
+
+    name = "peeker"
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[pd.Timestamp, pd.Timestamp, int]] = []
+
+    def decide(self, week: pd.Timestamp, history: History, state: State) -> dict[str, float]:
+        tomorrow = week + pd.Timedelta(weeks=1)
+        assert history.closes.loc[tomorrow:].empty  # nothing past t, however it asks
+        with pytest.raises(KeyError):
+            history.closes.loc[tomorrow]
+        self.seen.append((week, history.closes.index[-1], len(history.closes)))
+        return dict.fromkeys(history.tradable, 0.25)
+
+
+def test_a_rule_that_reads_tomorrow_gets_nothing_past_t() -> None:
+    weekly = make_weekly(tiny_daily(PRICES))
+    weeks = weekly.calendar
+    rule = Peeker()
+    run_engine(weekly, weeks, weeks[:3], rule, cash=10_000.0, fill="close")
+    assert rule.seen == [(w, w, i + 1) for i, w in enumerate(weeks[:3])]
+
+
+def test_the_rule_sees_the_account_before_its_decision() -> None:
+    weekly = make_weekly(tiny_daily(PRICES))
+    weeks = weekly.calendar
+    states: list[State] = []
+
+    def targets(week: pd.Timestamp, tickers: list[str]) -> dict[str, float]:
+        return {"A": 0.5}
+
+    class Recorder(Scripted):
+        def decide(self, week: pd.Timestamp, history: History, state: State):  # type: ignore[no-untyped-def]
+            states.append(state)
+            return super().decide(week, history, state)
+
+    run_engine(weekly, weeks, weeks[:2], Recorder(targets), cash=10_000.0, fill="close")
+    assert states[0] == State(10_000.0, 10_000.0, {})
+    # 500 A shares bought at 10 at week 0's close; week 1 closes A at 12.
+    assert states[1] == State(5_000.0, 11_000.0, {"A": 500.0})
+
+
+@pytest.mark.parametrize(
+    ("weights", "message"),
+    [
+        ({"A": float("nan")}, "weight nan of A is not a finite number"),
+        ({"A": 0.5}, "weight 0.5 of A breaks the cap of 0.3333 per ticker"),
+        ({"Z": 0.1}, "weight 0.1 on 'Z', which is not tradable this week"),
+        ({"A": -0.1}, "weight -0.1 of A is a short, and shorts are off"),
+        ({"A": "x"}, "weight 'x' of A is not a number"),
+    ],
+)
+def test_an_answer_that_breaks_the_rules_stops_the_run_naming_rule_and_week(
+    weights: dict[str, float], message: str
+) -> None:
+    weekly = make_weekly(tiny_daily(PRICES))
+    weeks = weekly.calendar
+    rule = Scripted(lambda w, t: weights, name="mine")
+    with pytest.raises(StrategyError) as err:
+        run_engine(
+            weekly,
+            weeks,
+            weeks[:2],
+            rule,
+            cash=10_000.0,
+            fill="close",
+            limits=Limits(allow_short=False),
+        )
+    assert str(err.value).startswith(
+        f"strategy 'mine', decision of the week of 2024-01-05: {message}"
+    )

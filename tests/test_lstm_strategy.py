@@ -19,14 +19,16 @@ import pytest
 from simulator.backtest import BacktestResult, backtest_weeks, run_backtest
 from simulator.config import Config, load_config
 from simulator.data import WeeklyData, load_daily, make_weekly
+from simulator.engine import RuleRun
 from simulator.errors import LookAheadError
-from simulator.signals import (
+from simulator.walkforward import (
     PREDICTION_COLUMNS,
     RegistrySignal,
     UsedModel,
     as_traded_metrics,
     retrain_ends,
 )
+from strategies.rule import State
 from strategies.signal import SignalRule
 from strategies.sizing import Limits, signal_scores, signal_weights
 from tests.conftest import PAPER_CONFIG, PAPER_FAST, PaperModel
@@ -213,17 +215,25 @@ class DictSignal:
     def __init__(self, table: dict[pd.Timestamp, dict[str, float]], versions: dict[str, str]):
         self.table = table
         self.versions = versions
-        self.asked: list[pd.Timestamp] = []
+        self.asked: list[tuple[pd.Timestamp, pd.Timestamp]] = []
 
-    def predict(self, as_of: pd.Timestamp) -> pd.Series:
-        self.asked.append(as_of)
+    def predict(self, as_of: pd.Timestamp, closes: pd.DataFrame) -> pd.Series:
+        self.asked.append((as_of, closes.index[-1]))
         return pd.Series(self.table[as_of], dtype=float)
 
     def version(self, as_of: pd.Timestamp) -> str:
         return self.versions[str(as_of.date())]
 
+    @property
+    def train_ends(self) -> list[pd.Timestamp]:
+        return []
 
-def test_signal_rule_sizes_only_the_eligible_tickers() -> None:
+
+#: Closes of six tickers over the two decision weeks (the rule reads only the predictions).
+SIX = pd.DataFrame(1.0, index=pd.DatetimeIndex([W1, W2]), columns=list("ABCDEF"))
+
+
+def test_signal_rule_sizes_only_the_tradable_tickers() -> None:
     provider = DictSignal(
         {
             # D is predicted to crash but is not eligible at W1: it neither trades nor turns
@@ -235,26 +245,27 @@ def test_signal_rule_sizes_only_the_eligible_tickers() -> None:
         {"2024-01-05": "m/1", "2024-01-12": "m/2"},
     )
     eligible = {W1: frozenset("ABCE"), W2: frozenset("ABDE")}
-    rule = SignalRule(provider, Limits(), eligible)
+    run = RuleRun(SignalRule(provider, Limits()), SIX, eligible, Limits())
 
     # W1: A, B, C, E are all positive -> z ∝ (-2, -1, 1, 2) -> -1/3, -1/6, 1/6, 1/3.
     # F has a bar but is not eligible (too little history) and gets no target at all.
-    got = rule(W1, ["A", "B", "C", "D", "E", "F"])
-    assert list(got) == ["A", "B", "C", "E"]
-    assert got == approx({"A": -THIRD, "B": -1 / 6, "C": 1 / 6, "E": THIRD})
+    got = run(W1, ["A", "B", "C", "D", "E", "F"], State(1.0, 1.0))
+    assert list(got.weights) == ["A", "B", "C", "E"]
+    assert got.weights == approx({"A": -THIRD, "B": -1 / 6, "C": 1 / 6, "E": THIRD})
+    assert got.tag == "m/1"
 
     # W2: C is not eligible and D has no bar (not passed in). A 0.03, B -0.01, E NaN:
     # mixed -> 0.75, -0.25 -> capped at +-1/3; E gets 0.
-    got = rule(W2, ["A", "B", "C", "E"])
-    assert list(got) == ["A", "B", "E"]
-    assert got == approx({"A": THIRD, "B": -THIRD, "E": 0.0})
+    got = run(W2, ["A", "B", "C", "E"], State(1.0, 1.0))
+    assert list(got.weights) == ["A", "B", "E"]
+    assert got.weights == approx({"A": THIRD, "B": -THIRD, "E": 0.0})
+    assert got.tag == "m/2"
 
-    assert provider.asked == [W1, W2]
-    assert rule.tag(W1) == "m/1"
-    assert rule.tag(W2) == "m/2"
+    # The provider was asked with the history the engine cut at each week.
+    assert provider.asked == [(W1, W1), (W2, W2)]
 
-    d = rule.decisions
-    assert list(d.columns) == ["week", "ticker", "predicted_return", "target"]
+    d = run.log
+    assert list(d.columns) == ["week", "ticker", "score", "target", "note"]
     assert list(zip(d["week"], d["ticker"], strict=True)) == [
         (W1, "A"),
         (W1, "B"),
@@ -264,17 +275,18 @@ def test_signal_rule_sizes_only_the_eligible_tickers() -> None:
         (W2, "B"),
         (W2, "E"),
     ]
-    assert d["predicted_return"].tolist()[:6] == [0.01, 0.02, 0.04, 0.05, 0.03, -0.01]
-    assert math.isnan(d["predicted_return"].iloc[6])
+    assert d["score"].tolist()[:6] == [0.01, 0.02, 0.04, 0.05, 0.03, -0.01]
+    assert math.isnan(d["score"].iloc[6])
     expected = [-THIRD, -1 / 6, 1 / 6, THIRD, THIRD, -THIRD, 0.0]
     assert d["target"].tolist() == pytest.approx(expected, abs=TIGHT)
+    assert (d["note"] == "").all()
 
 
-def test_signal_rule_with_no_eligible_ticker_holds_cash() -> None:
+def test_signal_rule_with_no_tradable_ticker_holds_cash() -> None:
     provider = DictSignal({W1: {"A": 0.02}}, {"2024-01-05": "m/1"})
-    rule = SignalRule(provider, Limits(), {W1: frozenset()})
-    assert rule(W1, ["A"]) == {}
-    assert rule.decisions.empty
+    run = RuleRun(SignalRule(provider, Limits()), SIX, {W1: frozenset()}, Limits())
+    assert run(W1, ["A"], State(1.0, 1.0)).weights == {}
+    assert run.log.empty
 
 
 # -- 3. walk-forward retraining dates ----------------------------------------------------------
@@ -352,21 +364,21 @@ def test_registry_signal_uses_only_models_trained_before_the_decision(
     used = _used(paper_model)
     assert used.train_end == pd.Timestamp("2022-06-24")
     closes = weekly.closes()
-    signal = RegistrySignal(closes, [used])
+    signal = RegistrySignal([used])
 
     # as_of == train_end: the model saw the target of that week's window -> look-ahead.
     for early in ["2022-06-24", "2022-06-17", "2020-01-03"]:
         with pytest.raises(LookAheadError, match="before"):
             signal.model_at(pd.Timestamp(early))
         with pytest.raises(LookAheadError):
-            signal.predict(pd.Timestamp(early))
+            signal.predict(pd.Timestamp(early), closes)
     with pytest.raises(LookAheadError):
         signal.version(pd.Timestamp("2022-06-24"))
 
     as_of = pd.Timestamp("2022-07-01")
     assert signal.model_at(as_of) is used
     assert signal.version(as_of) == paper_model.ref
-    got = signal.predict(as_of)
+    got = signal.predict(as_of, closes)
     # the same as the forecaster on the closes up to as_of, and later rows change nothing
     expected = used.model.predict(closes.loc[:as_of], as_of, list(closes.columns))
     pd.testing.assert_series_equal(got, expected, rtol=0, atol=0)
@@ -398,7 +410,7 @@ def test_registry_signal_picks_the_latest_model_before_each_week(
         dataclasses.replace(first.info, version=first.info.version + 1, tags=tags),
         trained=False,
     )
-    signal = RegistrySignal(weekly.closes(), [second, first])  # any order
+    signal = RegistrySignal([second, first])  # any order
     assert signal.model_at(pd.Timestamp("2022-07-01")) is first
     assert signal.model_at(later_end) is first  # trained on later_end itself: not yet usable
     assert signal.model_at(pd.Timestamp("2022-10-07")) is second

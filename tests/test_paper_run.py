@@ -30,9 +30,9 @@ from simulator.backtest import run_backtest
 from simulator.config import load_config
 from simulator.data.sources import parse_fred_csv
 from simulator.errors import DataError
-from simulator.signals import FORECAST_COLUMNS, PREDICTION_COLUMNS, retrain_ends
+from simulator.walkforward import FORECAST_COLUMNS, PREDICTION_COLUMNS, retrain_ends
 from tests.conftest import PAPER12, PAPER_CONFIG, PAPER_FAST, REPO, PaperModel
-from tests.test_cli import cli
+from tests.helpers import assert_nothing_written, cli, error_line, sets
 
 #: The issue's command line, offline: `foliosim backtest examples/paper2023.toml --set ...`.
 ISSUE_SETS = ["data.source=csv", "data.path=../shared/data/paper12"]
@@ -44,31 +44,11 @@ LAST_WEEK = pd.Timestamp("2023-06-23")
 PAPER_FIGURES = ["116.21", "39.77", "21.25", "2.944", "1.337", "0.780", "23.46", "-13.10"]
 
 
-def sets(items: list[str]) -> list[str]:
-    """``["a=1", "b=2"]`` -> ``["--set", "a=1", "--set", "b=2"]``."""
-    return [arg for item in items for arg in ("--set", item)]
-
-
 def table(page: str, table_id: str) -> str:
     """The HTML of ``<table id="table_id">`` in a tear sheet (fails when absent)."""
     found = re.search(rf'<table id="{table_id}">.*?</table>', page, flags=re.DOTALL)
     assert found is not None, f'no <table id="{table_id}"> in the tear sheet'
     return found.group(0)
-
-
-def error_line(capsys: pytest.CaptureFixture[str]) -> str:
-    """The one line a user error prints on stderr."""
-    err = capsys.readouterr().err
-    assert "Traceback" not in err
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert len(lines) == 1, err
-    assert lines[0].startswith("error: "), err
-    return lines[0]
-
-
-def assert_nothing_written(out: Path) -> None:
-    assert not out.exists()
-    assert not [p for p in out.parent.iterdir() if p.name.startswith(f".{out.name}")]
 
 
 def files_under(folder: Path) -> set[str]:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -44,17 +44,22 @@ from strategies.profile import (
     ProfileGuard,
     portfolio_volatility,
 )
+from strategies.rule import Decision, DecisionRule, History, State, as_decision
 from strategies.sizing import Limits
 from tests.conftest import PAPER12, PAPER_CONFIG, PAPER_FAST, PaperModel, tiny_daily
-from tests.test_cli import cli
-from tests.test_paper_run import assert_nothing_written, error_line, sets
-from tests.test_replay import (
+from tests.helpers import (
     FIRST_WEEK,
     LAST_WEEK,
+    Scripted,
     advance,
+    ask,
     assert_journal_is_the_backtest,
+    assert_nothing_written,
+    cli,
+    error_line,
     ew_config,
     open_new,
+    sets,
 )
 
 #: examples/paper2023.toml offline on paper12, as a 1/N run.
@@ -230,7 +235,7 @@ def guarded_run(
 ) -> tuple[ProfileGuard, EngineResult]:
     """A backtest's wiring by hand: the 1/N decision in a guard that observes the equity."""
     weeks = weekly.calendar
-    guard = ProfileGuard(one_over_n, profile, weekly.closes(), resets)
+    guard = ProfileGuard(Scripted(one_over_n), profile, resets)
     result = run_engine(
         weekly, weeks, weeks[:-1], guard, cash=10_000.0, fill="close", observe=guard.observe
     )
@@ -402,8 +407,10 @@ def test_cap_rows_for_the_names_at_the_cap() -> None:
     )
     week = closes.index[-1]
     profile = Profile("custom", Limits(0.25, 1.05, True))
-    guard = ProfileGuard(lambda _w, _t: dict(sized), profile, closes)
-    assert guard(week, list(sized)) == sized  # the cap is the sizing rule's; the guard records
+    guard = ProfileGuard(Scripted(lambda _w, _t: dict(sized)), profile)
+    assert (
+        ask(guard, closes, week, list(sized)) == sized
+    )  # the cap is the sizing rule's; the guard records
     assert guard.rows == [
         (week, "cap", "A", "|weight| 0.2500 at the cap 0.2500"),
         (week, "cap", "B", "|weight| 0.2500 at the cap 0.2500"),
@@ -459,10 +466,10 @@ def test_vol_target_scales_by_exactly_target_over_vol() -> None:
     week = VOL_CLOSES.index[5]
     profile = Profile("custom", Limits(1.0, 1.0, False), vol_target=0.10, vol_window=4)
     sized = {"A": 0.5, "B": 0.5}
-    guard = ProfileGuard(lambda _w, _t: dict(sized), profile, VOL_CLOSES)
+    guard = ProfileGuard(Scripted(lambda _w, _t: dict(sized)), profile)
     vol = hand_vol(sized)  # 0.05 * sqrt(208 / 3) = 41.63%
     assert vol == pytest.approx(0.4163332, abs=1e-7)
-    got = guard(week, ["A", "B"])
+    got = ask(guard, VOL_CLOSES, week, ["A", "B"])
     scale = 0.10 / vol
     assert got == pytest.approx({"A": 0.5 * scale, "B": 0.5 * scale}, rel=1e-12, abs=0)
     assert portfolio_volatility(VOL_CLOSES.loc[:week], got, 4) == pytest.approx(0.10, rel=1e-12)
@@ -478,8 +485,8 @@ def test_no_scaling_below_the_vol_target() -> None:
     # With A at 0.05: 0.005 * sqrt(208 / 3) = 4.16% < 10% (A at 0.2 would give 16.65%).
     low = {"A": 0.05, "B": 0.95}
     assert hand_vol(low) < 0.10 < hand_vol({"A": 0.2, "B": 0.8})
-    guard = ProfileGuard(lambda _w, _t: dict(low), profile, VOL_CLOSES)
-    assert guard(week, ["A", "B"]) == low  # the very weights, unscaled
+    guard = ProfileGuard(Scripted(lambda _w, _t: dict(low)), profile)
+    assert ask(guard, VOL_CLOSES, week, ["A", "B"]) == low  # the very weights, unscaled
     assert guard.rows == []
 
 
@@ -503,27 +510,31 @@ def recorded(monkeypatch: pytest.MonkeyPatch) -> list[Recorded]:
     class RecordingGuard(ProfileGuard):
         def __init__(
             self,
-            inner: Callable[[pd.Timestamp, list[str]], Mapping[str, float]],
+            inner: DecisionRule,
             profile: Profile,
-            closes: pd.DataFrame,
             resets: Collection[pd.Timestamp] | None = None,
         ) -> None:
             rec = Recorded()
 
-            def sizing(week: pd.Timestamp, tickers: list[str]) -> Mapping[str, float]:
-                rec.sized[week] = dict(inner(week, tickers))
-                return rec.sized[week]
+            class Sizing:
+                name = inner.name
 
-            super().__init__(sizing, profile, closes, resets)
+                def decide(self, week: pd.Timestamp, history: History, state: State) -> Decision:
+                    decision = as_decision(inner.decide(week, history, state))
+                    rec.sized[week] = dict(decision.weights)
+                    return decision
+
+            super().__init__(Sizing(), profile, resets)
             self.rec = rec
             made.append(rec)
 
-        def __call__(self, week: pd.Timestamp, tickers: list[str]) -> Mapping[str, float]:
-            self.rec.asked[week] = list(tickers)
-            self.rec.targets[week] = dict(super().__call__(week, tickers))
-            return self.rec.targets[week]
+        def decide(self, week: pd.Timestamp, history: History, state: State) -> Decision:
+            self.rec.asked[week] = list(history.tradable)
+            decision = super().decide(week, history, state)
+            self.rec.targets[week] = dict(decision.weights)
+            return decision
 
-    monkeypatch.setattr("simulator.backtest.ProfileGuard", RecordingGuard)
+    monkeypatch.setattr("simulator.plan.ProfileGuard", RecordingGuard)
     return made
 
 

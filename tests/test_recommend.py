@@ -21,8 +21,7 @@ from simulator.data import load_daily, make_weekly
 from simulator.errors import ConfigError
 from simulator.recommend import recommend
 from tests.conftest import PAPER12, PAPER_CONFIG, PaperModel
-from tests.test_cli import cli
-from tests.test_paper_run import error_line, sets
+from tests.helpers import cli, error_line, sets
 
 AS_OF = dt.date(2023, 1, 13)
 

@@ -23,8 +23,7 @@ from models.artifacts import SCHEMA_VERSION, code_version, files_digest
 from models.errors import IntegrityError, ModelError, RegistryError, TrainingDataError
 from models.forecaster import Forecaster, TrainingReport, data_fingerprint, train
 from models.registry import Registry, VersionInfo, parse_ref
-
-from .test_models import TICKERS, TRAIN_END, WEEKS, tiny, walk_closes
+from tests.model_data import TICKERS, TRAIN_END, WEEKS, tiny, walk_closes
 
 #: An earlier cutoff for the point-in-time lookups.
 EARLY_END = WEEKS[69]

@@ -34,12 +34,11 @@ import time
 from pathlib import Path
 from typing import Any, ClassVar
 
-import numpy as np
 import pandas as pd
 import pytest
 
 from simulator import replay
-from simulator.backtest import BacktestResult, run_backtest
+from simulator.backtest import run_backtest
 from simulator.config import Config, load_config
 from simulator.data import load_daily, make_weekly
 from simulator.errors import DataError, JournalError, NetworkError
@@ -47,38 +46,26 @@ from simulator.journal import Journal, locked
 from simulator.workspace import workspace_dir
 from strategies.rebalance import WeekRecord
 from tests.conftest import PAPER12, PAPER_CONFIG, PAPER_FAST, REPO, PaperModel
-from tests.test_cli import cli
-from tests.test_paper_run import error_line, sets
+from tests.helpers import (
+    CSV,
+    EQUAL,
+    FIRST_WEEK,
+    LAST_WEEK,
+    advance,
+    assert_journal_is_the_backtest,
+    cli,
+    error_line,
+    ew_config,
+    open_new,
+    sets,
+)
 
-#: examples/paper2023.toml offline on paper12.
-CSV = ["data.source=csv", f"data.path={PAPER12}"]
-#: ... as a 1/N account (no model).
-EQUAL = [*CSV, "backtest.strategy=equal_weight"]
-FIRST_WEEK = pd.Timestamp("2022-07-01")
-LAST_WEEK = pd.Timestamp("2023-06-23")
 #: How many weeks the crash tests step (``--weeks 20`` from FIRST_WEEK).
 CRASH_WEEKS = 20
 
 
-def ew_config(*extra: str) -> Config:
-    return load_config(PAPER_CONFIG, [*EQUAL, *extra])
-
-
 def lstm_config(paper_model: PaperModel, *extra: str) -> Config:
     return load_config(PAPER_CONFIG, [*PAPER_FAST, f"model.version={paper_model.ref}", *extra])
-
-
-def open_new(workspace: Path, name: str, cfg: Config, **kwargs: Any) -> Path:
-    """Start account ``name`` in-process; return its journal's path (closed)."""
-    with replay.start(workspace, name, cfg, source=str(PAPER_CONFIG), **kwargs) as account:
-        return account.journal.path
-
-
-def advance(workspace: Path, name: str, **kwargs: Any) -> pd.DatetimeIndex:
-    """``replay.step`` in-process, closing the account; returns the weeks processed."""
-    account, done = replay.step(workspace, name, **kwargs)
-    account.close()
-    return done
 
 
 def journal_rows(path: Path) -> dict[str, list[tuple[Any, ...]]]:
@@ -134,28 +121,6 @@ def foliosim(*argv: str) -> list[str]:
 
 
 # --- 1. replay == backtest ------------------------------------------------------------------
-
-
-def assert_journal_is_the_backtest(journal: Journal, result: BacktestResult) -> None:
-    """The weekly returns and the orders of ``journal`` are those of ``result``, exactly."""
-    rows = journal.weeks()
-    weeks = pd.DatetimeIndex(result.returns.index)
-    # The account records the first decision week too (its equity is the start cash).
-    assert rows["week"].tolist() == [FIRST_WEEK, *weeks]
-    assert rows["seq"].tolist() == list(range(1, len(weeks) + 2))
-    equity = pd.Series(rows["equity"].to_numpy(float), index=pd.DatetimeIndex(rows["week"]))
-    returns = equity.pct_change().iloc[1:]
-    np.testing.assert_array_equal(returns.index, weeks)
-    np.testing.assert_array_equal(returns.to_numpy(), result.returns["strategy"].to_numpy())
-    assert equity.iloc[-1] == result.summary["final_value"]
-
-    orders = journal.orders()
-    # The account's last week decided too; its orders end only when the next week is stepped.
-    assert not (orders["date_submitted"] >= weeks[-1]).any()
-    mine = orders.drop(columns="week").reset_index(drop=True)
-    theirs = result.orders.reset_index(drop=True)
-    assert len(mine) > 0
-    pd.testing.assert_frame_equal(mine, theirs, check_exact=True, check_dtype=False)
 
 
 @pytest.mark.slow

@@ -12,7 +12,7 @@ import pytest
 from models.registry import Registry
 from simulator.config import load_config
 from simulator.training import weekly_closes
-from tests.test_cli import cli
+from tests.helpers import cli
 
 TRAIN_CONFIG = """
 [data]

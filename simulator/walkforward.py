@@ -1,4 +1,5 @@
-"""LSTM signals for a backtest: which registry versions, trained when, and their predictions.
+"""Walk-forward models for the LSTM-signal strategy: which registry versions, trained when,
+and the signal provider that answers with them.
 
 :func:`prepare_models` gets every model a backtest needs from the registry, training and
 registering the ones it lacks: one model trained up to ``model.train_end``, then, with
@@ -9,12 +10,12 @@ train_end); training is deterministic, so a reused version is the model training
 
 :class:`RegistrySignal` is the signal provider the strategy sees: at decision week t it
 answers with the model whose train_end is strictly before t (point-in-time selection), from
-weekly closes up to t.
+the weekly closes the engine cut at t.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,8 +27,6 @@ from models.registry import Registry, VersionInfo, spec_digest
 from simulator.config import Config
 from simulator.errors import ConfigError, LookAheadError
 from simulator.training import model_spec, open_registry
-from strategies.signal import SignalRule
-from strategies.sizing import Limits
 
 #: The forecast columns of :meth:`RegistrySignal.predictions`.
 FORECAST_COLUMNS = [
@@ -143,8 +142,6 @@ class RegistrySignal:
 
     Parameters
     ----------
-    closes
-        Weekly closes ``(n_weeks, n_tickers)``. Predictions at week t read rows up to t only.
     models
         The models to choose from; at week t the one with the latest train_end before t.
     allow_later
@@ -152,16 +149,16 @@ class RegistrySignal:
         account started with ``--allow-later-model`` does this, and it says so.
     """
 
-    def __init__(
-        self, closes: pd.DataFrame, models: Sequence[UsedModel], allow_later: bool = False
-    ) -> None:
+    def __init__(self, models: Sequence[UsedModel], allow_later: bool = False) -> None:
         if not models:
             raise ValueError("a signal needs at least one model")
         self.allow_later = allow_later
-        self.closes = closes
         self.models = sorted(models, key=lambda m: m.train_end)
-        self.tickers = [str(t) for t in closes.columns]
         self.forecasts: list[pd.DataFrame] = []
+
+    @property
+    def train_ends(self) -> list[pd.Timestamp]:
+        return [m.train_end for m in self.models]
 
     def model_at(self, as_of: pd.Timestamp) -> UsedModel:
         """The model with the latest train_end strictly before ``as_of``."""
@@ -178,9 +175,12 @@ class RegistrySignal:
             )
         return chosen
 
-    def predict(self, as_of: pd.Timestamp) -> pd.Series:
+    def predict(self, as_of: pd.Timestamp, closes: pd.DataFrame) -> pd.Series:
+        """Predicted next-week returns from ``closes``, the rows up to ``as_of`` (every
+        ticker of the data a column); the forecast table is kept in :attr:`forecasts`."""
         used = self.model_at(as_of)
-        table = used.model.forecast(self.closes.loc[:as_of], as_of, self.tickers)
+        tickers = [str(t) for t in closes.columns]
+        table = used.model.forecast(closes.loc[:as_of], as_of, tickers)
         self.forecasts.append(table.assign(decision=as_of, model_version=used.info.ref))
         return table["predicted_return"]
 
@@ -198,21 +198,23 @@ class RegistrySignal:
 
 @dataclass
 class LstmRun:
-    """The LSTM-signal side of one backtest: its models, signal provider and decision rule."""
+    """The LSTM-signal side of one backtest: its models and signal provider."""
 
     models: list[UsedModel]
     provider: RegistrySignal
-    rule: SignalRule
     registry: Registry
 
-    def predictions(self, closes: pd.DataFrame, weeks: pd.DatetimeIndex) -> pd.DataFrame:
-        """Each forecast with its target weight and the close its target week really had.
+    def predictions(
+        self, closes: pd.DataFrame, weeks: pd.DatetimeIndex, decisions: pd.DataFrame
+    ) -> pd.DataFrame:
+        """Each forecast with its target weight (from the engine's decision log
+        ``decisions``) and the close its target week really had.
 
         ``actual_close`` is the ticker's close in the calendar week after the decision (NaN
         when it has no bar then); it is read here, after the run, never by the strategy.
         """
         frame = self.provider.predictions()
-        targets = self.rule.decisions[["week", "ticker", "target"]]
+        targets = decisions.loc[decisions["ticker"] != "", ["week", "ticker", "target"]]
         frame = frame.merge(targets, on=["week", "ticker"], how="left")
         frame["target"] = frame["target"].fillna(0.0)
         following = closes.reindex(weeks).shift(-1)
@@ -223,8 +225,6 @@ class LstmRun:
 
     def record(self, predictions: pd.DataFrame, orders: pd.DataFrame) -> dict[str, Any]:
         """The content of models.json: versions used, their records, as-traded metrics."""
-        import json
-
         used, versions = [], []
         for m in self.models:
             mine = predictions[predictions["model_version"] == m.info.ref]
@@ -241,8 +241,7 @@ class LstmRun:
                     "orders": int((orders["model_version"] == m.info.ref).sum()),
                 }
             )
-            folder = self.registry.artifact_dir(m.info)
-            stored = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
+            stored = self.registry.metrics(m.info)
             versions.append(
                 {
                     "version": m.info.ref,
@@ -283,14 +282,11 @@ def run_lstm(
     cfg: Config,
     closes: pd.DataFrame,
     decisions: pd.DatetimeIndex,
-    eligible: Mapping[pd.Timestamp, frozenset[str]],
-    limits: Limits,
     workspace: Path,
     progress: TrainProgress | None = None,
     note: Note | None = None,
 ) -> LstmRun:
-    """Prepare the models of ``cfg`` and the decision rule that trades on them."""
+    """Prepare the models of ``cfg`` and the signal provider that answers with them."""
     registry = open_registry(workspace, cfg.model.registry_uri)
     models = prepare_models(cfg, closes, decisions, registry, progress, note)
-    provider = RegistrySignal(closes, models)
-    return LstmRun(models, provider, SignalRule(provider, limits, eligible), registry)
+    return LstmRun(models, RegistrySignal(models), registry)

@@ -1,0 +1,212 @@
+"""The one shape of a decision rule: 1/N, the LSTM signal, the optimisers and user rules.
+
+A decision rule answers, at the close of decision week t, the target weights of the portfolio
+(fractions of its value; positive long, negative short; what is left stays in cash)::
+
+    class MyRule:
+        name = "my-rule"
+
+        def decide(self, week, history, state):
+            ...
+            return Decision(weights={"AAPL": 0.5}, scores={"AAPL": 0.03})
+
+- ``history`` (:class:`History`) is cut at week t **by the engine**: its weekly closes end
+  with the row of t, so no rule can read a later price, whatever it tries.
+  ``history.tradable`` lists the tickers the rule may hold this week: a bar at t and
+  ``backtest.min_history`` weekly bars up to it. Any other ticker must get no weight.
+- ``state`` (:class:`State`) is the account at the close of t, before the decision: cash,
+  portfolio value and shares held.
+- The answer is a :class:`Decision` (or a plain ``{ticker: weight}`` mapping): the weights,
+  optionally the score each ticker was ranked or sized by, a note on the week (why it went to
+  cash, say) and a tag stamped on its orders (the LSTM rule's model version).
+
+The engine checks every answer before it trades (:func:`check_decision`): finite weights,
+tradable tickers only, ``|w| <= max_weight``, no shorts when they are off, and a bounded gross
+exposure; a rule that breaks one stops the run with one line naming the rule and the week.
+Every decision is logged in one schema, :data:`DECISION_COLUMNS` (see :func:`decision_rows`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+import pandas as pd
+
+#: The decision log of every rule: one row per tradable ticker and decision week (``score``
+#: NaN when the rule gives none), plus a row with an empty ticker for each note of a week.
+DECISION_COLUMNS = ["week", "ticker", "score", "target", "note"]
+
+#: Weights may exceed a limit by this much (floating-point noise of the sizing rules).
+TOLERANCE = 1e-9
+
+
+@dataclass(frozen=True)
+class History:
+    """What a rule may know at the close of ``week``: weekly closes up to and including it.
+
+    Attributes
+    ----------
+    week
+        The decision week (the last row of ``closes``).
+    closes
+        Adjusted weekly closes, shape ``(n_weeks up to week, n_tickers)``, NaN where a ticker
+        had no bar; every ticker of the data is a column, tradable or not.
+    tradable
+        The tickers the rule may hold this week, in the data's order.
+    """
+
+    week: pd.Timestamp
+    closes: pd.DataFrame
+    tradable: tuple[str, ...]
+
+    @classmethod
+    def cut(cls, closes: pd.DataFrame, week: pd.Timestamp, tradable: Sequence[str]) -> History:
+        """The history of ``week``: the rows of ``closes`` up to ``week`` only.
+
+        >>> closes = pd.DataFrame({"A": [1.0, 2.0, 3.0]},
+        ...                       index=pd.date_range("2024-01-05", periods=3, freq="W-FRI"))
+        >>> History.cut(closes, closes.index[1], ["A"]).closes["A"].tolist()
+        [1.0, 2.0]
+        """
+        end = int(closes.index.searchsorted(week, side="right"))
+        return cls(pd.Timestamp(week), closes.iloc[:end], tuple(tradable))
+
+    def restrict(self, tickers: Sequence[str]) -> History:
+        """The same history with fewer tradable tickers (a profile's exclusions)."""
+        keep = set(tickers)
+        return History(self.week, self.closes, tuple(t for t in self.tradable if t in keep))
+
+
+@dataclass(frozen=True)
+class State:
+    """The account at the close of the decision week, before the decision fills.
+
+    Attributes
+    ----------
+    cash
+        Cash (negative with margin).
+    value
+        Portfolio value: cash plus positions at the latest close.
+    shares
+        Shares held per ticker (negative when short); tickers not held are absent.
+    """
+
+    cash: float
+    value: float
+    shares: Mapping[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A rule's answer for one week.
+
+    Attributes
+    ----------
+    weights
+        Target weight per ticker (fraction of portfolio value); a tradable ticker left out
+        gets 0.
+    scores
+        The figure each ticker was ranked or sized by (the LSTM rule: its predicted return);
+        logged beside the weights.
+    note
+        Something to know about the week (e.g. "solver failed; all cash"); logged.
+    tag
+        Stamped on the week's orders (the LSTM rule: the model version behind the decision).
+    """
+
+    weights: Mapping[str, float]
+    scores: Mapping[str, float] = field(default_factory=dict)
+    note: str = ""
+    tag: str = ""
+
+
+@runtime_checkable
+class DecisionRule(Protocol):
+    """The decision rule interface (see the module docstring)."""
+
+    name: str
+
+    def decide(
+        self, week: pd.Timestamp, history: History, state: State
+    ) -> Decision | Mapping[str, float]:
+        """Target weights at the close of ``week`` from ``history`` (cut at ``week``)."""
+        ...
+
+
+class RuleError(ValueError):
+    """A rule's answer broke the rules of the engine (see :func:`check_decision`)."""
+
+
+def as_decision(answer: object) -> Decision:
+    """A rule's answer as a :class:`Decision` (a plain mapping is its weights)."""
+    if isinstance(answer, Decision):
+        return answer
+    if isinstance(answer, Mapping):
+        return Decision(weights=answer)
+    raise RuleError(
+        f"returned {type(answer).__name__}; return a Decision or a {{ticker: weight}} mapping"
+    )
+
+
+def check_decision(
+    decision: Decision,
+    tradable: Sequence[str],
+    *,
+    max_weight: float,
+    max_gross: float,
+    allow_short: bool,
+) -> dict[str, float]:
+    """The weights of ``decision`` as floats, after checking them; raises :class:`RuleError`.
+
+    A weight must be a finite number, on a tradable ticker, with ``|w| <= max_weight``, and
+    ``>= 0`` when shorts are off; ``sum(|w|) <= max_gross`` (all within :data:`TOLERANCE`).
+
+    >>> check_decision(Decision({"A": 0.5}), ["A"], max_weight=1/3, max_gross=1.0,
+    ...                allow_short=True)
+    Traceback (most recent call last):
+    ...
+    strategies.rule.RuleError: weight 0.5 of A breaks the cap of 0.3333 per ticker
+    """
+    weights: dict[str, float] = {}
+    allowed = set(tradable)
+    for ticker, raw in decision.weights.items():
+        try:
+            w = float(raw)
+        except (TypeError, ValueError):
+            raise RuleError(f"weight {raw!r} of {ticker} is not a number") from None
+        if not math.isfinite(w):
+            raise RuleError(f"weight {w} of {ticker} is not a finite number")
+        if ticker not in allowed:
+            if w == 0.0:
+                continue
+            raise RuleError(
+                f"weight {w:g} on {ticker!r}, which is not tradable this week (tradable: "
+                f"{', '.join(tradable) or 'none'})"
+            )
+        if abs(w) > max_weight + TOLERANCE:
+            raise RuleError(
+                f"weight {w:g} of {ticker} breaks the cap of {max_weight:.4g} per ticker"
+            )
+        if w < 0 and not allow_short:
+            raise RuleError(f"weight {w:g} of {ticker} is a short, and shorts are off")
+        weights[str(ticker)] = w
+    gross = sum(abs(w) for w in weights.values())
+    if gross > max_gross + TOLERANCE:
+        raise RuleError(f"gross exposure {gross:.6g} is above the limit {max_gross:.6g}")
+    return weights
+
+
+def decision_rows(
+    week: pd.Timestamp, tradable: Sequence[str], decision: Decision, weights: Mapping[str, float]
+) -> list[tuple[pd.Timestamp, str, float, float, str]]:
+    """The decision log rows (:data:`DECISION_COLUMNS`) of one week."""
+    rows = [
+        (week, t, float(decision.scores.get(t, math.nan)), float(weights.get(t, 0.0)), "")
+        for t in tradable
+    ]
+    if decision.note:
+        rows.append((week, "", math.nan, math.nan, decision.note))
+    return rows

@@ -72,9 +72,7 @@ def write_run(result: BacktestResult, out: Path) -> Path:
         result.returns.to_csv(tmp / "returns.csv", date_format="%Y-%m-%d")
         result.weights.to_csv(tmp / "weights.csv", index=False, date_format="%Y-%m-%d")
         result.orders.to_csv(tmp / "orders.csv", index=False, date_format="%Y-%m-%d")
-        result.decisions.to_csv(
-            tmp / "decisions.csv", index=False, date_format="%Y-%m-%d", float_format="%.10g"
-        )
+        result.decisions.to_csv(tmp / "decisions.csv", index=False, date_format="%Y-%m-%d")
         result.risk_free.rename("rate").to_csv(tmp / "risk_free.csv", date_format="%Y-%m-%d")
         if result.bounds is not None:
             result.bounds.to_csv(tmp / "bounds.csv", index=False, date_format="%Y-%m-%d")

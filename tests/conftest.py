@@ -38,19 +38,28 @@ class PaperModel:
     ref: str
 
 
+def require_paper12() -> None:
+    """Fail, saying why, when the real data beside the checkout is missing (never skip: a
+    suite that skips its real-data tests would pass without testing them)."""
+    if not (PAPER12 / "AAPL.csv").is_file():
+        pytest.fail(
+            f"real data folder {PAPER12} is absent: these tests need the shared folder beside "
+            "the checkout (../shared/data/paper12, as CI has it)",
+            pytrace=False,
+        )
+
+
 @pytest.fixture
 def paper12() -> Path:
-    """The real 12-stock data set beside the checkout (skipped when absent)."""
-    if not (PAPER12 / "AAPL.csv").is_file():
-        pytest.skip(f"real data folder {PAPER12} is absent (clone with ../shared beside it)")
+    """The real 12-stock data set beside the checkout (the test fails when it is absent)."""
+    require_paper12()
     return PAPER12
 
 
 @pytest.fixture(scope="session")
 def paper_model(tmp_path_factory: pytest.TempPathFactory) -> PaperModel:
     """examples/paper2023.toml with :data:`PAPER_FAST`, its models trained and registered."""
-    if not (PAPER12 / "AAPL.csv").is_file():
-        pytest.skip(f"real data folder {PAPER12} is absent (clone with ../shared beside it)")
+    require_paper12()
     from simulator.training import train_from_config
 
     workspace = tmp_path_factory.mktemp("paper-registry")

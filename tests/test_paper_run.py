@@ -31,7 +31,7 @@ from simulator.config import load_config
 from simulator.data.sources import parse_fred_csv
 from simulator.errors import DataError
 from simulator.walkforward import FORECAST_COLUMNS, PREDICTION_COLUMNS, retrain_ends
-from tests.conftest import PAPER12, PAPER_CONFIG, PAPER_FAST, REPO, PaperModel
+from tests.conftest import PAPER12, PAPER_CONFIG, PAPER_FAST, REPO, PaperModel, require_paper12
 from tests.helpers import assert_nothing_written, cli, error_line, sets
 
 #: The issue's command line, offline: `foliosim backtest examples/paper2023.toml --set ...`.
@@ -206,8 +206,7 @@ def _rewrite_after(dst: Path, *, delete: bool, seed: int = 7) -> Path:
 
 @pytest.fixture(scope="module")
 def altered_paper12(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    if not (PAPER12 / "AAPL.csv").is_file():
-        pytest.skip(f"real data folder {PAPER12} is absent")
+    require_paper12()
     root = tmp_path_factory.mktemp("altered")
     return {
         "changed": _rewrite_after(root / "changed", delete=False),
@@ -340,8 +339,7 @@ class WalkForward:
 def walk_forward(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WalkForward]:
     """examples/paper2023.toml on 3 tickers with retrain_every = 13, run twice in a fresh
     workspace: the first run trains every model, the second reuses them."""
-    if not (PAPER12 / "AAPL.csv").is_file():
-        pytest.skip(f"real data folder {PAPER12} is absent")
+    require_paper12()
     from models.registry import Registry
 
     root = tmp_path_factory.mktemp("walk-forward")
@@ -433,8 +431,7 @@ def test_config_errors_of_an_lstm_run(
     match: str,
 ) -> None:
     """Refused before any training, in the test's own (empty) workspace."""
-    if not (PAPER12 / "AAPL.csv").is_file():
-        pytest.skip(f"real data folder {PAPER12} is absent")
+    require_paper12()
     out = tmp_path / "never"
     argv = ["backtest", str(PAPER_CONFIG), *sets(PAPER_FAST + extra), "--out", str(out)]
     assert cli(argv, monkeypatch) == 2
@@ -582,8 +579,7 @@ def test_yahoo_source_with_dgs2_offline_is_one_line(
 ) -> None:
     """examples/paper2023.toml as shipped (yahoo prices, DGS2 from FRED) without a network:
     nothing cached -> Yahoo is unreachable; prices cached, DGS2 not -> FRED is unreachable."""
-    if not (PAPER12 / "AAPL.csv").is_file():
-        pytest.skip(f"real data folder {PAPER12} is absent")
+    require_paper12()
     workspace = tmp_path / "ws"
     tickers = ["AAPL", "MSFT", "JPM"]
     if cached:

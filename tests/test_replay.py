@@ -45,7 +45,7 @@ from simulator.errors import DataError, JournalError, NetworkError
 from simulator.journal import Journal, locked
 from simulator.workspace import workspace_dir
 from strategies.rebalance import WeekRecord
-from tests.conftest import PAPER12, PAPER_CONFIG, PAPER_FAST, REPO, PaperModel
+from tests.conftest import PAPER12, PAPER_CONFIG, PAPER_FAST, REPO, PaperModel, require_paper12
 from tests.helpers import (
     CSV,
     EQUAL,
@@ -271,8 +271,7 @@ def step_and_kill(
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[tuple[Any, ...]]]:
     """The journal rows of a 1/N account stepped ``--weeks 20`` in one go."""
-    if not (PAPER12 / "AAPL.csv").is_file():
-        pytest.skip(f"real data folder {PAPER12} is absent")
+    require_paper12()
     workspace = tmp_path_factory.mktemp("uninterrupted")
     path = open_new(workspace, "reference", ew_config())
     done = advance(workspace, "reference", weeks=CRASH_WEEKS)

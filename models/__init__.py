@@ -2,5 +2,5 @@
 
 This package is filled by the models issue (PyTorch LSTM, causal windows, training loop,
 MLflow registry). It must never import backtrader: strategies receive predictions through the
-signal-provider interface described in DESIGN.md.
+signal-provider interface described in ../shared/docs/DESIGN.md.
 """

@@ -60,6 +60,15 @@ class VersionInfo:
     model_id: str | None
     created: dt.datetime
 
+    @classmethod
+    def pinned(cls, ref: str, tags: dict[str, str], created: dt.datetime) -> VersionInfo:
+        """A version known by its ``NAME/V`` ref and tags alone (a paper account pins one by
+        these, and reads its files without the store)."""
+        name, _, number = ref.rpartition("/")
+        if not name or not number.isdigit():
+            raise RegistryError(f"{ref!r} is not a version reference NAME/V")
+        return cls(name, int(number), (), dict(tags), None, None, created)
+
     @property
     def ref(self) -> str:
         return f"{self.name}/{self.version}"

@@ -60,7 +60,7 @@ class ModelSpec:
         the target is the next-week return; both are then standardised with the mean and
         standard deviation of the training split. ``ticker``: prices are standardised with the
         ticker's training-split mean and standard deviation (level scaling; it fails out of
-        sample once prices leave the training range, see PITFALLS.md).
+        sample once prices leave the training range, see ../shared/docs/PITFALLS.md).
     window
         Weekly prices per input window (the target is the week after the window).
     hidden, layers, dropout

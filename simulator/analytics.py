@@ -39,8 +39,10 @@ import pandas as pd
 
 from simulator.data.weekly import WeeklyData
 from simulator.errors import ConfigError, DataError
+from simulator.htmlkit import esc as _esc
+from simulator.htmlkit import num as _num
+from simulator.htmlkit import table as _table
 from simulator.metrics import summarize, weekly_risk_free
-from simulator.report_sections import _esc, _num, _table
 
 #: Columns of :func:`stock_analytics`, in order (the index is the ticker).
 ANALYTICS_COLUMNS = (

@@ -12,7 +12,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import pandas as pd
@@ -23,6 +23,17 @@ from simulator.engine import EngineResult, eligible_frame
 from simulator.errors import ConfigError, DataError, did_you_mean
 from simulator.metrics import RETURN_COLUMNS, probabilistic_sharpe, summarize, weekly_risk_free
 from simulator.plan import Resources, RunPlan, resolve
+from simulator.summary import (
+    Analytics,
+    Confidence,
+    EngineRun,
+    ModelUse,
+    PredictionFacts,
+    ProfileFacts,
+    RunSummary,
+    SeriesStats,
+    nan_to_none,
+)
 from strategies.profile import REASONS, Profile
 from strategies.rebalance import Progress
 from strategies.rule import DecisionRule
@@ -52,7 +63,7 @@ class BacktestResult:
     risk_free
         The weekly risk-free rate of each return week.
     summary
-        The content of summary.json.
+        The content of summary.json (:class:`simulator.summary.RunSummary`).
     predictions
         LSTM-signal runs: one row per decision week and ticker
         (``simulator.walkforward.PREDICTION_COLUMNS``), the
@@ -75,7 +86,7 @@ class BacktestResult:
     orders: pd.DataFrame
     decisions: pd.DataFrame
     risk_free: pd.Series
-    summary: dict[str, Any]
+    summary: RunSummary
     predictions: pd.DataFrame | None = None
     models: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
@@ -132,22 +143,22 @@ def check_excluded(profile: Profile, tickers: list[str]) -> None:
         )
 
 
-def profile_summary(profile: Profile, bounds: pd.DataFrame) -> dict[str, Any]:
+def profile_summary(profile: Profile, bounds: pd.DataFrame) -> ProfileFacts:
     """summary.json's ``profile``: the limits, and in how many weeks each one bound."""
-    return {
-        "name": profile.name,
-        "max_weight": profile.limits.max_weight,
-        "gross": profile.limits.gross,
-        "allow_short": profile.limits.allow_short,
-        "horizon_weeks": profile.horizon_weeks,
-        "vol_target": profile.vol_target,
-        "max_drawdown": profile.max_drawdown,
-        "exclude": sorted(profile.exclude),
-        "weeks_bound": {
+    return ProfileFacts(
+        name=profile.name,
+        max_weight=profile.limits.max_weight,
+        gross=profile.limits.gross,
+        allow_short=profile.limits.allow_short,
+        horizon_weeks=profile.horizon_weeks,
+        vol_target=profile.vol_target,
+        max_drawdown=profile.max_drawdown,
+        exclude=sorted(profile.exclude),
+        weeks_bound={
             reason: int(bounds.loc[bounds["reason"] == reason, "week"].nunique())
             for reason in REASONS
         },
-    }
+    )
 
 
 def weights_table(engine: EngineResult) -> pd.DataFrame:
@@ -164,7 +175,7 @@ def assemble(
     main: EngineResult,
     one_over_n: EngineResult,
     baselines: Mapping[str, EngineResult] | None = None,
-) -> tuple[pd.DataFrame, pd.Series, dict[str, Any]]:
+) -> tuple[pd.DataFrame, pd.Series, RunSummary]:
     """Weekly returns, risk-free rates and summary.json of a run over ``weeks``.
 
     ``main`` is the strategy's engine result and ``one_over_n`` that of 1/N over the same
@@ -203,7 +214,7 @@ def assemble(
     except ValueError as err:
         raise DataError(f"report.risk_free {cfg.report.risk_free}: {err}") from None
     columns = [*RETURN_COLUMNS, *baselines]
-    summary: dict[str, Any] = {col: summarize(returns[col], rf) for col in columns}
+    series = {col: SeriesStats(**nan_to_none(summarize(returns[col], rf))) for col in columns}
     confidence = {"strategy": probabilistic_sharpe(returns["strategy"] - rf)}
     others = (["equal_weight"] if plan.name != "equal_weight" else []) + list(baselines)
     for other in others:
@@ -216,34 +227,35 @@ def assemble(
     runs = {}
     for name, result in baselines.items():
         missed = int((result.orders["status"] != "Completed").sum())
-        runs[name] = {
-            "orders_filled": len(result.orders) - missed,
-            "orders_rejected": missed,
-            "final_value": float(result.values.iloc[-1]),
-        }
-    summary.update(
-        {
-            "weeks": len(returns),
-            "start": returns.index[0].date().isoformat(),
-            "end": returns.index[-1].date().isoformat(),
-            "first_decision": weeks[0].date().isoformat(),
-            "fill": plan.engine.fill,
-            "risk_free": cfg.report.risk_free,
-            "risk_free_annual_mean": float(np.prod(1.0 + rf.to_numpy()) ** (52 / len(rf)) - 1),
-            "strategy_name": plan.name,
-            "benchmark_name": cfg.data.benchmark,
-            "data_source": weekly.source,
-            "data_note": weekly.note,
-            "tickers": weekly.tickers,
-            "orders_filled": int((~rejected).sum()),
-            "orders_rejected": int(rejected.sum()),
-            "final_value": float(main.values.iloc[-1]),
-            "cash": plan.engine.cash,
-            "confidence": confidence,
-            "reference": cfg.report.reference,
-            "analytics": analytics_json(stocks, weeks[-1], ANALYTICS_WINDOW),
-            "baselines": runs,
-        }
+        runs[name] = EngineRun(
+            orders_filled=len(result.orders) - missed,
+            orders_rejected=missed,
+            final_value=float(result.values.iloc[-1]),
+        )
+    summary = RunSummary(
+        series=series,
+        weeks=len(returns),
+        start=returns.index[0].date(),
+        end=returns.index[-1].date(),
+        first_decision=weeks[0].date(),
+        fill=cast(Any, plan.engine.fill),
+        risk_free=cfg.report.risk_free,
+        risk_free_annual_mean=float(np.prod(1.0 + rf.to_numpy()) ** (52 / len(rf)) - 1),
+        strategy_name=plan.name,
+        benchmark_name=cfg.data.benchmark,
+        data_source=weekly.source,
+        data_note=weekly.note,
+        tickers=list(weekly.tickers),
+        orders_filled=int((~rejected).sum()),
+        orders_rejected=int(rejected.sum()),
+        final_value=float(main.values.iloc[-1]),
+        cash=plan.engine.cash,
+        confidence={k: Confidence(**nan_to_none(v)) for k, v in confidence.items()},
+        reference=cfg.report.reference,
+        analytics=Analytics.model_validate(
+            nan_to_none(analytics_json(stocks, weeks[-1], ANALYTICS_WINDOW))
+        ),
+        baselines=runs,
     )
     return returns, rf, summary
 
@@ -317,18 +329,19 @@ def run_backtest(
         guard = built.guard
         assert guard is not None  # a plan with a profile guards its strategy
         bounds = guard.bounds
-        summary["profile"] = profile_summary(plan.profile, bounds)
+        summary = summary.model_copy(update={"profile": profile_summary(plan.profile, bounds)})
     predictions: pd.DataFrame | None = None
     record: dict[str, Any] = {}
     if lstm is not None:
         predictions = lstm.predictions(weekly.closes(), weeks, main.decisions)
         record = lstm.record(predictions, main.orders)
-        summary["models"] = record["used"]
-        summary["prediction"] = {
-            "weeks": int(predictions["week"].nunique()),
-            "forecasts": int(predictions["predicted_close"].notna().sum()),
-            "mse_ratio": (record["as_traded"].get("all") or {}).get("mse_ratio"),
-        }
+        facts = PredictionFacts(
+            weeks=int(predictions["week"].nunique()),
+            forecasts=int(predictions["predicted_close"].notna().sum()),
+            mse_ratio=nan_to_none((record["as_traded"].get("all") or {}).get("mse_ratio")),
+        )
+        used = [ModelUse(**u) for u in record["used"]]
+        summary = summary.model_copy(update={"models": used, "prediction": facts})
     return BacktestResult(
         config,
         returns,

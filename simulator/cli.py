@@ -34,6 +34,7 @@ from simulator.workspace import workspace_dir
 
 if TYPE_CHECKING:
     from models.registry import Registry
+    from simulator.summary import RunSummary
 
 app = typer.Typer(
     add_completion=False,
@@ -71,12 +72,12 @@ def _week_bar(bar: Progress, label: str) -> Callable[[int, int], None]:
     return update
 
 
-def print_table2(summary: dict[str, object]) -> None:
+def print_table2(summary: RunSummary) -> None:
     """Print the seed paper's Table 2 layout for a run, as the tear sheet shows it."""
     from simulator.report import format_table2, table2
 
     cells = format_table2(table2(summary))
-    table = Table(title=f"{summary['start']} .. {summary['end']}, {summary['weeks']} weeks")
+    table = Table(title=f"{summary.start} .. {summary.end}, {summary.weeks} weeks")
     table.add_column("")
     for col in cells.columns:
         table.add_column(str(col), justify="right")
@@ -107,41 +108,41 @@ def _run(cfg: Config, out: Path | None) -> Path:
         path = write_run(result, target)
     print_table2(result.summary)
     _print_lstm_facts(result.summary)
-    if result.summary["orders_rejected"]:
-        console.print(f"orders not filled: {result.summary['orders_rejected']} (see orders.csv)")
+    if result.summary.orders_rejected:
+        console.print(f"orders not filled: {result.summary.orders_rejected} (see orders.csv)")
     console.print(f"run directory: {path}", soft_wrap=True, markup=False, highlight=False)
     return path
 
 
-def _print_lstm_facts(summary: dict[str, Any]) -> None:
+def _print_lstm_facts(summary: RunSummary) -> None:
     """The models a run used, how well they forecast, and how sure its Sharpe ratio is."""
-    for m in summary.get("models", []):
-        how = "trained by this run" if m["trained_by_this_run"] else "reused from the registry"
+    for m in summary.models:
+        how = "trained by this run" if m.trained_by_this_run else "reused from the registry"
         console.print(
-            f"model {m['version']}: trained up to {m['train_end']}, decided "
-            f"{m['decisions']} week(s) from {m['first_decision']} ({how})",
+            f"model {m.version}: trained up to {m.train_end}, decided "
+            f"{m.decisions} week(s) from {m.first_decision} ({how})",
             markup=False,
             highlight=False,
         )
-    prediction = summary.get("prediction")
-    if prediction:
-        ratio = prediction.get("mse_ratio")
+    prediction = summary.prediction
+    if prediction is not None:
+        ratio = prediction.mse_ratio
         verdict = "beat" if ratio is not None and ratio < 1 else "did not beat"
         console.print(
             f"forecasts over the traded weeks {verdict} the naive forecast "
             f"(MSE ratio {_fmt(ratio, '.3f')}, below 1 is better)",
             markup=False,
         )
-    confidence = summary.get("confidence", {})
+    confidence = summary.confidence
     parts = []
     beats = [("over_equal_weight", "beats 1/N")]
-    beats += [(f"over_{b}", f"beats {b}") for b in summary.get("baselines") or {}]
+    beats += [(f"over_{b}", f"beats {b}") for b in summary.baselines]
     for key, label in [("strategy", "Sharpe > 0"), *beats]:
         c = confidence.get(key)
-        if c and c.get("psr") is not None:
-            parts.append(f"P({label}) = {c['psr']:.0%}")
+        if c is not None and c.psr is not None:
+            parts.append(f"P({label}) = {c.psr:.0%}")
     if parts:
-        weeks = summary["weeks"]
+        weeks = summary.weeks
         console.print(f"probabilistic Sharpe over {weeks} weeks: {', '.join(parts)}", markup=False)
 
 
@@ -166,15 +167,14 @@ def backtest(
 @app.command()
 def report(run_dir: Annotated[Path, typer.Argument(help="A run directory.")]) -> None:
     """Rebuild tearsheet.html of RUN_DIR from its files."""
-    import json
-
     from simulator.report import write_tearsheet
     from simulator.rundir import check_run_dir
+    from simulator.summary import read_summary
 
     check_run_dir(run_dir)
     with err_console.status("writing the tear sheet"):
         path = write_tearsheet(run_dir)
-    print_table2(json.loads((run_dir / "summary.json").read_text(encoding="utf-8")))
+    print_table2(read_summary(run_dir / "summary.json"))
     console.print(f"tear sheet: {path}", soft_wrap=True, markup=False, highlight=False)
 
 

@@ -38,6 +38,7 @@ from simulator.engine import EngineResult, eligible_frame
 from simulator.errors import ConfigError, DataError, JournalError, LookAheadError, NetworkError
 from simulator.journal import Journal, locked, meta_json, remove
 from simulator.plan import Resources, resolve
+from simulator.summary import ModelUse, ReplayFacts
 from strategies.rebalance import WeekRecord
 from strategies.rule import DECISION_COLUMNS
 
@@ -355,12 +356,10 @@ def _provider(account: Account, weekly: WeeklyData) -> RegistrySignal:
             f"account {account.name!r} is pinned to {meta['model_version']}, whose files no "
             f"longer match: {err}"
         ) from None
-    name, _, number = meta["model_version"].rpartition("/")
     model.version = meta["model_version"]
     model.check_tickers(weekly.tickers)
-    info = VersionInfo(
-        name, int(number), (), tags, None, None, dt.datetime.fromisoformat(meta["model_created"])
-    )
+    created = dt.datetime.fromisoformat(meta["model_created"])
+    info = VersionInfo.pinned(meta["model_version"], tags, created)
     return RegistrySignal([UsedModel(model, info, trained=False)], account.allow_later_model)
 
 
@@ -659,27 +658,29 @@ def account_result(account: Account, workspace: Path) -> BacktestResult:
         name: plan.run(b, weekly, weeks, decisions) for name, b in plan.baseline_rules().items()
     }
     returns, rf, summary = assemble(plan, weekly, weeks, main, one_over_n, baselines)
-    summary["replay"] = {
-        "account": account.name,
-        "model_version": account.model_version,
-        "model_train_end": account.meta.get("model_train_end"),
-        "allow_later_model": account.allow_later_model,
-        "look_ahead": account.look_ahead,
-        "start_week": account.start_week.date().isoformat(),
-        "weeks": len(weeks),
-    }
+    facts = ReplayFacts(
+        account=account.name,
+        model_version=account.model_version,
+        model_train_end=account.meta.get("model_train_end"),
+        allow_later_model=account.allow_later_model,
+        look_ahead=account.look_ahead,
+        start_week=account.start_week.date().isoformat(),
+        weeks=len(weeks),
+    )
+    used = []
     if account.model_version:
-        summary["models"] = [
-            {
-                "version": account.model_version,
-                "train_end": account.meta.get("model_train_end"),
-                "first_decision": weeks[0].date().isoformat(),
-                "last_decision": weeks[-1].date().isoformat(),
-                "decisions": len(weeks),
-                "orders": len(orders),
-                "trained_by_this_run": False,
-            }
-        ]
+        used.append(
+            ModelUse(
+                version=account.model_version,
+                train_end=account.meta.get("model_train_end"),
+                first_decision=weeks[0].date().isoformat(),
+                last_decision=weeks[-1].date().isoformat(),
+                decisions=len(weeks),
+                orders=len(orders),
+                trained_by_this_run=False,
+            )
+        )
+    summary = summary.model_copy(update={"replay": facts, "models": used})
     return BacktestResult(
         cfg, returns, weights_table(main), orders, journal.decisions(), rf, summary
     )

@@ -3,8 +3,10 @@
 A run directory (written by a backtest) holds ``returns.csv`` (columns ``date, strategy,
 equal_weight, benchmark`` and one per baseline optimiser listed in summary.json's
 ``baselines``: weekly simple returns as fractions, one row per week, stamped on the week's last
-trading day), ``summary.json`` (the statistics of :func:`simulator.metrics.summarize`
-per series plus run facts) and, when the config named a yield series, ``risk_free.csv``.
+trading day), ``summary.json`` (:class:`simulator.summary.RunSummary`: the statistics of
+:func:`simulator.metrics.summarize` per series plus run facts) and, when the config named a
+yield series, ``risk_free.csv``. The files are read by :mod:`simulator.rundir` and
+:mod:`simulator.summary`; the sections beyond Table 2 are :mod:`simulator.sections`.
 
 :func:`write_tearsheet` turns it into one self-contained ``tearsheet.html``: our own section
 (Table 2, a growth-of-1 chart of every series, notes on fills, risk-free rate and data)
@@ -15,40 +17,29 @@ warnings, its font log lines and its matplotlib styling confined to that call.
 
 from __future__ import annotations
 
-import base64
 import functools
 import html
-import io
-import json
 import logging
 import math
-import os
 import re
 import tempfile
 import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, get_args
+from typing import TYPE_CHECKING, Any
 
 import matplotlib
 import matplotlib.dates as mdates
-import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from simulator.config import Baseline
 from simulator.errors import RunDirError
-from simulator.metrics import RETURN_COLUMNS, WEEKS_PER_YEAR
-from simulator.report_sections import (
-    REMEDY,
-    honesty_html,
-    prediction_html,
-    profile_html,
-    read_models,
-    read_run_csv,
-    reference_html,
-)
+from simulator.htmlkit import esc, format_number, png, write_atomically
+from simulator.metrics import WEEKS_PER_YEAR
+from simulator.rundir import read_models, read_returns
+from simulator.sections import honesty_html, prediction_html, profile_html, reference_html
+from simulator.summary import REMEDY, RunSummary, read_summary
 
 if TYPE_CHECKING:
     from matplotlib.typing import RcKeyType
@@ -69,21 +60,10 @@ _TABLE2_SOURCE = {
     "Sharpe ratio": ("sharpe", 1.0),
     "Max drawdown (%)": ("max_drawdown", 100.0),
 }
-# The optimisers a run directory may hold as extra series (``[report] baselines``).
-_BASELINES = frozenset(get_args(Baseline))
-_NULLABLE_METRICS = frozenset({"sharpe", "sortino"})
 
 
-def table2(summary: Mapping[str, Any]) -> pd.DataFrame:
+def table2(summary: RunSummary) -> pd.DataFrame:
     """The seed paper's Table 2 for one run.
-
-    Parameters
-    ----------
-    summary
-        The content of ``summary.json``: per-series metric dicts under ``"strategy"``,
-        ``"equal_weight"``, ``"benchmark"`` and each name in ``"baselines"`` (absent in runs
-        without baselines), and the labels ``"strategy_name"`` and ``"benchmark_name"``. Not
-        modified.
 
     Returns
     -------
@@ -95,20 +75,22 @@ def table2(summary: Mapping[str, Any]) -> pd.DataFrame:
     Raises
     ------
     RunDirError
-        If a series, a metric or a label is missing or not a number/string.
+        If a baseline has no metrics, or two columns would share a label.
     """
     labels = column_labels(summary)
     data: dict[str, list[float]] = {}
     for key, label in labels.items():
-        stats = summary.get(key)
-        if not isinstance(stats, Mapping):
-            raise RunDirError(
-                f"summary.json has no metrics object for '{key}' (got {stats!r}); {REMEDY}"
-            )
+        stats = summary.series.get(key)
+        if stats is None:
+            raise RunDirError(f"summary.json has no metrics object for '{key}'; {REMEDY}")
         data[label] = [
-            _metric(stats, metric, key) * factor for metric, factor in _TABLE2_SOURCE.values()
+            _or_nan(getattr(stats, metric)) * factor for metric, factor in _TABLE2_SOURCE.values()
         ]
     return pd.DataFrame(data, index=list(TABLE2_ROWS), columns=list(data), dtype=float)
+
+
+def _or_nan(value: float | None) -> float:
+    return math.nan if value is None else float(value)
 
 
 def format_table2(table: pd.DataFrame) -> pd.DataFrame:
@@ -125,7 +107,7 @@ def format_table2(table: pd.DataFrame) -> pd.DataFrame:
     values = table.to_numpy(dtype=float)
     decimals = [3 if row == "Sharpe ratio" else 2 for row in table.index]
     cells = {
-        column: [_format_number(values[i, j], decimals[i]) for i in range(len(table.index))]
+        column: [format_number(values[i, j], decimals[i]) for i in range(len(table.index))]
         for j, column in enumerate(table.columns)
     }
     return pd.DataFrame(cells, index=table.index, columns=table.columns)
@@ -159,11 +141,11 @@ def write_tearsheet(run_dir: Path) -> Path:
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise RunDirError(f"run directory {run_dir} does not exist; {REMEDY}")
-    summary = _read_summary(run_dir / "summary.json")
+    summary = read_summary(run_dir / "summary.json")
     table = table2(summary)
-    returns = _read_returns(run_dir / "returns.csv", list(column_labels(summary)))
+    returns = read_returns(run_dir / "returns.csv", list(column_labels(summary)))
     rf_annual = _annual_risk_free(summary)
-    strategy_label, benchmark_label = str(summary["strategy_name"]), str(summary["benchmark_name"])
+    strategy_label, benchmark_label = summary.strategy_name, summary.benchmark_name
 
     qs_page = _quantstats_html(
         returns["strategy"],
@@ -174,15 +156,15 @@ def write_tearsheet(run_dir: Path) -> Path:
     )
     models = read_models(run_dir)
     extra = [profile_html(summary), reference_html(summary)]
-    stocks = summary.get("analytics")
-    if isinstance(stocks, dict) and stocks.get("stocks"):
+    stocks = summary.analytics
+    if stocks is not None and stocks.stocks:
         from simulator.analytics import analytics_html, from_json_rows
 
         extra.append(
             analytics_html(
-                from_json_rows(stocks["stocks"]),
-                pd.Timestamp(stocks["as_of"]),
-                int(stocks["window"]),
+                from_json_rows([row.model_dump() for row in stocks.stocks]),
+                pd.Timestamp(stocks.as_of),
+                stocks.window,
                 benchmark_name=benchmark_label,
             )
         )
@@ -200,96 +182,18 @@ def write_tearsheet(run_dir: Path) -> Path:
     page = _assemble(qs_page, section, title=f"foliosim: {strategy_label} vs {benchmark_label}")
 
     target = run_dir / TEARSHEET_NAME
-    _write_atomically(target, page)
+    write_atomically(target, page)
     return target
 
 
-# --- reading the run directory -------------------------------------------------------------
-
-
-def _read_returns(path: Path, columns: list[str]) -> pd.DataFrame:
-    """``returns.csv``'s ``columns`` as floats, shape ``(n_weeks, len(columns))``, on a sorted
-    DatetimeIndex."""
-    frame = read_run_csv(path)
-    expected = ("date", *columns)
-    missing = [c for c in expected if c not in frame.columns]
-    if missing:
-        raise RunDirError(
-            f"{path} lacks column(s) {', '.join(missing)} (expected {','.join(expected)}); {REMEDY}"
-        )
-    try:
-        dates = pd.DatetimeIndex(pd.to_datetime(frame["date"], format="ISO8601"), name="date")
-    except (ValueError, TypeError) as exc:
-        raise RunDirError(f"{path} has a date that is not an ISO date ({exc}); {REMEDY}") from exc
-    if not dates.is_monotonic_increasing or not dates.is_unique:
-        raise RunDirError(f"{path} dates must be unique and increasing; {REMEDY}")
-    values = frame[columns].apply(pd.to_numeric, errors="coerce")
-    values.index = dates
-    bad = ~np.isfinite(values.to_numpy(dtype=float))
-    if bad.any():
-        row, col = np.argwhere(bad)[0]
-        raise RunDirError(
-            f"{path} has a missing or non-numeric return in column '{columns[col]}' "
-            f"on {dates[row].date()}; {REMEDY}"
-        )
-    if len(values) < 2:
-        raise RunDirError(f"{path} has {len(values)} week(s); at least 2 are needed; {REMEDY}")
-    return values.astype(float)
-
-
-def _read_summary(path: Path) -> dict[str, Any]:
-    """``summary.json`` as a dict, with the keys the tear sheet uses checked."""
-    if not path.is_file():
-        raise RunDirError(f"{path} not found; {REMEDY}")
-    try:
-        summary = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise RunDirError(f"{path} is not valid JSON ({exc}); {REMEDY}") from exc
-    if not isinstance(summary, dict):
-        raise RunDirError(f"{path} must hold a JSON object; {REMEDY}")
-    required = (
-        *RETURN_COLUMNS,
-        "strategy_name",
-        "benchmark_name",
-        "fill",
-        "risk_free",
-        "weeks",
-        "start",
-        "end",
-        "data_note",
-        "orders_rejected",
-    )
-    missing = [key for key in required if key not in summary]
-    if missing:
-        raise RunDirError(f"{path} lacks key(s) {', '.join(missing)}; {REMEDY}")
-    if summary["fill"] not in FILL_NOTES:
-        raise RunDirError(
-            f"{path}: fill is {summary['fill']!r}, expected one of {', '.join(FILL_NOTES)}; "
-            f"{REMEDY}"
-        )
-    return summary
-
-
-def column_labels(summary: Mapping[str, Any]) -> dict[str, str]:
+def column_labels(summary: RunSummary) -> dict[str, str]:
     """Table 2's series, in column order, with their labels: benchmark -> its name,
     equal_weight -> "1/N", each baseline -> its name, strategy -> its name."""
-    names = []
-    for key in ("benchmark_name", "strategy_name"):
-        name = summary.get(key)
-        if not isinstance(name, str) or not name:
-            raise RunDirError(f"summary.json needs a non-empty string '{key}'; {REMEDY}")
-        names.append(name)
-    baselines = summary.get("baselines") or {}
-    if not isinstance(baselines, Mapping) or not set(baselines) <= _BASELINES:
-        raise RunDirError(
-            f"summary.json: 'baselines' must map some of {', '.join(sorted(_BASELINES))} to "
-            f"their order counts (got {baselines!r}); {REMEDY}"
-        )
     labels = {
-        "benchmark": names[0],
+        "benchmark": summary.benchmark_name,
         "equal_weight": EQUAL_WEIGHT_LABEL,
-        **{str(name): str(name) for name in baselines},
-        "strategy": names[1],
+        **{name: name for name in summary.baselines},
+        "strategy": summary.strategy_name,
     }
     if len(set(labels.values())) < len(labels):
         raise RunDirError(
@@ -300,27 +204,14 @@ def column_labels(summary: Mapping[str, Any]) -> dict[str, str]:
     return labels
 
 
-def _metric(stats: Mapping[str, Any], name: str, series: str) -> float:
-    """One metric as a float; null is NaN for the ratios that may be undefined."""
-    value = stats.get(name)
-    if value is None and name in _NULLABLE_METRICS:
-        return math.nan
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise RunDirError(
-            f"summary.json: '{series}.{name}' must be a number (got {value!r}); {REMEDY}"
-        )
-    return float(value)
-
-
-def _annual_risk_free(summary: Mapping[str, Any]) -> float:
+def _annual_risk_free(summary: RunSummary) -> float:
     """The constant annual risk-free rate handed to QuantStats, as a fraction."""
-    rate = summary["risk_free"]
-    if isinstance(rate, str):
-        rate = summary.get("risk_free_annual_mean")
-        key = "risk_free_annual_mean"
+    rate: float | None
+    if isinstance(summary.risk_free, str):
+        rate, key = summary.risk_free_annual_mean, "risk_free_annual_mean"
     else:
-        key = "risk_free"
-    if isinstance(rate, bool) or not isinstance(rate, int | float) or not math.isfinite(rate):
+        rate, key = summary.risk_free, "risk_free"
+    if rate is None or not math.isfinite(rate):
         raise RunDirError(f"summary.json: '{key}' must be a finite number (got {rate!r}); {REMEDY}")
     return float(rate)
 
@@ -424,18 +315,16 @@ def _equity_png(returns: pd.DataFrame, labels: Mapping[str, str]) -> str:
     ax.set_ylabel("growth of 1")
     ax.grid(True, color="#dddddd", lw=0.5)
     ax.legend(loc="upper left", frameon=False)
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    return base64.b64encode(buffer.getvalue()).decode("ascii")
+    return png(fig, dpi=100)
 
 
 def _table2_html(table: pd.DataFrame) -> str:
     """Table 2 as an HTML table, its columns side by side."""
     cells = format_table2(table)
-    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in ["Metric", *cells.columns])
+    head = "".join(f"<th>{esc(c)}</th>" for c in ["Metric", *cells.columns])
     rows = "".join(
-        f"<tr><td>{html.escape(str(row))}</td>"
-        + "".join(f"<td>{html.escape(v)}</td>" for v in cells.loc[row])
+        f"<tr><td>{esc(row)}</td>"
+        + "".join(f"<td>{esc(v)}</td>" for v in cells.loc[row])
         + "</tr>\n"
         for row in cells.index
     )
@@ -445,7 +334,7 @@ def _table2_html(table: pd.DataFrame) -> str:
 def _section_html(
     table: pd.DataFrame,
     returns: pd.DataFrame,
-    summary: Mapping[str, Any],
+    summary: RunSummary,
     rf_annual: float,
     *,
     has_rf_file: bool,
@@ -453,18 +342,17 @@ def _section_html(
 ) -> str:
     """Our part of the page: heading, Table 2, the growth-of-1 chart, the notes, then
     ``extra`` (the paper side by side, predictions and honesty sections)."""
-    esc = html.escape
-    strategy, benchmark = str(summary["strategy_name"]), str(summary["benchmark_name"])
+    strategy, benchmark = summary.strategy_name, summary.benchmark_name
     # returns holds Table 2's series in its column order: key -> label.
     labels = dict(zip(returns.columns, table.columns, strict=True))
     png = _equity_png(returns, labels)
     shown = list(labels.values())
     series = f"{', '.join(shown[:-1])} and {shown[-1]}"
 
-    if isinstance(summary["risk_free"], str):
+    if isinstance(summary.risk_free, str):
         source = "risk_free.csv" if has_rf_file else "the run"
         rf_note = (
-            f"Risk-free rate: the {esc(summary['risk_free'])} yield, one rate per week (the "
+            f"Risk-free rate: the {esc(summary.risk_free)} yield, one rate per week (the "
             f"yield known at the close of the week before, from {source}), on average "
             f"{rf_annual:.2%} a year. Table 2 uses the weekly rates; QuantStats takes one "
             f"constant rate, so its figures use the average {rf_annual:.2%}."
@@ -475,48 +363,44 @@ def _section_html(
             f"Risk-free rate: {rf_annual:.2%} a year ({weekly:.4%} a week), constant; "
             "used by Table 2 and by QuantStats."
         )
-    facts = [
-        f"{esc(str(summary['weeks']))} weeks, {esc(str(summary['start']))} to "
-        f"{esc(str(summary['end']))}"
-    ]
-    if "data_source" in summary:
-        facts.append(f"data: {esc(str(summary['data_source']))}")
-    tickers = summary.get("tickers")
-    if isinstance(tickers, list) and tickers:
-        facts.append(f"{len(tickers)} tickers: {esc(', '.join(map(str, tickers)))}")
+    facts = [f"{esc(summary.weeks)} weeks, {esc(summary.start)} to {esc(summary.end)}"]
+    if summary.data_source:
+        facts.append(f"data: {esc(summary.data_source)}")
+    if summary.tickers:
+        facts.append(f"{len(summary.tickers)} tickers: {esc(', '.join(summary.tickers))}")
     notes = [
-        f"Fill mode <code>{esc(str(summary['fill']))}</code>: {FILL_NOTES[summary['fill']]}.",
+        f"Fill mode <code>{esc(summary.fill)}</code>: {FILL_NOTES[summary.fill]}.",
         rf_note,
-        f"Data: {esc(str(summary['data_note']))}",
-        f"Period: {esc(str(summary['weeks']))} weeks, {esc(str(summary['start']))} to "
-        f"{esc(str(summary['end']))}; returns are weekly, annualised with "
+        f"Data: {esc(summary.data_note)}",
+        f"Period: {esc(summary.weeks)} weeks, {esc(summary.start)} to "
+        f"{esc(summary.end)}; returns are weekly, annualised with "
         f"{WEEKS_PER_YEAR} weeks a year.",
-        f"Orders rejected by the broker: {esc(str(summary['orders_rejected']))}.",
+        f"Orders rejected by the broker: {esc(summary.orders_rejected)}.",
         f"The QuantStats report below compares {esc(strategy)} with {esc(benchmark)} on the "
         "same weekly dates. Its labels such as &ldquo;Best Day&rdquo;, &ldquo;Worst "
         "Day&rdquo; and &ldquo;Daily Value-at-Risk&rdquo; refer to weeks here: one period "
         "is one week.",
     ]
-    replay = summary.get("replay")
-    if isinstance(replay, dict):
+    replay = summary.replay
+    if replay is not None:
         pinned = (
-            f", model {esc(str(replay['model_version']))} pinned (trained up to "
-            f"{esc(str(replay['model_train_end']))})"
-            if replay.get("model_version")
+            f", model {esc(replay.model_version)} pinned (trained up to "
+            f"{esc(replay.model_train_end)})"
+            if replay.model_version
             else ""
         )
         notes.insert(
             0,
-            f"Paper account <code>{esc(str(replay['account']))}</code>: "
-            f"{esc(str(replay['weeks']))} weeks replayed one at a time from "
-            f"{esc(str(replay['start_week']))}{pinned}; equity and orders are the journal's.",
+            f"Paper account <code>{esc(replay.account)}</code>: "
+            f"{esc(replay.weeks)} weeks replayed one at a time from "
+            f"{esc(replay.start_week)}{pinned}; equity and orders are the journal's.",
         )
-        if replay.get("look_ahead"):
+        if replay.look_ahead:
             notes.insert(
                 0,
                 '<strong id="look-ahead">&#9888; Look-ahead: the model was trained on data up '
-                f"to {esc(str(replay['model_train_end']))}, after the account's start week "
-                f"{esc(str(replay['start_week']))} (opened with --allow-later-model). These "
+                f"to {esc(replay.model_train_end)}, after the account's start week "
+                f"{esc(replay.start_week)} (opened with --allow-later-model). These "
                 "results use information the strategy could not have had.</strong>",
             )
     items = "\n".join(f"<li>{note}</li>" for note in notes)
@@ -549,25 +433,3 @@ def _assemble(qs_page: str, section: str, *, title: str) -> str:
     if body is None:
         return section + page
     return page[: body.end()] + section + page[body.end() :]
-
-
-def _write_atomically(target: Path, text: str) -> None:
-    """Write ``text`` to ``target`` via a temporary file in the same folder and a rename."""
-    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        tmp.chmod(0o644)  # mkstemp makes the file private; a report is an ordinary file
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def _format_number(value: float, decimals: int) -> str:
-    """``value`` with ``decimals`` decimals, ``"n/a"`` for NaN, never ``-0.00``."""
-    if math.isnan(value):
-        return "n/a"
-    text = f"{value:.{decimals}f}"
-    return text[1:] if text.startswith("-") and float(text) == 0.0 else text

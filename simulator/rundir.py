@@ -14,14 +14,19 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import math
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from simulator.backtest import BacktestResult
+import numpy as np
+import pandas as pd
+
 from simulator.errors import RunDirError
+from simulator.summary import REMEDY, nan_to_none, write_summary
+
+if TYPE_CHECKING:
+    from simulator.backtest import BacktestResult
 
 RUN_FILES = ("config.toml", "summary.json", "returns.csv", "weights.csv", "orders.csv")
 
@@ -43,17 +48,6 @@ def check_out_dir(out: Path) -> None:
         raise RunDirError(f"{out} already exists and is not empty; choose another --out")
 
 
-def _clean(value: Any) -> Any:
-    """JSON-safe: NaN and infinities become null."""
-    if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_clean(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
 def write_run(result: BacktestResult, out: Path) -> Path:
     """Write every file of a run into ``out`` (created; must not hold files).
 
@@ -67,8 +61,7 @@ def write_run(result: BacktestResult, out: Path) -> Path:
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         (tmp / "config.toml").write_text(result.config.to_toml(), encoding="utf-8")
-        summary = json.dumps(_clean(result.summary), indent=2, allow_nan=False)
-        (tmp / "summary.json").write_text(summary + "\n", encoding="utf-8")
+        write_summary(result.summary, tmp / "summary.json")
         result.returns.to_csv(tmp / "returns.csv", date_format="%Y-%m-%d")
         result.weights.to_csv(tmp / "weights.csv", index=False, date_format="%Y-%m-%d")
         result.orders.to_csv(tmp / "orders.csv", index=False, date_format="%Y-%m-%d")
@@ -80,7 +73,7 @@ def write_run(result: BacktestResult, out: Path) -> Path:
             result.predictions.to_csv(
                 tmp / "predictions.csv", index=False, date_format="%Y-%m-%d", float_format="%.10g"
             )
-            models = json.dumps(_clean(result.models), indent=2, allow_nan=False)
+            models = json.dumps(nan_to_none(result.models), indent=2, allow_nan=False)
             (tmp / "models.json").write_text(models + "\n", encoding="utf-8")
         write_tearsheet(tmp)
         tmp.chmod(0o755)  # mkdtemp makes it private; a run directory is an ordinary folder
@@ -103,3 +96,72 @@ def check_run_dir(run_dir: Path) -> None:
             f"{run_dir}: not a complete run directory (missing {', '.join(missing)}); "
             "run `foliosim backtest` to make one"
         )
+
+
+# --- reading --------------------------------------------------------------------------------
+
+
+def read_run_csv(path: Path) -> pd.DataFrame:
+    """A CSV file of a run directory; RunDirError when it is missing or unreadable."""
+    if not path.is_file():
+        raise RunDirError(f"{path} not found; {REMEDY}")
+    try:
+        return pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise RunDirError(f"{path} is not a readable CSV ({exc}); {REMEDY}") from exc
+
+
+def read_returns(path: Path, columns: list[str]) -> pd.DataFrame:
+    """``returns.csv``'s ``columns`` as floats, shape ``(n_weeks, len(columns))``, on a sorted
+    DatetimeIndex."""
+    frame = read_run_csv(path)
+    expected = ("date", *columns)
+    missing = [c for c in expected if c not in frame.columns]
+    if missing:
+        raise RunDirError(
+            f"{path} lacks column(s) {', '.join(missing)} (expected {','.join(expected)}); {REMEDY}"
+        )
+    try:
+        dates = pd.DatetimeIndex(pd.to_datetime(frame["date"], format="ISO8601"), name="date")
+    except (ValueError, TypeError) as exc:
+        raise RunDirError(f"{path} has a date that is not an ISO date ({exc}); {REMEDY}") from exc
+    if not dates.is_monotonic_increasing or not dates.is_unique:
+        raise RunDirError(f"{path} dates must be unique and increasing; {REMEDY}")
+    values = frame[columns].apply(pd.to_numeric, errors="coerce")
+    values.index = dates
+    bad = ~np.isfinite(values.to_numpy(dtype=float))
+    if bad.any():
+        row, col = np.argwhere(bad)[0]
+        raise RunDirError(
+            f"{path} has a missing or non-numeric return in column '{columns[col]}' "
+            f"on {dates[row].date()}; {REMEDY}"
+        )
+    if len(values) < 2:
+        raise RunDirError(f"{path} has {len(values)} week(s); at least 2 are needed; {REMEDY}")
+    return values.astype(float)
+
+
+def read_models(run_dir: Path) -> dict[str, Any] | None:
+    """models.json of an LSTM run (None when the run has none)."""
+    path = run_dir / "models.json"
+    if not path.is_file():
+        return None
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise RunDirError(f"{path} is not valid JSON ({exc}); {REMEDY}") from exc
+    if not isinstance(doc, dict) or not {"used", "versions", "as_traded"} <= set(doc):
+        raise RunDirError(f"{path} lacks used/versions/as_traded; {REMEDY}")
+    return doc
+
+
+def read_predictions(run_dir: Path) -> pd.DataFrame:
+    """predictions.csv of an LSTM run, weeks parsed."""
+    path = run_dir / "predictions.csv"
+    frame = read_run_csv(path)
+    need = ["week", "ticker", "model_version", "last_close", "predicted_close", "actual_close"]
+    missing = [c for c in need if c not in frame.columns]
+    if missing:
+        raise RunDirError(f"{path} lacks column(s) {', '.join(missing)}; {REMEDY}")
+    frame["week"] = pd.to_datetime(frame["week"], format="ISO8601")
+    return frame

@@ -2,8 +2,8 @@
 
 The strategy knows nothing of torch or of the registry. It sees a *signal provider*: an object
 that, asked at the close of week t with the history up to t, answers predicted next-week
-returns per ticker, and names the model version that made them (DESIGN.md, "Dependency
-direction").
+returns per ticker, and names the model version that made them
+(../shared/docs/DESIGN.md, "Dependency direction").
 """
 
 from __future__ import annotations

@@ -132,7 +132,7 @@ def assert_journal_is_the_backtest(
     returns = equity.pct_change().iloc[1:]
     np.testing.assert_array_equal(returns.index, weeks)
     np.testing.assert_array_equal(returns.to_numpy(), result.returns["strategy"].to_numpy())
-    assert equity.iloc[-1] == result.summary["final_value"]
+    assert equity.iloc[-1] == result.summary.final_value
 
     orders = journal.orders()
     # The account's last week decided too; its orders end only when the next week is stepped.

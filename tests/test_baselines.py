@@ -470,7 +470,6 @@ def test_paper12_weekly_weights_meet_the_limits(paper12: Path, tmp_path: Path) -
 def test_baseline_strategy_backtests_and_replays_identically(tmp_path: Path) -> None:
     """``backtest.strategy = "min_variance"`` runs through the engine; a paper account of the
     same config stepped in pieces records exactly its weekly returns."""
-    import datetime as dt
 
     from simulator import replay
     from simulator.backtest import run_backtest
@@ -480,10 +479,10 @@ def test_baseline_strategy_backtests_and_replays_identically(tmp_path: Path) -> 
     sets = ["backtest.strategy=min_variance", "backtest.start=2023-03-01"]
     cfg = load_config(REPO / "examples" / "paper12_equal_weight.toml", sets)
     result = run_backtest(cfg, tmp_path)
-    assert result.summary["strategy_name"] == "min_variance"
+    assert result.summary.strategy_name == "min_variance"
     # Fully invested with shorts funding longs, every order fills (see the engine's _fund).
     assert (result.orders["status"] == "Completed").all()
-    assert result.summary["orders_rejected"] == 0
+    assert result.summary.orders_rejected == 0
     replay.start(tmp_path, "mv", cfg, source="test").close()
     for weeks in (3, 1, None):
         until = cfg.backtest.end if weeks is None else None
@@ -492,7 +491,7 @@ def test_baseline_strategy_backtests_and_replays_identically(tmp_path: Path) -> 
     with replay.open_account(tmp_path, "mv") as account:
         equity = account.journal.weeks().set_index("week")["equity"]
     assert equity.pct_change().iloc[1:].tolist() == result.returns["strategy"].tolist()
-    assert dt.date.fromisoformat(result.summary["end"]) == equity.index[-1].date()
+    assert result.summary.end == equity.index[-1].date()
 
 
 # --- baselines beside the strategy ([report] baselines) ------------------------------------
@@ -520,18 +519,18 @@ def test_baseline_columns_are_the_baselines_own_runs(tmp_path: Path, profile: st
     for kind in ("min_variance", "mean_variance"):
         alone = backtest_of(tmp_path, f"backtest.strategy={kind}", *extra)
         assert beside.returns[kind].tolist() == alone.returns["strategy"].tolist()
-        assert beside.summary[kind] == alone.summary["strategy"]
-        assert beside.summary["baselines"][kind] == {
-            "orders_filled": alone.summary["orders_filled"],
-            "orders_rejected": alone.summary["orders_rejected"],
-            "final_value": alone.summary["final_value"],
+        assert beside.summary.series[kind] == alone.summary.series["strategy"]
+        assert beside.summary.baselines[kind].model_dump() == {
+            "orders_filled": alone.summary.orders_filled,
+            "orders_rejected": alone.summary.orders_rejected,
+            "final_value": alone.summary.final_value,
         }
         # Whole-share rounding of shorts no longer costs a buy to a margin reject.
-        assert alone.summary["orders_rejected"] == 0
+        assert alone.summary.orders_rejected == 0
     # The strategy and its statistics are those of a run without baselines.
     plain = backtest_of(tmp_path, *extra)
     assert beside.returns[plain.returns.columns].equals(plain.returns)
-    assert set(beside.summary["confidence"]) == {
+    assert set(beside.summary.confidence) == {
         "strategy",
         "over_min_variance",
         "over_mean_variance",
@@ -585,7 +584,7 @@ def test_a_paper_accounts_report_has_the_same_baseline_columns(tmp_path: Path) -
     with replay.open_account(tmp_path, "acct") as account:
         report = replay.account_result(account, workspace=tmp_path)
     assert report.returns.equals(result.returns)
-    assert report.summary["baselines"] == result.summary["baselines"]
+    assert report.summary.baselines == result.summary.baselines
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""The package layout of DESIGN.md: dependencies run one way."""
+"""The package layout of ../shared/docs/DESIGN.md: dependencies run one way."""
 
 from __future__ import annotations
 

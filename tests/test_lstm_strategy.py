@@ -1,7 +1,8 @@
 """The LSTM-signal strategy: exact sizing, the decision rule, point-in-time models, and a real
 backtrader run of the paper config checked against a vectorised recomputation.
 
-Hand-made cases are computed by hand in the comments (DESIGN.md, "The LSTM-signal strategy");
+Hand-made cases are computed by hand in the comments (../shared/docs/DESIGN.md, "The
+LSTM-signal strategy");
 the backtests reuse the session's registered paper model (tests/conftest.py) and never train.
 """
 
@@ -342,8 +343,8 @@ def lstm_close(
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("FOLIOSIM_WORKSPACE", str(tmp_path_factory.mktemp("lstm-close-ws")))
         result = run_backtest(cfg, paper_model.workspace)
-    assert [m["version"] for m in result.summary["models"]] == [paper_model.ref]
-    assert result.summary["models"][0]["trained_by_this_run"] is False
+    assert [m.version for m in result.summary.models] == [paper_model.ref]
+    assert result.summary.models[0].trained_by_this_run is False
     yield result
 
 
@@ -427,7 +428,7 @@ def test_close_fill_returns_equal_weights_times_next_week_returns(
     weeks = backtest_weeks(weekly, result.config)
     tickers = weekly.tickers
     assert result.returns.index.tolist() == weeks[1:].tolist()
-    assert result.summary["fill"] == "close"
+    assert result.summary.fill == "close"
 
     # weights.csv-style long table -> (week, ticker); omitted rows are 0
     w = (
@@ -517,7 +518,7 @@ def test_lstm_orders_carry_the_model_version_and_equal_weight_orders_none(
     orders = lstm_close.orders
     assert len(orders) > 0
     assert (orders["model_version"] == paper_model.ref).all()
-    assert lstm_close.summary["models"][0]["orders"] == len(orders)
+    assert lstm_close.summary.models[0].orders == len(orders)
 
     cfg = _with(paper_model.config, strategy="equal_weight")
     one_over_n = run_backtest(cfg, paper_model.workspace)

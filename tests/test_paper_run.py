@@ -230,7 +230,7 @@ def _pinned_run(paper_model: PaperModel, path: Path, fill: str, end: str | None)
         extra += [f"data.end={end}", f"backtest.end={end}"]
     cfg = load_config(PAPER_CONFIG, [*PAPER_FAST, *extra])
     result = run_backtest(cfg, paper_model.workspace)
-    assert [m["version"] for m in result.summary["models"]] == [paper_model.ref]
+    assert [m.version for m in result.summary.models] == [paper_model.ref]
     assert result.predictions is not None
     return Pinned(result.predictions, result.orders, result.weights, result.returns)
 

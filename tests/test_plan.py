@@ -140,7 +140,7 @@ def test_momentum_from_python_equals_the_config(tmp_path: Path) -> None:
         rule=MomentumRule(),
     )
     pd.testing.assert_frame_equal(by_name.returns, by_object.returns, check_exact=True)
-    assert by_object.summary["strategy_name"] == "momentum"
+    assert by_object.summary.strategy_name == "momentum"
 
 
 # --- momentum through the command line -------------------------------------------------------

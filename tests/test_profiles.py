@@ -34,8 +34,8 @@ from simulator.config import load_config
 from simulator.data import DailyData, WeeklyData, load_daily, make_weekly
 from simulator.engine import EngineResult, run_engine
 from simulator.errors import ConfigError
-from simulator.report_sections import PROFILE_REASONS
 from simulator.rundir import write_run
+from simulator.sections import PROFILE_REASONS
 from simulator.workspace import workspace_dir
 from strategies.profile import (
     PRESETS,
@@ -344,7 +344,7 @@ def test_a_backtest_goes_to_cash_at_the_stop_for_13_weeks(tmp_path: Path) -> Non
     values = [10_000, 11_000, 12_500, 10_500, *[9_500] * 14, *[100 * c for c in CRASH[18:]]]
     equity = 10_000 * (1 + result.returns["strategy"]).cumprod()
     assert equity.tolist() == pytest.approx(values[1:], rel=1e-12)
-    assert result.summary["final_value"] == 11_500
+    assert result.summary.final_value == 11_500
     assert fills(result.orders) == [
         (weeks[0], "A", "buy", 100, 100.0),
         (weeks[4], "A", "sell", 100, 95.0),
@@ -355,7 +355,7 @@ def test_a_backtest_goes_to_cash_at_the_stop_for_13_weeks(tmp_path: Path) -> Non
     stops = result.bounds[result.bounds["reason"] == "drawdown_stop"]
     assert stops["week"].tolist() == list(weeks[4:17])
     assert stops["detail"].tolist() == [FIRED] + [IN_CASH] * 12
-    assert result.summary["profile"]["weeks_bound"] == {
+    assert result.summary.profile.weeks_bound == {
         "excluded": 0,
         "cap": 8,  # 1/N of one name is the cap 1.0: weeks 0-3 and 17-20 (21 decides nothing)
         "vol_target": 0,

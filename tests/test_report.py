@@ -20,7 +20,15 @@ import pytest
 
 from simulator.errors import RunDirError
 from simulator.metrics import summarize, weekly_risk_free
-from simulator.report import TABLE2_ROWS, format_table2, table2, write_tearsheet
+from simulator.report import TABLE2_ROWS, format_table2, write_tearsheet
+from simulator.report import table2 as typed_table2
+from simulator.summary import parse_summary
+
+
+def table2(summary: dict[str, Any]) -> pd.DataFrame:
+    """Table 2 of a summary document, read as summary.json is."""
+    return typed_table2(parse_summary(copy.deepcopy(summary)))
+
 
 N_WEEKS = 30
 RF_ANNUAL = 0.02
@@ -145,7 +153,7 @@ def test_table2_null_sharpe_is_nan_and_input_untouched() -> None:
 def test_table2_missing_metric_raises() -> None:
     summary = _summary(_returns())
     del summary["equal_weight"]["volatility"]
-    with pytest.raises(RunDirError, match=r"'equal_weight\.volatility' must be a number"):
+    with pytest.raises(RunDirError, match=r"'equal_weight\.volatility': Field required"):
         table2(summary)
 
 
@@ -189,7 +197,7 @@ def test_tearsheet_has_chart_notes_and_quantstats(tearsheet: Tearsheet) -> None:
 
 
 def test_quantstats_annualises_weekly(tearsheet: Tearsheet) -> None:
-    # With 252 periods a year QuantStats' Sharpe would be ~2.2x ours (see PITFALLS.md).
+    # With 252 periods a year QuantStats' Sharpe would be ~2.2x ours (../shared/docs/PITFALLS.md).
     row = re.search(r"<tr><td>Sharpe</td><td>([-\d.]+)</td><td>([-\d.]+)</td></tr>", tearsheet.html)
     assert row is not None
     qs_benchmark, qs_strategy = float(row.group(1)), float(row.group(2))
@@ -249,7 +257,7 @@ def test_unknown_fill_mode_raises(tmp_path: Path) -> None:
     summary = _make_run_dir(tmp_path)
     summary["fill"] = "open"
     (tmp_path / "summary.json").write_text(json.dumps(summary), encoding="utf-8")
-    with pytest.raises(RunDirError, match=r"fill is 'open', expected one of next_open, close"):
+    with pytest.raises(RunDirError, match=r"'fill': Input should be 'next_open' or 'close'"):
         write_tearsheet(tmp_path)
 
 
@@ -303,7 +311,7 @@ def test_table2_sets_the_baselines_between_one_over_n_and_the_strategy() -> None
 def test_an_unknown_baseline_in_the_summary_raises() -> None:
     summary = _with_baselines()
     summary["baselines"]["max_sharpe"] = summary["baselines"].pop("min_variance")
-    with pytest.raises(RunDirError, match=r"'baselines' must map some of mean_variance"):
+    with pytest.raises(RunDirError, match=r"no metrics for series max_sharpe"):
         table2(summary)
 
 
@@ -314,3 +322,66 @@ def test_a_baseline_column_missing_from_returns_raises(tmp_path: Path) -> None:
     with pytest.raises(RunDirError, match=r"returns\.csv lacks column\(s\) mean_variance"):
         write_tearsheet(tmp_path)
     assert not (tmp_path / "tearsheet.html").exists()
+
+
+# --- the typed summary ---------------------------------------------------------------------
+
+
+def test_a_summary_without_a_schema_is_read_as_schema_1_and_renders(tmp_path: Path) -> None:
+    """Run directories written before summary.json had a schema (the same layout) still
+    render; their summary is read as schema 1."""
+    summary = _make_run_dir(tmp_path)
+    assert "schema" not in summary
+    from simulator.summary import read_summary
+
+    assert read_summary(tmp_path / "summary.json").schema_version == 1
+    assert write_tearsheet(tmp_path).is_file()
+
+
+def test_a_summary_of_a_newer_schema_is_one_line(tmp_path: Path) -> None:
+    summary = _make_run_dir(tmp_path)
+    summary["schema"] = 99
+    (tmp_path / "summary.json").write_text(json.dumps(summary), encoding="utf-8")
+    with pytest.raises(RunDirError, match=r"schema 99 is newer than this foliosim reads \(2\)"):
+        write_tearsheet(tmp_path)
+
+
+def test_the_summary_round_trips_through_its_own_writer(tmp_path: Path) -> None:
+    from simulator.summary import parse_summary, read_summary, write_summary
+
+    typed = parse_summary({**_with_baselines(), "schema": 2})
+    write_summary(typed, tmp_path / "summary.json")
+    again = read_summary(tmp_path / "summary.json")
+    assert again == typed
+    doc = json.loads((tmp_path / "summary.json").read_text(encoding="utf-8"))
+    assert doc["schema"] == 2 and list(doc)[:6] == [
+        "schema",
+        "strategy",
+        "equal_weight",
+        "benchmark",
+        "min_variance",
+        "mean_variance",
+    ]
+
+
+PAYLOAD = '<script>document.title="pwned"</script><img src=x onerror=alert(1)>'
+
+
+def test_an_edited_summary_cannot_put_markup_in_the_page(tmp_path: Path) -> None:
+    """Regression: strategy_name and confidence weeks went unescaped into "How sure"."""
+    summary = _make_run_dir(tmp_path)
+    summary["strategy_name"] = PAYLOAD
+    confidence = {"weeks": 30, "sharpe": 1.0, "skew": 0.0, "kurtosis": 3.0, "psr": 0.9}
+    summary["confidence"] = {"strategy": confidence, "over_equal_weight": confidence}
+    (tmp_path / "summary.json").write_text(json.dumps(summary), encoding="utf-8")
+    page = write_tearsheet(tmp_path).read_text(encoding="utf-8")
+    ours = page.split('<div class="container" id="foliosim">', 1)[1].split("<hr>\n</div>", 1)[0]
+    assert "<script>document" not in ours and "<img src=x" not in ours
+    assert "&lt;script&gt;document.title=&quot;pwned&quot;&lt;/script&gt;" in ours
+    # A number that is not a number is refused on read, naming the field.
+    summary["confidence"]["strategy"]["weeks"] = PAYLOAD
+    (tmp_path / "summary.json").write_text(json.dumps(summary), encoding="utf-8")
+    with pytest.raises(
+        RunDirError, match=r"'confidence\.strategy\.weeks': Input should be a valid"
+    ):
+        write_tearsheet(tmp_path)

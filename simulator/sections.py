@@ -1,4 +1,4 @@
-"""Tear-sheet sections beyond Table 2: the paper side by side, predictions, and honesty.
+"""Tear-sheet sections beyond Table 2: the paper side by side, predictions, honesty, profile.
 
 - :func:`reference_html`: our Table 2 next to published figures (``report.reference``), with
   a plain sentence for every figure that differs.
@@ -7,29 +7,29 @@
 - :func:`honesty_html`: the leakage audit (train_end against the first week each model traded,
   scaler windows, fill timing) and how sure the result is (probabilistic Sharpe ratios).
 
-They read only the run directory's files (summary.json, models.json, predictions.csv), so
-``foliosim report`` rebuilds them without the registry.
+They read only the run directory's files (summary.json through its typed
+:class:`~simulator.summary.RunSummary`, models.json and predictions.csv through the readers of
+:mod:`simulator.rundir`), so ``foliosim report`` rebuilds them without the registry. Every value
+they print is escaped (:mod:`simulator.htmlkit`).
 """
 
 from __future__ import annotations
 
-import base64
-import html
-import io
-import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import matplotlib.dates as mdates
-import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
 
+from models.plots import Curve, learning_curves_figure, predicted_vs_actual_figure
 from simulator.errors import RunDirError
-
-REMEDY = "it is written by a backtest run: run the backtest again or pass the right run directory"
+from simulator.htmlkit import esc as _esc
+from simulator.htmlkit import num as _num
+from simulator.htmlkit import png as _png
+from simulator.htmlkit import table as _table
+from simulator.rundir import read_predictions
+from simulator.summary import REMEDY, Confidence, RunSummary
 
 #: Published figures, by ``report.reference`` name: columns benchmark, 1/N, strategy.
 REFERENCES: dict[str, dict[str, Any]] = {
@@ -56,35 +56,10 @@ REFERENCES: dict[str, dict[str, Any]] = {
 _KEYS = ("benchmark", "equal_weight", "strategy")
 
 
-def _esc(value: Any) -> str:
-    return html.escape(str(value))
-
-
-def _num(value: Any, spec: str) -> str:
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "n/a"
-    text = format(value, spec)
-    return text[1:] if text.startswith("-") and float(text.rstrip("%")) == 0 else text
-
-
-def _table(head: Sequence[str], rows: Sequence[Sequence[str]], table_id: str) -> str:
-    top = "".join(f"<th>{_esc(h)}</th>" for h in head)
-    body = "".join("<tr>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>\n" for row in rows)
-    return (
-        f'<table id="{table_id}">\n<thead><tr>{top}</tr></thead>\n<tbody>\n{body}</tbody>\n</table>'
-    )
-
-
-def _png(fig: Figure) -> str:
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=90)
-    return base64.b64encode(buffer.getvalue()).decode("ascii")
-
-
 # --- the paper side by side ----------------------------------------------------------------
 
 
-def reference_rows(summary: Mapping[str, Any], name: str) -> list[dict[str, Any]]:
+def reference_rows(summary: RunSummary, name: str) -> list[dict[str, Any]]:
     """Ours next to the published figures: one dict per (metric, series).
 
     Keys: ``metric``, ``series`` (benchmark, equal_weight, strategy), ``ours``, ``published``,
@@ -95,7 +70,7 @@ def reference_rows(summary: Mapping[str, Any], name: str) -> list[dict[str, Any]
     out = []
     for metric, (key, factor, published, tolerance) in ref["rows"].items():
         for series, paper in zip(_KEYS, published, strict=True):
-            raw = summary[series].get(key)
+            raw = getattr(summary.series[series], key)
             ours = float(raw) * factor if raw is not None else math.nan
             diff = ours - paper
             out.append(
@@ -111,18 +86,18 @@ def reference_rows(summary: Mapping[str, Any], name: str) -> list[dict[str, Any]
     return out
 
 
-def reference_html(summary: Mapping[str, Any]) -> str:
+def reference_html(summary: RunSummary) -> str:
     """Table 2 beside the published one, and where they differ, in words ('' if none set)."""
-    name = summary.get("reference") or ""
+    name = summary.reference
     if not name:
         return ""
     if name not in REFERENCES:
         raise RunDirError(f"summary.json: unknown reference {name!r}; {REMEDY}")
     ref = REFERENCES[name]
     labels = {
-        "benchmark": str(summary["benchmark_name"]),
+        "benchmark": summary.benchmark_name,
         "equal_weight": "1/N",
-        "strategy": str(summary["strategy_name"]),
+        "strategy": summary.strategy_name,
     }
     rows = reference_rows(summary, name)
     head = ["Metric"]
@@ -162,9 +137,9 @@ def reference_html(summary: Mapping[str, Any]) -> str:
     notes = "\n".join(f"<li>{s}</li>" for s in [*sentences, *map(_esc, ref["notes"])])
     return f"""
 <h3>Our figures beside the paper's ({_esc(ref["title"])})</h3>
-<p>The paper's test period: {_esc(ref["period"])}. Ours: {_esc(summary["weeks"])} weekly
-returns, {_esc(summary["start"])} to {_esc(summary["end"])}, fill mode
-<code>{_esc(summary["fill"])}</code>. &#9888; marks a difference beyond 1 point (0.05 for the
+<p>The paper's test period: {_esc(ref["period"])}. Ours: {_esc(summary.weeks)} weekly
+returns, {_esc(summary.start)} to {_esc(summary.end)}, fill mode
+<code>{_esc(summary.fill)}</code>. &#9888; marks a difference beyond 1 point (0.05 for the
 Sharpe ratio).</p>
 {_table(head, table_rows, "reference")}
 <ul>
@@ -174,42 +149,6 @@ Sharpe ratio).</p>
 
 
 # --- predictions ---------------------------------------------------------------------------
-
-
-def read_models(run_dir: Path) -> dict[str, Any] | None:
-    """models.json of an LSTM run (None when the run has none)."""
-    path = run_dir / "models.json"
-    if not path.is_file():
-        return None
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise RunDirError(f"{path} is not valid JSON ({exc}); {REMEDY}") from exc
-    if not isinstance(doc, dict) or not {"used", "versions", "as_traded"} <= set(doc):
-        raise RunDirError(f"{path} lacks used/versions/as_traded; {REMEDY}")
-    return doc
-
-
-def read_run_csv(path: Path) -> pd.DataFrame:
-    """A CSV file of a run directory; RunDirError when it is missing or unreadable."""
-    if not path.is_file():
-        raise RunDirError(f"{path} not found; {REMEDY}")
-    try:
-        return pd.read_csv(path)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise RunDirError(f"{path} is not a readable CSV ({exc}); {REMEDY}") from exc
-
-
-def read_predictions(run_dir: Path) -> pd.DataFrame:
-    """predictions.csv of an LSTM run, weeks parsed."""
-    path = run_dir / "predictions.csv"
-    frame = read_run_csv(path)
-    need = ["week", "ticker", "model_version", "last_close", "predicted_close", "actual_close"]
-    missing = [c for c in need if c not in frame.columns]
-    if missing:
-        raise RunDirError(f"{path} lacks column(s) {', '.join(missing)}; {REMEDY}")
-    frame["week"] = pd.to_datetime(frame["week"], format="ISO8601")
-    return frame
 
 
 def _metric_cells(m: Mapping[str, Any]) -> list[str]:
@@ -238,49 +177,22 @@ _METRIC_HEAD = [
 
 def _learning_png(version: Mapping[str, Any]) -> str | None:
     training = version.get("training") or {}
-    keys = list(training)
-    if not keys:
-        return None
-    cols = min(4, len(keys))
-    nrows = math.ceil(len(keys) / cols)
-    fig = Figure(figsize=(2.6 * cols, 1.9 * nrows), layout="constrained")
-    for i, key in enumerate(keys):
-        ax = fig.add_subplot(nrows, cols, i + 1)
-        fit = training[key]
-        epochs = np.arange(1, len(fit["train_loss"]) + 1)
-        ax.plot(epochs, fit["train_loss"], lw=1.0, label="train")
-        ax.plot(epochs, fit["val_loss"], lw=1.0, label="validation")
-        ax.axvline(fit["best_epoch"], color="grey", ls=":", lw=0.8)
-        ax.set_title(f"{key} (best {fit['best_epoch']})", fontsize=8)
-        ax.tick_params(labelsize=6)
-        if i == 0:
-            ax.legend(fontsize=6, frameon=False)
-    return _png(fig)
+    curves = {
+        str(key): Curve(fit["train_loss"], fit["val_loss"], int(fit["best_epoch"]))
+        for key, fit in training.items()
+    }
+    fig = learning_curves_figure(curves)
+    return _png(fig) if fig is not None else None
 
 
 def _predicted_png(predictions: pd.DataFrame) -> str | None:
     rows = predictions.dropna(subset=["predicted_close", "actual_close"])
-    if rows.empty:
-        return None
-    tickers = list(dict.fromkeys(rows["ticker"]))
-    cols = min(4, len(tickers))
-    nrows = math.ceil(len(tickers) / cols)
-    fig = Figure(figsize=(2.8 * cols, 2.0 * nrows), layout="constrained")
-    for i, ticker in enumerate(tickers):
-        part = rows[rows["ticker"] == ticker]
-        target = (part["week"] + pd.Timedelta(weeks=1)).to_numpy()
-        ax = fig.add_subplot(nrows, cols, i + 1)
-        ax.plot(target, part["actual_close"].to_numpy(), color="black", lw=1.0, label="actual")
-        ax.plot(target, part["predicted_close"].to_numpy(), lw=0.9, label="LSTM")
-        ax.plot(target, part["last_close"].to_numpy(), ls="--", lw=0.7, label="naive")
-        ax.set_title(str(ticker), fontsize=8)
-        ax.tick_params(labelsize=6)
-        locator = mdates.AutoDateLocator(maxticks=4)
-        ax.xaxis.set_major_locator(locator)
-        ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
-        if i == 0:
-            ax.legend(fontsize=6, frameon=False)
-    return _png(fig)
+    per_ticker = {
+        str(t): part.assign(target_week=part["week"] + pd.Timedelta(weeks=1))
+        for t, part in rows.groupby("ticker", sort=False)
+    }
+    fig = predicted_vs_actual_figure(per_ticker)
+    return _png(fig) if fig is not None else None
 
 
 def prediction_html(run_dir: Path, models: Mapping[str, Any]) -> str:
@@ -382,17 +294,18 @@ def leakage_rows(models: Mapping[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
-def _psr_sentence(what: str, c: Mapping[str, Any] | None) -> str:
-    if not c or c.get("psr") is None:
-        return f"{what}: not defined (a constant series)."
+def _psr_sentence(what: str, c: Confidence | None) -> str:
+    """One line of "how sure"; ``what`` is plain text (escaped here)."""
+    if c is None or c.psr is None:
+        return f"{_esc(what)}: not defined (a constant series)."
     return (
-        f"{what}: annualised Sharpe {_num(c['sharpe'], '.3f')} over {c['weeks']} weeks "
-        f"(skew {_num(c['skew'], '.2f')}, kurtosis {_num(c['kurtosis'], '.2f')}); the "
-        f"probability that the true Sharpe ratio is above 0 is <b>{_num(c['psr'], '.1%')}</b>."
+        f"{_esc(what)}: annualised Sharpe {_num(c.sharpe, '.3f')} over {_esc(c.weeks)} weeks "
+        f"(skew {_num(c.skew, '.2f')}, kurtosis {_num(c.kurtosis, '.2f')}); the "
+        f"probability that the true Sharpe ratio is above 0 is <b>{_num(c.psr, '.1%')}</b>."
     )
 
 
-def honesty_html(summary: Mapping[str, Any], models: Mapping[str, Any] | None) -> str:
+def honesty_html(summary: RunSummary, models: Mapping[str, Any] | None) -> str:
     """The leakage audit (LSTM runs) and the probabilistic Sharpe ratios (every run)."""
     parts = ["<h3>Honesty</h3>"]
     if models is not None:
@@ -426,7 +339,7 @@ def honesty_html(summary: Mapping[str, Any], models: Mapping[str, Any] | None) -
             if not bad
             else f"<b>Models used before their train_end: {_esc(', '.join(bad))}.</b>"
         )
-        fill = summary["fill"]
+        fill = summary.fill
         fill_line = (
             "orders decided at the close of week t fill at the open of week t+1, sized from that "
             "open"
@@ -444,12 +357,12 @@ def honesty_html(summary: Mapping[str, Any], models: Mapping[str, Any] | None) -
             f"Fill timing (<code>{_esc(fill)}</code>): {fill_line}.</p>",
             _table(head, rows, "leakage"),
         ]
-    confidence = summary.get("confidence") or {}
-    strategy = str(summary["strategy_name"])
+    confidence = summary.confidence
+    strategy = summary.strategy_name
     lines = [
         _psr_sentence(f"{strategy} (excess over the risk-free rate)", confidence.get("strategy"))
     ]
-    others = {"equal_weight": "1/N", **{str(b): str(b) for b in summary.get("baselines") or {}}}
+    others = {"equal_weight": "1/N", **{b: b for b in summary.baselines}}
     for key, label in others.items():
         if f"over_{key}" in confidence:
             lines.append(
@@ -478,32 +391,31 @@ PROFILE_REASONS = {
 }
 
 
-def profile_html(summary: Mapping[str, Any]) -> str:
+def profile_html(summary: RunSummary) -> str:
     """The investor profile: its limits, and in how many weeks each one bound."""
-    p = summary.get("profile")
-    if not isinstance(p, Mapping):
+    p = summary.profile
+    if p is None:
         return ""
 
-    def pct(value: Any) -> str:
-        return "off" if value is None else f"{float(value):.0%}"
+    def pct(value: float | None) -> str:
+        return "off" if value is None else f"{value:.0%}"
 
     limits = [
-        ("single-stock cap", f"{float(p['max_weight']):.2%}"),
-        ("gross exposure", f"{float(p['gross']):.0%}"),
-        ("shorts", "allowed" if p["allow_short"] else "not allowed"),
-        ("volatility target (annual, trailing 26 weeks)", pct(p.get("vol_target"))),
-        ("drawdown stop", pct(p.get("max_drawdown"))),
-        ("excluded tickers", ", ".join(p.get("exclude") or []) or "none"),
-        ("horizon", f"{p['horizon_weeks']} weeks"),
+        ("single-stock cap", f"{p.max_weight:.2%}"),
+        ("gross exposure", f"{p.gross:.0%}"),
+        ("shorts", "allowed" if p.allow_short else "not allowed"),
+        ("volatility target (annual, trailing 26 weeks)", pct(p.vol_target)),
+        ("drawdown stop", pct(p.max_drawdown)),
+        ("excluded tickers", ", ".join(p.exclude) or "none"),
+        ("horizon", f"{p.horizon_weeks} weeks"),
     ]
-    weeks = summary.get("weeks", "?")
     rows = [[_esc(k), _esc(v)] for k, v in limits]
     counts = [
-        [_esc(text), _esc(p["weeks_bound"].get(reason, 0)), _esc(weeks)]
+        [_esc(text), _esc(p.weeks_bound.get(reason, 0)), _esc(summary.weeks)]
         for reason, text in PROFILE_REASONS.items()
     ]
     return f"""
-<h3>Investor profile: {_esc(p["name"])}</h3>
+<h3>Investor profile: {_esc(p.name)}</h3>
 {_table(["limit", "value"], rows, "profile")}
 <p>Weeks in which each limit bound (the limits act inside the sizing rule; bounds.csv lists
 every case with its figures):</p>

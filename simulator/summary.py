@@ -1,0 +1,282 @@
+"""The run summary (summary.json): one typed document, written and read by the same code.
+
+:class:`RunSummary` is built by :func:`simulator.backtest.assemble` (and completed by the
+backtest or the paper account), written by :func:`write_summary` and read back, every type
+checked, by :func:`read_summary`; the tear sheet, ``foliosim report`` and the command line read
+its attributes, never string keys.
+
+The JSON layout: ``schema`` (:data:`SCHEMA`), one metrics object per return series at the top
+level (``strategy``, ``equal_weight``, ``benchmark`` and each name in ``baselines``), then the
+run facts. A summary written before the schema existed (no ``schema`` key) has the same layout
+and is read as schema 1; a summary of a newer schema is refused with one line.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from simulator.errors import RunDirError
+
+#: The summary.json schema this foliosim writes and reads.
+SCHEMA = 2
+#: The optimisers a run may set beside the strategy (``[report] baselines``).
+BASELINES = ("min_variance", "mean_variance")
+#: The series every run has, besides the baselines.
+MAIN_SERIES = ("strategy", "equal_weight", "benchmark")
+REMEDY = "it is written by a backtest run: run the backtest again or pass the right run directory"
+
+
+class _Part(BaseModel):
+    # Unknown keys are ignored: a later foliosim may add facts an older report need not show.
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+
+class SeriesStats(_Part):
+    """:func:`simulator.metrics.summarize` of one weekly return series (fractions; Sharpe and
+    Sortino are null when undefined)."""
+
+    total_return: float
+    cagr: float
+    volatility: float
+    sharpe: float | None
+    sortino: float | None
+    max_drawdown: float
+
+
+class Confidence(_Part):
+    """:func:`simulator.metrics.probabilistic_sharpe` of a series of (excess) returns."""
+
+    weeks: int
+    sharpe: float | None
+    skew: float | None
+    kurtosis: float | None
+    psr: float | None
+
+
+class EngineRun(_Part):
+    """Orders and final value of a baseline optimiser's own engine run."""
+
+    orders_filled: int
+    orders_rejected: int
+    final_value: float
+
+
+class StockFigures(_Part):
+    """One ticker's row of the per-stock analytics (:mod:`simulator.analytics`)."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+    ticker: str
+    weeks: int
+    risk: str
+
+
+class Analytics(_Part):
+    """The per-stock analytics as of the last week (:func:`simulator.analytics.analytics_json`)."""
+
+    as_of: dt.date
+    window: int
+    min_weeks: int
+    var_level: float
+    var_rule: str
+    risk_rule: str
+    stocks: list[StockFigures]
+
+
+class ProfileFacts(_Part):
+    """The investor profile's limits, and in how many weeks each bound."""
+
+    name: str
+    max_weight: float
+    gross: float
+    allow_short: bool
+    horizon_weeks: int
+    vol_target: float | None
+    max_drawdown: float | None
+    exclude: list[str]
+    weeks_bound: dict[str, int]
+
+
+class ModelUse(_Part):
+    """A registry version the run traded on."""
+
+    version: str
+    train_start: str | None = None
+    train_end: str | None
+    trained_by_this_run: bool
+    first_decision: str | None
+    last_decision: str | None
+    decisions: int
+    orders: int
+
+
+class PredictionFacts(_Part):
+    """How many forecasts the strategy made, and their MSE against the naive forecast's."""
+
+    weeks: int
+    forecasts: int
+    mse_ratio: float | None
+
+
+class ReplayFacts(_Part):
+    """A paper account's report: the account and its pinned model."""
+
+    account: str
+    model_version: str
+    model_train_end: str | None
+    allow_later_model: bool
+    look_ahead: bool
+    start_week: str
+    weeks: int
+
+
+class RunSummary(_Part):
+    """summary.json (see the module docstring).
+
+    Facts a summary written by an older foliosim may lack are optional; what the tear sheet
+    needs is required.
+
+    Attributes
+    ----------
+    series
+        Metrics per return series: ``strategy``, ``equal_weight``, ``benchmark`` and each
+        baseline (in JSON: top-level keys).
+    strategy_name, benchmark_name
+        The labels of the strategy and the index.
+    confidence
+        Probabilistic Sharpe ratios: ``strategy`` (excess over the risk-free rate) and
+        ``over_<series>`` (active returns over 1/N and each baseline).
+    baselines
+        The baseline optimisers run beside the strategy, with their engine facts.
+    """
+
+    schema_version: int = SCHEMA
+    series: dict[str, SeriesStats]
+    weeks: int = Field(ge=1)
+    start: dt.date
+    end: dt.date
+    first_decision: dt.date | None = None
+    fill: Literal["next_open", "close"]
+    risk_free: float | str
+    risk_free_annual_mean: float | None = None
+    strategy_name: str = Field(min_length=1)
+    benchmark_name: str = Field(min_length=1)
+    data_source: str = ""
+    data_note: str
+    tickers: list[str] = Field(default_factory=list)
+    orders_filled: int | None = None
+    orders_rejected: int
+    final_value: float | None = None
+    cash: float | None = None
+    confidence: dict[str, Confidence] = Field(default_factory=dict)
+    reference: Literal["", "paper2023"] = ""
+    analytics: Analytics | None = None
+    baselines: dict[str, EngineRun] = Field(default_factory=dict)
+    profile: ProfileFacts | None = None
+    models: list[ModelUse] = Field(default_factory=list)
+    prediction: PredictionFacts | None = None
+    replay: ReplayFacts | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _gather_series(cls, raw: Any) -> Any:
+        """JSON keeps each series' metrics at the top level; gather them into ``series``."""
+        if not isinstance(raw, dict) or "series" in raw:
+            return raw
+        schema = raw.get("schema", 1)
+        raw = {k: v for k, v in raw.items() if k != "schema"} | {"schema_version": schema}
+        baselines = raw.get("baselines") or {}
+        names = [*MAIN_SERIES, *(baselines if isinstance(baselines, dict) else [])]
+        missing = [n for n in names if n not in raw]
+        if missing:
+            raise ValueError(f"no metrics for series {', '.join(map(str, missing))}")
+        return {**raw, "series": {n: raw[n] for n in names}}
+
+    @model_validator(mode="after")
+    def _check(self) -> RunSummary:
+        if self.schema_version > SCHEMA:
+            raise ValueError(
+                f"schema {self.schema_version} is newer than this foliosim reads ({SCHEMA}); "
+                "upgrade foliosim"
+            )
+        for name in MAIN_SERIES:
+            if name not in self.series:
+                raise ValueError(f"no metrics for series {name}")
+        unknown = sorted(set(self.baselines) - set(BASELINES))
+        if unknown:
+            raise ValueError(f"baselines {', '.join(unknown)}: not one of {', '.join(BASELINES)}")
+        if isinstance(self.risk_free, str) and self.risk_free_annual_mean is None:
+            raise ValueError("a named risk-free series needs risk_free_annual_mean")
+        return self
+
+    @property
+    def baseline_names(self) -> list[str]:
+        return list(self.baselines)
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON document (series at the top level, NaN as null)."""
+        doc = self.model_dump(mode="json", exclude={"series", "schema_version"})
+        for section in _OPTIONAL_SECTIONS:  # a run without a profile has no profile object
+            if not doc.get(section):
+                doc.pop(section, None)
+        ordered = {"schema": SCHEMA, **{n: s.model_dump() for n, s in self.series.items()}}
+        return _null_nan({**ordered, **doc})
+
+
+#: Parts of the summary only some runs have; absent from the JSON when a run has none.
+_OPTIONAL_SECTIONS = ("profile", "replay", "prediction", "models")
+
+
+def _null_nan(value: Any) -> Any:
+    """JSON-safe: NaN and infinities become null."""
+    if isinstance(value, dict):
+        return {k: _null_nan(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_null_nan(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def nan_to_none(value: Any) -> Any:
+    """Numbers as the summary holds them: NaN and infinities as None (see :func:`_null_nan`)."""
+    return _null_nan(value)
+
+
+def write_summary(summary: RunSummary, path: Path) -> None:
+    """Write ``summary`` as JSON to ``path``."""
+    text = json.dumps(summary.to_json(), indent=2, allow_nan=False)
+    path.write_text(text + "\n", encoding="utf-8")
+
+
+def read_summary(path: Path) -> RunSummary:
+    """Read and check summary.json; one :class:`RunDirError` line for anything wrong."""
+    if not path.is_file():
+        raise RunDirError(f"{path} not found; {REMEDY}")
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise RunDirError(f"{path} is not valid JSON ({exc}); {REMEDY}") from None
+    if not isinstance(raw, dict):
+        raise RunDirError(f"{path} must hold a JSON object; {REMEDY}")
+    raw.setdefault("schema", 1)  # written before the schema existed: the same layout
+    return parse_summary(raw, str(path))
+
+
+def parse_summary(raw: dict[str, Any], where: str = "summary.json") -> RunSummary:
+    """Validate a summary document; one :class:`RunDirError` line naming the bad field."""
+    try:
+        return RunSummary.model_validate(_null_nan(raw))
+    except ValidationError as err:
+        first = err.errors()[0]
+        loc = ".".join(str(p) for p in first["loc"] if p != "series")
+        got = first.get("input")
+        shown = f" (got {got!r})" if isinstance(got, str | int | float | bool) else ""
+        field = f"'{loc}': " if loc else ""
+        msg = first["msg"].removeprefix("Value error, ")
+        raise RunDirError(f"{where}: {field}{msg}{shown}; {REMEDY}") from None

@@ -115,15 +115,14 @@ def _print_week(done: WeekDone) -> None:
             right = col in ("shares", "price", "value")
             table.add_column(col, justify="right" if right else "left")
         for o in rec.orders:
-            price = o["price"]
             table.add_row(
-                str(o["ticker"]),
-                str(o["side"]),
-                f"{o['size']:,.0f}" if o["size"] == o["size"] else "",
-                f"{price:,.2f}" if price == price else "",
-                f"{o['value']:,.2f}" if o["value"] == o["value"] else "",
-                str(o["status"]),
-                str(o["date_submitted"].date()) if o["date_submitted"] is not None else "",
+                o.ticker,
+                o.side,
+                f"{o.size:,.0f}" if o.size == o.size else "",
+                f"{o.price:,.2f}" if o.price == o.price else "",
+                f"{o.value:,.2f}" if o.value == o.value else "",
+                o.status,
+                str(o.date_submitted.date()) if o.date_submitted is not None else "",
             )
         console.print(table)
     else:

@@ -13,6 +13,7 @@ bars up to it). It checks every answer before trading it.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from simulator.data import WeeklyData
 from simulator.errors import StrategyError
 from strategies.rebalance import (
     ORDER_COLUMNS,
+    OrderRow,
     Progress,
     Resume,
     TargetWeightStrategy,
@@ -68,6 +70,11 @@ class EngineResult:
     orders: pd.DataFrame
     weights: pd.DataFrame
     decisions: pd.DataFrame
+
+
+def order_frame(rows: list[OrderRow]) -> pd.DataFrame:
+    """Order rows as a frame with :data:`~strategies.rebalance.ORDER_COLUMNS`."""
+    return pd.DataFrame([dataclasses.astuple(r) for r in rows], columns=ORDER_COLUMNS)
 
 
 def eligible_frame(weekly: WeeklyData, weeks: pd.DatetimeIndex, min_history: int) -> pd.DataFrame:
@@ -254,7 +261,7 @@ def run_engine(
     )
     strat = cerebro.run(runonce=True, preload=True)[0]
     values = pd.Series(strat.values, index=weeks, name="value")
-    orders = pd.DataFrame(strat.order_rows, columns=ORDER_COLUMNS)
+    orders = order_frame(strat.order_rows)
     start = resume or Resume(weeks[0], cash, {}, {}, "")
     weights = _ledger_weights(weekly, weeks, orders, start)
     return EngineResult(values, orders, weights, decide.log)

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 import backtrader as bt
@@ -38,18 +38,44 @@ Progress = Callable[[int, int], None]
 #: ticker -> (shares, average price), as backtrader's broker keeps a position.
 Holdings = Mapping[str, tuple[float, float]]
 
-ORDER_COLUMNS = [
-    "date_submitted",
-    "date_filled",
-    "ticker",
-    "side",
-    "size",
-    "price",
-    "value",
-    "commission",
-    "status",
-    "model_version",
-]
+
+@dataclass(frozen=True)
+class OrderRow:
+    """One order as it ended (a row of orders.csv and of a journal's orders).
+
+    Attributes
+    ----------
+    date_submitted
+        The decision week (None for none).
+    date_filled
+        The day it filled; None unless ``status == "Completed"``.
+    side
+        ``"buy"`` or ``"sell"``.
+    size
+        Shares (positive; NaN for a ``NoBar`` order, which had no price to size at).
+    price, value, commission
+        Fill price, ``size * price`` and the commission paid (NaN, NaN, 0 when not filled).
+    status
+        ``Completed``, ``Margin`` (rejected: the cash could not pay) or ``NoBar`` (the ticker
+        had no bar to fill at).
+    model_version
+        The decision's tag (the model version behind it; empty without one).
+    """
+
+    date_submitted: pd.Timestamp | None
+    date_filled: pd.Timestamp | None
+    ticker: str
+    side: str
+    size: float
+    price: float
+    value: float
+    commission: float
+    status: str
+    model_version: str
+
+
+#: The columns of orders.csv: :class:`OrderRow`'s fields.
+ORDER_COLUMNS = [f.name for f in fields(OrderRow)]
 
 
 @dataclass(frozen=True)
@@ -93,7 +119,7 @@ class WeekRecord:
     holdings: Holdings
     targets: Mapping[str, float]
     tag: str
-    orders: list[dict[str, Any]] = field(default_factory=list)
+    orders: list[OrderRow] = field(default_factory=list)
 
     def resume(self) -> Resume:
         """Where a later run continues from this week."""
@@ -131,7 +157,7 @@ class TargetWeightStrategy(bt.Strategy):
         self.decisions: frozenset[pd.Timestamp] = frozenset(self.p.decisions)
         self.assets = list(self.datas[1:])
         self.values: list[float] = []
-        self.order_rows: list[dict[str, Any]] = []
+        self.order_rows: list[OrderRow] = []
         self._waiting: tuple[pd.Timestamp, Mapping[str, float], str] | None = None
         self._dates: dict[float, pd.Timestamp] = {}
         self._recorded = 0  # order rows already handed to on_week
@@ -249,7 +275,7 @@ class TargetWeightStrategy(bt.Strategy):
             if name not in names and weight:
                 # No bar to fill at (e.g. a trading halt): recorded, never silently dropped.
                 row = _row(week, None, name, weight, math.nan, 0.0, "NoBar", tag)
-                self.order_rows.append({**row, "size": math.nan})
+                self.order_rows.append(replace(row, size=math.nan))
         budget = value - held_value
         deltas = self._deltas(targets, price, budget)
         if self.p.commission > 0:
@@ -327,17 +353,8 @@ def _row(
     commission: float,
     status: str,
     tag: str,
-) -> dict[str, Any]:
+) -> OrderRow:
     shares = abs(size)
-    return {
-        "date_submitted": week,
-        "date_filled": filled,
-        "ticker": ticker,
-        "side": "buy" if size > 0 else "sell",
-        "size": shares,
-        "price": price,
-        "value": shares * price if not math.isnan(price) else math.nan,
-        "commission": commission,
-        "status": status,
-        "model_version": tag,
-    }
+    value = shares * price if not math.isnan(price) else math.nan
+    side = "buy" if size > 0 else "sell"
+    return OrderRow(week, filled, ticker, side, shares, price, value, commission, status, tag)

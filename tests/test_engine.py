@@ -12,7 +12,7 @@ import pytest
 from simulator.backtest import run_backtest
 from simulator.config import load_config
 from simulator.data import make_weekly
-from simulator.engine import run_engine
+from simulator.engine import order_frame, run_engine
 from simulator.errors import StrategyError
 from strategies.rebalance import WeekRecord
 from strategies.rule import History, State
@@ -235,7 +235,7 @@ def test_a_run_resumed_week_by_week_equals_one_run(fill: str) -> None:
         run_engine(weekly, piece, piece, decide, resume=resume, on_week=records.append, **kwargs)  # type: ignore[arg-type]
     assert records[2].holdings["B"][0] != 0  # B is held in its halted week 2, resumed from
     assert [r.value for r in records] == whole.values.tolist()
-    rows = pd.DataFrame([o for r in records for o in r.orders])
+    rows = order_frame([o for r in records for o in r.orders])
     pd.testing.assert_frame_equal(rows, whole.orders)
     # Decided at week 1, B's order meets no bar at week 2's open (next_open fills only).
     assert (whole.orders["status"] == "NoBar").sum() == (fill == "next_open")

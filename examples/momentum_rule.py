@@ -18,6 +18,10 @@ last 12 weeks (the close of t over the close 12 weekly closes earlier, on each t
 weekly closes), and hold the top 3 at 1/3 each (ties broken by ticker name). A ticker with
 fewer than 13 weekly closes up to t is not ranked. Fewer than 3 ranked tickers: each ranked
 one gets 1/3, the rest stays in cash. The engine only hands it the history up to t.
+
+Under tighter limits (an investor profile with a cap below 1/3, or a gross exposure below 1)
+each name gets ``min(1/3, cap, gross / 3)`` instead: foliosim passes the run's limits to a
+rule whose ``__init__`` takes ``limits``, and refuses a weight over them.
 """
 
 from __future__ import annotations
@@ -25,16 +29,22 @@ from __future__ import annotations
 import pandas as pd
 
 from strategies.rule import Decision, History, State
+from strategies.sizing import Limits
 
 
 class MomentumRule:
-    """Hold the ``top`` tickers with the best ``lookback``-week return, 1/``top`` each."""
+    """Hold the ``top`` tickers with the best ``lookback``-week return, 1/``top`` each (less
+    when ``limits`` are tighter)."""
 
     name = "momentum"
 
-    def __init__(self, lookback: int = 12, top: int = 3) -> None:
+    def __init__(self, lookback: int = 12, top: int = 3, limits: Limits | None = None) -> None:
         self.lookback = lookback
         self.top = top
+        weight = 1.0 / top
+        if limits is not None:
+            weight = min(weight, limits.max_weight, limits.gross / top)
+        self.weight = weight
 
     def decide(self, week: pd.Timestamp, history: History, state: State) -> Decision:
         scores: dict[str, float] = {}
@@ -43,5 +53,5 @@ class MomentumRule:
             if len(closes) > self.lookback:
                 scores[ticker] = float(closes.iloc[-1] / closes.iloc[-1 - self.lookback] - 1.0)
         ranked = sorted(scores, key=lambda t: (-scores[t], t))
-        weights = {t: 1.0 / self.top for t in ranked[: self.top]}
+        weights = {t: self.weight for t in ranked[: self.top]}
         return Decision(weights, scores=scores)

@@ -271,14 +271,17 @@ def _print_recommendation(doc: dict[str, Any]) -> None:
         highlight=False,
     )
     table = Table()
-    for col in ("ticker", "weight", "predicted return", "risk", "volatility", "max drawdown"):
+    # The rule's score: the LSTM's predicted return, a user rule's own figure (none for 1/N).
+    models = any("predicted_return" in pos for pos in doc["positions"])
+    score = "predicted return" if models else "score"
+    for col in ("ticker", "weight", score, "risk", "volatility", "max drawdown"):
         table.add_column(col, justify="left" if col in ("ticker", "risk") else "right")
     for pos in doc["positions"]:
         a = pos["analytics"]
         table.add_row(
             pos["ticker"],
             f"{pos['weight']:+.1%}",
-            _fmt(pos["predicted_return"], "+.2%"),
+            _fmt(pos["score"], "+.2%" if models else ".4g"),
             pos["risk"],
             _fmt(a["volatility"], ".0%"),
             _fmt(a["max_drawdown"], ".0%"),

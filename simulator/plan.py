@@ -35,7 +35,15 @@ from simulator.errors import ConfigError, FoliosimError, did_you_mean
 from strategies.equal_weight import EqualWeightRule
 from strategies.profile import Profile, ProfileGuard
 from strategies.rebalance import Progress, Resume, WeekRecord
-from strategies.rule import Decision, DecisionRule, History, RuleError, State, as_decision
+from strategies.rule import (
+    Decision,
+    DecisionRule,
+    History,
+    RuleError,
+    State,
+    as_decision,
+    check_decision,
+)
 from strategies.sizing import Limits
 
 if TYPE_CHECKING:
@@ -196,7 +204,7 @@ class RunPlan:
         self, spec: StrategySpec, rule: DecisionRule, resets: Sequence[pd.Timestamp] | None
     ) -> Built:
         if spec.user:
-            rule = _UserRule(rule)
+            rule = _UserRule(rule, self.limits, spec.max_gross(self, self.limits))
         guard = ProfileGuard(rule, self.profile, resets) if self.profile is not None else None
         return Built(guard or rule, guard, self.limits, spec.max_gross(self, self.limits))
 
@@ -246,19 +254,31 @@ class RunPlan:
 
 
 class _UserRule:
-    """A user's rule, its exceptions turned into a :class:`RuleError` (one line, its name)."""
+    """A user's rule, its exceptions turned into a :class:`RuleError` (one line, its name),
+    and its own answer checked against the limits before a profile's guard scales it (a
+    volatility target must not hide a weight over the cap)."""
 
-    def __init__(self, inner: DecisionRule) -> None:
+    def __init__(self, inner: DecisionRule, limits: Limits, max_gross: float) -> None:
         self.inner = inner
         self.name = inner.name
+        self.limits = limits
+        self.max_gross = max_gross
 
     def decide(self, week: pd.Timestamp, history: History, state: State) -> Decision:
         try:
-            return as_decision(self.inner.decide(week, history, state))
+            decision = as_decision(self.inner.decide(week, history, state))
         except (RuleError, FoliosimError):
             raise
         except Exception as err:  # a user's code: any failure is reported, never a traceback
             raise RuleError(f"raised {type(err).__name__}: {err}") from None
+        check_decision(
+            decision,
+            history.tradable,
+            max_weight=self.limits.max_weight,
+            max_gross=self.max_gross,
+            allow_short=self.limits.allow_short,
+        )
+        return decision
 
 
 def model_switches(decisions: pd.DatetimeIndex, train_ends: list[pd.Timestamp]) -> list[Any]:

@@ -171,7 +171,11 @@ def test_momentum_through_backtest_replay_and_recommend(
     finally:
         journal.close()
 
-    args = ["recommend", str(MOMENTUM), "--as-of", str(AS_OF.date()), "--json", *sets(YEAR)]
+    args = ["recommend", str(MOMENTUM), "--as-of", str(AS_OF.date()), *sets(YEAR)]
+    assert cli(args, monkeypatch) == 0  # the table, with each position's score
+    text = capsys.readouterr().out
+    assert "score" in text and "predicted return" not in text
+    args.append("--json")
     assert cli(args, monkeypatch) == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["strategy"] == "momentum"
@@ -347,3 +351,29 @@ def test_a_rule_name_that_is_not_a_plain_name_is_refused() -> None:
         resolve(load_config(None), rule=Evil)
     with pytest.raises(ConfigError, match="taken by a built-in"):
         resolve(load_config(None), rule=type("X", (MomentumRule,), {"name": "equal_weight"}))
+
+
+def test_a_volatility_target_does_not_hide_a_weight_over_the_cap(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The moderate profile scales exposure down to 15% volatility; the rule's own 0.5 is still
+    over the profile's 0.25 cap, and is refused before the guard scales it."""
+    (tmp_path / "bad_rules_vol.py").write_text(textwrap.dedent(BAD_RULES), encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    sets_ = [*CSV, "backtest.strategy=bad_rules_vol:Greedy", "profile.name=moderate"]
+    with pytest.raises(StrategyError, match=r"weight 0\.5 of TSLA breaks the cap of 0\.25 per"):
+        run_backtest(load_config(PAPER_CONFIG, sets_), tmp_path / "ws")
+
+
+def test_the_momentum_rule_takes_the_plans_limits(tmp_path: Path) -> None:
+    cfg = load_config(MOMENTUM, [*YEAR, "profile.name=conservative"])
+    result = run_backtest(cfg, tmp_path / "ws")
+    held = result.decisions[result.decisions["target"] > 0]
+    assert held["target"].max() <= 0.15 + 1e-12
+    # conservative: cap 0.15, gross 0.6 -> min(1/3, 0.15, 0.2) = 0.15 each before the guard
+    # scales to the 10% volatility target; the guard saw three names at the cap every week.
+    assert result.bounds is not None
+    caps = result.bounds[result.bounds["reason"] == "cap"]
+    assert set(caps["detail"]) == {"|weight| 0.1500 at the cap 0.1500"}
+    assert (caps.groupby("week").size() == 3).all()

@@ -39,7 +39,8 @@ if TYPE_CHECKING:
     from mlflow import MlflowClient
 
 _URI_VARS = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
-_REF = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9_.-]*)(?:/(?P<version>[^@/]+)|@(?P<alias>.+))?$")
+_REF = re.compile(r"(?P<name>[A-Za-z0-9][A-Za-z0-9_.-]*)(?:/(?P<version>[^@/]+)|@(?P<alias>.+))?")
+_ALIAS = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,63}")
 
 
 @dataclass(frozen=True)
@@ -102,7 +103,7 @@ def parse_ref(ref: str) -> tuple[str, int | None, str | None]:
     >>> parse_ref("paper12-lstm/3"), parse_ref("paper12-lstm@prod")
     (('paper12-lstm', 3, None), ('paper12-lstm', None, 'prod'))
     """
-    match = _REF.match(ref.strip())
+    match = _REF.fullmatch(ref.strip())
     if not match:
         raise RegistryError(
             f"model reference {ref!r}: expected NAME, NAME/VERSION or NAME@ALIAS "
@@ -325,7 +326,7 @@ class Registry:
 
     def set_alias(self, name: str, version: int, alias: str) -> VersionInfo:
         """Point ``NAME@alias`` at a version (moving it if it pointed elsewhere)."""
-        if not re.match(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$", alias) or alias.lower() == "latest":
+        if not _ALIAS.fullmatch(alias) or alias.lower() == "latest":
             raise RegistryError(
                 f"alias {alias!r}: use letters, digits, '_' or '-', starting with a letter "
                 "('latest' is reserved)"

@@ -18,6 +18,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from models.errors import ModelError
+from models.names import TICKER_RULE, bad_ticker
 from simulator.cli_replay import replay_app
 from simulator.clikit import (
     SetOption,
@@ -320,6 +321,9 @@ def data_fetch(
     names = [t.strip().upper().lstrip("^") for t in tickers.split(",") if t.strip()]
     if not names:
         raise FoliosimError("--tickers: give at least one symbol, e.g. --tickers AAPL,MSFT")
+    bad = bad_ticker(names)
+    if bad is not None:
+        raise FoliosimError(f"--tickers: {bad!r} is not a ticker name: {TICKER_RULE}")
     with err_console.status(f"downloading {len(names)} symbol(s) from Yahoo"):
         paths = fetch_yahoo(names, pd.Timestamp(first), pd.Timestamp(last), workspace_dir())
     for name, path in paths.items():

@@ -14,9 +14,19 @@ from typing import Annotated, Any, Literal
 import tomli_w
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from models.names import MODEL_NAME, TICKER_RULE, is_ticker
 from simulator.errors import ConfigError, did_you_mean
 from strategies.profile import Profile, preset
 from strategies.sizing import Limits
+
+
+def ticker_name(value: str) -> str:
+    """One ticker, benchmark or yield series name, upper-cased, an index's ``^`` dropped;
+    refused unless it is in the documented character set (:mod:`models.names`)."""
+    name = value.strip().upper().lstrip("^")
+    if not is_ticker(name):
+        raise ValueError(f"{value!r} is not a ticker name: {TICKER_RULE}")
+    return name
 
 
 def ticker_list(value: Any) -> Any:
@@ -25,7 +35,7 @@ def ticker_list(value: Any) -> Any:
     if isinstance(value, str):
         value = [t for t in value.split(",") if t.strip()]
     if isinstance(value, list | tuple):
-        return tuple(str(t).strip().upper() for t in value)
+        return tuple(ticker_name(t) if isinstance(t, str) else t for t in value)
     return value
 
 
@@ -60,10 +70,9 @@ class DataConfig(_Section):
     @field_validator("benchmark")
     @classmethod
     def _upper(cls, value: str) -> str:
-        value = value.strip().upper().lstrip("^")
-        if not value:
+        if not value.strip().lstrip("^"):
             raise ValueError("name an index series, e.g. 'SP500' (bundled) or 'IXIC'")
-        return value
+        return ticker_name(value)
 
     @model_validator(mode="after")
     def _check(self) -> DataConfig:
@@ -179,9 +188,9 @@ class ReportConfig(_Section):
     @classmethod
     def _check_rf(cls, value: float | str) -> float | str:
         if isinstance(value, str):
-            value = value.strip().upper().lstrip("^")
-            if not value:
+            if not value.strip().lstrip("^"):
                 raise ValueError("give an annual fraction such as 0.02 or a series name")
+            value = ticker_name(value)
         elif not -0.05 <= value <= 0.5:
             raise ValueError(f"{value} is not an annual fraction (e.g. 0.02 for 2%)")
         return value
@@ -197,7 +206,7 @@ class ModelConfig(_Section):
     ``version`` (``NAME/V`` or ``NAME@alias``) pins one registered version instead.
     """
 
-    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")] = "foliosim-lstm"
+    name: str = "foliosim-lstm"
     preset: Literal["paper", "small"] = "paper"
     mode: Literal["per_ticker", "pooled"] = "per_ticker"
     scaling: Literal["window", "ticker"] = "window"
@@ -218,6 +227,16 @@ class ModelConfig(_Section):
     version: str | None = None
     threads: Annotated[int, Field(ge=0, le=1024)] = 0
     registry_uri: str = ""
+
+    @field_validator("name")
+    @classmethod
+    def _check_name(cls, value: str) -> str:
+        if not MODEL_NAME.fullmatch(value):
+            raise ValueError(
+                "use letters, digits, '_', '.' or '-', starting with a letter or digit, at most "
+                "100 characters (e.g. 'paper12-lstm')"
+            )
+        return value
 
     @field_validator("version")
     @classmethod
@@ -339,7 +358,8 @@ def _format_error(err: ValidationError, where: str) -> str:
         known = Config.model_fields if not section else _section_fields(section)
         msg = f"unknown field{did_you_mean(field, known)}"
     got = first.get("input")
-    if first["type"] != "extra_forbidden" and isinstance(got, str | int | float | bool):
+    shown = first["type"] == "extra_forbidden" or (isinstance(got, str) and repr(got) in msg)
+    if isinstance(got, str | int | float | bool) and not shown:
         msg = f"{msg} (got {got!r})"
     # Model-level checks name their fields in the message already.
     label = f"{loc}: " if loc and "." in loc else ""

@@ -54,14 +54,14 @@ if TYPE_CHECKING:
     from simulator.backtest import BacktestResult
     from simulator.signals import Note, RegistrySignal
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 #: New York time after which a weekday's daily bar is taken as final (the close is 16:00).
 _SETTLED = dt.time(16, 30)
 
 
 def journal_path(workspace: Path, name: str) -> Path:
     """``<workspace>/replay/<name>.sqlite``; refuses a name that is not a plain file name."""
-    if not _NAME.match(name):
+    if not _NAME.fullmatch(name):  # fullmatch: "name\n" is refused
         raise ConfigError(
             f"account name {name!r}: use letters, digits, '.', '_' or '-' (at most 64), "
             "starting with a letter or digit"

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from models.names import TICKER_RULE, is_ticker
 from simulator.config import DataConfig
 from simulator.errors import DataError, NetworkError, did_you_mean
 
@@ -239,13 +240,23 @@ def load_csv(cfg: DataConfig, risk_free: str | None) -> DailyData:
     folder = Path(cfg.path or "")
     if not folder.is_dir():
         raise DataError(f"data.path '{folder}': no such folder; point it at a folder of CSV files")
-    files = {p.stem.upper(): p for p in folder.glob("*.csv")}
-    if not files:
+    found = {p.stem.upper(): p for p in folder.glob("*.csv")}
+    if not found:
         raise DataError(f"data.path '{folder}': no .csv files in it")
+    # A file's stem becomes a ticker name, which reaches file names and HTML reports: only
+    # names in the documented character set are taken (config names were checked already).
+    files = {name: p for name, p in found.items() if is_ticker(name)}
+    where = f"data.path '{folder}'"
+    if not cfg.tickers:
+        strange = sorted(p.name for name, p in found.items() if not is_ticker(name))
+        if strange:
+            raise DataError(
+                f"{where}: file name {strange[0]!r} is not TICKER.csv ({TICKER_RULE}); rename "
+                "or remove it, or list data.tickers"
+            )
     available = sorted(files)
     special = {cfg.benchmark, *([risk_free] if risk_free else [])}
     tickers = list(cfg.tickers or [a for a in available if a not in special | RATE_SERIES])
-    where = f"data.path '{folder}'"
     _check_names([*tickers, cfg.benchmark, *([risk_free] if risk_free else [])], available, where)
     assets = {t: _restrict(read_price_csv(files[t], t), cfg, t, str(files[t])) for t in tickers}
     bench_frame = read_price_csv(files[cfg.benchmark], cfg.benchmark)

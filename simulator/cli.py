@@ -22,6 +22,7 @@ from models.names import TICKER_RULE, bad_ticker
 from simulator.cli_replay import replay_app
 from simulator.clikit import (
     SetOption,
+    check_returns_vary,
     console,
     err_console,
     parse_day,
@@ -31,7 +32,7 @@ from simulator.clikit import (
 )
 from simulator.config import Config, load_config
 from simulator.errors import FoliosimError
-from simulator.workspace import workspace_dir
+from simulator.workspace import workspace_dir, writable_workspace
 
 if TYPE_CHECKING:
     from models.registry import Registry
@@ -92,6 +93,8 @@ def _run(cfg: Config, out: Path | None) -> Path:
 
     target = out or default_run_dir(cfg.backtest.strategy)
     check_out_dir(target)  # fail before the work, not after
+    if cfg.backtest.strategy == "lstm_signal" or cfg.data.source == "yahoo":
+        writable_workspace("a backtest that trains models or caches prices")
 
     def note(line: str) -> None:
         err_console.print(line, markup=False, highlight=False)
@@ -102,6 +105,7 @@ def _run(cfg: Config, out: Path | None) -> Path:
         result = run_backtest(
             cfg, workspace_dir(), progress=update, train_progress=on_event, note=note
         )
+    check_returns_vary(result.returns["strategy"], cfg.backtest.cash)
     with err_console.status("writing the tear sheet"):
         path = write_run(result, target)
     print_table2(result.summary)
@@ -324,8 +328,9 @@ def data_fetch(
     bad = bad_ticker(names)
     if bad is not None:
         raise FoliosimError(f"--tickers: {bad!r} is not a ticker name: {TICKER_RULE}")
+    workspace = writable_workspace("data fetch")
     with err_console.status(f"downloading {len(names)} symbol(s) from Yahoo"):
-        paths = fetch_yahoo(names, pd.Timestamp(first), pd.Timestamp(last), workspace_dir())
+        paths = fetch_yahoo(names, pd.Timestamp(first), pd.Timestamp(last), workspace)
     for name, path in paths.items():
         console.print(f"{name}: {path}")
 
@@ -343,9 +348,10 @@ def train(
     from simulator.training import train_from_config
 
     cfg = load_config(config, set_ or [])
+    workspace = writable_workspace("train")
     with progress_bars() as bar:
         on_event = train_bars(bar, cfg.model.max_epochs)
-        model, report, info = train_from_config(cfg, workspace_dir(), on_event)
+        model, report, info = train_from_config(cfg, workspace, on_event)
 
     table = Table(title=f"{info.ref}: test weeks after {info.tags['train_end']} (weekly returns)")
     for col in ("ticker", "epochs (best)", "weeks", "MSE ratio", "RMSE", "naive RMSE", "hit rate"):
@@ -604,7 +610,9 @@ def main() -> None:
     try:
         app()
     except (FoliosimError, ModelError) as err:
-        err_console.print(f"error: {err}", markup=False, highlight=False, soft_wrap=True)
+        # One line, whatever the message holds (a parser's error may carry newlines).
+        line = " ".join(str(err).split())
+        err_console.print(f"error: {line}", markup=False, highlight=False, soft_wrap=True)
         sys.exit(2)
 
 

@@ -91,7 +91,9 @@ class BacktestConfig(_Section):
     strategy: Literal["equal_weight", "lstm_signal", "min_variance", "mean_variance"] = (
         "equal_weight"
     )
-    cash: Annotated[float, Field(gt=0)] = 10_000_000.0
+    # Finite and within what whole-share sizing can count: 1,000 .. 1e12 (a 1e400 in TOML is
+    # infinity, and a cash of 1 buys no share, so the run would hold nothing).
+    cash: Annotated[float, Field(ge=1_000, le=1e12, allow_inf_nan=False)] = 10_000_000.0
     fill: Literal["next_open", "close"] = "next_open"
     commission: Annotated[float, Field(ge=0, lt=0.1)] = 0.0
     min_history: Annotated[int, Field(ge=1, le=520)] = 26
@@ -345,7 +347,13 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
         if field not in fields:
             hint = did_you_mean(field, fields)
             raise ConfigError(f"--set {item!r}: unknown field '{section}.{field}'{hint}")
-        out.setdefault(section, {})[field] = _parse_value(value.strip())
+        table = out.setdefault(section, {})
+        if not isinstance(table, dict):
+            raise ConfigError(
+                f"--set {item!r}: the config sets {section} = {table!r}, not a [{section}] "
+                f"table; write [{section}] with key = value lines"
+            )
+        table[field] = _parse_value(value.strip())
     return out
 
 
@@ -353,6 +361,16 @@ def _format_error(err: ValidationError, where: str) -> str:
     first = err.errors()[0]
     loc = ".".join(str(p) for p in first["loc"])
     msg = first["msg"].removeprefix("Value error, ")
+    more = f" (and {len(err.errors()) - 1} more)" if len(err.errors()) > 1 else ""
+    if first["type"] == "extra_forbidden" and len(first["loc"]) == 1:
+        sections = ", ".join(f"[{name}]" for name in Config.model_fields)
+        hint = did_you_mean(loc, Config.model_fields)
+        return f"{where}: unknown section [{loc}]{hint}; the sections are {sections}{more}"
+    if first["type"] == "model_type" and len(first["loc"]) == 1:
+        return (
+            f"{where}: {loc} must be a [{loc}] table of key = value lines "
+            f"(got {first.get('input')!r}){more}"
+        )
     if first["type"] == "extra_forbidden":
         section, _, field = loc.rpartition(".")
         known = Config.model_fields if not section else _section_fields(section)
@@ -363,7 +381,6 @@ def _format_error(err: ValidationError, where: str) -> str:
         msg = f"{msg} (got {got!r})"
     # Model-level checks name their fields in the message already.
     label = f"{loc}: " if loc and "." in loc else ""
-    more = f" (and {len(err.errors()) - 1} more)" if len(err.errors()) > 1 else ""
     return f"{where}: {label}{msg}{more}"
 
 

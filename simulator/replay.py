@@ -44,7 +44,14 @@ from simulator.config import Config, config_from_dict
 from simulator.data import WeeklyData, load_daily, make_weekly
 from simulator.data.weekly import last_complete_week
 from simulator.engine import EngineResult, run_engine
-from simulator.errors import ConfigError, DataError, JournalError, LookAheadError, NetworkError
+from simulator.errors import (
+    ConfigError,
+    DataError,
+    FoliosimError,
+    JournalError,
+    LookAheadError,
+    NetworkError,
+)
 from simulator.journal import Journal, locked, meta_json, remove
 from strategies.profile import ProfileGuard
 from strategies.rebalance import Decide, Tag, WeekRecord
@@ -600,8 +607,8 @@ def list_accounts(workspace: Path) -> list[dict[str, Any]]:
             with open_account(workspace, name) as account:
                 doc = status(account)
             rows.append({k: doc[k] for k in _LIST_KEYS})
-        except JournalError as err:
-            rows.append({"account": name, "error": str(err)})
+        except FoliosimError as err:  # a damaged account is listed as such, not fatal
+            rows.append({"account": name, "error": " ".join(str(err).split())})
     return rows
 
 

@@ -6,9 +6,13 @@ in-process (``simulator.cli.main``); files are real, in the test's own folders.
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
+import sqlite3
+import subprocess
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -212,3 +216,379 @@ def test_data_fetch_refuses_a_strange_symbol_before_the_network(
 ) -> None:
     argv = ["data", "fetch", "--tickers", "AAPL,<b>", "--start", "2020-01-01"]
     refused([*argv, "--end", "2021-01-01"], monkeypatch, capsys, r"--tickers: '<B>' is not a")
+
+
+# --- tracebacks that became one line: config -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "match"),
+    [
+        ("inf", r"backtest.cash: Input should be a finite number"),
+        ("1e400", r"backtest.cash: Input should be a finite number"),
+        ("nan", r"backtest.cash: Input should be a finite number"),
+        ("1", r"backtest.cash: Input should be greater than or equal to 1000 \(got 1\)"),
+        ("1e300", r"backtest.cash: Input should be less than or equal to 1000000000000"),
+    ],
+)
+def test_cash_that_sizing_cannot_count_is_refused(
+    config: Path,
+    tmp_path: Path,
+    value: str,
+    match: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """inf and 1e400 overflowed whole-share sizing; a cash of 1 crashed QuantStats."""
+    argv = ["backtest", str(config), "--out", str(tmp_path / "r"), "--set"]
+    refused([*argv, f"backtest.cash={value}"], monkeypatch, capsys, match)
+
+
+def test_a_section_that_is_not_a_table(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "oops.toml"
+    path.write_text('data = "oops"\n')
+    refused(
+        ["backtest", str(path), "--set", "data.source=csv"],
+        monkeypatch,
+        capsys,
+        r"--set 'data.source=csv': the config sets data = 'oops', not a \[data\] table",
+    )
+    refused(
+        ["backtest", str(path)],
+        monkeypatch,
+        capsys,
+        r"oops.toml: data must be a \[data\] table of key = value lines \(got 'oops'\)$",
+    )
+
+
+def test_an_unknown_section_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "sec.toml"
+    path.write_text("[dta]\nsource = 'csv'\n")
+    refused(
+        ["backtest", str(path)],
+        monkeypatch,
+        capsys,
+        r"sec.toml: unknown section \[dta\] \(did you mean 'data'\?\); the sections are \[data\]",
+    )
+
+
+# --- tracebacks that became one line: data ---------------------------------------------------
+
+
+def edited_csv(paper12: Path, folder: Path, edit: str) -> Path:
+    """A data folder of MSFT (edited) and IXIC."""
+    folder.mkdir()
+    shutil.copy(paper12 / "IXIC.csv", folder / "IXIC.csv")
+    lines = (paper12 / "MSFT.csv").read_text().splitlines()
+    for i, line in enumerate(lines[1:], start=1):
+        date, rest = line.split(",", 1)
+        if edit == "utc":
+            lines[i] = f"{date}T00:00:00+00:00,{rest}"
+        elif edit == "mixed":
+            lines[i] = f"{date} 16:00:00{'-04:00' if i % 2 else '-05:00'},{rest}"
+        elif edit in ("1e-300", "1e300") and date == "2022-09-12":
+            lines[i] = ",".join([date, *[edit] * 5, rest.rsplit(",", 1)[1]])
+        elif edit == "ragged" and date == "2022-09-12":
+            lines[i] = f"{line},1,2"
+    (folder / "MSFT.csv").write_text("\n".join(lines) + "\n")
+    return folder
+
+
+@pytest.mark.parametrize(
+    ("edit", "match"),
+    [
+        ("utc", r"MSFT.csv: line 2: date '2000-01-03T00:00:00\+00:00' carries a time zone; "),
+        ("mixed", r"MSFT.csv: line 2: date '2000-01-03 16:00:00-04:00' carries a time zone; "),
+        ("1e-300", r"MSFT has a price of 1e-300 on 2022-09-12, outside 1e-06..1e\+09; fix or"),
+        ("1e300", r"MSFT has a price of 1e\+300 on 2022-09-12, outside 1e-06..1e\+09; fix or"),
+        # pandas' message ends in a newline: the error is still one line.
+        ("ragged", r"MSFT.csv: not a readable CSV file \(Error tokenizing data. C error: Exp"),
+    ],
+)
+def test_csv_rows_no_market_makes_are_one_line(
+    paper12: Path,
+    config: Path,
+    tmp_path: Path,
+    edit: str,
+    match: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    data = edited_csv(paper12, tmp_path / "data", edit)
+    out = tmp_path / "never"
+    argv = ["backtest", str(config), "--out", str(out), "--set", f"data.path={data}"]
+    refused([*argv, "--set", "data.tickers=MSFT"], monkeypatch, capsys, match)
+    assert not out.exists()
+
+
+def test_a_strategy_that_never_holds_a_position_is_refused_before_the_tear_sheet(
+    paper12: Path,
+    config: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Cash too small for one whole share: QuantStats' regression used to crash on it."""
+    data = tmp_path / "data"
+    data.mkdir()
+    shutil.copy(paper12 / "IXIC.csv", data / "IXIC.csv")
+    frame = pd.read_csv(paper12 / "MSFT.csv")
+    for col in ("open", "high", "low", "close", "adj_close"):
+        frame[col] = frame[col] * 1000  # ~250,000 a share
+    frame.to_csv(data / "DEAR.csv", index=False)
+    out = tmp_path / "never"
+    argv = ["backtest", str(config), "--out", str(out), "--set", f"data.path={data}"]
+    refused(
+        [*argv, "--set", "data.tickers=DEAR", "--set", "backtest.cash=1000"],
+        monkeypatch,
+        capsys,
+        r"the strategy's weekly return is 0 every week: it never held a position \(with cash "
+        r"1,000, .*raise backtest.cash",
+    )
+    assert not out.exists()
+
+
+# --- tracebacks that became one line: paths --------------------------------------------------
+
+
+def out_paths(tmp_path: Path) -> dict[str, tuple[Path, str]]:
+    """--out values that cannot become a run directory, and the error each gets."""
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (tmp_path / "to-empty").symlink_to(empty)
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
+    (tmp_path / "a-file").write_text("x")
+    return {
+        "symlink to an empty folder": (tmp_path / "to-empty", r"to-empty is a symbolic link; "),
+        "dangling symlink": (tmp_path / "dangling", r"dangling is a symbolic link; "),
+        "under a file": (tmp_path / "a-file" / "x" / "y", r"a-file is not a folder"),
+        "/proc/self/x": (Path("/proc/self/x"), r"/proc/self does not take new folders \("),
+    }
+
+
+@pytest.mark.parametrize(
+    "case", ["symlink to an empty folder", "dangling symlink", "under a file", "/proc/self/x"]
+)
+def test_an_unusable_out_is_refused_before_the_backtest(
+    config: Path,
+    tmp_path: Path,
+    case: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import simulator.backtest
+
+    def never(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("the backtest ran before --out was checked")
+
+    monkeypatch.setattr(simulator.backtest, "run_backtest", never)
+    out, match = out_paths(tmp_path)[case]
+    refused(["backtest", str(config), "--out", str(out)], monkeypatch, capsys, match)
+    assert not (tmp_path / "empty").exists() or not any((tmp_path / "empty").iterdir())
+    assert not (tmp_path / "nowhere").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+@pytest.fixture
+def ew_account(
+    config: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> str:
+    """An equal-weight paper account 'ew' with 4 recorded weeks."""
+    assert run_cli(["replay", "start", str(config), "--account", "ew"], monkeypatch) == 0
+    assert run_cli(["replay", "step", "--account", "ew", "--weeks", "4"], monkeypatch) == 0
+    capsys.readouterr()
+    return "ew"
+
+
+@pytest.mark.parametrize(
+    "case", ["symlink to an empty folder", "dangling symlink", "under a file", "/proc/self/x"]
+)
+def test_an_unusable_out_is_refused_before_the_account_report(
+    ew_account: str,
+    tmp_path: Path,
+    case: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import simulator.replay
+
+    def never(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("the account's runs were made before --out was checked")
+
+    monkeypatch.setattr(simulator.replay, "account_result", never)
+    out, match = out_paths(tmp_path)[case]
+    argv = ["replay", "status", "--account", ew_account, "--html", "--out", str(out)]
+    code = run_cli(argv, monkeypatch)
+    captured = capsys.readouterr()
+    assert code == 2
+    assert "equity" in captured.out  # the status itself was printed
+    lines = [line for line in captured.err.split("\n") if line.strip()]
+    assert len(lines) == 1 and re.search(match, lines[0]), captured.err
+
+
+def test_a_workspace_that_is_a_file(
+    config: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    ws = tmp_path / "ws-file"
+    ws.write_text("not a folder")
+    monkeypatch.setenv("FOLIOSIM_WORKSPACE", str(ws))
+    match = r"the workspace .*ws-file \(FOLIOSIM_WORKSPACE\) is a file, not a folder; point"
+    for argv in (
+        ["models", "list"],
+        ["replay", "list"],
+        ["replay", "start", str(config), "--account", "a"],
+        ["train", str(config)],
+    ):
+        refused(argv, monkeypatch, capsys, match)
+    assert ws.read_text() == "not a folder"
+
+
+@pytest.fixture
+def read_only(tmp_path: Path) -> Iterator[Callable[[Path], None]]:
+    """Make a folder read-only for everyone, root included: a read-only bind mount.
+
+    Skipped where mounts are not allowed (not root). Permissions alone do not stop root.
+    """
+    mounted: list[Path] = []
+
+    def make(folder: Path) -> None:
+        done = subprocess.run(["mount", "--bind", str(folder), str(folder)], capture_output=True)
+        if done.returncode != 0:
+            pytest.skip(f"cannot bind-mount here ({done.stderr.decode().strip()})")
+        mounted.append(folder)
+        remount = ["mount", "-o", "remount,ro,bind", str(folder)]
+        subprocess.run(remount, check=True, capture_output=True)
+
+    yield make
+    for folder in reversed(mounted):
+        subprocess.run(["umount", str(folder)], check=True, capture_output=True)
+
+
+def test_a_read_only_workspace(
+    ew_account: str,
+    config: Path,
+    _workspace: Path,
+    read_only: Callable[[Path], None],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Writers are refused before any work; status still reads a healthy account, and never
+    calls it damaged or suggests reset."""
+    journal = _workspace / "replay" / "ew.sqlite"
+    before = journal.read_bytes()
+    read_only(_workspace)
+    not_writable = r"writes to the workspace .*, but .* is not writable \(Read-only file system\)"
+    refused(
+        ["replay", "step", "--account", "ew"], monkeypatch, capsys, "replay step " + not_writable
+    )
+    refused(
+        ["replay", "start", str(config), "--account", "two"],
+        monkeypatch,
+        capsys,
+        "replay start " + not_writable,
+    )
+    refused(["train", str(config)], monkeypatch, capsys, "train " + not_writable)
+    model = ["--set", "backtest.strategy=lstm_signal", "--set", "model.preset=small"]
+    refused(
+        ["backtest", str(config), "--out", str(_workspace.parent / "r"), *model],
+        monkeypatch,
+        capsys,
+        not_writable,
+    )
+
+    assert run_cli(["replay", "status", "--account", "ew"], monkeypatch) == 0
+    out, err = capsys.readouterr()
+    assert "4 week(s) 2022-06-24..2022-07-15: equity" in out
+    assert "damaged" not in out + err and "reset" not in out + err
+    assert run_cli(["replay", "list"], monkeypatch) == 0
+    out = capsys.readouterr().out
+    assert "unreadable" not in out and "equal_weight" in out
+    assert journal.read_bytes() == before
+
+
+def test_the_library_refuses_a_step_on_a_read_only_journal(
+    ew_account: str, _workspace: Path, read_only: Callable[[Path], None]
+) -> None:
+    from simulator.errors import JournalError
+    from simulator.replay import step
+
+    read_only(_workspace)
+    with pytest.raises(JournalError, match=r"cannot change account 'ew': .* is not writable"):
+        step(_workspace, "ew")
+
+
+# --- journal damage --------------------------------------------------------------------------
+
+
+def edit_journal(path: Path, sql: str) -> None:
+    conn = sqlite3.connect(path)
+    with conn:
+        conn.execute(sql)
+    conn.close()
+
+
+@pytest.mark.parametrize(
+    ("sql", "match"),
+    [
+        (
+            "UPDATE weeks SET equity = 'abc' WHERE seq = 3",
+            r"ew.sqlite is damaged: weeks.equity holds 'abc' \(text\) in row 3, not a number; "
+            r"restore the file from a backup, or delete the account with `foliosim replay reset",
+        ),
+        (
+            "UPDATE holdings SET shares = x'00' WHERE seq = 2",
+            r"ew.sqlite is damaged: holdings.shares holds X'00' \(blob\) in row \d+, not a",
+        ),
+        (
+            "UPDATE orders SET price = 'NaN?' WHERE n = 0",
+            r"ew.sqlite is damaged: orders.price holds 'NaN\?' \(text\) in row \d+, not a",
+        ),
+    ],
+)
+def test_a_journal_number_that_is_not_a_number(
+    ew_account: str,
+    _workspace: Path,
+    sql: str,
+    match: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """equity = 'abc' crashed status and step; now both refuse, and list shows the others."""
+    journal = _workspace / "replay" / "ew.sqlite"
+    edit_journal(journal, sql)
+    damaged = journal.read_bytes()
+    refused(["replay", "status", "--account", "ew"], monkeypatch, capsys, match)
+    refused(["replay", "step", "--account", "ew"], monkeypatch, capsys, match)
+    assert journal.read_bytes() == damaged
+
+
+def test_one_damaged_account_does_not_break_the_list(
+    ew_account: str,
+    config: Path,
+    _workspace: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert run_cli(["replay", "start", str(config), "--account", "fine"], monkeypatch) == 0
+    folder = _workspace / "replay"
+    edit_journal(folder / "ew.sqlite", "UPDATE weeks SET equity = 'abc' WHERE seq = 3")
+    (folder / "junk.sqlite").write_text("not a database")
+    shutil.copy(folder / "fine.sqlite", folder / "bad name.sqlite")  # no account has it
+    capsys.readouterr()
+    assert run_cli(["replay", "list", "--json"], monkeypatch) == 0
+    rows = {row["account"]: row for row in json.loads(capsys.readouterr().out)}
+    assert set(rows) == {"bad name", "ew", "fine", "junk"}
+    assert rows["fine"]["strategy"] == "equal_weight" and rows["fine"]["weeks_processed"] == 0
+    assert re.match(r".*ew.sqlite is damaged: weeks.equity holds 'abc'", rows["ew"]["error"])
+    assert re.match(r".*junk.sqlite is (damaged or )?not a", rows["junk"]["error"])
+    assert rows["bad name"]["error"].startswith("account name 'bad name': use letters")
+    assert run_cli(["replay", "list"], monkeypatch) == 0
+    out = capsys.readouterr().out
+    assert "unreadable:" in out and "equal_weight" in out

@@ -293,6 +293,24 @@ def read_config(folder: Path) -> dict[str, Any]:
     return config
 
 
+def read_metrics(folder: Path) -> dict[str, Any]:
+    """``metrics.json`` of a version folder: test metrics and each network's training record
+    (the keys ``models show`` prints), checked."""
+    path = folder / "metrics.json"
+    metrics = _read_json(path)
+    training = metrics.get("training")
+    needed = ("epochs", "best_epoch", "best_val_loss", "stop_reason")
+    if (
+        not isinstance(metrics.get("test"), dict)
+        or not isinstance(training, dict)
+        or not all(isinstance(v, dict) and all(k in v for k in needed) for v in training.values())
+    ):
+        raise IntegrityError(
+            f"model file {path} lacks its test metrics or training records; retrain the model"
+        )
+    return metrics
+
+
 def read_version(
     folder: Path,
     weights_sha256: str | None = None,

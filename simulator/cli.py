@@ -432,21 +432,21 @@ def models_show(
     registry_uri: RegistryOption = None,
 ) -> None:
     """One version's model card, config, metrics and lineage."""
-    import json
-
-    from models.artifacts import files_digest, read_config
-    from models.errors import IntegrityError
+    from models.artifacts import read_config, read_metrics
+    from models.errors import IntegrityError, RegistryError
 
     registry = _registry(registry_uri)
     info = registry.resolve(ref)
     folder = registry.artifact_dir(info)
-    config = read_config(folder)
-    metrics = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
     try:
-        weights = files_digest(folder, list(config["networks"].values()))
-        integrity = "ok" if weights == info.tags.get("weights_sha256") else "weights changed"
+        # Every check predict makes (schema, config.json and scaler.json digests, weights
+        # digests, feature spec, scalers, weight files), and metrics.json's layout.
+        registry.load(info)
+        config = read_config(folder)
+        metrics = read_metrics(folder)
     except IntegrityError as err:
-        integrity = str(err)
+        raise RegistryError(f"{info.ref} fails its integrity check: {err}") from None
+    integrity = "ok"
     doc = {
         **info.describe(),
         "artifact_dir": str(folder),

@@ -7,11 +7,14 @@ in-process (``simulator.cli.main``); files are real, in the test's own folders.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
+import signal
 import sqlite3
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -20,6 +23,8 @@ import pandas as pd
 import pytest
 
 from simulator.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
 
 #: Script payloads a hostile config or file name could carry into a report.
 PAYLOADS = [
@@ -592,3 +597,305 @@ def test_one_damaged_account_does_not_break_the_list(
     assert run_cli(["replay", "list"], monkeypatch) == 0
     out = capsys.readouterr().out
     assert "unreadable:" in out and "equal_weight" in out
+
+
+# --- the registry ----------------------------------------------------------------------------
+
+#: A script that trains a tiny model and registers it in the workspace argv[1]. argv[2]:
+#: "kill" SIGKILLs itself in the middle of the registration; "wait:<file>" waits for <file>
+#: to appear first (to start several registrations at once); "fsize:<bytes>" limits the size
+#: of every file it writes (a full disk), and opens the store only.
+REGISTER = """
+import os, signal, sys, time, resource
+from pathlib import Path
+import numpy as np, pandas as pd
+import mlflow
+from models.errors import RegistryError
+from models.forecaster import train
+from models.registry import Registry
+from models.spec import ModelSpec
+
+mode = sys.argv[2]
+if mode.startswith("fsize:"):
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails (EFBIG)
+    limit = int(mode[6:])
+    if limit:  # 0: no limit
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    try:
+        Registry(Path(sys.argv[1])).client
+    except RegistryError as err:
+        sys.exit(f"error: {err}")
+    sys.exit(0)
+weeks = pd.date_range("2020-01-03", periods=60, freq="W-FRI")
+closes = pd.DataFrame({"AAA": 10 + np.sin(np.arange(60.0))}, index=weeks)
+spec = ModelSpec.from_preset("m", "small", window=4, max_epochs=1, hidden=4, threads=1)
+model, report = train(closes, spec, weeks[50])
+if mode == "kill":
+    def die(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGKILL)
+    mlflow.MlflowClient.log_model_artifacts = die
+if mode.startswith("wait:"):
+    while not Path(mode[5:]).exists():
+        time.sleep(0.01)
+print(Registry(Path(sys.argv[1])).register(model, report).ref)
+"""
+
+
+def register(workspace: Path, mode: str = "ok") -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    argv = [sys.executable, "-c", REGISTER, str(workspace), mode]
+    return subprocess.run(argv, capture_output=True, text=True, env=env, timeout=240)
+
+
+def statuses(workspace: Path) -> tuple[list[str], list[int]]:
+    """The runs' statuses and the logged models' (1 pending, 2 ready, 3 failed)."""
+    conn = sqlite3.connect(workspace / "mlflow.db")
+    runs = [r[0] for r in conn.execute("SELECT status FROM runs ORDER BY start_time")]
+    models = [
+        r[0]
+        for r in conn.execute("SELECT status FROM logged_models ORDER BY creation_timestamp_ms")
+    ]
+    conn.close()
+    return runs, models
+
+
+def test_a_full_disk_while_the_store_is_created_leaves_no_store(tmp_path: Path) -> None:
+    """It left mlflow.db half-migrated and unusable for good (_alembic_tmp_experiments)."""
+    ws = tmp_path / "ws-full"
+    done = register(ws, "fsize:200000")
+    assert done.returncode == 1
+    assert re.fullmatch(
+        r"error: could not create the model registry .*mlflow.db \(disk I/O error\); nothing was "
+        r"left behind: free some disk space or fix the folder, and run again\n",
+        done.stderr,
+    ), done.stderr
+    assert sorted(p.name for p in ws.iterdir()) == ["mlflow.db.lock"]
+    # With space again, the store is made whole.
+    assert register(ws, "fsize:0").returncode == 0
+    assert register(ws).stdout == "m/1\n"
+
+
+def test_concurrent_registrations_into_a_fresh_workspace_both_succeed(tmp_path: Path) -> None:
+    """One of two used to fail after training ("Online migration expected to match one row")."""
+    ws = tmp_path / "ws-race"
+    go = tmp_path / "go"
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", REGISTER, str(ws), f"wait:{go}"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for _ in range(3)
+    ]
+    time.sleep(1.0)
+    go.touch()
+    outs = [p.communicate(timeout=240) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], outs
+    assert sorted(out for out, _ in outs) == ["m/1\n", "m/2\n", "m/3\n"]
+    assert statuses(ws) == (["FINISHED"] * 3, [2, 2, 2])
+
+
+def test_a_killed_registration_is_cleaned_up_by_the_next(tmp_path: Path) -> None:
+    ws = tmp_path / "ws-kill"
+    killed = register(ws, "kill")
+    assert killed.returncode == -signal.SIGKILL
+    assert [p.name.split("-")[0] for p in (ws / "tmp").iterdir()] == ["version"]
+    assert statuses(ws) == (["RUNNING"], [1])
+    assert register(ws).stdout == "m/1\n"
+    assert list((ws / "tmp").iterdir()) == []
+    assert statuses(ws) == (["FAILED", "FINISHED"], [3, 2])
+
+
+def test_a_live_registrations_scratch_folder_is_left_alone(tmp_path: Path) -> None:
+    import fcntl
+
+    from models.registry import clean_scratch
+
+    scratch = tmp_path / "tmp"
+    live = scratch / "version-1-abcdefgh"  # pid 1 is alive, its folder is locked
+    young = scratch / f"version-{os.getpid()}-abcdefgh"  # alive, not locked yet
+    dead = scratch / "version-999999999-abcdefgh"  # no such process
+    for folder in (live, young, dead):
+        (folder / "files").mkdir(parents=True)
+    held = os.open(live, os.O_RDONLY)
+    fcntl.flock(held, fcntl.LOCK_EX)
+    try:
+        assert clean_scratch(scratch) == [dead]
+        assert live.is_dir() and young.is_dir()
+    finally:
+        os.close(held)
+
+
+@pytest.fixture(scope="session")
+def tiny_registry(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A workspace with one version m/1 of a tiny model, registered once per session."""
+    ws = tmp_path_factory.mktemp("tiny-registry") / "ws"
+    assert register(ws).stdout == "m/1\n"
+    return ws
+
+
+@pytest.fixture
+def registered(tiny_registry: Path, _workspace: Path) -> Path:
+    """The test's workspace, a copy of :func:`tiny_registry` (its paths moved with it)."""
+    shutil.copytree(tiny_registry, _workspace)
+    old, new = tiny_registry.as_uri(), _workspace.as_uri()
+    conn = sqlite3.connect(_workspace / "mlflow.db")
+    with conn:
+        for table, column in (
+            ("experiments", "artifact_location"),
+            ("runs", "artifact_uri"),
+            ("logged_models", "artifact_location"),
+        ):
+            conn.execute(f"UPDATE {table} SET {column} = replace({column}, ?, ?)", (old, new))
+    conn.close()
+    return _workspace
+
+
+@pytest.mark.parametrize(
+    ("damage", "match"),
+    [
+        ("garbage", r"mlflow.db is not an MLflow store \(not an SQLite database\); move it away"),
+        ("truncated", r"mlflow.db is damaged \(database disk image is malformed\); move it"),
+        ("half", r"mlflow.db is a half-created MLflow store \(an interrupted migration\); move"),
+    ],
+)
+def test_a_broken_store_is_one_line(
+    registered: Path,
+    damage: str,
+    match: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    db = registered / "mlflow.db"
+    if damage == "garbage":
+        db.write_bytes(b"\x00garbage" * 100)
+    elif damage == "truncated":
+        db.write_bytes(db.read_bytes()[:50_000])
+    else:
+        conn = sqlite3.connect(db)
+        conn.execute("CREATE TABLE _alembic_tmp_experiments (x)")
+        conn.commit()
+        conn.close()
+    broken = db.read_bytes()
+    for argv in (["models", "list"], ["models", "show", "m"]):
+        refused(argv, monkeypatch, capsys, match)
+    assert db.read_bytes() == broken  # left for the user to inspect
+
+
+@pytest.mark.parametrize(
+    ("uri", "match"),
+    [
+        ("{config}", r"registry URI '.*base.toml' is a folder path, MLflow's file store, which"),
+        ("sqlite:///{config}", r"base.toml is not an MLflow store \(not an SQLite database\); "),
+        ("file://{config}", r"registry URI 'file://.*base.toml' is a folder path"),
+    ],
+)
+def test_a_registry_uri_at_a_non_database(
+    config: Path,
+    uri: str,
+    match: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    text = config.read_text()
+    argv = ["models", "list", "--registry-uri", uri.format(config=config)]
+    refused(argv, monkeypatch, capsys, match)
+    assert config.read_text() == text
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "match"),
+    [
+        ("window", "x", r"m/1: its tag window = 'x' is not a number \(the store was edited\)"),
+        ("test_weeks", "-1", r"m/1: its tag test_weeks = '-1' is not a number"),
+        ("test_mse_ratio", "abc", r"m/1: its tag test_mse_ratio = 'abc' is not a number"),
+        ("train_end", "soon", r"m/1: its tag train_end = 'soon' is not a date YYYY-MM-DD"),
+    ],
+)
+def test_an_edited_version_tag_is_one_line(
+    registered: Path,
+    key: str,
+    value: str,
+    match: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    conn = sqlite3.connect(registered / "mlflow.db")
+    conn.execute("UPDATE model_version_tags SET value = ? WHERE key = ?", (value, key))
+    conn.commit()
+    conn.close()
+    if key == "train_end":  # read by point-in-time selection (backtests, paper accounts)
+        from models.errors import RegistryError
+        from models.registry import Registry
+
+        with pytest.raises(RegistryError, match=match):
+            Registry(registered).as_of("m", "2021-06-30")
+    else:
+        refused(["models", "list"], monkeypatch, capsys, match)
+
+
+def version_folder(workspace: Path) -> Path:
+    return next((workspace / "mlartifacts" / "m" / "models").glob("m-*/artifacts"))
+
+
+@pytest.mark.parametrize(
+    ("edit", "match"),
+    [
+        ("config.json", r"config.json or scaler.json in .* differ from the registered version"),
+        ("scaler.json", r"config.json or scaler.json in .* differ from the registered version"),
+        ("weights", r"weights in .* differ from the registered version \(checksum mismatch\)"),
+        ("no metrics.json", r"model file missing: .*metrics.json$"),
+        ("garbage metrics.json", r"model file .*metrics.json is not valid JSON \("),
+        ("empty metrics.json", r"metrics.json lacks its test metrics or training records; retrain"),
+    ],
+)
+def test_models_show_checks_every_file_predict_checks(
+    registered: Path,
+    edit: str,
+    match: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """It said "integrity: ok" for an edited config.json or scaler.json, and exited 0 on
+    "weights changed"; a missing metrics.json was a traceback."""
+    folder = version_folder(registered)
+    if edit in ("config.json", "scaler.json"):
+        with (folder / edit).open("a") as handle:
+            handle.write(" ")
+    elif edit == "weights":
+        path = folder / "weights" / "AAA.safetensors"
+        data = bytearray(path.read_bytes())
+        data[-1] ^= 1
+        path.write_bytes(bytes(data))
+    elif edit == "no metrics.json":
+        (folder / "metrics.json").unlink()
+    elif edit == "garbage metrics.json":
+        (folder / "metrics.json").write_text("{oops")
+    else:
+        (folder / "metrics.json").write_text("{}")
+    for argv in (["models", "show", "m/1"], ["models", "show", "m", "--json"]):
+        refused(argv, monkeypatch, capsys, r"^error: m/1 fails its integrity check: .*" + match)
+
+
+@pytest.mark.parametrize("location", ["http://127.0.0.1:9/files", "file:///etc", "/tmp"])
+def test_an_artifact_location_outside_the_workspace_is_refused(
+    registered: Path,
+    location: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """predict used to download from whatever host the store named."""
+    conn = sqlite3.connect(registered / "mlflow.db")
+    conn.execute("UPDATE logged_models SET artifact_location = ?", (location,))
+    conn.commit()
+    conn.close()
+    match = (
+        rf"the files of m/1 are registered at '{re.escape(location)}', outside the workspace; "
+        r"refusing to read them"
+    )
+    refused(["models", "show", "m/1"], monkeypatch, capsys, match)
+    refused(["models", "predict", "m/1", "--as-of", "2021-03-05"], monkeypatch, capsys, match)
+    assert not (registered / "model-cache").exists()

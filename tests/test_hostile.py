@@ -899,3 +899,32 @@ def test_an_artifact_location_outside_the_workspace_is_refused(
     refused(["models", "show", "m/1"], monkeypatch, capsys, match)
     refused(["models", "predict", "m/1", "--as-of", "2021-03-05"], monkeypatch, capsys, match)
     assert not (registered / "model-cache").exists()
+
+
+# --- bad data that used to pass silently -----------------------------------------------------
+
+
+def test_a_risk_free_series_that_ends_before_the_backtest_is_refused(
+    paper12: Path,
+    config: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """DGS2 ending in 2021 was used stale for every later week."""
+    data = copy_data(paper12, tmp_path / "data", ["AAPL", "MSFT", "JPM", "IXIC"])
+    dgs2 = pd.read_csv(paper12 / "DGS2.csv")
+    dgs2[dgs2["date"] <= "2021-12-31"].to_csv(data / "DGS2.csv", index=False)
+    out = tmp_path / "never"
+    argv = ["backtest", str(config), "--out", str(out), "--set", f"data.path={data}"]
+    refused(
+        [*argv, "--set", "report.risk_free=DGS2"],
+        monkeypatch,
+        capsys,
+        r"the risk-free series DGS2 ends 2021-12-31, before the data's last week 2023-06-30; "
+        r"extend its file, or give report.risk_free as an annual fraction",
+    )
+    assert not out.exists()
+    # Ending within two weeks of the data is a publication lag, not a stale series.
+    dgs2[dgs2["date"] <= "2023-06-20"].to_csv(data / "DGS2.csv", index=False)
+    assert run_cli([*argv, "--set", "report.risk_free=DGS2"], monkeypatch) == 0

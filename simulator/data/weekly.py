@@ -16,7 +16,6 @@ import pandas as pd
 from simulator.data.sources import OHLCV, DailyData
 from simulator.errors import DataError
 
-
 #: How far a risk-free series may end before the data's last week (FRED publishes with a lag
 #: of a day or two; holidays): more is refused.
 RISK_FREE_STALE = pd.Timedelta(days=14)

@@ -15,12 +15,14 @@ import sqlite3
 import subprocess
 import sys
 import time
+import tomllib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+import tomli_w
 
 from simulator.cli import main
 
@@ -928,3 +930,101 @@ def test_a_risk_free_series_that_ends_before_the_backtest_is_refused(
     # Ending within two weeks of the data is a publication lag, not a stale series.
     dgs2[dgs2["date"] <= "2023-06-20"].to_csv(data / "DGS2.csv", index=False)
     assert run_cli([*argv, "--set", "report.risk_free=DGS2"], monkeypatch) == 0
+
+
+# --- the tear sheet in a real browser --------------------------------------------------------
+
+CHROMIUM = Path("/usr/bin/chromium")  # Debian's package; `make test` installs it when missing
+#: A payload that marks the page if it ever runs: the DOM dump then shows the attribute.
+MARK = "document.body.setAttribute('data-pwned','1');document.title='pwned'"
+SCRIPTS = [
+    f'<img src=x onerror="{MARK}">',
+    f"<script>{MARK}</script>",
+    f"<svg onload={MARK}>",
+]
+#: QuantStats' page has <body onload="save()"> without a save(): its one console error, not
+#: ours (issue 15).
+QUANTSTATS_ERROR = '"Uncaught ReferenceError: save is not defined"'
+
+
+def render(page: Path, tmp_path: Path) -> tuple[str, list[str]]:
+    """``page`` opened by headless Chromium: the DOM after its scripts ran, and the console
+    messages (errors included)."""
+    profile = tmp_path / f"chromium-{page.parent.name[:8]}-{len(list(tmp_path.iterdir()))}"
+    argv = [
+        str(CHROMIUM),
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        f"--user-data-dir={profile}",
+        "--enable-logging=stderr",
+        "--v=0",
+        "--dump-dom",
+        page.as_uri(),
+    ]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    console = [line for line in done.stderr.splitlines() if ":CONSOLE" in line]
+    return done.stdout, console
+
+
+def assert_no_payload_ran(dom: str, console: list[str], title: str) -> None:
+    assert "data-pwned" not in re.sub(r"&#39;data-pwned&#39;|'data-pwned'", "", dom)
+    assert re.search(r"<title>(.*?)</title>", dom, re.S)[1] == title  # type: ignore[index]
+    assert [line for line in console if QUANTSTATS_ERROR not in line] == []
+
+
+@pytest.mark.slow
+def test_tear_sheets_run_no_payload_in_a_real_browser(
+    paper12: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Every user-controlled string that still gets through validation (the data folder's
+    path, the config file's name, the run folder's name, an account name at the edge of its
+    character set) is a script payload; the tear sheets of a backtest and of a paper account
+    run none of them in headless Chromium, and the console has no error of ours. The names
+    that could carry markup are refused before any work."""
+    if not CHROMIUM.is_file():
+        pytest.skip(f"{CHROMIUM} is absent: `make test` installs Debian's chromium")
+    # The harness itself: a page that does run the payload is caught.
+    control = tmp_path / "control" / "page.html"
+    control.parent.mkdir()
+    control.write_text(f"<html><head><title>t</title></head><body>{SCRIPTS[0]}</body></html>")
+    dom, _ = render(control, tmp_path)
+    assert 'data-pwned="1"' in dom and "<title>pwned</title>" in dom
+
+    data = copy_data(paper12, tmp_path / SCRIPTS[0], ["AAPL", "MSFT", "JPM", "IXIC", "DGS2"])
+    config = tmp_path / f"{SCRIPTS[1].replace('/', '')}.toml"
+    raw = tomllib.loads(BASE.format(path="."))
+    raw["data"]["path"] = str(data)  # quotes and markup: tomli_w escapes them for TOML
+    raw["report"] = {"risk_free": "DGS2"}
+    config.write_text(tomli_w.dumps(raw))
+    for field, payload in [("data.benchmark", SCRIPTS[2]), ("data.tickers", SCRIPTS[0])]:
+        refused(
+            ["backtest", str(config), "--set", f"{field}={payload}"],
+            monkeypatch,
+            capsys,
+            rf"{field}: .* is not a ticker name",
+        )
+
+    run = tmp_path / SCRIPTS[2]
+    assert run_cli(["backtest", str(config), "--out", str(run)], monkeypatch) == 0
+    dom, console = render(run / "tearsheet.html", tmp_path)
+    assert_no_payload_ran(dom, console, "foliosim: equal_weight vs IXIC")
+
+    account = "x" + "._-" * 21  # 64 characters, every allowed punctuation mark
+    assert run_cli(["replay", "start", str(config), "--account", account], monkeypatch) == 0
+    assert run_cli(["replay", "step", "--account", account, "--weeks", "6"], monkeypatch) == 0
+    sheet = tmp_path / f"{SCRIPTS[0]}-replay"
+    argv = ["replay", "status", "--account", account, "--html", "--out", str(sheet)]
+    assert run_cli(argv, monkeypatch) == 0
+    capsys.readouterr()
+    dom, console = render(sheet / "tearsheet.html", tmp_path)
+    assert_no_payload_ran(dom, console, "foliosim: equal_weight vs IXIC")
+    assert account in dom

@@ -32,6 +32,7 @@ from simulator.clikit import (
 )
 from simulator.config import Config, load_config
 from simulator.errors import FoliosimError
+from simulator.leftovers import QS_TEMP, clean, clean_run_leftovers, system_temp, writing
 from simulator.workspace import workspace_dir, writable_workspace
 
 if TYPE_CHECKING:
@@ -93,6 +94,7 @@ def _run(cfg: Config, out: Path | None) -> Path:
 
     target = out or default_run_dir(cfg.backtest.strategy)
     check_out_dir(target)  # fail before the work, not after
+    clean_run_leftovers(target)
     if cfg.backtest.strategy == "lstm_signal" or cfg.data.source == "yahoo":
         writable_workspace("a backtest that trains models or caches prices")
 
@@ -106,7 +108,10 @@ def _run(cfg: Config, out: Path | None) -> Path:
             cfg, workspace_dir(), progress=update, train_progress=on_event, note=note
         )
     check_returns_vary(result.returns["strategy"], cfg.backtest.cash)
-    with err_console.status("writing the tear sheet"):
+    with (
+        writing(target.absolute().parent, system_temp()),
+        err_console.status("writing the tear sheet"),
+    ):
         path = write_run(result, target)
     print_table2(result.summary)
     _print_lstm_facts(result.summary)
@@ -175,7 +180,8 @@ def report(run_dir: Annotated[Path, typer.Argument(help="A run directory.")]) ->
     from simulator.rundir import check_run_dir
 
     check_run_dir(run_dir)
-    with err_console.status("writing the tear sheet"):
+    clean(system_temp(), QS_TEMP)
+    with writing(system_temp()), err_console.status("writing the tear sheet"):
         path = write_tearsheet(run_dir)
     print_table2(json.loads((run_dir / "summary.json").read_text(encoding="utf-8")))
     console.print(f"tear sheet: {path}", soft_wrap=True, markup=False, highlight=False)

@@ -14,6 +14,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
 import tomllib
 from collections.abc import Callable, Iterator
@@ -1028,3 +1029,56 @@ def test_tear_sheets_run_no_payload_in_a_real_browser(
     dom, console = render(sheet / "tearsheet.html", tmp_path)
     assert_no_payload_ran(dom, console, "foliosim: equal_weight vs IXIC")
     assert account in dom
+
+
+# --- leftovers of killed runs ----------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_leftovers_of_a_killed_backtest_are_removed_by_the_next(
+    config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SIGKILL while the tear sheet is drawn leaves `.run.*` beside the run directory and a
+    foliosim-qs-* folder in the temporary directory; the next backtest removes both."""
+    runs, scratch = tmp_path / "runs", tmp_path / "scratch"
+    scratch.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(REPO), "TMPDIR": str(scratch), "MPLBACKEND": "Agg"}
+    argv = [sys.executable, "-m", "simulator.cli", "backtest", str(config)]
+    proc = subprocess.Popen(
+        [*argv, "--out", str(runs / "first")],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 120
+    while not (list(runs.glob(".first.*")) and list(scratch.glob("foliosim-qs-*"))):
+        assert proc.poll() is None and time.monotonic() < deadline, "never reached the tear sheet"
+        time.sleep(0.02)
+    proc.kill()
+    proc.wait()
+    assert len(list(runs.glob(".first.*"))) == 1 and len(list(scratch.glob("foliosim-qs-*"))) == 1
+
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    assert run_cli(["backtest", str(config), "--out", str(runs / "second")], monkeypatch) == 0
+    assert sorted(p.name for p in runs.iterdir()) == [".foliosim.lock", "second"]
+    assert [p.name for p in scratch.iterdir()] == [".foliosim.lock"]
+    assert (runs / "second" / "tearsheet.html").is_file()
+
+
+def test_leftovers_are_kept_while_another_run_writes(tmp_path: Path) -> None:
+    from simulator.leftovers import QS_TEMP, RUN_TEMP, RUN_TEMP_FILES, clean, writing
+
+    temp = tmp_path / ".run.abcd_123"
+    temp.mkdir()
+    (temp / "summary.json").write_text("{}")
+    qs = tmp_path / "foliosim-qs-x1y2z3w4"
+    qs.mkdir()
+    mine = tmp_path / ".config.backup1"  # a user's folder of that shape, holding other files
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep")
+    with writing(tmp_path):  # a live run writes here
+        assert clean(tmp_path, RUN_TEMP, RUN_TEMP_FILES) == []
+        assert clean(tmp_path, QS_TEMP) == []
+    assert clean(tmp_path, RUN_TEMP, RUN_TEMP_FILES) == [temp]
+    assert clean(tmp_path, QS_TEMP) == [qs]
+    assert (mine / "notes.txt").read_text() == "keep"

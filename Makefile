@@ -27,7 +27,13 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
-test: lint typecheck
+# The browser test of the tear sheets needs Debian's chromium (no browser download).
+CHROMIUM ?= /usr/bin/chromium
+
+$(CHROMIUM):
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+
+test: lint typecheck $(CHROMIUM)
 	MPLBACKEND=Agg $(BIN)/python -m pytest
 
 bench: install

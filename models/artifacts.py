@@ -281,11 +281,6 @@ def _read_json(path: Path) -> dict[str, Any]:
     return payload
 
 
-def read_metrics(folder: Path) -> dict[str, Any]:
-    """``metrics.json`` of a version folder: its training, split and test records."""
-    return _read_json(folder / "metrics.json")
-
-
 def read_config(folder: Path) -> dict[str, Any]:
     """``config.json`` of a version folder, schema-checked."""
     config = _read_json(folder / "config.json")
@@ -296,6 +291,24 @@ def read_config(folder: Path) -> dict[str, Any]:
             f"schema {SCHEMA_VERSION}. Retrain the model with this version"
         )
     return config
+
+
+def read_metrics(folder: Path) -> dict[str, Any]:
+    """``metrics.json`` of a version folder: test metrics and each network's training record
+    (the keys ``models show`` prints), checked."""
+    path = folder / "metrics.json"
+    metrics = _read_json(path)
+    training = metrics.get("training")
+    needed = ("epochs", "best_epoch", "best_val_loss", "stop_reason")
+    if (
+        not isinstance(metrics.get("test"), dict)
+        or not isinstance(training, dict)
+        or not all(isinstance(v, dict) and all(k in v for k in needed) for v in training.values())
+    ):
+        raise IntegrityError(
+            f"model file {path} lacks its test metrics or training records; retrain the model"
+        )
+    return metrics
 
 
 def read_version(

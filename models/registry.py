@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import fcntl
 import hashlib
 import json
 import logging
@@ -23,11 +24,12 @@ import os
 import re
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote, urlparse
+from urllib.parse import quote, unquote, urlparse
 
 import pandas as pd
 
@@ -45,7 +47,8 @@ if TYPE_CHECKING:
     from mlflow import MlflowClient
 
 _URI_VARS = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
-_REF = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9_.-]*)(?:/(?P<version>[^@/]+)|@(?P<alias>.+))?$")
+_REF = re.compile(r"(?P<name>[A-Za-z0-9][A-Za-z0-9_.-]*)(?:/(?P<version>[^@/]+)|@(?P<alias>.+))?")
+_ALIAS = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,63}")
 
 
 @dataclass(frozen=True)
@@ -77,9 +80,22 @@ class VersionInfo:
     def tickers(self) -> tuple[str, ...]:
         return tuple(t for t in self.tags.get("tickers", "").split(",") if t)
 
+    def _bad_tag(self, key: str, value: str) -> RegistryError:
+        return RegistryError(
+            f"{self.ref}: its tag {key} = {value!r} is not a number (the store was edited); "
+            f"fix the tag, or retrain and set aliases to the new version"
+        )
+
     @property
     def train_end(self) -> pd.Timestamp:
-        return pd.Timestamp(self.tags["train_end"])
+        value = self.tags.get("train_end", "")
+        try:
+            return pd.Timestamp(dt.date.fromisoformat(value))
+        except ValueError:
+            raise RegistryError(
+                f"{self.ref}: its tag train_end = {value!r} is not a date YYYY-MM-DD (the store "
+                "was edited); fix the tag or retrain"
+            ) from None
 
     def describe(self) -> dict[str, Any]:
         """A JSON-ready summary (``models list --json``)."""
@@ -87,7 +103,18 @@ class VersionInfo:
 
         def number(key: str) -> float | None:
             value = tags.get(key)
-            return float(value) if value not in (None, "", "None") else None
+            if value in (None, "", "None", "nan"):
+                return None
+            try:
+                return float(value)
+            except ValueError:
+                raise self._bad_tag(key, value) from None
+
+        def integer(key: str) -> int:
+            value = tags.get(key, "0")
+            if not value.isdigit():
+                raise self._bad_tag(key, value)
+            return int(value)
 
         return {
             "name": self.name,
@@ -96,14 +123,14 @@ class VersionInfo:
             "tickers": list(self.tickers),
             "mode": tags.get("mode"),
             "preset": tags.get("preset"),
-            "window": int(tags.get("window", "0")),
+            "window": integer("window"),
             "train_start": tags.get("train_start"),
             "train_end": tags.get("train_end"),
             "data_fingerprint": tags.get("data_fingerprint"),
             "weights_sha256": tags.get("weights_sha256"),
             "code_version": tags.get("code_version"),
-            "schema_version": int(tags.get("schema_version", "0")),
-            "test_weeks": int(tags.get("test_weeks", "0")),
+            "schema_version": integer("schema_version"),
+            "test_weeks": integer("test_weeks"),
             "test_mse_ratio": number("test_mse_ratio"),
             "test_hit_rate": number("test_hit_rate"),
             "created": self.created.isoformat(timespec="seconds"),
@@ -117,7 +144,7 @@ def parse_ref(ref: str) -> tuple[str, int | None, str | None]:
     >>> parse_ref("paper12-lstm/3"), parse_ref("paper12-lstm@prod")
     (('paper12-lstm', 3, None), ('paper12-lstm', None, 'prod'))
     """
-    match = _REF.match(ref.strip())
+    match = _REF.fullmatch(ref.strip())
     if not match:
         raise RegistryError(
             f"model reference {ref!r}: expected NAME, NAME/VERSION or NAME@ALIAS "
@@ -170,8 +197,18 @@ class Registry:
             os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
             for name in ("mlflow", "alembic"):
                 logging.getLogger(name).setLevel(logging.WARNING)
-            if self.embedded:
-                self.workspace.mkdir(parents=True, exist_ok=True)
+            if urlparse(self.uri).scheme in ("", "file"):
+                raise RegistryError(
+                    f"registry URI {self.uri!r} is a folder path, MLflow's file store, which "
+                    "foliosim does not use; give sqlite:///PATH.db (a database file) or "
+                    "http(s)://HOST of a tracking server"
+                )
+            database = self._database()
+            if database is not None:
+                if database.exists():
+                    check_store(database, self._fix(database))
+                else:
+                    self._create_store(database)
             from mlflow import MlflowClient
             from mlflow.exceptions import MlflowException
 
@@ -180,6 +217,91 @@ class Registry:
             except MlflowException as err:
                 raise RegistryError(f"cannot open the model registry {self.uri}: {err}") from None
         return self._client
+
+    def _fix(self, database: Path) -> str:
+        if self.embedded:
+            return f"move it away (mv {database} {database}.broken) or restore it from a backup"
+        return "check --registry-uri (or model.registry_uri): it must name an MLflow store"
+
+    def _database(self) -> Path | None:
+        """The SQLite file of a local store, None for a server or an in-memory store."""
+        if self.embedded:
+            return self.workspace / "mlflow.db"
+        if urlparse(self.uri).scheme == "sqlite" and self.uri.startswith("sqlite:///"):
+            database = unquote(self.uri[len("sqlite:///") :]).split("?")[0]
+            if database and database != ":memory:":
+                return Path(database).resolve()
+        return None
+
+    @contextlib.contextmanager
+    def _store_lock(self) -> Iterator[None]:
+        """Hold ``<store>.lock`` (waiting for another process) while the store is created or
+        written: concurrent processes then create it once and register one at a time."""
+        database = self._database()
+        if database is None:
+            yield
+            return
+        lock = database.with_name(database.name + ".lock")
+        try:
+            database.parent.mkdir(parents=True, exist_ok=True)
+            handle = open(lock, "a+")  # noqa: SIM115 (closed by the with below)
+        except OSError as err:
+            raise RegistryError(
+                f"cannot lock the model registry {database} ({err.strerror}); its folder must "
+                "be writable"
+            ) from None
+        with handle:
+            deadline = time.monotonic() + LOCK_WAIT_S
+            while True:
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise RegistryError(
+                            f"another foliosim process has held the model registry {database} "
+                            f"for over {LOCK_WAIT_S} s; run the command again when it is done"
+                        ) from None
+                    time.sleep(0.1)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def _create_store(self, database: Path) -> None:
+        """Create and migrate a new store in a temporary file, then rename it into place, under
+        the store's lock: a failure (a full disk) or a kill leaves no half-made store, and
+        concurrent first uses create it once."""
+        from mlflow.exceptions import MlflowException
+        from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+        from sqlalchemy.exc import SQLAlchemyError
+
+        logging.getLogger("mlflow").setLevel(logging.WARNING)  # MLflow set its own at import
+        with self._store_lock():
+            if database.exists():
+                check_store(database, self._fix(database))
+                return  # another process made it while this one waited
+            tmp = database.with_name(f".{database.name}.{os.getpid()}.tmp")
+            uri = f"sqlite:///{tmp}"
+            root = self._artifact_root() or self.workspace / "mlartifacts"
+            try:
+                tmp.unlink(missing_ok=True)
+                SqlAlchemyStore(uri, root.as_uri())
+                SqlAlchemyStore._engine_map.pop(uri).dispose()
+                check_store(tmp, "")
+                os.replace(tmp, database)
+            except (MlflowException, SQLAlchemyError, OSError) as err:
+                reason = " ".join(str(getattr(err, "orig", None) or err).split())[:200]
+                raise RegistryError(
+                    f"could not create the model registry {database} ({reason}); nothing was "
+                    "left behind: free some disk space or fix the folder, and run again"
+                ) from None
+            finally:
+                engine = SqlAlchemyStore._engine_map.pop(uri, None)
+                if engine is not None:
+                    engine.dispose()
+                for leftover in (tmp, tmp.with_name(tmp.name + "-journal")):
+                    leftover.unlink(missing_ok=True)
 
     @contextlib.contextmanager
     def _calls(self, what: str) -> Iterator[MlflowClient]:
@@ -200,10 +322,18 @@ class Registry:
         saved_env = {var: os.environ.get(var) for var in _URI_VARS}
         mlflow.set_tracking_uri(self.uri)
         mlflow.set_registry_uri(self.uri)
+        from sqlalchemy.exc import SQLAlchemyError
+
         try:
             yield client
         except MlflowException as err:
-            raise RegistryError(f"{what} failed in {self.uri}: {err.message}") from None
+            message = " ".join(str(err.message).split())
+            raise RegistryError(f"{what} failed in {self.uri}: {message}") from None
+        except SQLAlchemyError as err:
+            reason = " ".join(str(getattr(err, "orig", None) or err).split())[:200]
+            raise RegistryError(
+                f"{what} failed in {self.uri}: the store's database refused it ({reason})"
+            ) from None
         finally:
             tracking_utils._tracking_uri, registry_utils._registry_uri = saved_globals
             for var, value in saved_env.items():
@@ -246,12 +376,20 @@ class Registry:
         name = model.spec.name
         scratch = self.workspace / "tmp"
         scratch.mkdir(parents=True, exist_ok=True)
-        folder = Path(tempfile.mkdtemp(prefix="version-", dir=scratch)) / "files"
+        clean_scratch(scratch)
+        # The folder is locked while this process uses it: a later registration removes it,
+        # and fails this run, only once the lock is free (this process died).
+        holder = Path(tempfile.mkdtemp(prefix=f"version-{os.getpid()}-", dir=scratch))
+        held = os.open(holder, os.O_RDONLY)
+        fcntl.flock(held, fcntl.LOCK_EX)
+        folder = holder / "files"
         try:
             written = write_version(model, report, folder, source)
             # The tag repeats config.json's code version (no second git call, never different).
             written = {**written, "code_version": read_config(folder)["code_version"]}
-            with self._calls(f"registering {name}") as client:
+            _ = self.client  # creates the store first, under the lock: before taking it here
+            with self._store_lock(), self._calls(f"registering {name}") as client:
+                self._fail_leftovers(client)
                 experiment = client.get_experiment_by_name(name)
                 if experiment is not None:
                     experiment_id = experiment.experiment_id
@@ -259,7 +397,9 @@ class Registry:
                     root = self._artifact_root()
                     location = (root / name).as_uri() if root is not None else None
                     experiment_id = client.create_experiment(name, artifact_location=location)
-                run = client.create_run(experiment_id, run_name=f"train-{name}")
+                run = client.create_run(
+                    experiment_id, run_name=f"train-{name}", tags={OWNER_TAG: holder.name}
+                )
                 run_id = run.info.run_id
                 try:
                     params = {k: str(v) for k, v in model.spec.to_dict().items()}
@@ -309,10 +449,43 @@ class Registry:
                     raise
                 client.set_terminated(run_id, "FINISHED")
         finally:
-            shutil.rmtree(folder.parent, ignore_errors=True)
+            shutil.rmtree(holder, ignore_errors=True)
+            os.close(held)
         info = self.get(name, int(version.version))
         model.version = info.ref
         return info
+
+    def _fail_leftovers(self, client: MlflowClient) -> None:
+        """Mark FAILED the training runs left RUNNING, and the logged models left PENDING, by
+        registrations that were killed.
+
+        Only in a local store, whose writers all hold its lock: with the lock held here, no
+        registration is under way, so every foliosim run still RUNNING is a dead one's.
+        """
+        if self._database() is None:
+            return
+        experiments = [e.experiment_id for e in client.search_experiments()]
+        if not experiments:
+            return
+        dead_runs: set[str] = set()
+        for run in client.search_runs(experiments, "attributes.status = 'RUNNING'"):
+            if OWNER_TAG in run.data.tags or self.embedded:
+                client.set_terminated(run.info.run_id, "FAILED")
+                dead_runs.add(run.info.run_id)
+        from mlflow.entities import LoggedModelStatus
+
+        # MLflow's SQL store keeps the status as a number, so a filter on 'PENDING' finds
+        # nothing: every model is read and the pending ones picked here.
+        token = None
+        while True:
+            page = client.search_logged_models(experiments, page_token=token)
+            for logged in page:
+                pending = logged.status == LoggedModelStatus.PENDING
+                if pending and (logged.source_run_id in dead_runs or self.embedded):
+                    client.finalize_logged_model(logged.model_id, LoggedModelStatus.FAILED)
+            token = page.token
+            if not token:
+                break
 
     @staticmethod
     def _version_tags(
@@ -340,7 +513,7 @@ class Registry:
 
     def set_alias(self, name: str, version: int, alias: str) -> VersionInfo:
         """Point ``NAME@alias`` at a version (moving it if it pointed elsewhere)."""
-        if not re.match(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$", alias) or alias.lower() == "latest":
+        if not _ALIAS.fullmatch(alias) or alias.lower() == "latest":
             raise RegistryError(
                 f"alias {alias!r}: use letters, digits, '_' or '-', starting with a letter "
                 "('latest' is reserved)"
@@ -454,6 +627,7 @@ class Registry:
             raise RegistryError(f"{info.ref} has no logged model; it was not made by foliosim")
         with self._calls(f"locating {info.ref}") as client:
             location = client.get_logged_model(info.model_id).artifact_location
+        self._check_location(info, location)
         local = _local_path(location)
         if local is not None:
             if not local.is_dir():
@@ -479,6 +653,31 @@ class Registry:
         """The version's training, split and test records (its ``metrics.json``)."""
         return read_metrics(self.artifact_dir(info))
 
+    def _check_location(self, info: VersionInfo, location: str) -> None:
+        """Refuse files kept anywhere but this registry's own places: a local store's files
+        lie in the workspace or beside its database, a server's on that server (an edited
+        store could otherwise make foliosim read or download from any path or host)."""
+        local = _local_path(location)
+        if local is not None:
+            database = self._database()
+            roots = [self.workspace, *([database.parent] if database is not None else [])]
+            if database is not None and any(
+                local.resolve().is_relative_to(root.resolve()) for root in roots
+            ):
+                return
+        else:
+            parsed, server = urlparse(location), urlparse(self.uri)
+            if server.scheme in ("http", "https") and (
+                (parsed.scheme == "mlflow-artifacts" and parsed.netloc in ("", server.netloc))
+                or (parsed.scheme, parsed.netloc) == (server.scheme, server.netloc)
+            ):
+                return
+        where = "the workspace" if self.embedded else f"the registry {self.uri}"
+        raise RegistryError(
+            f"the files of {info.ref} are registered at {location!r}, outside {where}; "
+            "refusing to read them (the store was edited?). Retrain the model"
+        )
+
     def load(self, ref: str | VersionInfo, tickers: list[str] | None = None) -> Forecaster:
         """Load a version, verified against its registered checksums.
 
@@ -500,6 +699,80 @@ class Registry:
         if tickers is not None:
             model.check_tickers(tickers)
         return model
+
+
+#: The tag naming the scratch folder of the registration that made a run.
+OWNER_TAG = "foliosim.scratch"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's live process
+    return True
+
+
+def clean_scratch(scratch: Path, max_age_s: float = 600.0) -> list[Path]:
+    """Remove the ``version-<pid>-*`` folders of registrations that were killed; returns them.
+
+    A folder is left alone while its owner holds its lock, and while its owner's process is
+    alive and the folder is younger than ``max_age_s`` (between creating it and locking it).
+    """
+    removed = []
+    for folder in sorted(scratch.glob("version-*")):
+        try:
+            fd = os.open(folder, os.O_RDONLY)
+        except OSError:
+            continue  # gone already, or not a folder
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue  # its owner is alive and using it
+            pid_text = folder.name.split("-")[1]
+            young = time.time() - folder.stat().st_mtime < max_age_s
+            if young and (not pid_text.isdigit() or _alive(int(pid_text))):
+                continue  # maybe between its creation and its lock (or an older foliosim's)
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+        finally:
+            os.close(fd)
+    return removed
+
+
+#: Seconds a process waits for another one's hold on the store (a registration takes ~1 s).
+LOCK_WAIT_S = 120
+
+
+def check_store(database: Path, fix: str) -> None:
+    """Refuse a local store file that is not a complete MLflow database: not SQLite at all,
+    truncated or corrupt, or half-migrated (left by an interrupted creation). ``fix`` ends
+    the error."""
+    import sqlite3
+
+    with open(database, "rb") as handle:
+        header = handle.read(16)
+    if header != b"SQLite format 3\x00":
+        raise RegistryError(f"{database} is not an MLflow store (not an SQLite database); {fix}")
+    try:
+        conn = sqlite3.connect(f"file:{quote(str(database))}?mode=ro", uri=True)
+        try:
+            check = conn.execute("PRAGMA quick_check").fetchone()[0]
+            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as err:
+        raise RegistryError(f"{database} is damaged ({err}); {fix}") from None
+    if check != "ok":
+        raise RegistryError(f"{database} is damaged (SQLite: {check}); {fix}")
+    half = sorted(t for t in tables if t.startswith("_alembic_tmp_"))
+    if half or not {"alembic_version", "experiments", "registered_models"} <= tables:
+        raise RegistryError(
+            f"{database} is a half-created MLflow store (an interrupted migration); {fix}"
+        )
 
 
 def _logged_model_id(source: str | None) -> str | None:

@@ -7,11 +7,11 @@ A spec says everything that determines a trained model besides its data: archite
 from __future__ import annotations
 
 import dataclasses
-import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from models.errors import SpecError, did_you_mean
+from models.names import MODEL_NAME
 
 Mode = Literal["per_ticker", "pooled"]
 Scaling = Literal["window", "ticker"]
@@ -40,8 +40,6 @@ PRESETS: dict[str, dict[str, Any]] = {
         "batch": 64,
     },
 }
-
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 
 
 @dataclass(frozen=True)
@@ -100,7 +98,7 @@ class ModelSpec:
     preset: str = "paper"
 
     def __post_init__(self) -> None:
-        if not _NAME.match(self.name):
+        if not isinstance(self.name, str) or not MODEL_NAME.fullmatch(self.name):
             raise SpecError(
                 f"model name {self.name!r}: use letters, digits, '_', '.' or '-' "
                 "(e.g. 'paper12-lstm')"

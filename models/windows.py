@@ -16,6 +16,7 @@ import pandas as pd
 from numpy.lib.stride_tricks import sliding_window_view
 
 from models.errors import TrainingDataError
+from models.names import TICKER_RULE, bad_ticker
 from models.spec import Scaling
 
 
@@ -57,6 +58,10 @@ def check_prices(closes: pd.DataFrame) -> None:
         raise TrainingDataError("weekly closes need a DatetimeIndex of week stamps")
     if not closes.index.is_monotonic_increasing or closes.index.has_duplicates:
         raise TrainingDataError("weekly closes must have unique, ascending week stamps")
+    bad_name = bad_ticker(list(closes.columns))
+    if bad_name is not None:
+        # Checked before any training: a ticker becomes a file name and a registry key.
+        raise TrainingDataError(f"ticker {bad_name!r}: {TICKER_RULE}")
     values = closes.to_numpy(dtype=float)
     bad = np.isinf(values) | (values <= 0)
     if bad.any():

@@ -18,9 +18,11 @@ from rich.progress import Progress
 from rich.table import Table
 
 from models.errors import ModelError
+from models.names import TICKER_RULE, bad_ticker
 from simulator.cli_replay import replay_app
 from simulator.clikit import (
     SetOption,
+    check_returns_vary,
     console,
     err_console,
     parse_day,
@@ -30,7 +32,8 @@ from simulator.clikit import (
 )
 from simulator.config import Config, load_config
 from simulator.errors import FoliosimError
-from simulator.workspace import workspace_dir
+from simulator.leftovers import QS_TEMP, clean, clean_run_leftovers, system_temp, writing
+from simulator.workspace import workspace_dir, writable_workspace
 
 if TYPE_CHECKING:
     from models.registry import Registry
@@ -94,6 +97,9 @@ def _run(cfg: Config, out: Path | None) -> Path:
     plan = resolve(cfg)  # an unknown or broken user rule fails here, before any work
     target = out or default_run_dir(plan.name)
     check_out_dir(target)  # fail before the work, not after
+    clean_run_leftovers(target)
+    if cfg.backtest.strategy == "lstm_signal" or cfg.data.source == "yahoo":
+        writable_workspace("a backtest that trains models or caches prices")
 
     def note(line: str) -> None:
         err_console.print(line, markup=False, highlight=False)
@@ -104,7 +110,11 @@ def _run(cfg: Config, out: Path | None) -> Path:
         result = run_backtest(
             plan, workspace_dir(), progress=update, train_progress=on_event, note=note
         )
-    with err_console.status("writing the tear sheet"):
+    check_returns_vary(result.returns["strategy"], cfg.backtest.cash)
+    with (
+        writing(target.absolute().parent, system_temp()),
+        err_console.status("writing the tear sheet"),
+    ):
         path = write_run(result, target)
     print_table2(result.summary)
     _print_lstm_facts(result.summary)
@@ -172,7 +182,8 @@ def report(run_dir: Annotated[Path, typer.Argument(help="A run directory.")]) ->
     from simulator.summary import read_summary
 
     check_run_dir(run_dir)
-    with err_console.status("writing the tear sheet"):
+    clean(system_temp(), QS_TEMP)
+    with writing(system_temp()), err_console.status("writing the tear sheet"):
         path = write_tearsheet(run_dir)
     print_table2(read_summary(run_dir / "summary.json"))
     console.print(f"tear sheet: {path}", soft_wrap=True, markup=False, highlight=False)
@@ -325,8 +336,12 @@ def data_fetch(
     names = [t.strip().upper().lstrip("^") for t in tickers.split(",") if t.strip()]
     if not names:
         raise FoliosimError("--tickers: give at least one symbol, e.g. --tickers AAPL,MSFT")
+    bad = bad_ticker(names)
+    if bad is not None:
+        raise FoliosimError(f"--tickers: {bad!r} is not a ticker name: {TICKER_RULE}")
+    workspace = writable_workspace("data fetch")
     with err_console.status(f"downloading {len(names)} symbol(s) from Yahoo"):
-        paths = fetch_yahoo(names, pd.Timestamp(first), pd.Timestamp(last), workspace_dir())
+        paths = fetch_yahoo(names, pd.Timestamp(first), pd.Timestamp(last), workspace)
     for name, path in paths.items():
         console.print(f"{name}: {path}")
 
@@ -344,9 +359,10 @@ def train(
     from simulator.training import train_from_config
 
     cfg = load_config(config, set_ or [])
+    workspace = writable_workspace("train")
     with progress_bars() as bar:
         on_event = train_bars(bar, cfg.model.max_epochs)
-        model, report, info = train_from_config(cfg, workspace_dir(), on_event)
+        model, report, info = train_from_config(cfg, workspace, on_event)
 
     table = Table(title=f"{info.ref}: test weeks after {info.tags['train_end']} (weekly returns)")
     for col in ("ticker", "epochs (best)", "weeks", "MSE ratio", "RMSE", "naive RMSE", "hit rate"):
@@ -427,21 +443,21 @@ def models_show(
     registry_uri: RegistryOption = None,
 ) -> None:
     """One version's model card, config, metrics and lineage."""
-    import json
-
-    from models.artifacts import files_digest, read_config
-    from models.errors import IntegrityError
+    from models.artifacts import read_config, read_metrics
+    from models.errors import IntegrityError, RegistryError
 
     registry = _registry(registry_uri)
     info = registry.resolve(ref)
     folder = registry.artifact_dir(info)
-    config = read_config(folder)
-    metrics = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
     try:
-        weights = files_digest(folder, list(config["networks"].values()))
-        integrity = "ok" if weights == info.tags.get("weights_sha256") else "weights changed"
+        # Every check predict makes (schema, config.json and scaler.json digests, weights
+        # digests, feature spec, scalers, weight files), and metrics.json's layout.
+        registry.load(info)
+        config = read_config(folder)
+        metrics = read_metrics(folder)
     except IntegrityError as err:
-        integrity = str(err)
+        raise RegistryError(f"{info.ref} fails its integrity check: {err}") from None
+    integrity = "ok"
     doc = {
         **info.describe(),
         "artifact_dir": str(folder),
@@ -605,7 +621,9 @@ def main() -> None:
     try:
         app()
     except (FoliosimError, ModelError) as err:
-        err_console.print(f"error: {err}", markup=False, highlight=False, soft_wrap=True)
+        # One line, whatever the message holds (a parser's error may carry newlines).
+        line = " ".join(str(err).split())
+        err_console.print(f"error: {line}", markup=False, highlight=False, soft_wrap=True)
         sys.exit(2)
 
 

@@ -11,6 +11,7 @@ from rich.table import Table
 
 from simulator.clikit import (
     SetOption,
+    check_returns_vary,
     console,
     err_console,
     parse_day,
@@ -19,7 +20,7 @@ from simulator.clikit import (
     train_bars,
 )
 from simulator.errors import FoliosimError
-from simulator.workspace import workspace_dir
+from simulator.workspace import workspace_dir, writable_workspace
 
 if TYPE_CHECKING:
     from simulator.replay import Account, WeekDone
@@ -77,9 +78,10 @@ def start(
 
     cfg = load_config(config, set_ or [])
     begin = parse_day(from_, "--from") if from_ else None
+    workspace = writable_workspace("replay start", "replay")
     with progress_bars() as bar:
         acct = start_account(
-            workspace_dir(),
+            workspace,
             account,
             cfg,
             source=str(config),
@@ -164,8 +166,9 @@ def step(
         raise FoliosimError("give --weeks or --until, not both")
     stop = parse_day(until, "--until") if until else None
     count = weeks if weeks is not None else (None if (stop or live) else 1)
+    workspace = writable_workspace("replay step", "replay")
     acct, processed = step_account(
-        workspace_dir(), account, weeks=count, until=stop, live=live, on_week=_print_week
+        workspace, account, weeks=count, until=stop, live=live, on_week=_print_week
     )
     with acct:
         last = acct.journal.last()
@@ -266,13 +269,20 @@ def _print_status(doc: dict[str, Any]) -> None:
 
 
 def _write_html(acct: Account, out: Path | None) -> None:
+    from simulator.leftovers import clean_run_leftovers, system_temp, writing
     from simulator.replay import account_result
     from simulator.rundir import check_out_dir, default_run_dir, write_run
 
     target = out or default_run_dir(f"replay-{acct.name}")
     check_out_dir(target)
-    with err_console.status("writing the tear sheet"):
-        path = write_run(account_result(acct, workspace_dir()), target)
+    clean_run_leftovers(target)
+    result = account_result(acct, workspace_dir())
+    check_returns_vary(result.returns["strategy"], acct.config.backtest.cash)
+    with (
+        writing(target.absolute().parent, system_temp()),
+        err_console.status("writing the tear sheet"),
+    ):
+        path = write_run(result, target)
     console.print(f"tear sheet: {path / 'tearsheet.html'}", soft_wrap=True, markup=False)
 
 

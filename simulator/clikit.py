@@ -13,6 +13,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from simulator.errors import FoliosimError
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from models.forecaster import TrainEvent, TrainProgress
 
 #: ``--set section.key=value``, repeatable, on every command that reads a config.
@@ -74,3 +76,19 @@ def print_json(doc: object) -> None:
     import json
 
     sys.stdout.write(json.dumps(doc, indent=2, allow_nan=False, default=str) + "\n")
+
+
+def check_returns_vary(returns: pd.Series, cash: float) -> None:
+    """Refuse, before a tear sheet is drawn, a strategy whose weekly returns never change.
+
+    QuantStats regresses the strategy on the benchmark and fails on a constant series (a run
+    that never held a position, e.g. cash too small for one whole share).
+    """
+    values = returns.dropna()
+    if len(values) and values.nunique() == 1:
+        raise FoliosimError(
+            f"the strategy's weekly return is {values.iloc[0]:.4g} every week: it never held a "
+            f"position (with cash {cash:,.0f}, no whole share may have been affordable), and a "
+            "tear sheet cannot be drawn of a constant series; raise backtest.cash or check the "
+            "strategy's settings"
+        )

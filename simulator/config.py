@@ -15,9 +15,19 @@ from typing import Annotated, Any, Literal
 import tomli_w
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from models.names import MODEL_NAME, TICKER_RULE, is_ticker
 from simulator.errors import ConfigError, did_you_mean
 from strategies.profile import Profile, preset
 from strategies.sizing import Limits
+
+
+def ticker_name(value: str) -> str:
+    """One ticker, benchmark or yield series name, upper-cased, an index's ``^`` dropped;
+    refused unless it is in the documented character set (:mod:`models.names`)."""
+    name = value.strip().upper().lstrip("^")
+    if not is_ticker(name):
+        raise ValueError(f"{value!r} is not a ticker name: {TICKER_RULE}")
+    return name
 
 
 def ticker_list(value: Any) -> Any:
@@ -26,7 +36,7 @@ def ticker_list(value: Any) -> Any:
     if isinstance(value, str):
         value = [t for t in value.split(",") if t.strip()]
     if isinstance(value, list | tuple):
-        return tuple(str(t).strip().upper() for t in value)
+        return tuple(ticker_name(t) if isinstance(t, str) else t for t in value)
     return value
 
 
@@ -61,10 +71,9 @@ class DataConfig(_Section):
     @field_validator("benchmark")
     @classmethod
     def _upper(cls, value: str) -> str:
-        value = value.strip().upper().lstrip("^")
-        if not value:
+        if not value.strip().lstrip("^"):
             raise ValueError("name an index series, e.g. 'SP500' (bundled) or 'IXIC'")
-        return value
+        return ticker_name(value)
 
     @model_validator(mode="after")
     def _check(self) -> DataConfig:
@@ -89,7 +98,9 @@ class BacktestConfig(_Section):
     start: dt.date = dt.date(2020, 1, 1)
     end: dt.date = dt.date(2022, 12, 31)
     strategy: str = "equal_weight"
-    cash: Annotated[float, Field(gt=0)] = 10_000_000.0
+    # Finite and within what whole-share sizing can count: 1,000 .. 1e12 (a 1e400 in TOML is
+    # infinity, and a cash of 1 buys no share, so the run would hold nothing).
+    cash: Annotated[float, Field(ge=1_000, le=1e12, allow_inf_nan=False)] = 10_000_000.0
     fill: Literal["next_open", "close"] = "next_open"
     commission: Annotated[float, Field(ge=0, lt=0.1)] = 0.0
     min_history: Annotated[int, Field(ge=1, le=520)] = 26
@@ -198,9 +209,9 @@ class ReportConfig(_Section):
     @classmethod
     def _check_rf(cls, value: float | str) -> float | str:
         if isinstance(value, str):
-            value = value.strip().upper().lstrip("^")
-            if not value:
+            if not value.strip().lstrip("^"):
                 raise ValueError("give an annual fraction such as 0.02 or a series name")
+            value = ticker_name(value)
         elif not -0.05 <= value <= 0.5:
             raise ValueError(f"{value} is not an annual fraction (e.g. 0.02 for 2%)")
         return value
@@ -216,7 +227,7 @@ class ModelConfig(_Section):
     ``version`` (``NAME/V`` or ``NAME@alias``) pins one registered version instead.
     """
 
-    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")] = "foliosim-lstm"
+    name: str = "foliosim-lstm"
     preset: Literal["paper", "small"] = "paper"
     mode: Literal["per_ticker", "pooled"] = "per_ticker"
     scaling: Literal["window", "ticker"] = "window"
@@ -237,6 +248,16 @@ class ModelConfig(_Section):
     version: str | None = None
     threads: Annotated[int, Field(ge=0, le=1024)] = 0
     registry_uri: str = ""
+
+    @field_validator("name")
+    @classmethod
+    def _check_name(cls, value: str) -> str:
+        if not MODEL_NAME.fullmatch(value):
+            raise ValueError(
+                "use letters, digits, '_', '.' or '-', starting with a letter or digit, at most "
+                "100 characters (e.g. 'paper12-lstm')"
+            )
+        return value
 
     @field_validator("version")
     @classmethod
@@ -345,7 +366,13 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
         if field not in fields:
             hint = did_you_mean(field, fields)
             raise ConfigError(f"--set {item!r}: unknown field '{section}.{field}'{hint}")
-        out.setdefault(section, {})[field] = _parse_value(value.strip())
+        table = out.setdefault(section, {})
+        if not isinstance(table, dict):
+            raise ConfigError(
+                f"--set {item!r}: the config sets {section} = {table!r}, not a [{section}] "
+                f"table; write [{section}] with key = value lines"
+            )
+        table[field] = _parse_value(value.strip())
     return out
 
 
@@ -353,16 +380,26 @@ def _format_error(err: ValidationError, where: str) -> str:
     first = err.errors()[0]
     loc = ".".join(str(p) for p in first["loc"])
     msg = first["msg"].removeprefix("Value error, ")
+    more = f" (and {len(err.errors()) - 1} more)" if len(err.errors()) > 1 else ""
+    if first["type"] == "extra_forbidden" and len(first["loc"]) == 1:
+        sections = ", ".join(f"[{name}]" for name in Config.model_fields)
+        hint = did_you_mean(loc, Config.model_fields)
+        return f"{where}: unknown section [{loc}]{hint}; the sections are {sections}{more}"
+    if first["type"] == "model_type" and len(first["loc"]) == 1:
+        return (
+            f"{where}: {loc} must be a [{loc}] table of key = value lines "
+            f"(got {first.get('input')!r}){more}"
+        )
     if first["type"] == "extra_forbidden":
         section, _, field = loc.rpartition(".")
         known = Config.model_fields if not section else _section_fields(section)
         msg = f"unknown field{did_you_mean(field, known)}"
     got = first.get("input")
-    if first["type"] != "extra_forbidden" and isinstance(got, str | int | float | bool):
+    shown = first["type"] == "extra_forbidden" or (isinstance(got, str) and repr(got) in msg)
+    if isinstance(got, str | int | float | bool) and not shown:
         msg = f"{msg} (got {got!r})"
     # Model-level checks name their fields in the message already.
     label = f"{loc}: " if loc and "." in loc else ""
-    more = f" (and {len(err.errors()) - 1} more)" if len(err.errors()) > 1 else ""
     return f"{where}: {label}{msg}{more}"
 
 

@@ -24,6 +24,7 @@ import sqlite3
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pandas as pd
 
@@ -38,6 +39,28 @@ APPLICATION_ID = 0x466F5369
 
 #: The forecast columns kept with each decision (NaN for a strategy without forecasts).
 TARGET_COLUMNS = ["ticker", "weight", "predicted_return", "last_close", "predicted_close"]
+
+#: The numeric columns of each table, and whether they may be NULL (NaN).
+_NUMERIC: dict[str, list[tuple[str, bool]]] = {
+    "weeks": [("seq", False), ("equity", False), ("cash", False)],
+    "holdings": [("seq", False), ("shares", False), ("price", False), ("close", True)],
+    "targets": [
+        ("seq", False),
+        ("weight", False),
+        ("predicted_return", True),
+        ("last_close", True),
+        ("predicted_close", True),
+    ],
+    "bounds": [("seq", False), ("n", False)],
+    "orders": [
+        ("seq", False),
+        ("n", False),
+        ("size", True),
+        ("price", True),
+        ("value", True),
+        ("commission", False),
+    ],
+}
 
 _SCHEMA = f"""
 PRAGMA application_id = {APPLICATION_ID};
@@ -109,9 +132,11 @@ def _num(value: Any) -> float | None:
 class Journal:
     """An open journal. Use :meth:`create` or :meth:`open`; close with :meth:`close`."""
 
-    def __init__(self, path: Path, conn: sqlite3.Connection) -> None:
+    def __init__(self, path: Path, conn: sqlite3.Connection, fix: str = "") -> None:
         self.path = path
         self._conn = conn
+        self.fix = fix or "restore it from a backup"
+        self.read_only = False
         self.meta: dict[str, str] = dict(self._read("SELECT key, value FROM meta"))
 
     # --- opening -------------------------------------------------------------------------
@@ -154,13 +179,36 @@ class Journal:
                 leftover.unlink(missing_ok=True)
         return cls(path, cls._connect(path))
 
+    @staticmethod
+    def _connect_read_only(path: Path) -> sqlite3.Connection:
+        """A read-only connection to a journal in a folder that cannot be written.
+
+        SQLite's WAL mode needs a writable folder even to read, unless the file is opened as
+        immutable; that is safe only while no change waits in the WAL file (a journal closed
+        normally has none), so a journal with one is refused with what to do.
+        """
+        wal = path.with_name(path.name + "-wal")
+        if wal.exists() and wal.stat().st_size > 0:
+            raise JournalError(
+                f"{path} cannot be read: its folder is read-only and {wal.name} holds changes "
+                "not yet merged into it; make the folder writable and run the command again "
+                "(the account is not damaged)"
+            )
+        uri = f"file:{quote(str(path.absolute()))}?immutable=1"
+        return sqlite3.connect(uri, uri=True, isolation_level=None)
+
     @classmethod
     def open(cls, path: Path, fix: str) -> Journal:
-        """Open and check an existing journal. ``fix`` ends the error for a damaged file."""
+        """Open and check an existing journal. ``fix`` ends the error for a damaged file.
+
+        A journal in a read-only folder (or a read-only file) is opened for reading only:
+        :attr:`read_only` is then True and :meth:`append` refuses.
+        """
         if not path.is_file():
             raise JournalError(f"no journal at {path}")
+        read_only = not (os.access(path, os.W_OK) and os.access(path.parent, os.W_OK))
         try:
-            conn = cls._connect(path)
+            conn = cls._connect_read_only(path) if read_only else cls._connect(path)
             app = conn.execute("PRAGMA application_id").fetchone()[0]
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             if app != APPLICATION_ID:
@@ -176,11 +224,29 @@ class Journal:
             if check != "ok":
                 conn.close()
                 raise JournalError(f"{path} is damaged (SQLite: {check}); {fix}")
-            journal = cls(path, conn)
+            journal = cls(path, conn, fix)
+            journal.read_only = read_only
             journal._check_sequence()
+            journal._check_types()
         except sqlite3.DatabaseError as err:
             raise JournalError(f"{path} is damaged or not a journal ({err}); {fix}") from None
         return journal
+
+    def _check_types(self) -> None:
+        """Refuse a journal whose numbers are not numbers (an edit such as equity = 'abc':
+        SQLite keeps text in a REAL column)."""
+        for table, columns in _NUMERIC.items():
+            for column, nullable in columns:
+                allowed = "('real', 'integer', 'null')" if nullable else "('real', 'integer')"
+                row = self._conn.execute(
+                    f"SELECT rowid, typeof({column}), quote({column}) FROM {table} "
+                    f"WHERE typeof({column}) NOT IN {allowed} LIMIT 1"
+                ).fetchone()
+                if row is not None:
+                    raise JournalError(
+                        f"{self.path} is damaged: {table}.{column} holds {row[2][:40]} "
+                        f"({row[1]}) in row {row[0]}, not a number; {self.fix}"
+                    )
 
     def _check_sequence(self) -> None:
         n, low, high = self._conn.execute(
@@ -328,6 +394,11 @@ class Journal:
         investor profile's limits that bound this week, ``(reason, ticker, detail)``. Refuses
         a week that does not follow the last recorded one (another process got there first).
         """
+        if self.read_only:
+            raise JournalError(
+                f"cannot record a week in {self.path}: the file or its folder is read-only; "
+                "make it writable and run the command again"
+            )
         now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
         week = _day(record.week)
         names = sorted(
@@ -412,9 +483,16 @@ def locked(path: Path, what: str) -> Iterator[None]:
     releases the lock when its holder dies, even by SIGKILL. The file is removed on release
     when there is no journal beside it (a refused start, a reset).
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
     lock = path.with_name(path.name + ".lock")
-    with open(lock, "a+") as handle:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(lock, "a+")  # noqa: SIM115 (closed by the with below)
+    except OSError as err:
+        raise JournalError(
+            f"cannot change {what}: {lock.parent} is not writable ({err.strerror}); make it "
+            "writable and run the command again"
+        ) from None
+    with handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -35,7 +35,14 @@ from simulator.config import Config, config_from_dict
 from simulator.data import WeeklyData, load_daily, make_weekly
 from simulator.data.weekly import last_complete_week
 from simulator.engine import EngineResult, eligible_frame
-from simulator.errors import ConfigError, DataError, JournalError, LookAheadError, NetworkError
+from simulator.errors import (
+    ConfigError,
+    DataError,
+    FoliosimError,
+    JournalError,
+    LookAheadError,
+    NetworkError,
+)
 from simulator.journal import Journal, locked, meta_json, remove
 from simulator.plan import Resources, resolve
 from simulator.summary import ModelUse, ReplayFacts
@@ -47,14 +54,14 @@ if TYPE_CHECKING:
     from simulator.backtest import BacktestResult
     from simulator.walkforward import Note, RegistrySignal
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 #: New York time after which a weekday's daily bar is taken as final (the close is 16:00).
 _SETTLED = dt.time(16, 30)
 
 
 def journal_path(workspace: Path, name: str) -> Path:
     """``<workspace>/replay/<name>.sqlite``; refuses a name that is not a plain file name."""
-    if not _NAME.match(name):
+    if not _NAME.fullmatch(name):  # fullmatch: "name\n" is refused
         raise ConfigError(
             f"account name {name!r}: use letters, digits, '.', '_' or '-' (at most 64), "
             "starting with a letter or digit"
@@ -574,8 +581,8 @@ def list_accounts(workspace: Path) -> list[dict[str, Any]]:
             with open_account(workspace, name) as account:
                 doc = status(account)
             rows.append({k: doc[k] for k in _LIST_KEYS})
-        except JournalError as err:
-            rows.append({"account": name, "error": str(err)})
+        except FoliosimError as err:  # a damaged account is listed as such, not fatal
+            rows.append({"account": name, "error": " ".join(str(err).split())})
     return rows
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -43,9 +44,35 @@ def default_run_dir(strategy: str, root: Path = Path("runs")) -> Path:
 
 
 def check_out_dir(out: Path) -> None:
-    """Refuse an output folder that already holds files: runs are never overwritten."""
+    """Refuse, before any work, an output folder that cannot become a new run directory.
+
+    Runs are never overwritten: ``out`` must not hold files. It must not be a symbolic link
+    (the run is renamed into place, which a link, dangling or not, does not allow), and its
+    nearest existing parent must be a folder where a new folder can be made (probed: not a
+    file, not read-only, not a virtual file system such as /proc).
+    """
+    if out.is_symlink():
+        raise RunDirError(
+            f"{out} is a symbolic link; give --out a real path (a run is renamed into place)"
+        )
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise RunDirError(f"{out} already exists and is not empty; choose another --out")
+    parent = out.absolute().parent
+    while not parent.exists() and not parent.is_symlink() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise RunDirError(
+            f"cannot make {out}: {parent} is not a folder (or is a dangling link); "
+            "choose another --out"
+        )
+    try:
+        probe = tempfile.mkdtemp(prefix=".foliosim-probe-", dir=parent)
+    except OSError as err:
+        raise RunDirError(
+            f"cannot make {out}: {parent} does not take new folders ({err.strerror}); "
+            "choose another --out"
+        ) from None
+    os.rmdir(probe)
 
 
 def write_run(result: BacktestResult, out: Path) -> Path:

@@ -35,7 +35,7 @@ def test_resolved_config_round_trips_through_toml(tmp_path: Path) -> None:
         (["backtest.fil=close"], r"unknown field 'backtest\.fil' \(did you mean 'fill'\?\)"),
         (["dat.source=csv"], r"unknown section 'dat' \(did you mean 'data'\?\)"),
         (["backtest.fill=open"], r"backtest\.fill: Input should be 'next_open' or 'close'"),
-        (["backtest.cash=-5"], r"backtest\.cash: Input should be greater than 0"),
+        (["backtest.cash=-5"], r"backtest\.cash: Input should be greater than or equal to 1000"),
         (["data.source=csv"], r"source 'csv' needs data\.path"),
         (["backtest.start=2005-01-01"], r"backtest\.start \(2005-01-01\) must lie within"),
         (["backtest.fill=open"], r"\(got 'open'\)"),

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from models.names import TICKER_RULE, is_ticker
 from simulator.config import DataConfig
 from simulator.errors import DataError, NetworkError, did_you_mean
 
@@ -22,6 +23,11 @@ OHLCV = ["open", "high", "low", "close", "volume"]
 # Yield series that may sit in a CSV folder beside the stocks; never taken as tickers by default.
 RATE_SERIES = frozenset({"DGS1", "DGS2", "DGS5", "DGS10", "DGS3MO", "DTB3", "IRX", "TNX"})
 CSV_COLUMNS = ["date", "open", "high", "low", "close", "adj_close", "volume"]
+#: Prices (adjusted) a market can make, and yields in percent: outside, a row is refused
+#: (a close of 1e-300 or 1e300 would overflow whole-share sizing).
+PRICE_RANGE = (1e-6, 1e9)
+YIELD_RANGE = (-100.0, 100.0)
+_ZONED = r"\d[T ]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?\s*(?:Z|[+-]\d{2}:?\d{2})$"
 CLOSES_ONLY_NOTE = (
     "daily closes only: weekly open = the week's first daily close, high/low = the highest/"
     "lowest daily close, close = the last daily close; volume is not available"
@@ -111,6 +117,15 @@ def _check_series(name: str, frame: pd.DataFrame, where: str, prices: bool = Tru
             f"{where}: {name} has a missing, NaN or non-positive price on {idx[row].date()}; "
             "fix or remove that row"
         )
+    low, high = PRICE_RANGE if prices else YIELD_RANGE
+    bad = (values < low) | (values > high)
+    if bad.any():
+        row, col = np.argwhere(bad)[0]
+        what = "price" if prices else "yield (percent)"
+        raise DataError(
+            f"{where}: {name} has a {what} of {values[row, col]:g} on {idx[row].date()}, "
+            f"outside {low:g}..{high:g}; fix or remove that row"
+        )
 
 
 def read_price_csv(path: Path, name: str, *, kind: str = "price") -> pd.DataFrame:
@@ -129,7 +144,8 @@ def read_price_csv(path: Path, name: str, *, kind: str = "price") -> pd.DataFram
         # parse_price_table then names it. Clean numeric columns parse in C (10x faster).
         raw = pd.read_csv(path, keep_default_na=False, na_values=[""])
     except (pd.errors.ParserError, UnicodeDecodeError) as err:
-        raise DataError(f"{path}: not a readable CSV file ({err})") from None
+        reason = " ".join(str(err).split())  # the parser's message may span lines
+        raise DataError(f"{path}: not a readable CSV file ({reason})") from None
     except pd.errors.EmptyDataError:
         raise DataError(f"{path}: the file is empty; expected {','.join(CSV_COLUMNS)}") from None
     return parse_price_table(raw, name, str(path), kind=kind)
@@ -146,7 +162,24 @@ def parse_price_table(raw: pd.DataFrame, name: str, where: str, *, kind: str) ->
         )
     if raw.empty:
         raise DataError(f"{where}: no data rows")
-    dates = pd.to_datetime(raw["date"].astype(str).str.strip(), format="ISO8601", errors="coerce")
+    text = raw["date"].astype(str).str.strip()
+    zoned = text.str.contains(_ZONED, regex=True).to_numpy()
+    if zoned.any():
+        # A daily bar's date is the exchange's trading day; an offset would move it.
+        line = int(np.argmax(zoned)) + 2
+        raise DataError(
+            f"{where}: line {line}: date {text.iloc[line - 2]!r} carries a time zone; write "
+            "plain dates (YYYY-MM-DD, the exchange's trading day)"
+        )
+    try:
+        dates = pd.to_datetime(text, format="ISO8601", errors="coerce")
+    except (ValueError, TypeError) as err:
+        reason = " ".join(str(err).split())
+        raise DataError(f"{where}: dates are not plain ISO dates ({reason})") from None
+    if dates.dt.tz is not None:
+        raise DataError(
+            f"{where}: dates carry a time zone ({dates.dt.tz}); write plain dates (YYYY-MM-DD)"
+        )
     if dates.isna().any():
         line = int(np.argmax(dates.isna().to_numpy())) + 2
         raise DataError(f"{where}: line {line}: date {raw['date'].iloc[line - 2]!r} is not ISO")
@@ -239,13 +272,23 @@ def load_csv(cfg: DataConfig, risk_free: str | None) -> DailyData:
     folder = Path(cfg.path or "")
     if not folder.is_dir():
         raise DataError(f"data.path '{folder}': no such folder; point it at a folder of CSV files")
-    files = {p.stem.upper(): p for p in folder.glob("*.csv")}
-    if not files:
+    found = {p.stem.upper(): p for p in folder.glob("*.csv")}
+    if not found:
         raise DataError(f"data.path '{folder}': no .csv files in it")
+    # A file's stem becomes a ticker name, which reaches file names and HTML reports: only
+    # names in the documented character set are taken (config names were checked already).
+    files = {name: p for name, p in found.items() if is_ticker(name)}
+    where = f"data.path '{folder}'"
+    if not cfg.tickers:
+        strange = sorted(p.name for name, p in found.items() if not is_ticker(name))
+        if strange:
+            raise DataError(
+                f"{where}: file name {strange[0]!r} is not TICKER.csv ({TICKER_RULE}); rename "
+                "or remove it, or list data.tickers"
+            )
     available = sorted(files)
     special = {cfg.benchmark, *([risk_free] if risk_free else [])}
     tickers = list(cfg.tickers or [a for a in available if a not in special | RATE_SERIES])
-    where = f"data.path '{folder}'"
     _check_names([*tickers, cfg.benchmark, *([risk_free] if risk_free else [])], available, where)
     assets = {t: _restrict(read_price_csv(files[t], t), cfg, t, str(files[t])) for t in tickers}
     bench_frame = read_price_csv(files[cfg.benchmark], cfg.benchmark)

@@ -16,6 +16,10 @@ import pandas as pd
 from simulator.data.sources import OHLCV, DailyData
 from simulator.errors import DataError
 
+#: How far a risk-free series may end before the data's last week (FRED publishes with a lag
+#: of a day or two; holidays): more is refused.
+RISK_FREE_STALE = pd.Timedelta(days=14)
+
 
 @dataclass(frozen=True)
 class WeeklyData:
@@ -113,12 +117,21 @@ def make_weekly(daily: DailyData) -> WeeklyData:
     bench_keys = stamps.reindex(daily.benchmark.index).to_numpy()
     bench = daily.benchmark.groupby(bench_keys).last()
     bench.index = pd.DatetimeIndex(bench.index, name="date")
-    rf = None
-    if daily.risk_free is not None:
-        # The yield known at each week's close: its last observation on or before the stamp.
-        rf = daily.risk_free.sort_index().reindex(calendar, method="ffill")
     if len(calendar) < 2:
         raise DataError("fewer than 2 weeks of data; widen data.start..data.end")
+    rf = None
+    if daily.risk_free is not None:
+        series = daily.risk_free.sort_index()
+        last = series.index[-1]
+        if last < calendar[-1] - RISK_FREE_STALE:
+            # Carried forward, a yield that stopped would be used stale for every later week.
+            raise DataError(
+                f"the risk-free series {series.name} ends {last.date()}, before the data's last "
+                f"week {calendar[-1].date()}; extend its file, or give report.risk_free as an "
+                "annual fraction such as 0.02"
+            )
+        # The yield known at each week's close: its last observation on or before the stamp.
+        rf = series.reindex(calendar, method="ffill")
     return WeeklyData(
         bars,
         bench.reindex(calendar).rename(str(daily.benchmark.name)),

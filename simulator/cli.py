@@ -8,27 +8,25 @@ from __future__ import annotations
 
 import datetime as dt
 import sys
-from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.progress import Progress
 from rich.table import Table
 
 from models.errors import ModelError
 from models.names import TICKER_RULE, bad_ticker
 from simulator.cli_replay import replay_app
 from simulator.clikit import (
+    Reporter,
     SetOption,
     check_returns_vary,
     console,
     err_console,
     parse_day,
     print_json,
-    progress_bars,
-    train_bars,
+    runnable,
 )
 from simulator.config import Config, load_config
 from simulator.errors import FoliosimError
@@ -41,13 +39,19 @@ if TYPE_CHECKING:
 
 app = typer.Typer(
     add_completion=False,
+    # Plain help: Rich markup would eat "[profile]" in help strings and print <bool> for flags.
+    rich_markup_mode=None,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     help="foliosim: an honest weekly backtester for LSTM-signal portfolios.",
 )
-data_app = typer.Typer(no_args_is_help=True, help="Manage price data in the workspace cache.")
+data_app = typer.Typer(
+    no_args_is_help=True, rich_markup_mode=None, help="Manage price data in the workspace cache."
+)
 app.add_typer(data_app, name="data")
-models_app = typer.Typer(no_args_is_help=True, help="Browse and use the model registry.")
+models_app = typer.Typer(
+    no_args_is_help=True, rich_markup_mode=None, help="Browse and use the model registry."
+)
 app.add_typer(models_app, name="models")
 app.add_typer(replay_app, name="replay")
 
@@ -56,23 +60,16 @@ RegistryOption = Annotated[
     str | None,
     typer.Option(
         "--registry-uri",
+        metavar="URI",
         help="MLflow tracking URI of the registry (default: the workspace's embedded store).",
     ),
 ]
 OutOption = Annotated[
     Path | None,
-    typer.Option("--out", help="Run directory to create (default: runs/<name>-<time>)."),
+    typer.Option(
+        "--out", metavar="DIR", help="Run directory to create (default: runs/<name>-<time>)."
+    ),
 ]
-
-
-def _week_bar(bar: Progress, label: str) -> Callable[[int, int], None]:
-    """A bar of weeks done on ``bar``; returns the engine's progress callback."""
-    task = bar.add_task(label, total=None)
-
-    def update(done: int, total: int) -> None:
-        bar.update(task, completed=done, total=total)
-
-    return update
 
 
 def print_table2(summary: RunSummary) -> None:
@@ -98,24 +95,20 @@ def _run(cfg: Config, out: Path | None) -> Path:
     target = out or default_run_dir(plan.name)
     check_out_dir(target)  # fail before the work, not after
     clean_run_leftovers(target)
-    if cfg.backtest.strategy == "lstm_signal" or cfg.data.source == "yahoo":
+    if plan.strategy.uses_models or cfg.data.source == "yahoo":
         writable_workspace("a backtest that trains models or caches prices")
 
-    def note(line: str) -> None:
-        err_console.print(line, markup=False, highlight=False)
-
-    with progress_bars() as bar:
-        on_event = train_bars(bar, cfg.model.max_epochs)
-        update = _week_bar(bar, f"backtest {plan.name}")
+    with Reporter() as report:
         result = run_backtest(
-            plan, workspace_dir(), progress=update, train_progress=on_event, note=note
+            plan,
+            workspace_dir(),
+            progress=report.phase,
+            train_progress=report.training,
+            note=report.say,
         )
-    check_returns_vary(result.returns["strategy"], cfg.backtest.cash)
-    with (
-        writing(target.absolute().parent, system_temp()),
-        err_console.status("writing the tear sheet"),
-    ):
-        path = write_run(result, target)
+        check_returns_vary(result.returns["strategy"], cfg.backtest.cash)
+        with writing(target.absolute().parent, system_temp()), report.step("tear sheet"):
+            path = write_run(result, target)
     print_table2(result.summary)
     _print_lstm_facts(result.summary)
     if result.summary.orders_rejected:
@@ -194,9 +187,13 @@ def analytics(
     config: Annotated[Path, typer.Argument(help="TOML config file.")],
     as_of: Annotated[
         str | None,
-        typer.Option("--as-of", help="Last week (default: the newest complete week)."),
+        typer.Option(
+            "--as-of", metavar="DATE", help="Last week (default: the newest complete week)."
+        ),
     ] = None,
-    window: Annotated[int, typer.Option("--window", help="Trailing weeks of returns.")] = 52,
+    window: Annotated[
+        int, typer.Option("--window", metavar="WEEKS", help="Trailing weeks of returns.")
+    ] = 52,
     json_: JsonOption = False,
     set_: SetOption = None,
 ) -> None:
@@ -204,7 +201,7 @@ def analytics(
     Sortino, beta to the index, 95% VaR and CVaR (weekly), and a plain-words risk level."""
     import pandas as pd
 
-    from simulator.analytics import analytics_json, analytics_text, data_analytics, risk_words
+    from simulator.analytics import analytics_json, analytics_rows, data_analytics, risk_words
     from simulator.data import load_daily, make_weekly
     from simulator.data.weekly import last_complete_week
 
@@ -218,11 +215,15 @@ def analytics(
     if json_:
         print_json(analytics_json(frame, week, window))
         return
-    console.print(
-        f"per-stock analytics, {window} weeks to {week.date()} (vs {cfg.data.benchmark})",
-        markup=False,
+    table = Table(
+        title=f"per-stock analytics, {window} weeks to {week.date()} (vs {cfg.data.benchmark})"
     )
-    console.print(analytics_text(frame), markup=False, highlight=False)
+    head, rows = analytics_rows(frame)
+    for i, col in enumerate(head):
+        table.add_column(col, justify="left" if i in (0, len(head) - 1) else "right")
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
     for ticker in frame.index:
         row = frame.loc[ticker].copy()
         row.name = ticker
@@ -236,6 +237,7 @@ def recommend(
         str | None,
         typer.Option(
             "--profile",
+            metavar="NAME|FILE",
             help="conservative | moderate | aggressive, or a TOML file with a [profile] table "
             "(default: the config's [profile]).",
         ),
@@ -244,12 +246,16 @@ def recommend(
         str | None,
         typer.Option(
             "--as-of",
+            metavar="DATE",
             help="Decide at the close of this week (default: the newest "
             "complete week in the data).",
         ),
     ] = None,
     model: Annotated[
-        str | None, typer.Option("--model", help="Use this registry version (NAME/N, NAME@ALIAS).")
+        str | None,
+        typer.Option(
+            "--model", metavar="REF", help="Use this registry version (NAME/N, NAME@ALIAS)."
+        ),
     ] = None,
     json_: JsonOption = False,
     set_: SetOption = None,
@@ -321,9 +327,11 @@ def _print_recommendation(doc: dict[str, Any]) -> None:
 
 @data_app.command("fetch")
 def data_fetch(
-    tickers: Annotated[str, typer.Option(help="Comma-separated symbols, e.g. AAPL,MSFT,IXIC.")],
-    start: Annotated[str, typer.Option(help="First day, YYYY-MM-DD.")],
-    end: Annotated[str, typer.Option(help="Last day, YYYY-MM-DD.")],
+    tickers: Annotated[
+        str, typer.Option(metavar="A,B,C", help="Comma-separated symbols, e.g. AAPL,MSFT,IXIC.")
+    ],
+    start: Annotated[str, typer.Option(metavar="DATE", help="First day, YYYY-MM-DD.")],
+    end: Annotated[str, typer.Option(metavar="DATE", help="Last day, YYYY-MM-DD.")],
 ) -> None:
     """Download daily prices from Yahoo into the workspace cache (needs a network)."""
     import pandas as pd
@@ -360,9 +368,8 @@ def train(
 
     cfg = load_config(config, set_ or [])
     workspace = writable_workspace("train")
-    with progress_bars() as bar:
-        on_event = train_bars(bar, cfg.model.max_epochs)
-        model, report, info = train_from_config(cfg, workspace, on_event)
+    with Reporter() as reporter:
+        model, report, info = train_from_config(cfg, workspace, reporter.training)
 
     table = Table(title=f"{info.ref}: test weeks after {info.tags['train_end']} (weekly returns)")
     for col in ("ticker", "epochs (best)", "weeks", "MSE ratio", "RMSE", "naive RMSE", "hit rate"):
@@ -397,7 +404,9 @@ def train(
     registry = _registry(cfg.model.registry_uri)
     console.print(f"registered: {info.ref}", markup=False, highlight=False)
     console.print(f"files: {registry.artifact_dir(info)}", soft_wrap=True, markup=False)
-    console.print(f"browse: {registry.ui_command()}", soft_wrap=True, markup=False)
+    console.print(
+        f"browse: {registry.ui_command(runnable('mlflow'))}", soft_wrap=True, markup=False
+    )
 
 
 def _registry(uri: str | None) -> Registry:
@@ -433,7 +442,9 @@ def models_list(json_: JsonOption = False, registry_uri: RegistryOption = None) 
             _fmt(d["test_mse_ratio"]),
         )
     console.print(table)
-    console.print(f"browse: {registry.ui_command()}", soft_wrap=True, markup=False)
+    console.print(
+        f"browse: {registry.ui_command(runnable('mlflow'))}", soft_wrap=True, markup=False
+    )
 
 
 @models_app.command("show")
@@ -513,7 +524,9 @@ def models_alias(
 @models_app.command("predict")
 def models_predict(
     ref: Annotated[str, typer.Argument(help="NAME, NAME/VERSION or NAME@ALIAS.")],
-    as_of: Annotated[str, typer.Option("--as-of", help="Decision date, YYYY-MM-DD.")],
+    as_of: Annotated[
+        str, typer.Option("--as-of", metavar="DATE", help="Decision date, YYYY-MM-DD.")
+    ],
     config: Annotated[
         Path | None,
         typer.Option(
@@ -524,25 +537,36 @@ def models_predict(
     json_: JsonOption = False,
     registry_uri: RegistryOption = None,
 ) -> None:
-    """Predicted next-week return per ticker from data up to --as-of."""
+    """Predicted next-week return per ticker from data up to --as-of (a bare NAME: the newest
+    version trained before --as-of)."""
     import math
 
     import pandas as pd
 
     from models.artifacts import read_config
+    from models.registry import VersionInfo, parse_ref
     from simulator.config import config_from_dict
     from simulator.data.weekly import last_complete_week
     from simulator.training import weekly_closes
 
     day = parse_day(as_of, "--as-of")
+
+    def pick(registry: Registry) -> VersionInfo:
+        # A bare NAME means the newest version trained before --as-of, as a backtest picks;
+        # NAME/V or NAME@ALIAS is used as given (with a warning if it saw later data).
+        name, version, alias = parse_ref(ref)
+        if version is None and alias is None:
+            return registry.as_of(name, pd.Timestamp(day))
+        return registry.resolve(ref)
+
     if config is not None:
         cfg = load_config(config, set_ or [])
         uri = registry_uri if registry_uri is not None else cfg.model.registry_uri
         registry = _registry(uri)
-        info = registry.resolve(ref)
+        info = pick(registry)
     else:
         registry = _registry(registry_uri)
-        info = registry.resolve(ref)
+        info = pick(registry)
         stored = read_config(registry.artifact_dir(info)).get("source_config") or {}
         cfg = (
             load_config(None, set_ or [])

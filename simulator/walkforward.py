@@ -125,11 +125,14 @@ def prepare_models(
     used = []
     for k, end in enumerate(ends, start=1):
         found = known.get((digest, data_fingerprint(closes.loc[:end])))
+        # The last week the model sees: the last week ending on or before train_end.
+        seen = closes.index[closes.index <= end]
+        upto = seen[-1].date() if len(seen) else end.date()
         if found is not None:
-            say(f"model {k}/{len(ends)}: reusing {found.ref} (trained up to {end.date()})")
+            say(f"model {k}/{len(ends)}: reusing {found.ref} (trained up to {upto})")
             used.append(UsedModel(registry.load(found, tickers), found, trained=False))
             continue
-        say(f"model {k}/{len(ends)}: training {spec.name} on data up to {end.date()}")
+        say(f"model {k}/{len(ends)}: training {spec.name} on data up to {upto}")
         model, report = train(closes, spec, end, progress)
         stored = {**source, "model": {**source["model"], "train_end": end.date().isoformat()}}
         info = registry.register(model, report, stored)

@@ -7,6 +7,7 @@ exit with status 2; nothing half-written is left behind.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import sys
 from importlib import resources
 from pathlib import Path
@@ -642,6 +643,9 @@ def main() -> None:
 
     Usage errors (a missing argument, an unknown option) are click's: a usage line and exit 2.
     """
+    # Before torch is imported: OpenMP threads that wait sleep instead of spinning, so that
+    # multi-threaded training does not burn the cores other processes need (bench/contention.py).
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     try:
         app()
     except (FoliosimError, ModelError) as err:

@@ -85,8 +85,14 @@ class TrainingReport:
 ONE_THREAD_BELOW = 128
 
 
+#: Caps the threads of ``threads = 0``: a parallel worker (a sweep's trial) sets it to its
+#: CPU share.
+THREADS_ENV = "FOLIOSIM_THREADS"
+
+
 def auto_threads(hidden: int) -> int:
-    """The thread count of ``threads = 0``: one for a small network, else every usable core.
+    """The thread count of ``threads = 0``: one for a small network, else every usable core
+    (at most ``$FOLIOSIM_THREADS``).
 
     It depends on the network and the machine only, never on the load of the moment, so the
     same spec on the same machine always trains on the same threads (bit-identical weights).
@@ -97,7 +103,9 @@ def auto_threads(hidden: int) -> int:
     if hidden < ONE_THREAD_BELOW:
         return 1
     usable = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
-    return len(usable) if usable else os.cpu_count() or 1
+    count = len(usable) if usable else os.cpu_count() or 1
+    share = os.environ.get(THREADS_ENV, "")  # a sweep's worker: its share of the CPUs
+    return min(count, int(share)) if share.isdigit() and int(share) > 0 else count
 
 
 def set_threads(threads: int, hidden: int = ONE_THREAD_BELOW) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import sys
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -181,6 +182,115 @@ def report(run_dir: Annotated[Path, typer.Argument(help="A run directory.")]) ->
         path = write_tearsheet(run_dir)
     print_table2(read_summary(run_dir / "summary.json"))
     console.print(f"tear sheet: {path}", soft_wrap=True, markup=False, highlight=False)
+
+
+@app.command()
+def sweep(
+    config: Annotated[Path, typer.Argument(help="TOML config file.")],
+    seeds: Annotated[
+        str | None,
+        typer.Option("--seeds", metavar="0-9", help="Model seeds: a range 0-9 or a list 0,3,7."),
+    ] = None,
+    grid: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--grid",
+            metavar="SECTION.KEY=A,B",
+            help="Values of one config field to cross with the others (repeatable).",
+        ),
+    ] = None,
+    periods: Annotated[
+        str | None,
+        typer.Option(
+            "--periods",
+            metavar="YEARS|START:END",
+            help="Test periods: calendar years 2019,2020 or START:END ranges, comma-separated.",
+        ),
+    ] = None,
+    address: Annotated[
+        str | None,
+        typer.Option(
+            "--address",
+            metavar="auto|ray://HOST:PORT",
+            help="A running Ray cluster (default: a local Ray runtime for this sweep).",
+        ),
+    ] = None,
+    cpus: Annotated[
+        int | None,
+        typer.Option("--cpus", min=1, help="CPUs of the local Ray runtime (default: all)."),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            metavar="DIR",
+            help="Sweep directory (default: runs/sweep-<time>); "
+            "run the same command again to resume it.",
+        ),
+    ] = None,
+    set_: SetOption = None,
+) -> None:
+    """Run many trials of CONFIG (seeds x grid x periods) on Ray; write sweep.csv and
+    sweep.html with how sure the result is (share beating 1/N, deflated Sharpe, PBO)."""
+    from simulator.sweep import Axes, parse_grid, parse_periods, parse_seeds, run_sweep
+    from simulator.sweep_report import sweep_stats
+
+    axes = Axes(
+        seeds=parse_seeds(seeds) if seeds is not None else (),
+        grid=parse_grid(grid or []),
+        periods=parse_periods(periods) if periods is not None else (),
+    )
+    load_config(config, set_ or [])  # a bad config or --set fails before Ray starts
+    target = out or Path("runs") / f"sweep-{dt.datetime.now():%Y%m%d-%H%M%S}"
+    workspace = writable_workspace("a sweep")
+    with Reporter() as report:
+        ticks: list[Callable[[int, int], None]] = []
+
+        def on_row(row: dict[str, Any], done: int, total: int, running: int, failed: int) -> None:
+            if not ticks:  # from the first trial on: a sweep refused at once prints one line
+                ticks.append(report.phase("trials", unit="trials"))
+            ticks[0](done, total)
+            if row["status"] == "failed":
+                report.say(f"trial {row['id']} failed: {row['error']}")
+            elif not report.terminal:
+                report.say(
+                    f"trial {row['id']} done ({done}/{total}, {running} running, {failed} "
+                    f"failed): total return {row['total_return']:.2%}"
+                )
+
+        result = run_sweep(
+            config,
+            target,
+            axes,
+            workspace,
+            base=set_ or [],
+            address=address,
+            cpus=cpus,
+            on_row=on_row,
+        )
+    stats = sweep_stats(result.table)
+    table = Table(title=f"sweep {target.name}: {stats.trials} trials, {stats.failed} failed")
+    for col in ("config", "trials", "median return", "median Sharpe", "1/N median", "beat 1/N"):
+        table.add_column(col, justify="left" if col == "config" else "right")
+    for _, r in stats.per_config.iterrows():
+        table.add_row(
+            str(r["config"]),
+            str(r["trials"]),
+            _fmt(r["median return"], ".1%"),
+            _fmt(r["median Sharpe"], ".2f"),
+            _fmt(r["1/N median return"], ".1%"),
+            _fmt(r["share beating 1/N"], ".0%"),
+        )
+    console.print(table)
+    if stats.dsr is not None:
+        console.print(
+            f"deflated Sharpe ratio of the best trial ({stats.best_trial}): {stats.dsr:.1%}"
+        )
+    pbo_text = f"{stats.pbo:.1%}" if stats.pbo is not None else f"n/a ({stats.pbo_note})"
+    console.print(f"probability of backtest overfitting: {pbo_text}", markup=False)
+    ran = len(result.ran)
+    console.print(f"ran {ran} trial(s) now, {stats.trials - ran} were done before", markup=False)
+    console.print(f"sweep directory: {target}", soft_wrap=True, markup=False, highlight=False)
 
 
 @app.command()

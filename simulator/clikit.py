@@ -121,7 +121,7 @@ class Reporter:
         console_ = self.bar.console if self.bar is not None else err_console
         console_.print(line, markup=False, highlight=False, soft_wrap=True)
 
-    def phase(self, name: str) -> Callable[[int, int], None]:
+    def phase(self, name: str, unit: str = "weeks") -> Callable[[int, int], None]:
         """A progress callback ``(done, total)`` for one phase of ``total`` steps (weeks)."""
         clock = time.perf_counter()
         if self.bar is not None:
@@ -140,7 +140,7 @@ class Reporter:
         def log(done: int, total: int) -> None:
             if done >= total:
                 seconds = time.perf_counter() - clock
-                line = f"{name}: {total} weeks in {seconds:.1f} s"
+                line = f"{name}: {total} {unit} in {seconds:.1f} s"
                 err_console.print(line, markup=False, highlight=False)
 
         return log

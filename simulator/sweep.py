@@ -194,7 +194,7 @@ def run_trial(config_path: str, trial: dict[str, Any], workspace: str, out: str)
         (str(trial["period"][0]), str(trial["period"][1])) if trial["period"] else None,
         tuple(trial["overrides"]),
     )
-    row: dict[str, Any] = {"id": t.id, "status": "done", "error": ""}
+    row: dict[str, Any] = {"id": t.id, "status": "done", "error": "", "node": _node()}
     try:
         cfg = trial_config(Path(config_path), t)
         result = run_backtest(cfg, Path(workspace))
@@ -208,6 +208,13 @@ def run_trial(config_path: str, trial: dict[str, Any], workspace: str, out: str)
     except Exception as err:  # one trial's bug must not stop the sweep; it is recorded
         row.update(status="failed", error=f"{type(err).__name__}: {' '.join(str(err).split())}")
     return row
+
+
+def _node() -> str:
+    """The Ray node this trial runs on ("" outside Ray)."""
+    import ray
+
+    return str(ray.get_runtime_context().get_node_id()) if ray.is_initialized() else ""
 
 
 def summary_row(summary: RunSummary) -> dict[str, Any]:
@@ -370,6 +377,9 @@ def _run_on_ray(
     if started:
         start_ray(address, cpus)
     try:
+        from models.registry import Registry
+
+        client = Registry(workspace).client  # the driver alone writes the sweep's MLflow runs
         task = ray.remote(num_cpus=1)(run_trial)
         refs = {
             task.remote(
@@ -390,7 +400,7 @@ def _run_on_ray(
                 trial = refs[ref]
                 row = ray.get(ref)
                 _write_json(out / "trials" / f"{trial.id}.json", row)
-                _log_mlflow(workspace, out, trial, row)
+                _log_mlflow(client, out, trial, row)
                 count += 1
                 failed += row["status"] == "failed"
                 ran.append(trial.id)
@@ -455,11 +465,8 @@ def _check_reachable(address: str) -> None:
         ) from None
 
 
-def _log_mlflow(workspace: Path, out: Path, trial: Trial, row: dict[str, Any]) -> None:
+def _log_mlflow(client: Any, out: Path, trial: Trial, row: dict[str, Any]) -> None:
     """Record the trial as an MLflow run in the experiment named after the sweep."""
-    from models.registry import Registry
-
-    client = Registry(workspace).client
     name = f"sweep {out.name}"
     found = client.get_experiment_by_name(name)
     experiment = found.experiment_id if found is not None else client.create_experiment(name)
@@ -490,7 +497,8 @@ def sweep_table(trials: Sequence[Trial], rows: dict[str, dict[str, Any]]) -> pd.
         record.update(dict(t.grid))
         record["seed"] = t.seed
         record["period"] = f"{t.period[0]}:{t.period[1]}" if t.period else ""
-        record.update({k: v for k, v in row.items() if k != "id"})
+        # The node a trial ran on stays in its row file: it says nothing of the result.
+        record.update({k: v for k, v in row.items() if k not in ("id", "node")})
         records.append(record)
     frame = pd.DataFrame.from_records(records)
     order = ["trial", "config", *keys, "seed", "period", "status", "error"]

@@ -179,3 +179,39 @@ def test_sweep_command_line_and_bad_input(
     ]:
         assert cli([*argv, *bad], monkeypatch) == 2, bad
         assert message in error_line(capsys)
+
+
+@pytest.mark.slow
+@pytest.mark.cpu_seconds(600)
+def test_a_two_node_cluster_through_address_runs_trials_on_both_nodes(
+    ray_runtime: None, tmp_path: Path
+) -> None:
+    """A head and a worker node on this machine (Ray's own Cluster), used by the command line
+    through --address: trials run on both, and the table equals the local sweep's."""
+    import os
+    import subprocess
+    import sys
+
+    from ray.cluster_utils import Cluster
+
+    axes = Axes(periods=parse_periods("2019,2020,2021,2022"))
+    local = run_sweep(PAPER_CONFIG, tmp_path / "local", axes, tmp_path / "ws", base=EQUAL)
+    cluster = Cluster(initialize_head=True, connect=False, head_node_args={"num_cpus": 1})
+    cluster.add_node(num_cpus=1)
+    try:
+        out = tmp_path / "cluster"
+        env = {**os.environ, "FOLIOSIM_WORKSPACE": str(tmp_path / "ws2")}
+        argv = ["sweep", str(PAPER_CONFIG), *sets(EQUAL), "--periods", "2019,2020,2021,2022"]
+        cmd = [sys.executable, "-m", "simulator.cli", *argv, "--address", cluster.address]
+        proc = subprocess.run(
+            [*cmd, "--out", str(out)], capture_output=True, text=True, env=env, check=False
+        )
+        assert proc.returncode == 0, proc.stderr
+        nodes = {json.loads(p.read_text())["node"] for p in (out / "trials").glob("t*.json")}
+        assert len(nodes) == 2
+        pd.testing.assert_frame_equal(
+            pd.read_csv(out / "sweep.csv"), pd.read_csv(tmp_path / "local" / "sweep.csv")
+        )
+        assert local.table["status"].eq("done").all()
+    finally:
+        cluster.shutdown()

@@ -310,7 +310,6 @@ def audit(
     """Run CONFIG honestly and with deliberate look-ahead leaks, side by side: how much
     would a leak inflate the result? Leaked results are marked LEAKED."""
     from simulator.audit import LEAKED, VARIANTS, run_audit
-
     from simulator.plan import resolve
 
     cfg = load_config(config, set_ or [])

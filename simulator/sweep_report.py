@@ -104,38 +104,37 @@ def _pbo(frame: pd.DataFrame) -> tuple[float | None, str]:
 
 
 def _strip_png(frame: pd.DataFrame) -> str | None:
+    """Every trial's Sharpe ratio and total return per config, beside 1/N's and the index's."""
     done = frame[frame["status"] == "done"]
     if done.empty:
         return None
     labels = list(dict.fromkeys(done["config"]))
-    fig = Figure(figsize=(8.5, 1.2 + 0.45 * len(labels)), dpi=100, layout="constrained")
-    ax = fig.add_subplot()
-    for y, label in enumerate(labels):
-        part = done[done["config"] == label]
-        jitter = np.linspace(-0.12, 0.12, len(part)) if len(part) > 1 else np.zeros(1)
-        ax.scatter(
-            part["sharpe"], y + jitter, s=18, color="#1f77b4", label="strategy" if y == 0 else None
-        )
-        ax.scatter(
-            part["equal_weight_sharpe"],
-            y + jitter,
-            s=18,
-            marker="x",
-            color="#ff7f0e",
-            label="1/N" if y == 0 else None,
-        )
-        ax.scatter(
-            part["benchmark_sharpe"],
-            y + jitter,
-            s=18,
-            marker="|",
-            color="#555555",
-            label="index" if y == 0 else None,
-        )
-    ax.set_yticks(range(len(labels)), labels=labels, fontsize=8)
-    ax.set_xlabel("Sharpe ratio (annualised, 52 weeks) of each trial")
-    ax.axvline(0.0, color="#999999", lw=0.8, ls="--")
-    ax.legend(loc="best", fontsize=8, frameon=False)
+    fig = Figure(figsize=(11, 1.4 + 0.45 * len(labels)), dpi=100, layout="constrained")
+    panels = (("sharpe", "Sharpe ratio (annualised, 52 weeks)"), ("total_return", "total return"))
+    for k, (metric, title) in enumerate(panels):
+        ax = fig.add_subplot(1, 2, k + 1)
+        for y, label in enumerate(labels):
+            part = done[done["config"] == label]
+            jitter = np.linspace(-0.12, 0.12, len(part)) if len(part) > 1 else np.zeros(1)
+            for column, marker, color, name in (
+                (metric, "o", "#1f77b4", "strategy"),
+                (f"equal_weight_{metric}", "x", "#ff7f0e", "1/N"),
+                (f"benchmark_{metric}", "|", "#555555", "index"),
+            ):
+                ax.scatter(
+                    part[column],
+                    y + jitter,
+                    s=18,
+                    marker=marker,
+                    color=color,
+                    label=name if y == 0 else None,
+                )
+        ax.set_yticks(range(len(labels)), labels=labels if k == 0 else [""] * len(labels))
+        ax.tick_params(labelsize=8)
+        ax.set_xlabel(f"{title} of each trial", fontsize=9)
+        ax.axvline(0.0, color="#999999", lw=0.8, ls="--")
+        if k == 0:
+            ax.legend(loc="best", fontsize=8, frameon=False)
     return png(fig)
 
 
@@ -170,7 +169,7 @@ def write_sweep_html(out: Path, frame: pd.DataFrame, config: Path) -> Path:
     ]
     strip = _strip_png(frame)
     image = (
-        f'<img src="data:image/png;base64,{strip}" alt="Sharpe ratio of each trial">'
+        f'<img src="data:image/png;base64,{strip}" alt="Sharpe and return of each trial">'
         if strip
         else ""
     )

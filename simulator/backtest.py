@@ -256,6 +256,7 @@ def assemble(
             nan_to_none(analytics_json(stocks, weeks[-1], ANALYTICS_WINDOW))
         ),
         baselines=runs,
+        data_warnings=list(weekly.warnings),
     )
     return returns, rf, summary
 
@@ -291,6 +292,9 @@ def run_backtest(
 
     daily = load_daily(config.data, config.report.risk_free, workspace)
     weekly = make_weekly(daily)
+    if note is not None:
+        for line in weekly.warnings:
+            note(line)
     weeks = backtest_weeks(weekly, config)
     eligibility(weekly, weeks, plan.engine.min_history)
     if plan.profile is not None:

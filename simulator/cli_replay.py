@@ -168,7 +168,7 @@ def step(
     count = weeks if weeks is not None else (None if (stop or live) else 1)
     workspace = writable_workspace("replay step", "replay")
     acct, processed = step_account(
-        workspace, account, weeks=count, until=stop, live=live, on_week=_print_week
+        workspace, account, weeks=count, until=stop, live=live, on_week=_print_week, note=_say
     )
     with acct:
         last = acct.journal.last()

@@ -45,7 +45,10 @@ class _Section(BaseModel):
 
 
 class DataConfig(_Section):
-    """``[data]``: where prices come from."""
+    """``[data]``: where prices come from, and how strictly their rows are checked
+    (``check``, see :func:`simulator.data.sources.check_rows`): ``"strict"`` refuses
+    impossible rows, ``"warn"`` drops them with a warning, ``"off"`` checks nothing; both
+    ``strict`` and ``warn`` warn about suspicious jumps."""
 
     source: Literal["bundled", "csv", "yahoo"] = "bundled"
     path: str | None = None
@@ -53,6 +56,7 @@ class DataConfig(_Section):
     benchmark: str = "SP500"
     start: dt.date = dt.date(2010, 1, 1)
     end: dt.date = dt.date(2022, 12, 31)
+    check: Literal["strict", "warn", "off"] = "strict"
 
     @field_validator("tickers", mode="before")
     @classmethod

@@ -93,6 +93,8 @@ def recommend(
     closes = weekly.closes().loc[:week]
     plan = resolve(cfg, profile=profile)
     doc: dict[str, Any] = {"as_of": week.date().isoformat(), "strategy": plan.name}
+    if weekly.warnings:
+        doc["data_warnings"] = list(weekly.warnings)
 
     def signal() -> RegistrySignal:
         from simulator.training import open_registry

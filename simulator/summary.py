@@ -153,6 +153,9 @@ class RunSummary(_Part):
         ``over_<series>`` (active returns over 1/N and each baseline).
     baselines
         The baseline optimisers run beside the strategy, with their engine facts.
+    data_warnings
+        What the data check (``data.check``) warned about: dropped impossible rows, suspicious
+        jumps; one line each.
     """
 
     schema_version: int = SCHEMA
@@ -181,6 +184,7 @@ class RunSummary(_Part):
     models: list[ModelUse] = Field(default_factory=list)
     prediction: PredictionFacts | None = None
     replay: ReplayFacts | None = None
+    data_warnings: list[str] = Field(default_factory=list)
 
     @model_validator(mode="before")
     @classmethod

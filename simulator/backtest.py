@@ -35,7 +35,7 @@ from simulator.summary import (
     nan_to_none,
 )
 from strategies.profile import REASONS, Profile
-from strategies.rebalance import Progress
+from strategies.rebalance import FILLED, Progress
 from strategies.rule import DecisionRule
 
 if TYPE_CHECKING:
@@ -223,10 +223,11 @@ def assemble(
     from simulator.analytics import analytics_json, data_analytics  # its HTML needs matplotlib
 
     stocks = data_analytics(weekly, cfg.report.risk_free, weeks[-1], ANALYTICS_WINDOW)
-    rejected = main.orders["status"] != "Completed"
+    rejected = ~main.orders["status"].isin(FILLED)
+    delisted = main.orders[main.orders["status"] == "Delisted"]
     runs = {}
     for name, result in baselines.items():
-        missed = int((result.orders["status"] != "Completed").sum())
+        missed = int((~result.orders["status"].isin(FILLED)).sum())
         runs[name] = EngineRun(
             orders_filled=len(result.orders) - missed,
             orders_rejected=missed,
@@ -257,6 +258,10 @@ def assemble(
         ),
         baselines=runs,
         data_warnings=list(weekly.warnings),
+        delisted={
+            str(t): pd.Timestamp(w).date()
+            for t, w in zip(delisted["ticker"], delisted["date_filled"], strict=True)
+        },
     )
     return returns, rf, summary
 

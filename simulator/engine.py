@@ -25,6 +25,7 @@ import pandas as pd
 from simulator.data import WeeklyData
 from simulator.errors import StrategyError
 from strategies.rebalance import (
+    FILLED,
     ORDER_COLUMNS,
     OrderRow,
     Progress,
@@ -245,6 +246,9 @@ def run_engine(
     # Which feeds have a bar each week: known from the bars themselves, read once here rather
     # than from every feed's clock every week.
     present = [tuple(np.flatnonzero(row).tolist()) for row in np.array(has_bar).T]
+    # Tickers whose data end before the data set's: closed in the week after their last bar.
+    end = weekly.calendar[-1]
+    ends = {t: b.index[-1] for t, b in weekly.bars.items() if len(b) and b.index[-1] < end}
     cerebro.addstrategy(
         TargetWeightStrategy,
         decide=decide,
@@ -258,6 +262,7 @@ def run_engine(
         resume=resume,
         on_week=on_week,
         observe=observe,
+        ends=ends,
     )
     strat = cerebro.run(runonce=True, preload=True)[0]
     values = pd.Series(strat.values, index=weeks, name="value")
@@ -294,7 +299,7 @@ def _ledger_weights(
     (a resumed decision filled at the close before it) counts in its first week.
     """
     tickers = list(weekly.bars)
-    fills = orders[orders["status"] == "Completed"]
+    fills = orders[orders["status"].isin(FILLED)]
     signed = np.where(fills["side"] == "buy", 1.0, -1.0) * fills["size"].to_numpy(float)
     cost = signed * fills["price"].to_numpy(float) + fills["commission"].to_numpy(float)
     flows = pd.DataFrame(

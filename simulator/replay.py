@@ -46,7 +46,7 @@ from simulator.errors import (
 from simulator.journal import Journal, locked, meta_json, remove
 from simulator.plan import Resources, resolve
 from simulator.summary import ModelUse, ReplayFacts
-from strategies.rebalance import WeekRecord
+from strategies.rebalance import FILLED, WeekRecord
 from strategies.rule import DECISION_COLUMNS
 
 if TYPE_CHECKING:
@@ -549,7 +549,7 @@ def status(account: Account) -> dict[str, Any]:
     equity = float(last["equity"])
     targets = journal.targets(int(last["seq"]))
     orders = journal.orders()
-    filled = int((orders["status"] == "Completed").sum())
+    filled = int(orders["status"].isin(FILLED).sum())
     doc.update(
         {
             "last_week": last["week"].date().isoformat(),

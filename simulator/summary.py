@@ -156,6 +156,9 @@ class RunSummary(_Part):
     data_warnings
         What the data check (``data.check``) warned about: dropped impossible rows, suspicious
         jumps; one line each.
+    delisted
+        The tickers whose data ended while the strategy held them, and the week each position
+        was closed at its last close (orders.csv status ``Delisted``).
     """
 
     schema_version: int = SCHEMA
@@ -185,6 +188,7 @@ class RunSummary(_Part):
     prediction: PredictionFacts | None = None
     replay: ReplayFacts | None = None
     data_warnings: list[str] = Field(default_factory=list)
+    delisted: dict[str, dt.date] = Field(default_factory=dict)
 
     @model_validator(mode="before")
     @classmethod

@@ -13,6 +13,12 @@ Every order that ends (filled, rejected for margin, or impossible because the ti
 at the fill) becomes one row of :attr:`TargetWeightStrategy.order_rows`, carrying the
 decision's ``tag`` (the model version behind the decision; empty without one).
 
+A ticker whose data end before the data set's last week (``ends``: a delisting) is closed at
+its last close in the first week after its last bar, at that week's close and before its
+decision, whatever the fill mode: a ``Delisted`` row (commission as on any sale, booked in the
+following week's return as for fills at a close). It has no bar after, so no rule can hold it
+again.
+
 A run can continue an account (:class:`Resume`): the broker state recorded at the close of a
 week, before that week's decision filled, and the decision itself. The run's first bar is that
 week: the state is put back and the decision acted on again, exactly as an unbroken run would
@@ -56,8 +62,10 @@ class OrderRow:
     price, value, commission
         Fill price, ``size * price`` and the commission paid (NaN, NaN, 0 when not filled).
     status
-        ``Completed``, ``Margin`` (rejected: the cash could not pay) or ``NoBar`` (the ticker
-        had no bar to fill at).
+        ``Completed``, ``Margin`` (rejected: the cash could not pay), ``NoBar`` (the ticker
+        had no bar to fill at) or ``Delisted`` (the ticker's data ended: the position was
+        closed at its last close in the week after its last bar; ``date_submitted`` and
+        ``date_filled`` are that week).
     model_version
         The decision's tag (the model version behind it; empty without one).
     """
@@ -76,6 +84,8 @@ class OrderRow:
 
 #: The columns of orders.csv: :class:`OrderRow`'s fields.
 ORDER_COLUMNS = [f.name for f in fields(OrderRow)]
+#: Statuses of rows that moved shares and cash.
+FILLED = ("Completed", "Delisted")
 
 
 @dataclass(frozen=True)
@@ -136,6 +146,9 @@ class TargetWeightStrategy(bt.Strategy):
     With ``resume``, the bars before ``calendar[begin]`` only warm the feeds up (a held ticker
     without a bar in the resume week needs its last close); at ``calendar[begin]``, the resume
     week, the account is restored and its decision acted on; values and records start after it.
+
+    ``ends`` maps a ticker whose data end early to its last bar: held in a later week, it is
+    closed at its last close (a ``Delisted`` row).
     """
 
     params: Any = (
@@ -150,6 +163,7 @@ class TargetWeightStrategy(bt.Strategy):
         ("resume", None),
         ("on_week", None),
         ("observe", None),
+        ("ends", None),
     )
 
     def __init__(self) -> None:
@@ -161,6 +175,8 @@ class TargetWeightStrategy(bt.Strategy):
         self._waiting: tuple[pd.Timestamp, Mapping[str, float], str] | None = None
         self._dates: dict[float, pd.Timestamp] = {}
         self._recorded = 0  # order rows already handed to on_week
+        ends = self.p.ends or {}
+        self._ending = [(d, ends[d._name]) for d in self.assets if d._name in ends]
 
     # backtrader calls prenext* while some feeds have not started (late listings).
     def prenext(self) -> None:
@@ -181,7 +197,11 @@ class TargetWeightStrategy(bt.Strategy):
         if self.p.resume is not None and i == self.p.begin:
             self._restore(self.p.resume)
             return
+        # The value was taken by the broker before a delisted position is closed: it holds the
+        # position at its last close, and the close-out's commission falls in the next week.
         self.values.append(self.broker.getvalue())
+        if self._ending:
+            self._close_delisted(week)
         if self.p.observe is not None:  # e.g. a drawdown stop watching the equity
             self.p.observe(week, self.values[-1])
         # backtrader keeps every notified order in self._orders for good; our rows suffice.
@@ -204,6 +224,20 @@ class TargetWeightStrategy(bt.Strategy):
             self._recorded = len(self.order_rows)
             record = WeekRecord(week, self.values[-1], cash, holdings, dict(targets), tag, rows)
             self.p.on_week(record)
+
+    def _close_delisted(self, week: pd.Timestamp) -> None:
+        """Close, at its last close, every held position whose data ended before ``week``."""
+        for d, last in self._ending:
+            position = self.broker.positions[d]
+            if not position.size or week <= last:
+                continue
+            size, price = position.size, float(d.close[0])  # an ended feed keeps its last bar
+            commission = self.p.commission * abs(size) * price
+            self.broker.cash += size * price - commission
+            position.set(0, 0.0)
+            self.order_rows.append(
+                _row(week, week, d._name, -size, price, commission, "Delisted", "")
+            )
 
     def _act(
         self, week: pd.Timestamp, targets: Mapping[str, float], tag: str, present: list[Any]

@@ -26,6 +26,7 @@ from simulator.plan import Resources, RunPlan, resolve
 from simulator.summary import (
     Analytics,
     Confidence,
+    CostFacts,
     EngineRun,
     ModelUse,
     PredictionFacts,
@@ -224,6 +225,26 @@ def assemble(
 
     stocks = data_analytics(weekly, cfg.report.risk_free, weeks[-1], ANALYTICS_WINDOW)
     rejected = ~main.orders["status"].isin(FILLED)
+    e = plan.engine
+    totals = main.costs.sum() if len(main.costs) else None
+    costs = CostFacts(
+        commission=e.commission,
+        slippage=e.slippage,
+        slippage_kind=cast(Any, e.slippage_kind),
+        borrow_fee=e.borrow_fee,
+        cash_rate=e.cash_rate,
+        margin_rate=e.margin_rate,
+        commission_paid=float(main.orders["commission"].sum()),
+        **{
+            paid: None if totals is None else float(totals[column])
+            for paid, column in (
+                ("slippage_paid", "slippage"),
+                ("borrow_fees_paid", "borrow_fee"),
+                ("cash_interest_earned", "cash_interest"),
+                ("margin_interest_paid", "margin_interest"),
+            )
+        },
+    )
     delisted = main.orders[main.orders["status"] == "Delisted"]
     runs = {}
     for name, result in baselines.items():
@@ -258,6 +279,7 @@ def assemble(
         ),
         baselines=runs,
         data_warnings=list(weekly.warnings),
+        costs=costs,
         delisted={
             str(t): pd.Timestamp(w).date()
             for t, w in zip(delisted["ticker"], delisted["date_filled"], strict=True)

@@ -108,6 +108,12 @@ class BacktestConfig(_Section):
     fill: Literal["next_open", "close"] = "next_open"
     commission: Annotated[float, Field(ge=0, lt=0.1)] = 0.0
     min_history: Annotated[int, Field(ge=1, le=520)] = 26
+    # Costs beyond commission (strategies.rebalance.Costs), all off by default.
+    slippage: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 0.0
+    slippage_kind: Literal["perc", "fixed"] = "perc"
+    borrow_fee: Annotated[float, Field(ge=0, le=1)] = 0.0
+    cash_rate: Annotated[float, Field(ge=-0.05, le=0.5)] = 0.0
+    margin_rate: Annotated[float, Field(ge=0, le=1)] = 0.0
 
     @field_validator("strategy")
     @classmethod
@@ -126,6 +132,12 @@ class BacktestConfig(_Section):
         if self.end <= self.start:
             raise ValueError(
                 f"backtest.end ({self.end}) must be after backtest.start ({self.start})"
+            )
+        if self.slippage_kind == "perc" and self.slippage >= 0.1:
+            raise ValueError(
+                f"backtest.slippage ({self.slippage}) is a fraction of the price with "
+                'slippage_kind = "perc" and must be below 0.1 (e.g. 0.0005 = 5 bp); for an '
+                'amount per share set slippage_kind = "fixed"'
             )
         return self
 

@@ -123,6 +123,24 @@ class PredictionFacts(_Part):
     mse_ratio: float | None
 
 
+class CostFacts(_Part):
+    """The costs of the run (``[backtest]``: rates as fractions, ``slippage`` a fraction of the
+    price or an amount per share) and what the strategy paid in all (cash; None when not
+    known, as in a paper account's report, whose journal keeps only each week's cash)."""
+
+    commission: float
+    slippage: float
+    slippage_kind: Literal["perc", "fixed"]
+    borrow_fee: float
+    cash_rate: float
+    margin_rate: float
+    commission_paid: float | None = None
+    slippage_paid: float | None = None
+    borrow_fees_paid: float | None = None
+    cash_interest_earned: float | None = None
+    margin_interest_paid: float | None = None
+
+
 class ReplayFacts(_Part):
     """A paper account's report: the account and its pinned model."""
 
@@ -159,6 +177,8 @@ class RunSummary(_Part):
     delisted
         The tickers whose data ended while the strategy held them, and the week each position
         was closed at its last close (orders.csv status ``Delisted``).
+    costs
+        The cost settings and the strategy's totals (None in a summary written before them).
     """
 
     schema_version: int = SCHEMA
@@ -189,6 +209,7 @@ class RunSummary(_Part):
     replay: ReplayFacts | None = None
     data_warnings: list[str] = Field(default_factory=list)
     delisted: dict[str, dt.date] = Field(default_factory=dict)
+    costs: CostFacts | None = None
 
     @model_validator(mode="before")
     @classmethod

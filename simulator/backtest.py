@@ -155,6 +155,7 @@ def profile_summary(profile: Profile, bounds: pd.DataFrame) -> ProfileFacts:
         vol_target=profile.vol_target,
         max_drawdown=profile.max_drawdown,
         exclude=sorted(profile.exclude),
+        max_name_vol=profile.max_name_vol,
         weeks_bound={
             reason: int(bounds.loc[bounds["reason"] == reason, "week"].nunique())
             for reason in REASONS

@@ -187,6 +187,7 @@ class ProfileConfig(_Section):
     gross: Annotated[float, Field(gt=0, le=2)] | None = None
     vol_target: Annotated[float, Field(ge=0, le=2)] | None = None  # 0 turns a preset's off
     max_drawdown: Annotated[float, Field(ge=0, lt=1)] | None = None  # 0 = no stop
+    max_name_vol: Annotated[float, Field(ge=0, le=5)] | None = None  # 0 turns a preset's off
     exclude: tuple[str, ...] = ()
 
     _split = field_validator("exclude", mode="before")(ticker_list)
@@ -334,7 +335,7 @@ class Config(_Section):
         if not p.is_set():
             return None
         changes: dict[str, Any] = {
-            k: (None if k in ("vol_target", "max_drawdown") and v == 0 else v)
+            k: (None if k in ("vol_target", "max_drawdown", "max_name_vol") and v == 0 else v)
             for k, v in p.model_dump().items()
             if k not in ("name", "exclude") and v is not None
         }

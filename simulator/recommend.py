@@ -152,6 +152,7 @@ def recommend(
                 "allow_short": profile.limits.allow_short,
                 "vol_target": profile.vol_target,
                 "max_drawdown": profile.max_drawdown,
+                "max_name_vol": profile.max_name_vol,
                 "exclude": sorted(profile.exclude),
                 "horizon_weeks": profile.horizon_weeks,
             },

@@ -100,6 +100,7 @@ class ProfileFacts(_Part):
     max_drawdown: float | None
     exclude: list[str]
     weeks_bound: dict[str, int]
+    max_name_vol: float | None = None
 
 
 class ModelUse(_Part):

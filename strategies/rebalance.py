@@ -190,15 +190,17 @@ class WeekRecord:
     value
         Portfolio value at the close (the week's equity).
     cash, holdings
-        The broker's cash and positions at the close, before this week's decision filled.
+        The broker's cash and positions at the close, before this week's decision filled
+        (after the week's borrow fee and interest, and any ``Delisted`` close-out).
     targets
         The weights decided at the close (empty when the week was not a decision week).
     tag
         The label of the decision (its model version; empty without a tag).
     orders
         The order rows that ended while this week was processed: the fills of the previous
-        decision (at this week's open, or at the previous close with ``fill="close"``) and
-        any order of this week's decision that could not be placed (``NoBar``).
+        decision (at this week's open, or at the previous close with ``fill="close"``), a
+        position closed because its ticker's data ended (``Delisted``) and any order of this
+        week's decision that could not be placed (``NoBar``).
     """
 
     week: pd.Timestamp

@@ -11,9 +11,9 @@ Targets (2 cores): first run under 4 minutes, second under 20 s.
 
 ``--seeds 0,1,2 --fills close,next_open`` adds the spread of the result over training seeds
 and fill modes (each seed trains 12 models; the second fill mode reuses them) and prints the
-table README shows. ``--quick`` uses the small preset with 3 epochs (a smoke run). Every run is
-a fresh process (``--child``), as a user's command would be. It is a report, not a test: it
-exits 0 unless a run fails.
+table docs/benchmarks.md shows. ``--quick`` uses the small preset with 3 epochs (a smoke run).
+Every run is a fresh process (``--child``), as a user's command would be. It is a report, not
+a test: it exits 0 unless a run fails.
 """
 
 from __future__ import annotations

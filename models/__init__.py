@@ -1,6 +1,6 @@
-"""LSTM forecasters, training and the model registry.
+"""LSTM forecasters: causal windows and scalers, the network, the training loop, metrics,
+plain-file versions and the MLflow model registry.
 
-This package is filled by the models issue (PyTorch LSTM, causal windows, training loop,
-MLflow registry). It must never import backtrader: strategies receive predictions through the
-signal-provider interface described in ../shared/docs/DESIGN.md.
+It never imports backtrader: strategies receive predictions through the signal-provider
+interface described in ../shared/docs/DESIGN.md.
 """

@@ -78,9 +78,39 @@ class TrainingReport:
     splits: dict[str, dict[str, Any]]
 
 
-def set_threads(threads: int) -> int:
-    """Apply ``torch.set_num_threads`` (0 = every core) and return the count used."""
-    count = threads or os.cpu_count() or 1
+#: Networks narrower than this train on one thread when ``threads = 0``: their matrix products
+#: are too small to split between cores (2 x 32 trains as fast on one thread as on two), and one
+#: thread shares a busy machine fairly, where torch's default of every core, with OpenMP threads
+#: spinning while they wait for each other, slows to a crawl beside other such processes.
+ONE_THREAD_BELOW = 128
+
+
+#: Caps the threads of ``threads = 0``: a parallel worker (a sweep's trial) sets it to its
+#: CPU share.
+THREADS_ENV = "FOLIOSIM_THREADS"
+
+
+def auto_threads(hidden: int) -> int:
+    """The thread count of ``threads = 0``: one for a small network, else every usable core
+    (at most ``$FOLIOSIM_THREADS``).
+
+    It depends on the network and the machine only, never on the load of the moment, so the
+    same spec on the same machine always trains on the same threads (bit-identical weights).
+
+    >>> auto_threads(32)
+    1
+    """
+    if hidden < ONE_THREAD_BELOW:
+        return 1
+    usable = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+    count = len(usable) if usable else os.cpu_count() or 1
+    share = os.environ.get(THREADS_ENV, "")  # a sweep's worker: its share of the CPUs
+    return min(count, int(share)) if share.isdigit() and int(share) > 0 else count
+
+
+def set_threads(threads: int, hidden: int = ONE_THREAD_BELOW) -> int:
+    """Apply ``torch.set_num_threads`` (0 = :func:`auto_threads`) and return the count used."""
+    count = threads or auto_threads(hidden)
     if torch.get_num_threads() != count:
         torch.set_num_threads(count)
     return count
@@ -263,7 +293,7 @@ def train(
     if closes.shape[1] == 0:
         raise TrainingDataError("no tickers to train on")
     end = pd.Timestamp(train_end)
-    set_threads(spec.threads)
+    set_threads(spec.threads, spec.hidden)
     tickers = [str(t) for t in closes.columns]
     windows = {t: make_windows(closes[t].rename(t), spec.window) for t in tickers}
     seen = {t: w.take(np.asarray(w.target_week <= end)) for t, w in windows.items()}

@@ -358,9 +358,10 @@ class Registry:
                 return Path(database).resolve().parent / "mlartifacts"
         return self.workspace / "mlartifacts"
 
-    def ui_command(self) -> str:
-        """The shell command that opens MLflow's UI on this store."""
-        return f"mlflow ui --backend-store-uri {self.uri}"
+    def ui_command(self, program: str = "mlflow") -> str:
+        """The shell command that opens MLflow's UI on this store (``program``: how the
+        shell runs mlflow)."""
+        return f"{program} ui --backend-store-uri {self.uri}"
 
     # -- writing -----------------------------------------------------------------------------
 

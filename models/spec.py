@@ -73,8 +73,9 @@ class ModelSpec:
     seed
         Seeds weight initialisation and minibatch order.
     threads
-        ``torch.set_num_threads``; 0 means every core. Bit-identical results need the same
-        thread count.
+        ``torch.set_num_threads``; 0 means foliosim's choice
+        (:func:`models.forecaster.auto_threads`: one thread below 128 hidden units, else every
+        usable core). Bit-identical results need the same thread count.
     preset
         The preset the architecture came from (informational).
     """

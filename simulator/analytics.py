@@ -369,18 +369,9 @@ def _cells(ticker: str, row: Mapping[Hashable, Any]) -> list[str]:
     ]
 
 
-def analytics_text(frame: pd.DataFrame) -> str:
-    """The figures as an aligned plain-text table (for the terminal)."""
-    rows = [list(_HEAD)] + [_cells(t, r) for t, r in _rows(frame)]
-    widths = [max(len(r[i]) for r in rows) for i in range(len(_HEAD))]
-    lines = [
-        "  ".join(
-            c.ljust(w) if i == 0 else c.rjust(w)
-            for i, (c, w) in enumerate(zip(r, widths, strict=True))
-        )
-        for r in rows
-    ]
-    return "\n".join(line.rstrip() for line in lines)
+def analytics_rows(frame: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
+    """The column heads and the formatted cells of each ticker (the terminal's table)."""
+    return list(_HEAD), [_cells(t, r) for t, r in _rows(frame)]
 
 
 def risk_words(row: pd.Series) -> str:

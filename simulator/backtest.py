@@ -9,7 +9,7 @@ the first week on or after ``backtest.start``, so the first return row is the we
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -289,10 +289,15 @@ def assemble(
     return returns, rf, summary
 
 
+#: ``phases(name) -> progress(done, total)``: a progress callback for each engine run, named
+#: after its phase ("1/N", "backtest <strategy>", "baseline <name>").
+Phases = Callable[[str], Progress]
+
+
 def run_backtest(
     cfg: Config | RunPlan,
     workspace: Path,
-    progress: Progress | None = None,
+    progress: Phases | None = None,
     train_progress: TrainProgress | None = None,
     note: Note | None = None,
     *,
@@ -330,10 +335,11 @@ def run_backtest(
     decisions = weeks[:-1]
     lap("data")
 
-    def engine(built: Any) -> EngineResult:
-        return plan.run(built, weekly, weeks, decisions, progress=progress)
+    def engine(built: Any, phase: str) -> EngineResult:
+        bar = progress(phase) if progress is not None else None
+        return plan.run(built, weekly, weeks, decisions, progress=bar)
 
-    one_over_n = engine(plan.one_over_n_rule())
+    one_over_n = engine(plan.one_over_n_rule(), "1/N")
     lap("equal_weight")
     lstm: LstmRun | None = None
 
@@ -350,9 +356,9 @@ def run_backtest(
     else:
         built = plan.strategy_rule(Resources(signal=signal, decisions=decisions))
         lap("models")
-        main = engine(built)
+        main = engine(built, f"backtest {plan.name}")
         lap("strategy")
-    baselines = {name: engine(b) for name, b in plan.baseline_rules().items()}
+    baselines = {name: engine(b, f"baseline {name}") for name, b in plan.baseline_rules().items()}
     if baselines:
         lap("baselines")
     returns, rf, summary = assemble(plan, weekly, weeks, main, one_over_n, baselines)

@@ -7,6 +7,7 @@ exit with status 2; nothing half-written is left behind.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import sys
 from collections.abc import Callable
 from importlib import resources
@@ -14,21 +15,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.progress import Progress
 from rich.table import Table
 
 from models.errors import ModelError
 from models.names import TICKER_RULE, bad_ticker
 from simulator.cli_replay import replay_app
 from simulator.clikit import (
+    Reporter,
     SetOption,
     check_returns_vary,
     console,
     err_console,
     parse_day,
     print_json,
-    progress_bars,
-    train_bars,
+    runnable,
 )
 from simulator.config import Config, load_config
 from simulator.errors import FoliosimError
@@ -41,13 +41,19 @@ if TYPE_CHECKING:
 
 app = typer.Typer(
     add_completion=False,
+    # Plain help: Rich markup would eat "[profile]" in help strings and print <bool> for flags.
+    rich_markup_mode=None,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     help="foliosim: an honest weekly backtester for LSTM-signal portfolios.",
 )
-data_app = typer.Typer(no_args_is_help=True, help="Manage price data in the workspace cache.")
+data_app = typer.Typer(
+    no_args_is_help=True, rich_markup_mode=None, help="Manage price data in the workspace cache."
+)
 app.add_typer(data_app, name="data")
-models_app = typer.Typer(no_args_is_help=True, help="Browse and use the model registry.")
+models_app = typer.Typer(
+    no_args_is_help=True, rich_markup_mode=None, help="Browse and use the model registry."
+)
 app.add_typer(models_app, name="models")
 app.add_typer(replay_app, name="replay")
 
@@ -56,23 +62,16 @@ RegistryOption = Annotated[
     str | None,
     typer.Option(
         "--registry-uri",
+        metavar="URI",
         help="MLflow tracking URI of the registry (default: the workspace's embedded store).",
     ),
 ]
 OutOption = Annotated[
     Path | None,
-    typer.Option("--out", help="Run directory to create (default: runs/<name>-<time>)."),
+    typer.Option(
+        "--out", metavar="DIR", help="Run directory to create (default: runs/<name>-<time>)."
+    ),
 ]
-
-
-def _week_bar(bar: Progress, label: str) -> Callable[[int, int], None]:
-    """A bar of weeks done on ``bar``; returns the engine's progress callback."""
-    task = bar.add_task(label, total=None)
-
-    def update(done: int, total: int) -> None:
-        bar.update(task, completed=done, total=total)
-
-    return update
 
 
 def print_table2(summary: RunSummary) -> None:
@@ -98,24 +97,20 @@ def _run(cfg: Config, out: Path | None) -> Path:
     target = out or default_run_dir(plan.name)
     check_out_dir(target)  # fail before the work, not after
     clean_run_leftovers(target)
-    if cfg.backtest.strategy == "lstm_signal" or cfg.data.source == "yahoo":
+    if plan.strategy.uses_models or cfg.data.source == "yahoo":
         writable_workspace("a backtest that trains models or caches prices")
 
-    def note(line: str) -> None:
-        err_console.print(line, markup=False, highlight=False)
-
-    with progress_bars() as bar:
-        on_event = train_bars(bar, cfg.model.max_epochs)
-        update = _week_bar(bar, f"backtest {plan.name}")
+    with Reporter() as report:
         result = run_backtest(
-            plan, workspace_dir(), progress=update, train_progress=on_event, note=note
+            plan,
+            workspace_dir(),
+            progress=report.phase,
+            train_progress=report.training,
+            note=report.say,
         )
-    check_returns_vary(result.returns["strategy"], cfg.backtest.cash)
-    with (
-        writing(target.absolute().parent, system_temp()),
-        err_console.status("writing the tear sheet"),
-    ):
-        path = write_run(result, target)
+        check_returns_vary(result.returns["strategy"], cfg.backtest.cash)
+        with writing(target.absolute().parent, system_temp()), report.step("tear sheet"):
+            path = write_run(result, target)
     print_table2(result.summary)
     _print_lstm_facts(result.summary)
     if result.summary.orders_rejected:
@@ -190,13 +185,185 @@ def report(run_dir: Annotated[Path, typer.Argument(help="A run directory.")]) ->
 
 
 @app.command()
+def sweep(
+    config: Annotated[Path, typer.Argument(help="TOML config file.")],
+    seeds: Annotated[
+        str | None,
+        typer.Option("--seeds", metavar="0-9", help="Model seeds: a range 0-9 or a list 0,3,7."),
+    ] = None,
+    grid: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--grid",
+            metavar="SECTION.KEY=A,B",
+            help="Values of one config field to cross with the others (repeatable).",
+        ),
+    ] = None,
+    periods: Annotated[
+        str | None,
+        typer.Option(
+            "--periods",
+            metavar="YEARS|START:END",
+            help="Test periods: calendar years 2019,2020 or START:END ranges, comma-separated.",
+        ),
+    ] = None,
+    address: Annotated[
+        str | None,
+        typer.Option(
+            "--address",
+            metavar="auto|ray://HOST:PORT",
+            help="A running Ray cluster (default: a local Ray runtime for this sweep).",
+        ),
+    ] = None,
+    cpus: Annotated[
+        int | None,
+        typer.Option("--cpus", min=1, help="CPUs of the local Ray runtime (default: all)."),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            metavar="DIR",
+            help="Sweep directory (default: runs/sweep-<time>); "
+            "run the same command again to resume it.",
+        ),
+    ] = None,
+    set_: SetOption = None,
+) -> None:
+    """Run many trials of CONFIG (seeds x grid x periods) on Ray; write sweep.csv and
+    sweep.html with how sure the result is (share beating 1/N, deflated Sharpe, PBO)."""
+    from simulator.sweep import Axes, parse_grid, parse_periods, parse_seeds, run_sweep
+    from simulator.sweep_report import sweep_stats
+
+    axes = Axes(
+        seeds=parse_seeds(seeds) if seeds is not None else (),
+        grid=parse_grid(grid or []),
+        periods=parse_periods(periods) if periods is not None else (),
+    )
+    load_config(config, set_ or [])  # a bad config or --set fails before Ray starts
+    target = out or Path("runs") / f"sweep-{dt.datetime.now():%Y%m%d-%H%M%S}"
+    workspace = writable_workspace("a sweep")
+    with Reporter() as report:
+        ticks: list[Callable[[int, int], None]] = []
+
+        def on_row(row: dict[str, Any], done: int, total: int, running: int, failed: int) -> None:
+            if not ticks:  # from the first trial on: a sweep refused at once prints one line
+                ticks.append(report.phase("trials", unit="trials"))
+            ticks[0](done, total)
+            if row["status"] == "failed":
+                report.say(f"trial {row['id']} failed: {row['error']}")
+            elif not report.terminal:
+                report.say(
+                    f"trial {row['id']} done ({done}/{total}, {running} running, {failed} "
+                    f"failed): total return {row['total_return']:.2%}"
+                )
+
+        result = run_sweep(
+            config,
+            target,
+            axes,
+            workspace,
+            base=set_ or [],
+            address=address,
+            cpus=cpus,
+            on_row=on_row,
+        )
+    stats = sweep_stats(result.table)
+    table = Table(title=f"sweep {target.name}: {stats.trials} trials, {stats.failed} failed")
+    for col in ("config", "trials", "median return", "median Sharpe", "1/N median", "beat 1/N"):
+        table.add_column(col, justify="left" if col == "config" else "right")
+    for _, r in stats.per_config.iterrows():
+        table.add_row(
+            str(r["config"]),
+            str(r["trials"]),
+            _fmt(r["median return"], ".1%"),
+            _fmt(r["median Sharpe"], ".2f"),
+            _fmt(r["1/N median return"], ".1%"),
+            _fmt(r["share beating 1/N"], ".0%"),
+        )
+    console.print(table)
+    if stats.dsr is not None:
+        console.print(
+            f"deflated Sharpe ratio of the best trial ({stats.best_trial}): {stats.dsr:.1%}"
+        )
+    pbo_text = f"{stats.pbo:.1%}" if stats.pbo is not None else f"n/a ({stats.pbo_note})"
+    console.print(f"probability of backtest overfitting: {pbo_text}", markup=False)
+    ran = len(result.ran)
+    console.print(f"ran {ran} trial(s) now, {stats.trials - ran} were done before", markup=False)
+    console.print(f"sweep directory: {target}", soft_wrap=True, markup=False, highlight=False)
+
+
+@app.command()
+def audit(
+    config: Annotated[Path, typer.Argument(help="TOML config file.")],
+    variant: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--variant",
+            metavar="NAME",
+            help="honest, peek_next_close or train_through_test (repeatable; default: all).",
+        ),
+    ] = None,
+    json_: JsonOption = False,
+    set_: SetOption = None,
+) -> None:
+    """Run CONFIG honestly and with deliberate look-ahead leaks, side by side: how much
+    would a leak inflate the result? Leaked results are marked LEAKED."""
+    from simulator.audit import LEAKED, VARIANTS, run_audit
+    from simulator.plan import resolve
+
+    cfg = load_config(config, set_ or [])
+    if resolve(cfg).strategy.uses_models or cfg.data.source == "yahoo":
+        writable_workspace("an audit that trains models or caches prices")
+    with Reporter() as report:
+        table, _results = run_audit(cfg, workspace_dir(), variant or VARIANTS)
+        report.say(f"{len(table)} variant(s) run")
+    if json_:
+        print_json(
+            {
+                "variants": [
+                    {k: (None if isinstance(v, float) and v != v else v) for k, v in r.items()}
+                    for r in table.to_dict("records")
+                ]
+            }
+        )
+        return
+    out = Table(title=f"leak audit of {config.name}: rows marked {LEAKED} used the future")
+    for col in ("variant", "total return", "Sharpe", "max drawdown", "1/N return", "index return"):
+        out.add_column(col, justify="left" if col == "variant" else "right")
+    for _, r in table.iterrows():
+        label = f"{r['variant']} ({LEAKED})" if r["leaked"] else str(r["variant"])
+        if r.get("note"):
+            out.add_row(label, "n/a", "", "", "", str(r["note"]))
+            continue
+        out.add_row(
+            label,
+            _fmt(r["total_return"], ".1%"),
+            _fmt(r["sharpe"], ".2f"),
+            _fmt(r["max_drawdown"], ".1%"),
+            _fmt(r["1/N total_return"], ".1%"),
+            _fmt(r["index total_return"], ".1%"),
+        )
+    console.print(out)
+    if cfg.report.reference == "paper2023":
+        console.print(
+            "the paper (seed 001, Table 2): LSTM 116.21% over the period, Sharpe 2.944",
+            markup=False,
+        )
+
+
+@app.command()
 def analytics(
     config: Annotated[Path, typer.Argument(help="TOML config file.")],
     as_of: Annotated[
         str | None,
-        typer.Option("--as-of", help="Last week (default: the newest complete week)."),
+        typer.Option(
+            "--as-of", metavar="DATE", help="Last week (default: the newest complete week)."
+        ),
     ] = None,
-    window: Annotated[int, typer.Option("--window", help="Trailing weeks of returns.")] = 52,
+    window: Annotated[
+        int, typer.Option("--window", metavar="WEEKS", help="Trailing weeks of returns.")
+    ] = 52,
     json_: JsonOption = False,
     set_: SetOption = None,
 ) -> None:
@@ -204,7 +371,7 @@ def analytics(
     Sortino, beta to the index, 95% VaR and CVaR (weekly), and a plain-words risk level."""
     import pandas as pd
 
-    from simulator.analytics import analytics_json, analytics_text, data_analytics, risk_words
+    from simulator.analytics import analytics_json, analytics_rows, data_analytics, risk_words
     from simulator.data import load_daily, make_weekly
     from simulator.data.weekly import last_complete_week
 
@@ -220,11 +387,15 @@ def analytics(
     if json_:
         print_json(analytics_json(frame, week, window))
         return
-    console.print(
-        f"per-stock analytics, {window} weeks to {week.date()} (vs {cfg.data.benchmark})",
-        markup=False,
+    table = Table(
+        title=f"per-stock analytics, {window} weeks to {week.date()} (vs {cfg.data.benchmark})"
     )
-    console.print(analytics_text(frame), markup=False, highlight=False)
+    head, rows = analytics_rows(frame)
+    for i, col in enumerate(head):
+        table.add_column(col, justify="left" if i in (0, len(head) - 1) else "right")
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
     for ticker in frame.index:
         row = frame.loc[ticker].copy()
         row.name = ticker
@@ -238,6 +409,7 @@ def recommend(
         str | None,
         typer.Option(
             "--profile",
+            metavar="NAME|FILE",
             help="conservative | moderate | aggressive, or a TOML file with a [profile] table "
             "(default: the config's [profile]).",
         ),
@@ -246,12 +418,16 @@ def recommend(
         str | None,
         typer.Option(
             "--as-of",
+            metavar="DATE",
             help="Decide at the close of this week (default: the newest "
             "complete week in the data).",
         ),
     ] = None,
     model: Annotated[
-        str | None, typer.Option("--model", help="Use this registry version (NAME/N, NAME@ALIAS).")
+        str | None,
+        typer.Option(
+            "--model", metavar="REF", help="Use this registry version (NAME/N, NAME@ALIAS)."
+        ),
     ] = None,
     json_: JsonOption = False,
     set_: SetOption = None,
@@ -325,9 +501,11 @@ def _print_recommendation(doc: dict[str, Any]) -> None:
 
 @data_app.command("fetch")
 def data_fetch(
-    tickers: Annotated[str, typer.Option(help="Comma-separated symbols, e.g. AAPL,MSFT,IXIC.")],
-    start: Annotated[str, typer.Option(help="First day, YYYY-MM-DD.")],
-    end: Annotated[str, typer.Option(help="Last day, YYYY-MM-DD.")],
+    tickers: Annotated[
+        str, typer.Option(metavar="A,B,C", help="Comma-separated symbols, e.g. AAPL,MSFT,IXIC.")
+    ],
+    start: Annotated[str, typer.Option(metavar="DATE", help="First day, YYYY-MM-DD.")],
+    end: Annotated[str, typer.Option(metavar="DATE", help="Last day, YYYY-MM-DD.")],
 ) -> None:
     """Download daily prices from Yahoo into the workspace cache (needs a network)."""
     import pandas as pd
@@ -364,9 +542,8 @@ def train(
 
     cfg = load_config(config, set_ or [])
     workspace = writable_workspace("train")
-    with progress_bars() as bar:
-        on_event = train_bars(bar, cfg.model.max_epochs)
-        model, report, info = train_from_config(cfg, workspace, on_event)
+    with Reporter() as reporter:
+        model, report, info = train_from_config(cfg, workspace, reporter.training)
 
     table = Table(title=f"{info.ref}: test weeks after {info.tags['train_end']} (weekly returns)")
     for col in ("ticker", "epochs (best)", "weeks", "MSE ratio", "RMSE", "naive RMSE", "hit rate"):
@@ -401,7 +578,9 @@ def train(
     registry = _registry(cfg.model.registry_uri)
     console.print(f"registered: {info.ref}", markup=False, highlight=False)
     console.print(f"files: {registry.artifact_dir(info)}", soft_wrap=True, markup=False)
-    console.print(f"browse: {registry.ui_command()}", soft_wrap=True, markup=False)
+    console.print(
+        f"browse: {registry.ui_command(runnable('mlflow'))}", soft_wrap=True, markup=False
+    )
 
 
 def _registry(uri: str | None) -> Registry:
@@ -437,7 +616,9 @@ def models_list(json_: JsonOption = False, registry_uri: RegistryOption = None) 
             _fmt(d["test_mse_ratio"]),
         )
     console.print(table)
-    console.print(f"browse: {registry.ui_command()}", soft_wrap=True, markup=False)
+    console.print(
+        f"browse: {registry.ui_command(runnable('mlflow'))}", soft_wrap=True, markup=False
+    )
 
 
 @models_app.command("show")
@@ -517,7 +698,9 @@ def models_alias(
 @models_app.command("predict")
 def models_predict(
     ref: Annotated[str, typer.Argument(help="NAME, NAME/VERSION or NAME@ALIAS.")],
-    as_of: Annotated[str, typer.Option("--as-of", help="Decision date, YYYY-MM-DD.")],
+    as_of: Annotated[
+        str, typer.Option("--as-of", metavar="DATE", help="Decision date, YYYY-MM-DD.")
+    ],
     config: Annotated[
         Path | None,
         typer.Option(
@@ -528,25 +711,36 @@ def models_predict(
     json_: JsonOption = False,
     registry_uri: RegistryOption = None,
 ) -> None:
-    """Predicted next-week return per ticker from data up to --as-of."""
+    """Predicted next-week return per ticker from data up to --as-of (a bare NAME: the newest
+    version trained before --as-of)."""
     import math
 
     import pandas as pd
 
     from models.artifacts import read_config
+    from models.registry import VersionInfo, parse_ref
     from simulator.config import config_from_dict
     from simulator.data.weekly import last_complete_week
     from simulator.training import weekly_closes
 
     day = parse_day(as_of, "--as-of")
+
+    def pick(registry: Registry) -> VersionInfo:
+        # A bare NAME means the newest version trained before --as-of, as a backtest picks;
+        # NAME/V or NAME@ALIAS is used as given (with a warning if it saw later data).
+        name, version, alias = parse_ref(ref)
+        if version is None and alias is None:
+            return registry.as_of(name, pd.Timestamp(day))
+        return registry.resolve(ref)
+
     if config is not None:
         cfg = load_config(config, set_ or [])
         uri = registry_uri if registry_uri is not None else cfg.model.registry_uri
         registry = _registry(uri)
-        info = registry.resolve(ref)
+        info = pick(registry)
     else:
         registry = _registry(registry_uri)
-        info = registry.resolve(ref)
+        info = pick(registry)
         stored = read_config(registry.artifact_dir(info)).get("source_config") or {}
         cfg = (
             load_config(None, set_ or [])
@@ -622,6 +816,9 @@ def main() -> None:
 
     Usage errors (a missing argument, an unknown option) are click's: a usage line and exit 2.
     """
+    # Before torch is imported: OpenMP threads that wait sleep instead of spinning, so that
+    # multi-threaded training does not burn the cores other processes need (bench/contention.py).
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     try:
         app()
     except (FoliosimError, ModelError) as err:

@@ -10,14 +10,14 @@ import typer
 from rich.table import Table
 
 from simulator.clikit import (
+    Reporter,
     SetOption,
     check_returns_vary,
     console,
     err_console,
     parse_day,
     print_json,
-    progress_bars,
-    train_bars,
+    runnable,
 )
 from simulator.errors import FoliosimError
 from simulator.workspace import workspace_dir, writable_workspace
@@ -26,17 +26,17 @@ if TYPE_CHECKING:
     from simulator.replay import Account, WeekDone
 
 replay_app = typer.Typer(
+    rich_markup_mode=None,
     no_args_is_help=True,
     help="Paper trading: replay a strategy week by week in a persistent paper account.",
 )
 
 AccountOption = Annotated[
-    str, typer.Option("--account", help="The paper account's name (letters, digits, . _ -).")
+    str,
+    typer.Option(
+        "--account", metavar="NAME", help="The paper account's name (letters, digits, . _ -)."
+    ),
 ]
-
-
-def _say(line: str) -> None:
-    err_console.print(line, markup=False, highlight=False)
 
 
 def _money(value: float) -> str:
@@ -51,6 +51,7 @@ def start(
         str | None,
         typer.Option(
             "--from",
+            metavar="DATE",
             help="First week: the week ending on or after this date (default: backtest.start).",
         ),
     ] = None,
@@ -58,6 +59,7 @@ def start(
         str | None,
         typer.Option(
             "--model",
+            metavar="REF",
             help="Pin this registry version: NAME/N, NAME@ALIAS or @ALIAS (default: "
             "model.version, else the version a backtest would use first).",
         ),
@@ -79,7 +81,7 @@ def start(
     cfg = load_config(config, set_ or [])
     begin = parse_day(from_, "--from") if from_ else None
     workspace = writable_workspace("replay start", "replay")
-    with progress_bars() as bar:
+    with Reporter() as reporter:
         acct = start_account(
             workspace,
             account,
@@ -88,8 +90,8 @@ def start(
             from_date=begin,
             model=model,
             allow_later_model=allow_later_model,
-            train_progress=train_bars(bar, cfg.model.max_epochs),
-            note=_say,
+            train_progress=reporter.training,
+            note=reporter.say,
         )
     with acct:
         doc = acct.meta
@@ -103,7 +105,13 @@ def start(
         )
         path = acct.journal.path
         console.print(f"journal: {path}", markup=False, highlight=False, soft_wrap=True)
-        console.print(f"next: foliosim replay step --account {account}", markup=False)
+        hint = f"{runnable('foliosim')} replay step --account {account}"
+        console.print(f"next: {hint}", markup=False, highlight=False, soft_wrap=True)
+
+
+def _warn(line: str) -> None:
+    """A warning of the data check, on stderr."""
+    err_console.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
 def _print_week(done: WeekDone) -> None:
@@ -145,10 +153,12 @@ def _print_week(done: WeekDone) -> None:
 def step(
     account: AccountOption,
     weeks: Annotated[
-        int | None, typer.Option("--weeks", min=1, help="Weeks to advance (default 1).")
+        int | None,
+        typer.Option("--weeks", metavar="N", min=1, help="Weeks to advance (default 1)."),
     ] = None,
     until: Annotated[
-        str | None, typer.Option("--until", help="Advance through every week up to this date.")
+        str | None,
+        typer.Option("--until", metavar="DATE", help="Advance through every week up to this date."),
     ] = None,
     live: Annotated[
         bool,
@@ -168,7 +178,7 @@ def step(
     count = weeks if weeks is not None else (None if (stop or live) else 1)
     workspace = writable_workspace("replay step", "replay")
     acct, processed = step_account(
-        workspace, account, weeks=count, until=stop, live=live, on_week=_print_week, note=_say
+        workspace, account, weeks=count, until=stop, live=live, on_week=_print_week, note=_warn
     )
     with acct:
         last = acct.journal.last()
@@ -200,7 +210,11 @@ def status(
     ] = False,
     out: Annotated[
         Path | None,
-        typer.Option("--out", help="Run directory for --html (default: runs/replay-NAME-<time>)."),
+        typer.Option(
+            "--out",
+            metavar="DIR",
+            help="Run directory for --html (default: runs/replay-NAME-<time>).",
+        ),
     ] = None,
 ) -> None:
     """Positions, weights, equity so far, last week, model version (or JSON / a tear sheet)."""

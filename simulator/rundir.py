@@ -75,11 +75,12 @@ def check_out_dir(out: Path) -> None:
     os.rmdir(probe)
 
 
-def write_run(result: BacktestResult, out: Path) -> Path:
+def write_run(result: BacktestResult, out: Path, *, tearsheet: bool = True) -> Path:
     """Write every file of a run into ``out`` (created; must not hold files).
 
     Files are written into a temporary sibling folder that is renamed to ``out`` at the end,
-    so an interrupted run leaves no half-written run directory.
+    so an interrupted run leaves no half-written run directory. ``tearsheet=False`` leaves
+    the tear sheet out (a sweep's trials; ``foliosim report`` makes it later).
     """
     from simulator.report import write_tearsheet
 
@@ -102,7 +103,8 @@ def write_run(result: BacktestResult, out: Path) -> Path:
             )
             models = json.dumps(nan_to_none(result.models), indent=2, allow_nan=False)
             (tmp / "models.json").write_text(models + "\n", encoding="utf-8")
-        write_tearsheet(tmp)
+        if tearsheet:
+            write_tearsheet(tmp)
         tmp.chmod(0o755)  # mkdtemp makes it private; a run directory is an ordinary folder
         if out.exists():
             out.rmdir()  # empty, checked above

@@ -48,7 +48,7 @@ REFERENCES: dict[str, dict[str, Any]] = {
             "beside our total return, not our annualised one.",
             "The paper's data are weekly adjusted closes from its own source; its risk-free "
             "rate, its 1/N construction (rebalanced or bought and held) and its LSTM training "
-            "seed are not given. Our LSTM result depends on the training seed: README lists "
+            "seed are not given. Our LSTM result depends on the training seed: docs/paper.md lists "
             "the spread over several seeds and both fill modes.",
         ],
     }

@@ -15,7 +15,9 @@ the weekly closes the engine cut at t.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+import fcntl
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -125,16 +127,52 @@ def prepare_models(
     used = []
     for k, end in enumerate(ends, start=1):
         found = known.get((digest, data_fingerprint(closes.loc[:end])))
+        # The last week the model sees: the last week ending on or before train_end.
+        seen = closes.index[closes.index <= end]
+        upto = seen[-1].date() if len(seen) else end.date()
         if found is not None:
-            say(f"model {k}/{len(ends)}: reusing {found.ref} (trained up to {end.date()})")
+            say(f"model {k}/{len(ends)}: reusing {found.ref} (trained up to {upto})")
             used.append(UsedModel(registry.load(found, tickers), found, trained=False))
             continue
-        say(f"model {k}/{len(ends)}: training {spec.name} on data up to {end.date()}")
-        model, report = train(closes, spec, end, progress)
-        stored = {**source, "model": {**source["model"], "train_end": end.date().isoformat()}}
-        info = registry.register(model, report, stored)
+        fingerprint = data_fingerprint(closes.loc[:end])
+        with training_lock(registry, digest, fingerprint):
+            # Another process (a sweep's trial) may have trained it while this one waited.
+            again = [
+                v
+                for v in registry.versions()
+                if v.name == spec.name
+                and (v.tags.get("spec_sha256"), v.tags.get("data_fingerprint"))
+                == (digest, fingerprint)
+            ]
+            if again:
+                found = again[-1]
+                say(f"model {k}/{len(ends)}: reusing {found.ref} (trained up to {upto})")
+                used.append(UsedModel(registry.load(found, tickers), found, trained=False))
+                continue
+            say(f"model {k}/{len(ends)}: training {spec.name} on data up to {upto}")
+            model, report = train(closes, spec, end, progress)
+            stored = {**source, "model": {**source["model"], "train_end": end.date().isoformat()}}
+            info = registry.register(model, report, stored)
         used.append(UsedModel(model, info, trained=True))
     return used
+
+
+@contextlib.contextmanager
+def training_lock(registry: Registry, digest: str, fingerprint: str) -> Iterator[None]:
+    """Hold the lock of one model to train (a spec on some data), so that processes that need
+    the same model at once (a sweep's trials) train it once: the others wait, then reuse it.
+
+    The lock is a file in the workspace (``locks/train-*.lock``): processes that share the
+    registry share the workspace (on a cluster, a shared folder)."""
+    folder = registry.workspace / "locks"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"train-{digest[:16]}-{fingerprint[:16]}.lock"
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 class RegistrySignal:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import resource
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +24,38 @@ PAPER_FAST = [
     "model.preset=small",
     "model.max_epochs=3",
     "model.name=paper-small",
+    # One torch thread: beside another CPU-bound process, torch's spinning OpenMP threads
+    # would turn seconds of training into minutes.
+    "model.threads=1",
 ]
+
+#: CPU seconds (this process and its children) a test may use; a test that needs more says so
+#: with ``@pytest.mark.cpu_seconds(N)``. A limit on CPU time measures the work a test does,
+#: whatever else runs on the machine; pytest-timeout's wall-clock limit (pyproject.toml) only
+#: catches a test that hangs.
+CPU_SECONDS = 240
+
+
+def cpu_seconds() -> float:
+    """CPU time used so far by this process and its finished children, in seconds."""
+    mine = time.process_time()
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return mine + children.ru_utime + children.ru_stime
+
+
+@pytest.fixture(autouse=True)
+def _cpu_budget(request: pytest.FixtureRequest) -> Iterator[None]:
+    marker = request.node.get_closest_marker("cpu_seconds")
+    budget = float(marker.args[0]) if marker is not None else CPU_SECONDS
+    before = cpu_seconds()
+    yield
+    used = cpu_seconds() - before
+    if used > budget:
+        pytest.fail(
+            f"{request.node.nodeid} used {used:.0f} CPU seconds, over its budget of "
+            f"{budget:.0f}: make it do less work, or mark it @pytest.mark.cpu_seconds(N)",
+            pytrace=False,
+        )
 
 
 @dataclass(frozen=True)

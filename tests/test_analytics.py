@@ -23,7 +23,7 @@ from simulator.analytics import (
     RISK_RULE,
     analytics_html,
     analytics_json,
-    analytics_text,
+    analytics_rows,
     historical_var_cvar,
     risk_level,
     risk_words,
@@ -403,8 +403,8 @@ def test_html_section() -> None:
     assert "last 52 weeks up to the week of 2023-06-23" in page and "IXIC" in page
     assert "k = ceil(0.05 n)" in page and "fewer than 8 weekly returns" in page
     assert "AAPL: medium risk — over the 52 weeks measured" in page
-    text = analytics_text(_shown())
-    assert text.splitlines()[1].split() == cells
+    head, rows = analytics_rows(_shown())
+    assert head[0] == "Ticker" and rows[0] == cells
 
 
 def test_risk_words() -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -648,3 +649,32 @@ def test_one_training_window_is_a_clear_error() -> None:
     closes = walk_closes()[["AAA"]]
     with pytest.raises(TrainingDataError, match="AAA: 1 training window"):
         train(closes, tiny(), WEEKS[9])
+
+
+def test_threads_zero_is_one_for_small_networks_and_every_core_for_large() -> None:
+    """A small network trains on one thread (fair beside other processes, no slower alone);
+    the choice depends on the spec and the machine only, never on the load."""
+    import torch
+
+    from models.forecaster import auto_threads, set_threads
+
+    usable = len(os.sched_getaffinity(0))
+    assert auto_threads(32) == 1 and auto_threads(127) == 1
+    assert auto_threads(128) == auto_threads(256) == usable
+    before = torch.get_num_threads()
+    try:
+        assert set_threads(0, 32) == 1 == torch.get_num_threads()
+        assert set_threads(0, 256) == usable == torch.get_num_threads()
+        assert set_threads(3, 32) == 3 == torch.get_num_threads()
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_the_command_line_makes_waiting_openmp_threads_sleep(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    from tests.helpers import cli
+
+    assert cli(["--help"], monkeypatch) == 0
+    assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE"

@@ -114,7 +114,9 @@ def test_recommend_and_analytics_commands(
     stocks = json.loads(capsys.readouterr().out)
     assert stocks["as_of"] == "2023-01-13" and len(stocks["stocks"]) == 12
     assert cli(["analytics", *base], monkeypatch) == 0
-    assert "risk —" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "risk —" in out
+    assert "┃ Ticker" in out and "│ AAPL" in out  # a table, like the other commands
 
 
 def test_profile_file_with_a_bad_value_is_one_line(

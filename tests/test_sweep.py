@@ -1,0 +1,217 @@
+"""Sweeps on Ray: trials equal plain backtests, shared models train once, a killed sweep
+resumes, bad input is one line. One Ray runtime serves the module (session-scoped)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from simulator.backtest import run_backtest
+from simulator.config import load_config
+from simulator.errors import ConfigError
+from simulator.sweep import (
+    Axes,
+    make_trials,
+    parse_grid,
+    parse_periods,
+    parse_seeds,
+    run_sweep,
+)
+from tests.conftest import PAPER_CONFIG, PAPER_FAST
+from tests.helpers import CSV, cli, error_line, sets
+
+#: 1/N on paper12, no baselines: a trial takes a second.
+EQUAL = [*CSV, "backtest.strategy=equal_weight", "report.baselines=", "data.start=2015-01-01"]
+
+
+@pytest.fixture(scope="session")
+def ray_runtime() -> Iterator[None]:
+    import ray
+
+    from simulator.sweep import start_ray
+
+    start_ray(cpus=2)
+    yield
+    ray.shutdown()
+
+
+def test_axes_are_parsed_and_bad_ones_are_one_line() -> None:
+    assert parse_seeds("0-3") == (0, 1, 2, 3)
+    assert parse_periods("2021,2022-01-01:2022-06-30") == (
+        (dt.date(2021, 1, 1), dt.date(2021, 12, 31)),
+        (dt.date(2022, 1, 1), dt.date(2022, 6, 30)),
+    )
+    assert parse_grid(["strategy.max_weight=0.2,0.25"]) == (
+        ("strategy.max_weight", ("0.2", "0.25")),
+    )
+    with pytest.raises(ConfigError, match="runs backwards; write 2-5"):
+        parse_seeds("5-2")
+    with pytest.raises(ConfigError, match="expected seeds like 0-9"):
+        parse_seeds("")
+    with pytest.raises(ConfigError, match=r"unknown field 'strategy\.max_weigth'"):
+        parse_grid(["strategy.max_weigth=0.2"])
+    with pytest.raises(ConfigError, match="with at least one value"):
+        parse_grid(["strategy.max_weight="])
+    with pytest.raises(ConfigError, match="use --seeds or --periods"):
+        parse_grid(["model.seed=1,2"])
+    with pytest.raises(ConfigError, match="the end must come after the start"):
+        parse_periods("2022-06-30:2022-01-01")
+
+
+def test_trials_are_the_cartesian_product_in_a_fixed_order() -> None:
+    axes = Axes(
+        seeds=(0, 1),
+        grid=(("backtest.fill", ("close", "next_open")),),
+        periods=parse_periods("2021,2022"),
+    )
+    trials = make_trials(axes, ["report.baselines="])
+    assert [t.id for t in trials] == [f"t{n:04d}" for n in range(1, 9)]
+    assert trials[0].overrides == (
+        "report.baselines=",
+        "backtest.fill=close",
+        "model.seed=0",
+        "backtest.start=2021-01-01",
+        "backtest.end=2021-12-31",
+    )
+    assert trials[-1].grid == (("backtest.fill", "next_open"),) and trials[-1].seed == 1
+
+
+def test_a_sweep_equals_plain_backtests_and_resumes(ray_runtime: None, tmp_path: Path) -> None:
+    axes = Axes(
+        grid=parse_grid(["strategy.max_weight=0.05,0.2"]), periods=parse_periods("2021,2022")
+    )
+    out, ws = tmp_path / "sweep", tmp_path / "ws"
+    first = run_sweep(PAPER_CONFIG, out, axes, ws, base=EQUAL)
+    table = first.table
+    assert sorted(first.ran) == ["t0001", "t0002", "t0003", "t0004"]
+    assert (table["status"] == "done").all() and len(table) == 4
+    # Every trial is the plain backtest of its values, to the last digit.
+    for trial in make_trials(axes, EQUAL):
+        plain = run_backtest(load_config(PAPER_CONFIG, list(trial.overrides)), ws)
+        row = table.set_index("trial").loc[trial.id]
+        assert row["total_return"] == plain.summary.series["strategy"].total_return
+        assert row["equal_weight_total_return"] == plain.summary.series["equal_weight"].total_return
+    csv = pd.read_csv(out / "sweep.csv")
+    assert list(csv["trial"]) == ["t0001", "t0002", "t0003", "t0004"]
+    assert "share beating 1/N" in (out / "sweep.html").read_text(encoding="utf-8")
+
+    # Killed after two trials: their rows (and a half-written trial folder) are gone.
+    for trial in ("t0002", "t0004"):
+        (out / "trials" / f"{trial}.json").unlink()
+    shutil.rmtree(out / "trials" / "t0004")
+    again = run_sweep(PAPER_CONFIG, out, axes, ws, base=EQUAL)
+    assert sorted(again.ran) == ["t0002", "t0004"]
+    pd.testing.assert_frame_equal(again.table, table)
+
+    # Each finished trial is an MLflow run of the sweep's experiment.
+    from models.registry import Registry
+
+    client = Registry(ws).client
+    experiment = client.get_experiment_by_name(f"sweep {out.name}")
+    assert experiment is not None
+    runs = client.search_runs([experiment.experiment_id])
+    assert sorted(r.data.params["trial"] for r in runs) == [
+        "t0001",
+        "t0002",
+        "t0002",
+        "t0003",
+        "t0004",
+        "t0004",
+    ]
+
+
+def test_a_sweep_directory_of_another_config_is_refused(ray_runtime: None, tmp_path: Path) -> None:
+    axes = Axes(periods=parse_periods("2022"))
+    out = tmp_path / "sweep"
+    run_sweep(PAPER_CONFIG, out, axes, tmp_path / "ws", base=EQUAL)
+    before = (out / "sweep.json").read_text(encoding="utf-8")
+    with pytest.raises(ConfigError, match="holds a sweep of another config or other axes"):
+        run_sweep(PAPER_CONFIG, out, axes, tmp_path / "ws", base=[*EQUAL, "backtest.fill=close"])
+    assert (out / "sweep.json").read_text(encoding="utf-8") == before
+
+
+@pytest.mark.cpu_seconds(400)
+def test_trials_that_need_one_model_train_it_once(ray_runtime: None, tmp_path: Path) -> None:
+    """Two trials at once need the same model (same spec, same data): one trains it, the
+    other waits and reuses it; the registry holds one version."""
+    base = [*PAPER_FAST, "report.baselines=", "backtest.end=2022-12-30"]
+    axes = Axes(grid=parse_grid(["backtest.fill=close,next_open"]), seeds=(0,))
+    ws = tmp_path / "ws"
+    result = run_sweep(PAPER_CONFIG, tmp_path / "sweep", axes, ws, base=base)
+    assert (result.table["status"] == "done").all(), result.table["error"].tolist()
+    from models.registry import Registry
+
+    versions = Registry(ws).versions()
+    assert [v.ref for v in versions] == ["paper-small/1"]
+    used = [
+        json.loads((tmp_path / "sweep" / "trials" / t / "models.json").read_text())["used"]
+        for t in ("t0001", "t0002")
+    ]
+    assert sorted(u[0]["trained_by_this_run"] for u in used) == [False, True]
+
+
+def test_sweep_command_line_and_bad_input(
+    ray_runtime: None,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    out = tmp_path / "sweep"
+    argv = ["sweep", str(PAPER_CONFIG), *sets(EQUAL), "--out", str(out)]
+    assert cli([*argv, "--periods", "2021,2022"], monkeypatch) == 0
+    text = capsys.readouterr().out
+    assert "sweep sweep: 2 trials, 0 failed" in " ".join(text.split())
+    assert "probability of backtest overfitting: n/a" in text
+    for bad, message in [
+        (["--seeds", "5-2"], "runs backwards"),
+        (["--grid", "nosuch.key=1"], "unknown section 'nosuch'"),
+        (["--periods", "2021"], "holds a sweep of another config or other axes"),
+        (
+            ["--address", "127.0.0.1:9", "--periods", "2021", "--out", str(tmp_path / "b")],
+            "nothing answers at",
+        ),
+    ]:
+        assert cli([*argv, *bad], monkeypatch) == 2, bad
+        assert message in error_line(capsys)
+
+
+@pytest.mark.slow
+@pytest.mark.cpu_seconds(600)
+def test_a_two_node_cluster_through_address_runs_trials_on_both_nodes(
+    ray_runtime: None, tmp_path: Path
+) -> None:
+    """A head and a worker node on this machine (Ray's own Cluster), used by the command line
+    through --address: trials run on both, and the table equals the local sweep's."""
+    import os
+    import subprocess
+    import sys
+
+    from ray.cluster_utils import Cluster
+
+    axes = Axes(periods=parse_periods("2019,2020,2021,2022"))
+    local = run_sweep(PAPER_CONFIG, tmp_path / "local", axes, tmp_path / "ws", base=EQUAL)
+    cluster = Cluster(initialize_head=True, connect=False, head_node_args={"num_cpus": 1})
+    cluster.add_node(num_cpus=1)
+    try:
+        out = tmp_path / "cluster"
+        env = {**os.environ, "FOLIOSIM_WORKSPACE": str(tmp_path / "ws2")}
+        argv = ["sweep", str(PAPER_CONFIG), *sets(EQUAL), "--periods", "2019,2020,2021,2022"]
+        cmd = [sys.executable, "-m", "simulator.cli", *argv, "--address", cluster.address]
+        proc = subprocess.run(
+            [*cmd, "--out", str(out)], capture_output=True, text=True, env=env, check=False
+        )
+        assert proc.returncode == 0, proc.stderr
+        nodes = {json.loads(p.read_text())["node"] for p in (out / "trials").glob("t*.json")}
+        assert len(nodes) == 2
+        pd.testing.assert_frame_equal(
+            pd.read_csv(out / "sweep.csv"), pd.read_csv(tmp_path / "local" / "sweep.csv")
+        )
+        assert local.table["status"].eq("done").all()
+    finally:
+        cluster.shutdown()

@@ -26,6 +26,7 @@ from simulator.plan import Resources, RunPlan, resolve
 from simulator.summary import (
     Analytics,
     Confidence,
+    CostFacts,
     EngineRun,
     ModelUse,
     PredictionFacts,
@@ -35,7 +36,7 @@ from simulator.summary import (
     nan_to_none,
 )
 from strategies.profile import REASONS, Profile
-from strategies.rebalance import Progress
+from strategies.rebalance import FILLED, Progress
 from strategies.rule import DecisionRule
 
 if TYPE_CHECKING:
@@ -154,6 +155,7 @@ def profile_summary(profile: Profile, bounds: pd.DataFrame) -> ProfileFacts:
         vol_target=profile.vol_target,
         max_drawdown=profile.max_drawdown,
         exclude=sorted(profile.exclude),
+        max_name_vol=profile.max_name_vol,
         weeks_bound={
             reason: int(bounds.loc[bounds["reason"] == reason, "week"].nunique())
             for reason in REASONS
@@ -223,10 +225,31 @@ def assemble(
     from simulator.analytics import analytics_json, data_analytics  # its HTML needs matplotlib
 
     stocks = data_analytics(weekly, cfg.report.risk_free, weeks[-1], ANALYTICS_WINDOW)
-    rejected = main.orders["status"] != "Completed"
+    rejected = ~main.orders["status"].isin(FILLED)
+    e = plan.engine
+    totals = main.costs.sum() if len(main.costs) else None
+    costs = CostFacts(
+        commission=e.commission,
+        slippage=e.slippage,
+        slippage_kind=cast(Any, e.slippage_kind),
+        borrow_fee=e.borrow_fee,
+        cash_rate=e.cash_rate,
+        margin_rate=e.margin_rate,
+        commission_paid=float(main.orders["commission"].sum()),
+        **{
+            paid: None if totals is None else float(totals[column])
+            for paid, column in (
+                ("slippage_paid", "slippage"),
+                ("borrow_fees_paid", "borrow_fee"),
+                ("cash_interest_earned", "cash_interest"),
+                ("margin_interest_paid", "margin_interest"),
+            )
+        },
+    )
+    delisted = main.orders[main.orders["status"] == "Delisted"]
     runs = {}
     for name, result in baselines.items():
-        missed = int((result.orders["status"] != "Completed").sum())
+        missed = int((~result.orders["status"].isin(FILLED)).sum())
         runs[name] = EngineRun(
             orders_filled=len(result.orders) - missed,
             orders_rejected=missed,
@@ -256,6 +279,12 @@ def assemble(
             nan_to_none(analytics_json(stocks, weeks[-1], ANALYTICS_WINDOW))
         ),
         baselines=runs,
+        data_warnings=list(weekly.warnings),
+        costs=costs,
+        delisted={
+            str(t): pd.Timestamp(w).date()
+            for t, w in zip(delisted["ticker"], delisted["date_filled"], strict=True)
+        },
     )
     return returns, rf, summary
 
@@ -296,6 +325,9 @@ def run_backtest(
 
     daily = load_daily(config.data, config.report.risk_free, workspace)
     weekly = make_weekly(daily)
+    if note is not None:
+        for line in weekly.warnings:
+            note(line)
     weeks = backtest_weeks(weekly, config)
     eligibility(weekly, weeks, plan.engine.min_history)
     if plan.profile is not None:

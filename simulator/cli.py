@@ -377,6 +377,8 @@ def analytics(
 
     cfg = load_config(config, set_ or [])
     weekly = make_weekly(load_daily(cfg.data, cfg.report.risk_free, workspace_dir()))
+    for line in weekly.warnings:
+        err_console.print(line, markup=False, highlight=False)
     day = pd.Timestamp(parse_day(as_of, "--as-of") if as_of else dt.date.today())
     week = last_complete_week(weekly.calendar, day)
     if week is None:
@@ -436,6 +438,8 @@ def recommend(
     cfg = load_config(config, set_ or [])
     day = parse_day(as_of, "--as-of") if as_of else None
     doc = make(cfg, workspace_dir(), profile, day, model)
+    for line in doc.get("data_warnings", []):
+        err_console.print(line, markup=False, highlight=False)
     if json_:
         print_json(doc)
         return

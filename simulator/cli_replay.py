@@ -109,6 +109,11 @@ def start(
         console.print(f"next: {hint}", markup=False, highlight=False, soft_wrap=True)
 
 
+def _warn(line: str) -> None:
+    """A warning of the data check, on stderr."""
+    err_console.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
 def _print_week(done: WeekDone) -> None:
     rec = done.record
     change = ""
@@ -173,7 +178,7 @@ def step(
     count = weeks if weeks is not None else (None if (stop or live) else 1)
     workspace = writable_workspace("replay step", "replay")
     acct, processed = step_account(
-        workspace, account, weeks=count, until=stop, live=live, on_week=_print_week
+        workspace, account, weeks=count, until=stop, live=live, on_week=_print_week, note=_warn
     )
     with acct:
         last = acct.journal.last()

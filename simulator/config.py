@@ -45,7 +45,10 @@ class _Section(BaseModel):
 
 
 class DataConfig(_Section):
-    """``[data]``: where prices come from."""
+    """``[data]``: where prices come from, and how strictly their rows are checked
+    (``check``, see :func:`simulator.data.sources.check_rows`): ``"strict"`` refuses
+    impossible rows, ``"warn"`` drops them with a warning, ``"off"`` checks nothing; both
+    ``strict`` and ``warn`` warn about suspicious jumps."""
 
     source: Literal["bundled", "csv", "yahoo"] = "bundled"
     path: str | None = None
@@ -53,6 +56,7 @@ class DataConfig(_Section):
     benchmark: str = "SP500"
     start: dt.date = dt.date(2010, 1, 1)
     end: dt.date = dt.date(2022, 12, 31)
+    check: Literal["strict", "warn", "off"] = "strict"
 
     @field_validator("tickers", mode="before")
     @classmethod
@@ -104,6 +108,12 @@ class BacktestConfig(_Section):
     fill: Literal["next_open", "close"] = "next_open"
     commission: Annotated[float, Field(ge=0, lt=0.1)] = 0.0
     min_history: Annotated[int, Field(ge=1, le=520)] = 26
+    # Costs beyond commission (strategies.rebalance.Costs), all off by default.
+    slippage: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 0.0
+    slippage_kind: Literal["perc", "fixed"] = "perc"
+    borrow_fee: Annotated[float, Field(ge=0, le=1)] = 0.0
+    cash_rate: Annotated[float, Field(ge=-0.05, le=0.5)] = 0.0
+    margin_rate: Annotated[float, Field(ge=0, le=1)] = 0.0
 
     @field_validator("strategy")
     @classmethod
@@ -122,6 +132,12 @@ class BacktestConfig(_Section):
         if self.end <= self.start:
             raise ValueError(
                 f"backtest.end ({self.end}) must be after backtest.start ({self.start})"
+            )
+        if self.slippage_kind == "perc" and self.slippage >= 0.1:
+            raise ValueError(
+                f"backtest.slippage ({self.slippage}) is a fraction of the price with "
+                'slippage_kind = "perc" and must be below 0.1 (e.g. 0.0005 = 5 bp); for an '
+                'amount per share set slippage_kind = "fixed"'
             )
         return self
 
@@ -171,6 +187,7 @@ class ProfileConfig(_Section):
     gross: Annotated[float, Field(gt=0, le=2)] | None = None
     vol_target: Annotated[float, Field(ge=0, le=2)] | None = None  # 0 turns a preset's off
     max_drawdown: Annotated[float, Field(ge=0, lt=1)] | None = None  # 0 = no stop
+    max_name_vol: Annotated[float, Field(ge=0, le=5)] | None = None  # 0 turns a preset's off
     exclude: tuple[str, ...] = ()
 
     _split = field_validator("exclude", mode="before")(ticker_list)
@@ -318,7 +335,7 @@ class Config(_Section):
         if not p.is_set():
             return None
         changes: dict[str, Any] = {
-            k: (None if k in ("vol_target", "max_drawdown") and v == 0 else v)
+            k: (None if k in ("vol_target", "max_drawdown", "max_name_vol") and v == 0 else v)
             for k, v in p.model_dump().items()
             if k not in ("name", "exclude") and v is not None
         }

@@ -23,9 +23,12 @@ import numpy as np
 import pandas as pd
 
 from simulator.data import WeeklyData
-from simulator.errors import StrategyError
+from simulator.errors import ConfigError, StrategyError
 from strategies.rebalance import (
+    COST_COLUMNS,
+    FILLED,
     ORDER_COLUMNS,
+    Costs,
     OrderRow,
     Progress,
     Resume,
@@ -64,12 +67,19 @@ class EngineResult:
     decisions
         The decision log (``strategies.rule.DECISION_COLUMNS``); empty for a result rebuilt
         from a journal.
+    costs
+        What each week of the window cost beyond commission (``strategies.rebalance.
+        COST_COLUMNS``, cash amounts >= 0, index = weeks); empty for a result rebuilt from a
+        journal.
     """
 
     values: pd.Series
     orders: pd.DataFrame
     weights: pd.DataFrame
     decisions: pd.DataFrame
+    costs: pd.DataFrame = dataclasses.field(
+        default_factory=lambda: pd.DataFrame(columns=COST_COLUMNS, dtype=float)
+    )
 
 
 def order_frame(rows: list[OrderRow]) -> pd.DataFrame:
@@ -177,6 +187,11 @@ def run_engine(
     cash: float,
     fill: str,
     commission: float = 0.0,
+    slippage: float = 0.0,
+    slippage_kind: str = "perc",
+    borrow_fee: float = 0.0,
+    cash_rate: float = 0.0,
+    margin_rate: float = 0.0,
     limits: Limits | None = None,
     max_gross: float | None = None,
     min_history: int = 1,
@@ -203,6 +218,8 @@ def run_engine(
         Weekly bars a ticker needs up to a week to be tradable that week (default 1: a bar).
     fill
         ``"next_open"`` or ``"close"`` (see :mod:`strategies.rebalance`).
+    commission, slippage, slippage_kind, borrow_fee, cash_rate, margin_rate
+        The costs (:class:`strategies.rebalance.Costs`; all off by default).
     resume
         Continue an account from the close of ``resume.week`` (``cash`` is then ignored).
     on_week
@@ -219,6 +236,9 @@ def run_engine(
         following = weekly.calendar[weekly.calendar > resume.week][: len(weeks)]
         if not following.equals(weeks):
             raise ValueError(f"weeks must follow {resume.week.date()} without a gap")
+    costs = Costs(commission, slippage, slippage_kind, borrow_fee, cash_rate, margin_rate)
+    if slippage and slippage_kind == "fixed":
+        _check_fixed_slippage(weekly, calendar, slippage)
     eligible = eligible_sets(eligible_frame(weekly, pd.DatetimeIndex(decisions), min_history))
     decide = RuleRun(rule, weekly.closes(), eligible, limits, max_gross)
     cerebro = bt.Cerebro(stdstats=False, cheat_on_open=(fill == "next_open"))
@@ -232,6 +252,15 @@ def run_engine(
     )
     if fill == "close":
         cerebro.broker.set_coc(True)
+    if slippage:
+        # slip_open: market orders filled at an open, or at a close with cheat-on-close, slip
+        # too (backtrader's default leaves them unslipped). slip_out: never capped at the fill
+        # bar's high/low, which with cheat-on-close is the bar after the decision (look-ahead).
+        how = {"slip_open": True, "slip_match": True, "slip_limit": True, "slip_out": True}
+        if slippage_kind == "perc":
+            cerebro.broker.set_slippage_perc(slippage, **how)
+        else:
+            cerebro.broker.set_slippage_fixed(slippage, **how)
     # The clock feed: one bar per week, so that next() runs every week whatever is listed.
     clock = pd.DataFrame(1.0, index=calendar, columns=["open", "high", "low", "close", "volume"])
     cerebro.adddata(_feed(clock, "_calendar"))
@@ -245,6 +274,9 @@ def run_engine(
     # Which feeds have a bar each week: known from the bars themselves, read once here rather
     # than from every feed's clock every week.
     present = [tuple(np.flatnonzero(row).tolist()) for row in np.array(has_bar).T]
+    # Tickers whose data end before the data set's: closed in the week after their last bar.
+    end = weekly.calendar[-1]
+    ends = {t: b.index[-1] for t, b in weekly.bars.items() if len(b) and b.index[-1] < end}
     cerebro.addstrategy(
         TargetWeightStrategy,
         decide=decide,
@@ -252,19 +284,38 @@ def run_engine(
         decisions=decisions,
         present=present,
         fill=fill,
-        commission=commission,
+        costs=costs,
         progress=progress,
         begin=begin,
         resume=resume,
         on_week=on_week,
         observe=observe,
+        ends=ends,
     )
     strat = cerebro.run(runonce=True, preload=True)[0]
     values = pd.Series(strat.values, index=weeks, name="value")
     orders = order_frame(strat.order_rows)
     start = resume or Resume(weeks[0], cash, {}, {}, "")
-    weights = _ledger_weights(weekly, weeks, orders, start)
-    return EngineResult(values, orders, weights, decide.log)
+    charges = pd.DataFrame(
+        [row[1:] for row in strat.cost_rows], index=weeks, columns=COST_COLUMNS, dtype=float
+    )
+    weights = _ledger_weights(weekly, weeks, orders, start, charges)
+    return EngineResult(values, orders, weights, decide.log, charges)
+
+
+def _check_fixed_slippage(weekly: WeeklyData, calendar: pd.DatetimeIndex, slippage: float) -> None:
+    """Refuse a fixed slippage a price of the window does not exceed (a sale would fill at a
+    price <= 0)."""
+    for ticker, bars in weekly.bars.items():
+        window = bars.loc[calendar[0] : calendar[-1], ["open", "close"]]
+        low = window.min(axis=1)
+        if len(low) and low.min() <= slippage:
+            at = int(np.argmin(low.to_numpy()))
+            raise ConfigError(
+                f"backtest.slippage of {slippage:g} per share is not below {ticker}'s price "
+                f"{low.iloc[at]:g} in the week of {low.index[at].date()}: a sale would fill "
+                'at a price <= 0; use slippage_kind = "perc" or a smaller amount'
+            )
 
 
 def _warm_up(weekly: WeeklyData, resume: Resume) -> pd.DatetimeIndex:
@@ -284,17 +335,22 @@ def _warm_up(weekly: WeeklyData, resume: Resume) -> pd.DatetimeIndex:
 
 
 def _ledger_weights(
-    weekly: WeeklyData, weeks: pd.DatetimeIndex, orders: pd.DataFrame, start: Resume
+    weekly: WeeklyData,
+    weeks: pd.DatetimeIndex,
+    orders: pd.DataFrame,
+    start: Resume,
+    charges: pd.DataFrame,
 ) -> pd.DataFrame:
-    """Weights after each week's fills, from the fills and the weekly closes.
+    """Weights after each week's fills, from the fills, the weekly charges and the closes.
 
     Positions are the start holdings plus the filled sizes up to and including week t; cash is
-    the start cash less the fills' cost and commission; both are valued at the close of week t
+    the start cash less the fills' cost and commission and the charges (borrow fees, interest)
+    up to week t; both are valued at the close of week t
     (the last close for a ticker without a bar that week). A fill dated before the window
     (a resumed decision filled at the close before it) counts in its first week.
     """
     tickers = list(weekly.bars)
-    fills = orders[orders["status"] == "Completed"]
+    fills = orders[orders["status"].isin(FILLED)]
     signed = np.where(fills["side"] == "buy", 1.0, -1.0) * fills["size"].to_numpy(float)
     cost = signed * fills["price"].to_numpy(float) + fills["commission"].to_numpy(float)
     flows = pd.DataFrame(
@@ -314,6 +370,8 @@ def _ledger_weights(
     shares.iloc[0] += start_shares.reindex(tickers).fillna(0.0)
     shares = shares.cumsum()
     cash_path = start.cash + flows.groupby("week")["cash"].sum().reindex(weeks).fillna(0.0).cumsum()
+    net = charges["cash_interest"] - charges["margin_interest"] - charges["borrow_fee"]
+    cash_path = cash_path + net.reindex(weeks).fillna(0.0).cumsum()
     closes = weekly.closes().ffill().reindex(weeks)[tickers]
     held = (shares * closes).fillna(0.0)
     value = cash_path + held.sum(axis=1)

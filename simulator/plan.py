@@ -9,7 +9,8 @@ none of them decides on its own which strategy to build. A plan holds:
 - the limits its rule sizes with and is checked against (the investor profile's when there is
   one), and the profile, whose guard wraps every rule of the run the same way;
 - the conventional baselines run beside it, and the 1/N column's limits (``[strategy]``'s);
-- the engine settings: cash, fill, commission, ``min_history``.
+- the engine settings: cash, fill, ``min_history`` and the costs (commission, slippage, a
+  short borrow fee, interest on cash and margin).
 
 Rules are built from :class:`Resources` that only the entry point knows: how to get the LSTM
 rule's signal provider (walk-forward training in a backtest, a pinned version in a paper
@@ -153,12 +154,18 @@ STRATEGIES: dict[str, StrategySpec] = {
 
 @dataclass(frozen=True)
 class EngineSettings:
-    """The broker and the calendar rule of every engine run of a plan."""
+    """The broker and the calendar rule of every engine run of a plan (the costs: see
+    :class:`strategies.rebalance.Costs`)."""
 
     cash: float
     fill: str
     commission: float
     min_history: int
+    slippage: float = 0.0
+    slippage_kind: str = "perc"
+    borrow_fee: float = 0.0
+    cash_rate: float = 0.0
+    margin_rate: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -232,6 +239,11 @@ class RunPlan:
             cash=e.cash,
             fill=e.fill,
             commission=e.commission,
+            slippage=e.slippage,
+            slippage_kind=e.slippage_kind,
+            borrow_fee=e.borrow_fee,
+            cash_rate=e.cash_rate,
+            margin_rate=e.margin_rate,
             progress=progress,
             resume=resume,
             on_week=on_week,
@@ -412,5 +424,15 @@ def resolve(
         one_over_n_limits=base,
         profile=chosen,
         baselines=tuple(STRATEGIES[name] for name in cfg.report.baselines),
-        engine=EngineSettings(b.cash, b.fill, b.commission, b.min_history),
+        engine=EngineSettings(
+            b.cash,
+            b.fill,
+            b.commission,
+            b.min_history,
+            slippage=b.slippage,
+            slippage_kind=b.slippage_kind,
+            borrow_fee=b.borrow_fee,
+            cash_rate=b.cash_rate,
+            margin_rate=b.margin_rate,
+        ),
     )

@@ -93,6 +93,8 @@ def recommend(
     closes = weekly.closes().loc[:week]
     plan = resolve(cfg, profile=profile)
     doc: dict[str, Any] = {"as_of": week.date().isoformat(), "strategy": plan.name}
+    if weekly.warnings:
+        doc["data_warnings"] = list(weekly.warnings)
 
     def signal() -> RegistrySignal:
         from simulator.training import open_registry
@@ -150,6 +152,7 @@ def recommend(
                 "allow_short": profile.limits.allow_short,
                 "vol_target": profile.vol_target,
                 "max_drawdown": profile.max_drawdown,
+                "max_name_vol": profile.max_name_vol,
                 "exclude": sorted(profile.exclude),
                 "horizon_weeks": profile.horizon_weeks,
             },

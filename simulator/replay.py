@@ -46,7 +46,7 @@ from simulator.errors import (
 from simulator.journal import Journal, locked, meta_json, remove
 from simulator.plan import Resources, resolve
 from simulator.summary import ModelUse, ReplayFacts
-from strategies.rebalance import WeekRecord
+from strategies.rebalance import FILLED, WeekRecord
 from strategies.rule import DECISION_COLUMNS
 
 if TYPE_CHECKING:
@@ -149,13 +149,23 @@ class Account:
 # --- data ---------------------------------------------------------------------------------
 
 
-def _weekly(cfg: Config, workspace: Path, through: pd.Timestamp | None = None) -> WeeklyData:
+def _weekly(
+    cfg: Config,
+    workspace: Path,
+    through: pd.Timestamp | None = None,
+    note: Note | None = None,
+) -> WeeklyData:
     """Weekly bars of the account's data, reaching at least the week ``through`` (a live
-    account records weeks after its config's data.end; its Yahoo cache holds them)."""
+    account records weeks after its config's data.end; its Yahoo cache holds them). The data
+    check's warnings go to ``note``."""
     if through is not None and through.date() > cfg.data.end:
         data = cfg.data.model_copy(update={"end": through.date()})
         cfg = cfg.model_copy(update={"data": data})
-    return make_weekly(load_daily(cfg.data, cfg.report.risk_free, workspace))
+    weekly = make_weekly(load_daily(cfg.data, cfg.report.risk_free, workspace))
+    if note is not None:
+        for line in weekly.warnings:
+            note(line)
+    return weekly
 
 
 def new_york_today(now: dt.datetime | None = None) -> dt.date:
@@ -231,7 +241,7 @@ def start(
         if cfg.data.path:
             absolute = str(Path(cfg.data.path).expanduser().resolve())
             cfg = cfg.model_copy(update={"data": cfg.data.model_copy(update={"path": absolute})})
-        weekly = _weekly(cfg, workspace)
+        weekly = _weekly(cfg, workspace, note=say)
         begin = pd.Timestamp(from_date or cfg.backtest.start)
         cal = weekly.calendar
         after = cal[cal >= begin]
@@ -411,17 +421,19 @@ def step(
     live: bool = False,
     today: dt.date | None = None,
     on_week: Callable[[WeekDone], None] | None = None,
+    note: Note | None = None,
 ) -> tuple[Account, pd.DatetimeIndex]:
     """Advance account ``name`` by ``weeks`` (None: all) complete weeks, or up to ``until``.
 
     Each week is recorded in its own transaction as it closes. Returns the account (open; the
-    caller closes it) and the weeks processed (empty when nothing was due).
+    caller closes it) and the weeks processed (empty when nothing was due). The data check's
+    warnings go to ``note``.
     """
     path = journal_path(workspace, name)
     with locked(path, f"account {name!r}"):
         account = open_account(workspace, name)
         try:
-            processed = _step(account, workspace, weeks, until, live, today, on_week)
+            processed = _step(account, workspace, weeks, until, live, today, on_week, note)
         except BaseException:
             account.close()
             raise
@@ -436,6 +448,7 @@ def _step(
     live: bool,
     today: dt.date | None,
     on_week: Callable[[WeekDone], None] | None,
+    note: Note | None = None,
 ) -> pd.DatetimeIndex:
     cfg = account.config
     if live:
@@ -444,7 +457,7 @@ def _step(
     today = today or dt.date.today()
     journal = account.journal
     last = journal.last()
-    weekly = _weekly(cfg, workspace, last.week if last is not None else None)
+    weekly = _weekly(cfg, workspace, last.week if last is not None else None, note)
     todo = pending_weeks(account, weekly, last, today, weeks, until)
     if todo.empty:
         return todo
@@ -536,7 +549,7 @@ def status(account: Account) -> dict[str, Any]:
     equity = float(last["equity"])
     targets = journal.targets(int(last["seq"]))
     orders = journal.orders()
-    filled = int((orders["status"] == "Completed").sum())
+    filled = int(orders["status"].isin(FILLED).sum())
     doc.update(
         {
             "last_week": last["week"].date().isoformat(),

@@ -100,6 +100,7 @@ class ProfileFacts(_Part):
     max_drawdown: float | None
     exclude: list[str]
     weeks_bound: dict[str, int]
+    max_name_vol: float | None = None
 
 
 class ModelUse(_Part):
@@ -121,6 +122,24 @@ class PredictionFacts(_Part):
     weeks: int
     forecasts: int
     mse_ratio: float | None
+
+
+class CostFacts(_Part):
+    """The costs of the run (``[backtest]``: rates as fractions, ``slippage`` a fraction of the
+    price or an amount per share) and what the strategy paid in all (cash; None when not
+    known, as in a paper account's report, whose journal keeps only each week's cash)."""
+
+    commission: float
+    slippage: float
+    slippage_kind: Literal["perc", "fixed"]
+    borrow_fee: float
+    cash_rate: float
+    margin_rate: float
+    commission_paid: float | None = None
+    slippage_paid: float | None = None
+    borrow_fees_paid: float | None = None
+    cash_interest_earned: float | None = None
+    margin_interest_paid: float | None = None
 
 
 class ReplayFacts(_Part):
@@ -153,6 +172,14 @@ class RunSummary(_Part):
         ``over_<series>`` (active returns over 1/N and each baseline).
     baselines
         The baseline optimisers run beside the strategy, with their engine facts.
+    data_warnings
+        What the data check (``data.check``) warned about: dropped impossible rows, suspicious
+        jumps; one line each.
+    delisted
+        The tickers whose data ended while the strategy held them, and the week each position
+        was closed at its last close (orders.csv status ``Delisted``).
+    costs
+        The cost settings and the strategy's totals (None in a summary written before them).
     """
 
     schema_version: int = SCHEMA
@@ -181,6 +208,9 @@ class RunSummary(_Part):
     models: list[ModelUse] = Field(default_factory=list)
     prediction: PredictionFacts | None = None
     replay: ReplayFacts | None = None
+    data_warnings: list[str] = Field(default_factory=list)
+    delisted: dict[str, dt.date] = Field(default_factory=dict)
+    costs: CostFacts | None = None
 
     @model_validator(mode="before")
     @classmethod

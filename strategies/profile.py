@@ -6,6 +6,11 @@ limits go into the strategy's own sizing rule (:mod:`strategies.sizing`); :class
 wraps the strategy's decision and enforces the rest, recording every week where a limit bound:
 
 - ``excluded``: an excluded ticker that could have traded is left out before sizing;
+- ``name_vol``: a ticker whose own volatility over the trailing ``vol_window`` weeks
+  (annualised weekly returns up to t, :func:`name_volatility`) is above ``max_name_vol``, or
+  cannot be measured (fewer than ``min(vol_window, MIN_NAME_WEEKS)`` returns), is left out
+  before sizing: a conservative or moderate investor never holds a name rated high risk by
+  its own record, however the portfolio as a whole is scaled;
 - ``cap``: the sizing rule capped a weight at ``max_weight`` (read from its output; the cap
   itself is applied inside the sizing rule);
 - ``vol_target``: the target portfolio's volatility over the trailing ``vol_window`` weeks
@@ -33,7 +38,9 @@ from strategies.rule import Decision, DecisionRule, History, State, as_decision
 from strategies.sizing import Limits
 
 BOUND_COLUMNS = ["week", "reason", "ticker", "detail"]
-REASONS = ("excluded", "cap", "vol_target", "drawdown_stop")
+REASONS = ("excluded", "name_vol", "cap", "vol_target", "drawdown_stop")
+#: Weekly returns a ticker needs in the trailing window for its volatility to be measured.
+MIN_NAME_WEEKS = 8
 
 
 @dataclass(frozen=True)
@@ -54,6 +61,9 @@ class Profile:
         Drawdown (a positive fraction, 0.2 = 20%) that sends the strategy to cash (None: off).
     exclude
         Tickers never held.
+    max_name_vol
+        Annualised volatility of a ticker's own weekly returns over the trailing
+        ``vol_window`` weeks above which it is not held that week (None: off).
     """
 
     name: str = "custom"
@@ -64,22 +74,38 @@ class Profile:
     exclude: frozenset[str] = frozenset()
     vol_window: int = 26
     resume_after: int = 13
+    max_name_vol: float | None = None
 
     def __post_init__(self) -> None:
         if self.vol_target is not None and not 0 < self.vol_target <= 2:
             raise ValueError(f"vol_target must be in (0, 2], got {self.vol_target}")
+        if self.max_name_vol is not None and not 0 < self.max_name_vol <= 5:
+            raise ValueError(f"max_name_vol must be in (0, 5], got {self.max_name_vol}")
         if self.max_drawdown is not None and not 0 < self.max_drawdown < 1:
             raise ValueError(f"max_drawdown must be in (0, 1), got {self.max_drawdown}")
         if self.vol_window < 4 or self.resume_after < 1 or self.horizon_weeks < 1:
             raise ValueError("vol_window >= 4, resume_after >= 1 and horizon_weeks >= 1")
 
 
-#: The built-in profiles. ``aggressive`` is the paper's rules.
+#: The built-in profiles. ``aggressive`` is the paper's rules. The per-name ceilings: 35% is
+#: the analytics' "high risk" volatility (``simulator.analytics.HIGH_VOLATILITY``), so a
+#: conservative investor holds no name rated high risk by its volatility; a moderate one
+#: leaves out the names more volatile than 50% (TSLA and SHOP throughout 2022-23 on paper12).
 PRESETS: dict[str, Profile] = {
     "conservative": Profile(
-        "conservative", Limits(0.15, 0.6, False), horizon_weeks=156, vol_target=0.10
+        "conservative",
+        Limits(0.15, 0.6, False),
+        horizon_weeks=156,
+        vol_target=0.10,
+        max_name_vol=0.35,
     ),
-    "moderate": Profile("moderate", Limits(0.25, 1.0, False), horizon_weeks=104, vol_target=0.15),
+    "moderate": Profile(
+        "moderate",
+        Limits(0.25, 1.0, False),
+        horizon_weeks=104,
+        vol_target=0.15,
+        max_name_vol=0.50,
+    ),
     "aggressive": Profile("aggressive", Limits(1 / 3, 1.0, True), horizon_weeks=52),
 }
 
@@ -106,6 +132,25 @@ def portfolio_volatility(closes: pd.DataFrame, weights: Mapping[str, float], win
     w = np.array([weights[t] for t in names], dtype=float)
     path = returns.fillna(0.0).to_numpy(dtype=float) @ w
     return float(np.std(path, ddof=1) * math.sqrt(52))
+
+
+def name_volatility(closes: pd.DataFrame, names: Collection[str], window: int) -> dict[str, float]:
+    """Each ticker's annualised volatility over the last ``window`` weekly returns of
+    ``closes`` (rows up to the decision week; returns across a missing close are skipped),
+    NaN with fewer than ``min(window, MIN_NAME_WEEKS)`` returns.
+
+    >>> closes = pd.DataFrame({"A": [100.0, 110.0, 99.0] * 4})
+    >>> round(name_volatility(closes, ["A"], 26)["A"], 4)
+    0.6459
+    """
+    returns = closes[list(names)].pct_change(fill_method=None).iloc[1:].tail(window)
+    least = min(window, MIN_NAME_WEEKS)
+    out = {}
+    for name in names:
+        r = returns[name].dropna().to_numpy(dtype=float)
+        vol = float(np.std(r, ddof=1) * math.sqrt(52)) if len(r) >= least else math.nan
+        out[name] = vol
+    return out
 
 
 class ProfileGuard:
@@ -172,6 +217,18 @@ class ProfileGuard:
         for t in tickers:
             if t in p.exclude:
                 self.rows.append((week, "excluded", t, "excluded by the profile"))
+        if p.max_name_vol is not None and allowed:
+            ceiling = p.max_name_vol
+            vols = name_volatility(history.closes, allowed, p.vol_window)
+            for t in allowed:
+                if math.isnan(vols[t]):
+                    least = min(p.vol_window, MIN_NAME_WEEKS)
+                    detail = f"fewer than {least} weekly returns to measure its volatility"
+                    self.rows.append((week, "name_vol", t, detail))
+                elif vols[t] > ceiling:
+                    detail = f"trailing volatility {vols[t]:.2%} > ceiling {ceiling:.2%}"
+                    self.rows.append((week, "name_vol", t, detail))
+            allowed = [t for t in allowed if vols[t] <= ceiling]  # NaN compares False
         if self.stopped:
             if self._stop_week != week:  # the week it fired has its row from observe()
                 self.rows.append((week, "drawdown_stop", "", "in cash until trading resumes"))

@@ -13,6 +13,17 @@ Every order that ends (filled, rejected for margin, or impossible because the ti
 at the fill) becomes one row of :attr:`TargetWeightStrategy.order_rows`, carrying the
 decision's ``tag`` (the model version behind the decision; empty without one).
 
+Costs (:class:`Costs`, all off by default): commission and slippage are charged by the broker
+on each fill, and the sizing reserves cash for both; a short borrow fee and interest on cash
+and margin are charged at each week's close, on the positions and cash held through that week
+(the state at the close, before that week's decision fills), and enter that week's value.
+
+A ticker whose data end before the data set's last week (``ends``: a delisting) is closed at
+its last close in the first week after its last bar, at that week's close and before its
+decision, whatever the fill mode: a ``Delisted`` row (commission as on any sale, booked in the
+following week's return as for fills at a close). It has no bar after, so no rule can hold it
+again.
+
 A run can continue an account (:class:`Resume`): the broker state recorded at the close of a
 week, before that week's decision filled, and the decision itself. The run's first bar is that
 week: the state is put back and the decision acted on again, exactly as an unbroken run would
@@ -56,8 +67,10 @@ class OrderRow:
     price, value, commission
         Fill price, ``size * price`` and the commission paid (NaN, NaN, 0 when not filled).
     status
-        ``Completed``, ``Margin`` (rejected: the cash could not pay) or ``NoBar`` (the ticker
-        had no bar to fill at).
+        ``Completed``, ``Margin`` (rejected: the cash could not pay), ``NoBar`` (the ticker
+        had no bar to fill at) or ``Delisted`` (the ticker's data ended: the position was
+        closed at its last close in the week after its last bar; ``date_submitted`` and
+        ``date_filled`` are that week).
     model_version
         The decision's tag (the model version behind it; empty without one).
     """
@@ -76,6 +89,81 @@ class OrderRow:
 
 #: The columns of orders.csv: :class:`OrderRow`'s fields.
 ORDER_COLUMNS = [f.name for f in fields(OrderRow)]
+#: Statuses of rows that moved shares and cash.
+FILLED = ("Completed", "Delisted")
+
+
+#: Weeks a year: annual rates are charged at rate / 52 a week.
+WEEKS_PER_YEAR = 52
+
+
+@dataclass(frozen=True)
+class Costs:
+    """What trading and holding cost (all off by default).
+
+    Attributes
+    ----------
+    commission
+        Fraction of each fill's value (price after slippage x shares).
+    slippage, slippage_kind
+        ``"perc"``: buys fill at ``price x (1 + slippage)``, sells at ``price x (1 -
+        slippage)``; ``"fixed"``: at ``price + slippage`` and ``price - slippage`` (price units
+        of the adjusted series). ``price`` is the fill's reference: the open of the fill week
+        (``next_open``) or the decision week's close (``close``). backtrader's own slippage
+        (``set_slippage_perc`` / ``set_slippage_fixed``) applies it, never capped at the bar's
+        high or low (a cap would read the fill bar's range, and with cheat-on-close the range
+        of the bar after the fill).
+    borrow_fee
+        Annual rate on the market value of short positions, charged weekly: ``borrow_fee / 52
+        x |short value|`` at each week's close.
+    cash_rate, margin_rate
+        Annual rates on the broker's cash at each week's close, compounded weekly: positive
+        cash earns ``cash_rate / 52`` of itself, negative cash pays ``margin_rate / 52``. The
+        cash includes the proceeds of short sales.
+    """
+
+    commission: float = 0.0
+    slippage: float = 0.0
+    slippage_kind: str = "perc"
+    borrow_fee: float = 0.0
+    cash_rate: float = 0.0
+    margin_rate: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.slippage_kind not in ("perc", "fixed"):
+            raise ValueError(f"slippage_kind {self.slippage_kind!r}: use 'perc' or 'fixed'")
+        for name in ("commission", "slippage", "borrow_fee", "margin_rate"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"{name} {value!r} must be a finite number >= 0")
+        if not math.isfinite(self.cash_rate):
+            raise ValueError(f"cash_rate {self.cash_rate!r} must be finite")
+
+    @property
+    def charges_weekly(self) -> bool:
+        """Whether anything is charged at a week's close."""
+        return bool(self.borrow_fee or self.cash_rate or self.margin_rate)
+
+    def fill_price(self, price: float, shares: float) -> float:
+        """The price a fill of ``shares`` (> 0 buys) gets at reference ``price``, computed as
+        backtrader's broker computes it.
+
+        >>> Costs(slippage=0.01).fill_price(10.0, 5)
+        10.1
+        >>> Costs(slippage=0.5, slippage_kind="fixed").fill_price(10.0, -5)
+        9.5
+        """
+        s = self.slippage
+        if not s:
+            return price
+        if self.slippage_kind == "perc":
+            return price * (1 + s) if shares > 0 else price * (1 - s)
+        return price + s if shares > 0 else price - s
+
+
+#: One week's charges: borrow fee paid, interest earned on cash, interest paid on margin, and
+#: the slippage of the fills booked that week (all >= 0, in cash).
+COST_COLUMNS = ["borrow_fee", "cash_interest", "margin_interest", "slippage"]
 
 
 @dataclass(frozen=True)
@@ -102,15 +190,17 @@ class WeekRecord:
     value
         Portfolio value at the close (the week's equity).
     cash, holdings
-        The broker's cash and positions at the close, before this week's decision filled.
+        The broker's cash and positions at the close, before this week's decision filled
+        (after the week's borrow fee and interest, and any ``Delisted`` close-out).
     targets
         The weights decided at the close (empty when the week was not a decision week).
     tag
         The label of the decision (its model version; empty without a tag).
     orders
         The order rows that ended while this week was processed: the fills of the previous
-        decision (at this week's open, or at the previous close with ``fill="close"``) and
-        any order of this week's decision that could not be placed (``NoBar``).
+        decision (at this week's open, or at the previous close with ``fill="close"``), a
+        position closed because its ticker's data ended (``Delisted``) and any order of this
+        week's decision that could not be placed (``NoBar``).
     """
 
     week: pd.Timestamp
@@ -136,6 +226,9 @@ class TargetWeightStrategy(bt.Strategy):
     With ``resume``, the bars before ``calendar[begin]`` only warm the feeds up (a held ticker
     without a bar in the resume week needs its last close); at ``calendar[begin]``, the resume
     week, the account is restored and its decision acted on; values and records start after it.
+
+    ``ends`` maps a ticker whose data end early to its last bar: held in a later week, it is
+    closed at its last close (a ``Delisted`` row).
     """
 
     params: Any = (
@@ -144,12 +237,13 @@ class TargetWeightStrategy(bt.Strategy):
         ("decisions", None),
         ("present", None),
         ("fill", "next_open"),
-        ("commission", 0.0),
+        ("costs", Costs()),
         ("progress", None),
         ("begin", 0),
         ("resume", None),
         ("on_week", None),
         ("observe", None),
+        ("ends", None),
     )
 
     def __init__(self) -> None:
@@ -161,6 +255,12 @@ class TargetWeightStrategy(bt.Strategy):
         self._waiting: tuple[pd.Timestamp, Mapping[str, float], str] | None = None
         self._dates: dict[float, pd.Timestamp] = {}
         self._recorded = 0  # order rows already handed to on_week
+        ends = self.p.ends or {}
+        self._ending = [(d, ends[d._name]) for d in self.assets if d._name in ends]
+        self.costs: Costs = self.p.costs
+        #: One row per week processed: ``(week, *COST_COLUMNS)``.
+        self.cost_rows: list[tuple[pd.Timestamp, float, float, float, float]] = []
+        self._slipped = 0.0  # slippage of the fills notified since the last week's row
 
     # backtrader calls prenext* while some feeds have not started (late listings).
     def prenext(self) -> None:
@@ -181,7 +281,16 @@ class TargetWeightStrategy(bt.Strategy):
         if self.p.resume is not None and i == self.p.begin:
             self._restore(self.p.resume)
             return
-        self.values.append(self.broker.getvalue())
+        # The week's charges enter its value (the broker valued the account before them). The
+        # run's first week only opens the account: nothing was held through it.
+        fee, earned, paid = self._charge() if i > self.p.begin else (0.0, 0.0, 0.0)
+        self.cost_rows.append((week, fee, earned, paid, self._slipped))
+        self._slipped = 0.0
+        # The value was taken by the broker before a delisted position is closed: it holds the
+        # position at its last close, and the close-out's commission falls in the next week.
+        self.values.append(self.broker.getvalue() + (earned - paid - fee))
+        if self._ending:
+            self._close_delisted(week)
         if self.p.observe is not None:  # e.g. a drawdown stop watching the equity
             self.p.observe(week, self.values[-1])
         # backtrader keeps every notified order in self._orders for good; our rows suffice.
@@ -204,6 +313,41 @@ class TargetWeightStrategy(bt.Strategy):
             self._recorded = len(self.order_rows)
             record = WeekRecord(week, self.values[-1], cash, holdings, dict(targets), tag, rows)
             self.p.on_week(record)
+
+    def _charge(self) -> tuple[float, float, float]:
+        """Charge the week's borrow fee and interest to the cash; return ``(borrow fee,
+        interest earned, interest paid)``. Shorts are valued at the week's close (a ticker
+        without a bar at its last close), summed in feed order (a resumed run sums the same
+        terms in the same order)."""
+        c = self.costs
+        if not c.charges_weekly:
+            return 0.0, 0.0, 0.0
+        cash = self.broker.getcash()
+        fee = 0.0
+        if c.borrow_fee:
+            positions = self.broker.positions
+            held = [(positions[d].size, d) for d in self.assets if d in positions]
+            short = sum(-size * d.close[0] for size, d in held if size < 0)
+            fee = short * (c.borrow_fee / WEEKS_PER_YEAR)
+        interest = cash * ((c.cash_rate if cash > 0 else c.margin_rate) / WEEKS_PER_YEAR)
+        self.broker.cash = cash + interest - fee
+        return fee, max(interest, 0.0), max(-interest, 0.0)
+
+    def _close_delisted(self, week: pd.Timestamp) -> None:
+        """Close, at its last close, every held position whose data ended before ``week``."""
+        for d, last in self._ending:
+            # .get: creating a position here would change the order in which the broker sums
+            # the positions (a resumed run creates them in feed order), and so the last bit.
+            position = self.broker.positions.get(d)
+            if position is None or not position.size or week <= last:
+                continue
+            size, price = position.size, float(d.close[0])  # an ended feed keeps its last bar
+            commission = self.costs.commission * abs(size) * price
+            self.broker.cash += size * price - commission
+            position.set(0, 0.0)
+            self.order_rows.append(
+                _row(week, week, d._name, -size, price, commission, "Delisted", "")
+            )
 
     def _act(
         self, week: pd.Timestamp, targets: Mapping[str, float], tag: str, present: list[Any]
@@ -278,13 +422,18 @@ class TargetWeightStrategy(bt.Strategy):
                 self.order_rows.append(replace(row, size=math.nan))
         budget = value - held_value
         deltas = self._deltas(targets, price, budget)
-        if self.p.commission > 0:
-            cost = self.p.commission * sum(abs(n) * price[d] for d, n in deltas.items())
+        c = self.costs
+        if c.commission > 0 or c.slippage > 0:
+            # Reserve what the trades will cost, from the trades the budget alone would make.
+            fills = {d: c.fill_price(price[d], n) for d, n in deltas.items()}
+            cost = c.commission * sum(abs(n) * fills[d] for d, n in deltas.items())
+            if c.slippage > 0:
+                cost += sum(abs(n) * abs(fills[d] - price[d]) for d, n in deltas.items())
             deltas = self._deltas(targets, price, budget - cost)
         self._fund(deltas, price)
         for d, n in sorted(deltas.items(), key=lambda kv: kv[1] > 0):  # sells first
             order = self.sell(data=d, size=-n) if n < 0 else self.buy(data=d, size=n)
-            order.addinfo(decided=week, tag=tag)
+            order.addinfo(decided=week, tag=tag, reference=price[d])
 
     def _deltas(
         self, targets: Mapping[str, float], price: Mapping[Any, float], budget: float
@@ -308,19 +457,22 @@ class TargetWeightStrategy(bt.Strategy):
         rest. Only that rounding is made good: targets that overspend by more (gross long
         above the budget) are left to the broker, which rejects and logs them.
         """
-        rate = 1.0 + self.p.commission
+        c = self.costs
+        rate = 1.0 + c.commission
         cash = self.broker.getcash()
         for d, n in deltas.items():
-            cash -= n * price[d] + self.p.commission * abs(n) * price[d]
+            fill = c.fill_price(price[d], n)
+            cash -= n * fill + c.commission * abs(n) * fill
         positions = self.broker.positions
         short = [d for d in price if positions[d].size + deltas.get(d, 0) < 0]
-        if cash >= 0.0 or cash < -sum(price[d] * rate for d in short):
+        if cash >= 0.0 or cash < -sum(c.fill_price(price[d], -1) * rate for d in short):
             return
         buys = sorted((d for d, n in deltas.items() if n > 0), key=lambda d: -deltas[d] * price[d])
         for d in buys:
-            cut = min(deltas[d], math.ceil(-cash / (price[d] * rate)))
+            fill = c.fill_price(price[d], 1)
+            cut = min(deltas[d], math.ceil(-cash / (fill * rate)))
             deltas[d] -= cut
-            cash += cut * price[d] * rate
+            cash += cut * fill * rate
             if not deltas[d]:
                 del deltas[d]
             if cash >= 0.0:
@@ -335,6 +487,9 @@ class TargetWeightStrategy(bt.Strategy):
         status = order.getstatusname()
         if order.status == order.Completed:
             ex = order.executed
+            reference = order.info.get("reference")
+            if reference is not None:
+                self._slipped += abs(ex.price - reference) * abs(ex.size)
             filled = self._dates.get(ex.dt)
             if filled is None:
                 filled = self._dates[ex.dt] = pd.Timestamp(bt.num2date(ex.dt))

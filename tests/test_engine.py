@@ -314,3 +314,115 @@ def test_an_answer_that_breaks_the_rules_stops_the_run_naming_rule_and_week(
     assert str(err.value).startswith(
         f"strategy 'mine', decision of the week of 2024-01-05: {message}"
     )
+
+
+# --- a delisted ticker: its data end before the data set's ----------------------------------
+
+#: B's data end after week 2 (2024-01-19); A (and the index) go on to week 4.
+DELISTING = {
+    "A": [(10.0, 10.0)] * 5,
+    "B": [(20.0, 20.0), (20.0, 25.0), (25.0, 30.0)],
+}
+
+
+def delisting_run(fill: str, **kwargs):  # type: ignore[no-untyped-def]
+    weekly = make_weekly(tiny_daily(DELISTING))
+    weeks = weekly.calendar
+    rule = Scripted(lambda w, t: dict.fromkeys(t, 0.5))
+    return weeks, run_engine(weekly, weeks, weeks[:-1], rule, cash=10_000.0, fill=fill, **kwargs)
+
+
+def test_a_delisted_position_is_closed_at_its_last_close_with_close_fills() -> None:
+    weeks, res = delisting_run("close")
+    # w0: 500 A at 10, 250 B at 20. w1 (B 25, V 11250): B -25, A +62, cash 5. w2 (B 30,
+    # V 12375): B to int(6187.5 / 30) = 206 (-19), A to 618 (+56), cash 15. w3: B has no bar
+    # and never will: its 206 shares are sold at its last close, 30; A stays at 618.
+    delisted = res.orders[res.orders["status"] == "Delisted"]
+    assert delisted[["ticker", "side", "size", "price", "value"]].values.tolist() == [
+        ["B", "sell", 206, 30.0, 6180.0]
+    ]
+    assert delisted["date_submitted"].tolist() == [weeks[3]]
+    assert delisted["date_filled"].tolist() == [weeks[3]]
+    assert res.values.tolist() == [10_000.0, 11_250.0, 12_375.0, 12_375.0, 12_375.0]
+    assert res.weights["B"].tolist() == pytest.approx([0.5, 5625 / 11_250, 6180 / 12_375, 0, 0])
+    assert res.weights["A"].iloc[3:].tolist() == pytest.approx([6180 / 12_375] * 2)
+    later = res.orders[res.orders["date_submitted"] > weeks[2]]
+    assert later["status"].tolist() == ["Delisted"]  # no order, no NoBar row for B after
+
+
+def test_a_delisted_position_is_closed_at_its_last_close_with_next_open_fills() -> None:
+    weeks, res = delisting_run("next_open")
+    # w1 open: 500 A, 250 B. w2 open (B 25): B -25, A +62, cash 5. w3 open: B, decided at
+    # w2, has no bar (NoBar); A is sized on the budget less B's value (12375 - 225 x 30):
+    # int(2812.5 / 10) = 281, a sale of 281. w3 close: B's 225 shares are sold at 30, cash
+    # 2815 + 6750 = 9565. w4 open: A to int(6187.5 / 10) = 618, +337.
+    rows = res.orders
+    assert rows[rows["status"] == "NoBar"]["ticker"].tolist() == ["B"]
+    delisted = rows[rows["status"] == "Delisted"]
+    assert delisted[["ticker", "side", "size", "price", "value"]].values.tolist() == [
+        ["B", "sell", 225, 30.0, 6750.0]
+    ]
+    assert delisted["date_filled"].tolist() == [weeks[3]]
+    last = rows[(rows["date_submitted"] == weeks[3]) & (rows["status"] == "Completed")]
+    assert last[["ticker", "side", "size", "price"]].values.tolist() == [["A", "buy", 337, 10.0]]
+    assert res.values.tolist() == [10_000.0, 11_250.0, 12_375.0, 12_375.0, 12_375.0]
+    assert res.weights["B"].iloc[3:].tolist() == [0.0, 0.0]
+
+
+def test_a_delisting_costs_commission_booked_the_week_after() -> None:
+    _, res = delisting_run("close", commission=0.001)
+    delisted = res.orders[res.orders["status"] == "Delisted"].iloc[0]
+    assert delisted["commission"] == pytest.approx(0.001 * delisted["value"])
+    values = res.values.tolist()
+    assert values[4] == pytest.approx(values[3] - delisted["commission"])
+
+
+@pytest.mark.parametrize("fill", ["close", "next_open"])
+def test_a_run_with_a_delisting_resumed_week_by_week_equals_one_run(fill: str) -> None:
+    weekly = make_weekly(tiny_daily(DELISTING))
+    weeks = weekly.calendar
+    decide = Scripted(lambda w, t: dict.fromkeys(t, 0.5))
+    kwargs = {"cash": 10_000.0, "fill": fill, "commission": 0.002}
+    whole = run_engine(weekly, weeks, weeks, decide, **kwargs)  # type: ignore[arg-type]
+    records: list[WeekRecord] = []
+    for week in weeks:
+        resume = records[-1].resume() if records else None
+        piece = pd.DatetimeIndex([week])
+        run_engine(weekly, piece, piece, decide, resume=resume, on_week=records.append, **kwargs)  # type: ignore[arg-type]
+    assert "B" not in records[3].holdings  # closed in week 3, before its record
+    assert [r.value for r in records] == whole.values.tolist()
+    pd.testing.assert_frame_equal(order_frame([o for r in records for o in r.orders]), whole.orders)
+    assert (whole.orders["status"] == "Delisted").sum() == 1
+
+
+def test_a_backtest_lists_its_delistings_and_does_not_count_them_as_rejected(
+    tmp_path: Path,
+) -> None:
+    folder = tmp_path / "data"
+    folder.mkdir()
+    header = "date,open,high,low,close,adj_close,volume\n"
+    days = pd.bdate_range("2024-01-01", "2024-03-29")
+    for name, last in (("A", days[-1]), ("B", pd.Timestamp("2024-02-16")), ("IDX", days[-1])):
+        body = "".join(f"{d.date()},10,10,10,10,10,100\n" for d in days if d <= last)
+        (folder / f"{name}.csv").write_text(header + body)
+    cfg = load_config(
+        None,
+        [
+            "data.source=csv",
+            f"data.path={folder}",
+            "data.benchmark=IDX",
+            "data.start=2024-01-01",
+            "data.end=2024-03-29",
+            "backtest.start=2024-01-19",
+            "backtest.end=2024-03-29",
+            "backtest.min_history=1",
+        ],
+    )
+    result = run_backtest(cfg, tmp_path / "ws")
+    assert result.summary.delisted == {"B": pd.Timestamp("2024-02-23").date()}
+    # The one order not filled is B's of the week of its last bar, which meets no bar at the
+    # next open (NoBar); the Delisted row counts as filled.
+    statuses = result.orders["status"].value_counts().to_dict()
+    assert statuses["NoBar"] == statuses["Delisted"] == result.summary.orders_rejected == 1
+    assert result.summary.orders_filled == len(result.orders) - 1
+    assert result.summary.to_json()["delisted"] == {"B": "2024-02-23"}

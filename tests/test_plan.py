@@ -361,7 +361,9 @@ def test_a_volatility_target_does_not_hide_a_weight_over_the_cap(
     (tmp_path / "bad_rules_vol.py").write_text(textwrap.dedent(BAD_RULES), encoding="utf-8")
     monkeypatch.chdir(tmp_path)
     monkeypatch.syspath_prepend(str(tmp_path))
+    # Without the per-name volatility ceiling, which would leave TSLA out before the rule.
     sets_ = [*CSV, "backtest.strategy=bad_rules_vol:Greedy", "profile.name=moderate"]
+    sets_.append("profile.max_name_vol=0")
     with pytest.raises(StrategyError, match=r"weight 0\.5 of TSLA breaks the cap of 0\.25 per"):
         run_backtest(load_config(PAPER_CONFIG, sets_), tmp_path / "ws")
 

@@ -42,6 +42,7 @@ from strategies.profile import (
     REASONS,
     Profile,
     ProfileGuard,
+    name_volatility,
     portfolio_volatility,
 )
 from strategies.rule import Decision, DecisionRule, History, State, as_decision
@@ -87,17 +88,19 @@ def profile_of(*items: str) -> Profile | None:
 
 
 @pytest.mark.parametrize(
-    ("name", "limits", "vol_target", "horizon"),
+    ("name", "limits", "vol_target", "horizon", "name_vol"),
     [
-        ("conservative", Limits(0.15, 0.6, False), 0.10, 156),
-        ("moderate", Limits(0.25, 1.0, False), 0.15, 104),
-        ("aggressive", Limits(1 / 3, 1.0, True), None, 52),
+        ("conservative", Limits(0.15, 0.6, False), 0.10, 156, 0.35),
+        ("moderate", Limits(0.25, 1.0, False), 0.15, 104, 0.50),
+        ("aggressive", Limits(1 / 3, 1.0, True), None, 52, None),
     ],
 )
 def test_presets_have_their_documented_limits(
-    name: str, limits: Limits, vol_target: float | None, horizon: int
+    name: str, limits: Limits, vol_target: float | None, horizon: int, name_vol: float | None
 ) -> None:
-    expected = Profile(name, limits, horizon_weeks=horizon, vol_target=vol_target)
+    expected = Profile(
+        name, limits, horizon_weeks=horizon, vol_target=vol_target, max_name_vol=name_vol
+    )
     assert PRESETS[name] == expected
     got = profile_of(f"profile.name={name}")
     assert got == expected
@@ -123,12 +126,22 @@ def test_profile_fields_override_the_preset() -> None:
         vol_target=0.10,
         max_drawdown=0.2,
         exclude=frozenset({"TSLA", "NVDA"}),
+        max_name_vol=0.35,
     )
 
 
 def test_zero_turns_the_vol_target_and_the_drawdown_stop_off() -> None:
-    got = profile_of("profile.name=moderate", "profile.vol_target=0", "profile.max_drawdown=0")
-    assert got == replace(PRESETS["moderate"], vol_target=None, max_drawdown=None)
+    got = profile_of(
+        "profile.name=moderate",
+        "profile.vol_target=0",
+        "profile.max_drawdown=0",
+        "profile.max_name_vol=0",
+    )
+    off = {"vol_target": None, "max_drawdown": None, "max_name_vol": None}
+    assert got == replace(PRESETS["moderate"], **off)
+    assert profile_of("profile.name=aggressive", "profile.max_name_vol=0.4") == replace(
+        PRESETS["aggressive"], max_name_vol=0.4
+    )
     custom = profile_of("profile.name=custom", "profile.vol_target=0", "profile.max_drawdown=0")
     assert custom is not None
     assert (custom.vol_target, custom.max_drawdown) == (None, None)
@@ -357,6 +370,7 @@ def test_a_backtest_goes_to_cash_at_the_stop_for_13_weeks(tmp_path: Path) -> Non
     assert stops["detail"].tolist() == [FIRED] + [IN_CASH] * 12
     assert result.summary.profile.weeks_bound == {
         "excluded": 0,
+        "name_vol": 0,
         "cap": 8,  # 1/N of one name is the cap 1.0: weeks 0-3 and 17-20 (21 decides nothing)
         "vol_target": 0,
         "drawdown_stop": 13,
@@ -477,6 +491,37 @@ def test_vol_target_scales_by_exactly_target_over_vol() -> None:
         (week, "vol_target", "", f"trailing volatility 41.63% > target 10.00%: x{scale:.4f}")
     ]
     assert guard.rows[0][3].endswith("x0.2402")
+
+
+def test_names_above_the_volatility_ceiling_are_left_out_before_sizing() -> None:
+    # At week 5, A's last 4 returns are +-10% (0.1 x sqrt(4/3) x sqrt(52) = 83.27% a year), B
+    # is flat (0%), C has one return (too few to measure); the rows after week 5 (A at 500,
+    # then 1) are the future. 1/N is asked with B alone.
+    closes = VOL_CLOSES.assign(C=[np.nan] * 4 + [5.0, 5.5, 6.0, 6.0])
+    week = closes.index[5]
+    asked: list[list[str]] = []
+
+    def spy(week: pd.Timestamp, tickers: list[str]) -> dict[str, float]:
+        asked.append(tickers)
+        return one_over_n(week, tickers)
+
+    profile = Profile("custom", Limits(1.0, 1.0, False), vol_window=4, max_name_vol=0.5)
+    guard = ProfileGuard(Scripted(spy), profile)
+    assert ask(guard, closes, week, ["A", "B", "C"]) == {"B": 1.0}
+    assert asked == [["B"]]
+    vol_a = 0.1 * math.sqrt(4 / 3) * math.sqrt(52)
+    assert f"{vol_a:.2%}" == "83.27%"
+    assert guard.rows == [
+        (week, "name_vol", "A", "trailing volatility 83.27% > ceiling 50.00%"),
+        (week, "name_vol", "C", "fewer than 4 weekly returns to measure its volatility"),
+        (week, "cap", "B", "|weight| 1.0000 at the cap 1.0000"),  # 1/N of one name
+    ]
+    # At the ceiling a name is kept; above it, not.
+    measured = name_volatility(closes.loc[:week], ["A"], 4)["A"]
+    assert measured == pytest.approx(vol_a, rel=1e-12)
+    for ceiling, kept in ((measured, {"A": 0.5, "B": 0.5}), (measured * (1 - 1e-9), {"B": 1.0})):
+        at = Profile("custom", Limits(1.0, 1.0, False), vol_window=4, max_name_vol=ceiling)
+        assert ask(ProfileGuard(Scripted(one_over_n), at), closes, week, ["A", "B"]) == kept
 
 
 def test_no_scaling_below_the_vol_target() -> None:
@@ -606,6 +651,15 @@ def test_each_profiles_limits_hold_in_every_week_on_paper12(
         assert max(abs(v) for v in out.values()) <= limits.max_weight + TIGHT
         assert sum(abs(v) for v in out.values()) <= limits.gross + TIGHT
         expected += [(week, "excluded", t) for t in sorted(EXCLUDE & set(rec.asked[week]))]
+        if profile.max_name_vol is not None:
+            # Each name's own trailing volatility, point in time: above the ceiling (or not
+            # measurable) it is left out before sizing, so never targeted.
+            allowed = [t for t in rec.asked[week] if t not in EXCLUDE]
+            vols = name_volatility(closes.loc[:week], allowed, 26)
+            risky = {t for t, v in vols.items() if not v <= profile.max_name_vol}
+            assert risky.isdisjoint(sized) and risky.isdisjoint(out)
+            assert all(vols[t] <= profile.max_name_vol for t in out)
+            expected += [(week, "name_vol", t) for t in sorted(risky)]
         expected += [
             (week, "cap", t) for t, v in sized.items() if abs(v) >= limits.max_weight - 1e-9
         ]
@@ -622,6 +676,10 @@ def test_each_profiles_limits_hold_in_every_week_on_paper12(
     assert set(result.bounds["reason"]) <= set(REASONS) - {"drawdown_stop"}
     excluded_weeks = result.bounds.loc[result.bounds["reason"] == "excluded", "week"]
     assert excluded_weeks.nunique() == len(decisions)  # TSLA and NVDA trade every week
+    if profile.max_name_vol is not None:
+        # SHOP's volatility is above 50% (and 35%) every week of 2022-23: never held.
+        assert (result.bounds["reason"] == "name_vol").any()
+        assert "SHOP" not in set(result.orders["ticker"])
     if profile.vol_target is not None:
         assert (result.bounds["reason"] == "vol_target").any()
     if strategy == "lstm_signal" and name == "conservative":
@@ -688,6 +746,9 @@ def test_summary_and_tear_sheet_count_the_weeks_in_bounds_csv(
 ) -> None:
     # A 5% cap on 1/N of 11 names (1/11 each) binds; 3% stops fire twice in 2022-23.
     items = ["profile.name=moderate", "profile.max_weight=0.05", "profile.max_drawdown=0.03"]
+    # A 90% per-name ceiling leaves SHOP out only in its wildest weeks: every limit binds in
+    # some week (at the preset's 50%, the portfolio never reaches the volatility target).
+    items.append("profile.max_name_vol=0.9")
     cfg = load_config(PAPER_CONFIG, [*EQUAL, *items, "profile.exclude=TSLA"])
     result = run_backtest(cfg, tmp_path / "ws")
     out = write_run(result, tmp_path / "run")
@@ -707,6 +768,7 @@ def test_summary_and_tear_sheet_count_the_weeks_in_bounds_csv(
         "max_drawdown": 0.03,
         "exclude": ["TSLA"],
         "weeks_bound": counts,
+        "max_name_vol": 0.9,
     }
     assert all(counts.values()), counts  # every limit bound in some week
     assert counts["excluded"] == summary["weeks"] == 51

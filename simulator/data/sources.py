@@ -7,6 +7,7 @@ index's daily close, and optionally a daily yield series in percent for the risk
 
 from __future__ import annotations
 
+import math
 import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -28,6 +29,16 @@ CSV_COLUMNS = ["date", "open", "high", "low", "close", "adj_close", "volume"]
 PRICE_RANGE = (1e-6, 1e9)
 YIELD_RANGE = (-100.0, 100.0)
 _ZONED = r"\d[T ]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?\s*(?:Z|[+-]\d{2}:?\d{2})$"
+#: How far, as a fraction of the price, an open or a close may lie outside the day's
+#: low..high (and a high below the low) before a row is impossible: published prices are
+#: rounded (paper12's worst is 1.2e-5, a TSLA close below its low).
+RANGE_TOLERANCE = 1e-3
+#: A daily close more than JUMP_FACTOR times the previous close, or less than 1/JUMP_FACTOR of
+#: it (|log return| > ln 10), that jumps back the other way as far within JUMP_REVERT_DAYS
+#: trading days is a suspicious jump (a bad print): warned about, never changed.
+JUMP_FACTOR = 10.0
+JUMP_REVERT_DAYS = 5
+CHECK_REMEDY = 'fix the file, or set data.check = "warn" (drops such rows) or "off"'
 CLOSES_ONLY_NOTE = (
     "daily closes only: weekly open = the week's first daily close, high/low = the highest/"
     "lowest daily close, close = the last daily close; volume is not available"
@@ -49,6 +60,9 @@ class DailyData:
         A daily annual yield in percent (e.g. DGS2), or None.
     note
         How the prices were formed, for the report.
+    warnings
+        One line per series whose rows :func:`check_rows` warned about (entry points print
+        them; a backtest's summary.json lists them).
     """
 
     assets: dict[str, pd.DataFrame]
@@ -56,6 +70,7 @@ class DailyData:
     risk_free: pd.Series | None
     note: str
     source: str
+    warnings: tuple[str, ...] = ()
 
 
 def adjust_ohlc(frame: pd.DataFrame) -> pd.DataFrame:
@@ -126,6 +141,109 @@ def _check_series(name: str, frame: pd.DataFrame, where: str, prices: bool = Tru
             f"{where}: {name} has a {what} of {values[row, col]:g} on {idx[row].date()}, "
             f"outside {low:g}..{high:g}; fix or remove that row"
         )
+
+
+def impossible_rows(frame: pd.DataFrame) -> np.ndarray:
+    """Why each row of a daily OHLCV frame is impossible, ``""`` where it is not.
+
+    Impossible: a date on a Saturday or Sunday, a high below the low, an open or a close
+    outside low..high (each by more than :data:`RANGE_TOLERANCE`), a negative volume. Only the
+    first reason of a row is given.
+
+    >>> f = pd.DataFrame({"open": [1.0, 1.0], "high": [1.0, 0.5], "low": [1.0, 1.0],
+    ...                   "close": [1.0, 1.0], "volume": [0.0, 0.0]},
+    ...                  index=pd.DatetimeIndex(["2024-01-06", "2024-01-08"]))
+    >>> impossible_rows(f).tolist()
+    ['dated on a Saturday', 'its high is below its low']
+    """
+    o, h, lo, c, v = (frame[k].to_numpy(dtype=float) for k in OHLCV)
+    up, down = 1.0 + RANGE_TOLERANCE, 1.0 - RANGE_TOLERANCE
+    dates = pd.DatetimeIndex(frame.index)
+    day = dates.day_of_week.to_numpy()
+    checks = [
+        (day >= 5, "dated on a {day}"),
+        (h < lo * down, "its high is below its low"),
+        ((c > h * up) | (c < lo * down), "its close lies outside its low..high"),
+        ((o > h * up) | (o < lo * down), "its open lies outside its low..high"),
+        (v < 0, "its volume is negative ({volume:g})"),
+    ]
+    reasons = np.full(len(frame), "", dtype=object)
+    for bad, text in reversed(checks):  # the first check's reason wins
+        for i in np.flatnonzero(bad):
+            reasons[i] = text.format(day=dates[int(i)].day_name(), volume=v[i])
+    return reasons
+
+
+def suspicious_jumps(close: pd.Series) -> list[tuple[pd.Timestamp, float, int]]:
+    """Closes that jump by more than :data:`JUMP_FACTOR` and back within
+    :data:`JUMP_REVERT_DAYS` trading days: ``(date of the odd close, its ratio to the close
+    before, trading days until the jump back)``.
+
+    >>> c = pd.Series([10.0, 10_000.0, 10.5, 11.0], index=pd.date_range("2024-01-01", periods=4))
+    >>> [(d.date().isoformat(), f, n) for d, f, n in suspicious_jumps(c)]
+    [('2024-01-02', 1000.0, 1)]
+    """
+    r = np.diff(np.log(close.to_numpy(dtype=float)))
+    big = np.abs(r) > math.log(JUMP_FACTOR)
+    found = []
+    i = 0
+    while i < len(r):
+        back = None
+        if big[i]:  # r[i] moves from day i to day i + 1, the odd close
+            ahead = range(i + 1, min(i + 1 + JUMP_REVERT_DAYS, len(r)))
+            back = next((k for k in ahead if big[k] and r[k] * r[i] < 0), None)
+        if back is None:
+            i += 1
+            continue
+        ratio = float(close.iloc[i + 1] / close.iloc[i])
+        found.append((pd.Timestamp(close.index[i + 1]), ratio, back - i))
+        i = back + 1
+    return found
+
+
+def check_rows(
+    name: str, frame: pd.DataFrame, where: str, level: str
+) -> tuple[pd.DataFrame, list[str]]:
+    """Check one series' daily rows at ``level`` (``data.check``); return the rows to use and
+    the warnings (one line each).
+
+    - ``"strict"``: an impossible row (:func:`impossible_rows`) raises a :class:`DataError`
+      naming the series, the date and the remedy.
+    - ``"warn"``: impossible rows are dropped, with one warning for the series.
+    - both: one warning for the series' suspicious jumps (:func:`suspicious_jumps`); the rows
+      are kept.
+    - ``"off"``: nothing is checked.
+
+    The input frame is not modified.
+    """
+    if level == "off":
+        return frame, []
+    notes = []
+    reasons = impossible_rows(frame)
+    bad = reasons != ""
+    if bad.any():
+        first = int(np.argmax(bad))
+        day = frame.index[first].date()
+        if level == "strict":
+            raise DataError(f"{where}: {name} on {day}: {reasons[first]}; {CHECK_REMEDY}")
+        frame = frame[~bad]
+        if frame.empty:
+            raise DataError(f"{where}: every row of {name} is impossible; fix the file")
+        notes.append(
+            f"warning: {where}: dropped {int(bad.sum())} impossible row(s) of {name}, the "
+            f"first on {day} ({reasons[first]}); fix the file"
+        )
+    jumps = suspicious_jumps(frame["close"])
+    if jumps:
+        day, ratio, back = jumps[0]
+        size = f"{ratio:.4g} times" if ratio > 1 else f"1/{1 / ratio:.4g} of"
+        more = f" ({len(jumps) - 1} more such jump(s))" if len(jumps) > 1 else ""
+        notes.append(
+            f"warning: {where}: {name} on {day.date()}: the close is {size} the previous close "
+            f"and jumps back {back} trading day(s) later, a likely bad print{more}; check the "
+            'file (data.check = "off" silences this)'
+        )
+    return frame, notes
 
 
 def read_price_csv(path: Path, name: str, *, kind: str = "price") -> pd.DataFrame:
@@ -227,6 +345,15 @@ def _restrict(frame: pd.DataFrame, cfg: DataConfig, name: str, where: str) -> pd
     return cut
 
 
+def _checked(
+    name: str, frame: pd.DataFrame, where: str, level: str, warnings: list[str]
+) -> pd.DataFrame:
+    """:func:`check_rows`, its warnings added to ``warnings``."""
+    kept, notes = check_rows(name, frame, where, level)
+    warnings.extend(notes)
+    return kept
+
+
 def _check_names(names: Sequence[str], available: Sequence[str], where: str) -> None:
     for name in names:
         if name not in available:
@@ -254,17 +381,23 @@ def load_bundled(cfg: DataConfig) -> DailyData:
             f"{', '.join(index.columns)}{did_you_mean(cfg.benchmark, index.columns)}"
         )
     assets = {}
-    for t in tickers:
-        close = prices[t].dropna().astype(float)
+    warnings: list[str] = []
+
+    def closes_only(close: pd.Series) -> pd.DataFrame:
+        close = close.dropna().astype(float)
         close.index = pd.DatetimeIndex(close.index, name="date").as_unit("ns")
         frame = pd.DataFrame({c: close for c in ("open", "high", "low", "close")})
         frame["volume"] = 0.0
+        return frame
+
+    for t in tickers:
+        frame = closes_only(prices[t])
         _check_series(t, frame, where)
-        assets[t] = _restrict(frame, cfg, t, where)
-    bench = index[cfg.benchmark].dropna().astype(float)
-    bench.index = pd.DatetimeIndex(bench.index, name="date").as_unit("ns")
-    bench = _restrict(bench.to_frame("close"), cfg, cfg.benchmark, where)["close"]
-    return DailyData(assets, bench.rename(cfg.benchmark), None, CLOSES_ONLY_NOTE, "bundled")
+        assets[t] = _checked(t, _restrict(frame, cfg, t, where), where, cfg.check, warnings)
+    name = cfg.benchmark
+    bench_frame = _restrict(closes_only(index[name]), cfg, name, where)
+    bench = _checked(name, bench_frame, where, cfg.check, warnings)["close"]
+    return DailyData(assets, bench.rename(name), None, CLOSES_ONLY_NOTE, "bundled", tuple(warnings))
 
 
 def load_csv(cfg: DataConfig, risk_free: str | None) -> DailyData:
@@ -290,14 +423,20 @@ def load_csv(cfg: DataConfig, risk_free: str | None) -> DailyData:
     special = {cfg.benchmark, *([risk_free] if risk_free else [])}
     tickers = list(cfg.tickers or [a for a in available if a not in special | RATE_SERIES])
     _check_names([*tickers, cfg.benchmark, *([risk_free] if risk_free else [])], available, where)
-    assets = {t: _restrict(read_price_csv(files[t], t), cfg, t, str(files[t])) for t in tickers}
-    bench_frame = read_price_csv(files[cfg.benchmark], cfg.benchmark)
-    bench = _restrict(bench_frame, cfg, cfg.benchmark, str(files[cfg.benchmark]))["close"]
+    warnings: list[str] = []
+
+    def load(name: str) -> pd.DataFrame:
+        at = str(files[name])
+        frame = _restrict(read_price_csv(files[name], name), cfg, name, at)
+        return _checked(name, frame, at, cfg.check, warnings)
+
+    assets = {t: load(t) for t in tickers}
+    bench = load(cfg.benchmark)["close"]
     rf = None
     if risk_free:
         rf = read_price_csv(files[risk_free], risk_free, kind="yield")["close"].rename(risk_free)
     note = "daily OHLC from CSV files, adjusted by adj_close / close (splits and dividends)"
-    return DailyData(assets, bench.rename(cfg.benchmark), rf, note, "csv")
+    return DailyData(assets, bench.rename(cfg.benchmark), rf, note, "csv", tuple(warnings))
 
 
 YAHOO_INDICES = frozenset({"IXIC", "GSPC", "DJI", "NDX", "RUT", "IRX", "TNX", "FVX", "VIX"})
@@ -484,16 +623,19 @@ def load_yahoo(cfg: DataConfig, risk_free: str | None, workspace: Path) -> Daily
     for name in from_fred:
         fetch_fred(name, start - pd.Timedelta(days=14), end, workspace)
     where = "Yahoo cache"
-    assets = {
-        t: _restrict(_read_cached(_cache_path(workspace, t), t), cfg, t, where) for t in cfg.tickers
-    }
-    bench_frame = _read_cached(_cache_path(workspace, cfg.benchmark), cfg.benchmark)
-    bench = _restrict(bench_frame, cfg, cfg.benchmark, where)["close"]
+    warnings: list[str] = []
+
+    def load(name: str) -> pd.DataFrame:
+        frame = _restrict(_read_cached(_cache_path(workspace, name), name), cfg, name, where)
+        return _checked(name, frame, where, cfg.check, warnings)
+
+    assets = {t: load(t) for t in cfg.tickers}
+    bench = load(cfg.benchmark)["close"]
     rf = None
     if risk_free:
         rf = _read_cached(_cache_path(workspace, risk_free), risk_free, "yield")["close"]
     note = "daily OHLC from Yahoo, adjusted by Adj Close / Close (splits and dividends)"
-    return DailyData(assets, bench.rename(cfg.benchmark), rf, note, "yahoo")
+    return DailyData(assets, bench.rename(cfg.benchmark), rf, note, "yahoo", tuple(warnings))
 
 
 def load_daily(cfg: DataConfig, risk_free: float | str, workspace: Path) -> DailyData:

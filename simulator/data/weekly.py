@@ -35,6 +35,8 @@ class WeeklyData:
         The annual yield in percent known at each week stamp (last observation), or None.
     calendar
         Every week stamp of the data set, ascending.
+    warnings
+        The daily data's warnings (:attr:`DailyData.warnings`).
     """
 
     bars: dict[str, pd.DataFrame]
@@ -43,6 +45,7 @@ class WeeklyData:
     calendar: pd.DatetimeIndex
     note: str
     source: str
+    warnings: tuple[str, ...] = ()
 
     @property
     def tickers(self) -> list[str]:
@@ -139,4 +142,5 @@ def make_weekly(daily: DailyData) -> WeeklyData:
         calendar,
         daily.note,
         daily.source,
+        daily.warnings,
     )

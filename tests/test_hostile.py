@@ -77,12 +77,21 @@ def refused(
     """Run ``argv``; assert exit 2 and exactly one ``error:`` line matching ``match``."""
     code = run_cli(argv, monkeypatch)
     err = capsys.readouterr().err
-    # A transient progress bar leaves a blank line behind; the error is the one line of text.
+    # Progress of the work done before the error (stderr is a log here: one line per phase,
+    # "1/N ..." and "1/N: 52 weeks in 0.1 s") may come first; the error is the last line and
+    # the only one that says error.
     lines = [line for line in err.split("\n") if line.strip()]
     assert code == 2, err
-    assert len(lines) == 1 and lines[0].startswith("error: "), err
-    assert re.search(match, lines[0]), lines[0]
-    return lines[0]
+    assert lines and lines[-1].startswith("error: "), err
+    assert sum(line.startswith("error") for line in lines) == 1, err
+    assert all(_PROGRESS.fullmatch(line) for line in lines[:-1]), err
+    assert "Traceback" not in err
+    assert re.search(match, lines[-1]), lines[-1]
+    return lines[-1]
+
+
+#: The lines a command prints to a log while it works (clikit.Reporter).
+_PROGRESS = re.compile(r"(1/N|backtest \S+|baseline \S+|tear sheet)( \.\.\.|: .* in [\d.]+ s)")
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -84,14 +85,23 @@ def sets(items: list[str]) -> list[str]:
     return [arg for item in items for arg in ("--set", item)]
 
 
+#: The lines a command prints to a log while it works (simulator.clikit.Reporter).
+PROGRESS = re.compile(
+    r"(1/N|backtest \S+|baseline \S+|tear sheet|trials|model \d+/\d+: .*|training .*)"
+    r"( \.\.\.|: .* in [\d.]+ s)?"
+)
+
+
 def error_line(capsys: pytest.CaptureFixture[str]) -> str:
-    """The one line a user error prints on stderr."""
+    """The one line a user error prints on stderr (after the progress lines of the work done
+    before it, if any: stderr is a log in tests)."""
     err = capsys.readouterr().err
     assert "Traceback" not in err
     lines = [line for line in err.splitlines() if line.strip()]
-    assert len(lines) == 1, err
-    assert lines[0].startswith("error: "), err
-    return lines[0]
+    assert lines and lines[-1].startswith("error: "), err
+    assert sum(line.startswith("error") for line in lines) == 1, err
+    assert all(PROGRESS.fullmatch(line) for line in lines[:-1]), err
+    return lines[-1]
 
 
 def assert_nothing_written(out: Path) -> None:

@@ -22,12 +22,19 @@ from typing import Any
 
 import pandas as pd
 
-from models.plots import Curve, learning_curves_figure, predicted_vs_actual_figure
+from models.plots import (
+    Curve,
+    forecast_scatter_figure,
+    forecast_scatter_grid,
+    learning_curves_figure,
+    learning_summary_figure,
+)
 from simulator.errors import RunDirError
 from simulator.htmlkit import esc as _esc
 from simulator.htmlkit import num as _num
 from simulator.htmlkit import png as _png
 from simulator.htmlkit import table as _table
+from simulator.metrics import SHORT_RUN_WEEKS
 from simulator.rundir import read_predictions
 from simulator.summary import REMEDY, Confidence, RunSummary
 
@@ -94,6 +101,12 @@ def reference_html(summary: RunSummary) -> str:
     if name not in REFERENCES:
         raise RunDirError(f"summary.json: unknown reference {name!r}; {REMEDY}")
     ref = REFERENCES[name]
+    if summary.short:
+        return (
+            f"<h3>Our figures beside the paper's ({_esc(ref['title'])})</h3>\n"
+            f"<p>Not compared: the paper's figures cover {_esc(ref['period'])}; this run has "
+            f"{_esc(summary.weeks)} weekly returns, too few to set beside a year.</p>"
+        )
     labels = {
         "benchmark": summary.benchmark_name,
         "equal_weight": "1/N",
@@ -175,24 +188,66 @@ _METRIC_HEAD = [
 ]
 
 
-def _learning_png(version: Mapping[str, Any]) -> str | None:
+def _curves(version: Mapping[str, Any]) -> dict[str, Curve]:
     training = version.get("training") or {}
-    curves = {
+    return {
         str(key): Curve(fit["train_loss"], fit["val_loss"], int(fit["best_epoch"]))
         for key, fit in training.items()
     }
-    fig = learning_curves_figure(curves)
-    return _png(fig) if fig is not None else None
 
 
-def _predicted_png(predictions: pd.DataFrame) -> str | None:
-    rows = predictions.dropna(subset=["predicted_close", "actual_close"])
-    per_ticker = {
-        str(t): part.assign(target_week=part["week"] + pd.Timedelta(weeks=1))
-        for t, part in rows.groupby("ticker", sort=False)
-    }
-    fig = predicted_vs_actual_figure(per_ticker)
-    return _png(fig) if fig is not None else None
+def _img(png: str, alt: str, css: str = "") -> str:
+    cls = f' class="{css}"' if css else ""
+    return f'<img{cls} src="data:image/png;base64,{png}" alt="{_esc(alt)}">'
+
+
+def _learning_html(versions: list[Mapping[str, Any]]) -> str:
+    """One small multiple per version (median and middle half of its models), then each
+    version's models one by one in a collapsed ``<details>``."""
+    curves = {str(v["version"]): _curves(v) for v in versions}
+    summary = learning_summary_figure(curves)
+    if summary is None:
+        return ""
+    parts = [
+        "<h4>Learning curves of every version (MSE on the scaled target per epoch: the median "
+        "over its models, the middle half shaded; dotted: the median restored best epoch)</h4>",
+        _img(_png(summary), "learning curves, one panel per version", "small"),
+    ]
+    for version, by_model in curves.items():
+        fig = learning_curves_figure(by_model)
+        if fig is None:
+            continue
+        parts.append(
+            f"<details><summary>Learning curves of {_esc(version)}, model by model "
+            f"({len(by_model)})</summary>\n"
+            + _img(_png(fig), f"learning curves of {version}", "small")
+            + "</details>"
+        )
+    return "\n".join(parts)
+
+
+def _forecast_html(predictions: pd.DataFrame) -> str:
+    """Realised against predicted returns: every forecast pooled, then per ticker (collapsed)."""
+    pooled = forecast_scatter_figure(predictions)
+    if pooled is None:
+        return ""
+    per_ticker = {str(t): part for t, part in predictions.groupby("ticker", sort=False)}
+    grid = forecast_scatter_grid(per_ticker)
+    details = (
+        "<details><summary>Realised against predicted returns, ticker by ticker</summary>\n"
+        + _img(_png(grid), "realised against predicted returns per ticker")
+        + "</details>"
+        if grid is not None
+        else ""
+    )
+    return (
+        "<h4>Realised against predicted weekly returns over the traded weeks</h4>\n"
+        "<p>Each point is one forecast: its predicted return (next close over last close, "
+        "less one) across, the return that followed up. The naive forecast (next close = last "
+        "close) predicts 0: the dashed line. Points in the shaded quadrants called the "
+        "direction right. The axes have their own scales: the forecasts vary far less than "
+        "the returns.</p>\n" + _img(_png(pooled), "realised against predicted returns") + details
+    )
 
 
 def prediction_html(run_dir: Path, models: Mapping[str, Any]) -> str:
@@ -232,22 +287,6 @@ def prediction_html(run_dir: Path, models: Mapping[str, Any]) -> str:
             f"{_esc(tags.get('mode', '?'))}, trained on {_esc(tags.get('train_start'))} to "
             f"{_esc(tags.get('train_end'))}): {scored}.</li>"
         )
-    curves = []
-    for v in models["versions"]:
-        png = _learning_png(v)
-        if png is not None:
-            curves.append(
-                f"<h4>Learning curves of {_esc(v['version'])} (MSE on the scaled target; dotted: "
-                f'the restored best epoch)</h4>\n<img src="data:image/png;base64,{png}" '
-                f'alt="learning curves of {_esc(v["version"])}">'
-            )
-    pva = _predicted_png(predictions)
-    pva_html = (
-        "<h4>Predicted vs actual close over the traded weeks (naive: last close)</h4>\n"
-        f'<img src="data:image/png;base64,{pva}" alt="predicted vs actual">'
-        if pva
-        else ""
-    )
     return f"""
 <h3>Predictions</h3>
 <p>{lead} Metrics on prices unless marked; MAPE in percent; hit rate = share of weeks whose
@@ -258,8 +297,8 @@ the data it was trained with):</p>
 <ul>
 {"".join(versions)}
 </ul>
-{"".join(curves)}
-{pva_html}
+{_forecast_html(predictions)}
+{_learning_html(models["versions"])}
 """
 
 
@@ -357,6 +396,13 @@ def honesty_html(summary: RunSummary, models: Mapping[str, Any] | None) -> str:
             f"Fill timing (<code>{_esc(fill)}</code>): {fill_line}.</p>",
             _table(head, rows, "leakage"),
         ]
+    if summary.short:
+        parts += [
+            "<h4>How sure is the result?</h4>",
+            f"<p>{_esc(summary.weeks)} weeks are too short to judge: the probabilistic Sharpe "
+            f"ratio, an annualised figure, is left out below {SHORT_RUN_WEEKS} weeks.</p>",
+        ]
+        return "\n".join(parts)
     confidence = summary.confidence
     strategy = summary.strategy_name
     lines = [

@@ -22,6 +22,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from simulator.errors import RunDirError
+from simulator.metrics import SHORT_RUN_WEEKS
 
 #: The summary.json schema this foliosim writes and reads.
 SCHEMA = 2
@@ -217,6 +218,12 @@ class RunSummary(_Part):
     @property
     def baseline_names(self) -> list[str]:
         return list(self.baselines)
+
+    @property
+    def short(self) -> bool:
+        """Fewer weekly returns than :data:`simulator.metrics.SHORT_RUN_WEEKS`: figures are
+        shown for the period, never annualised."""
+        return self.weeks < SHORT_RUN_WEEKS
 
     def to_json(self) -> dict[str, Any]:
         """The JSON document (series at the top level, NaN as null)."""

@@ -159,7 +159,9 @@ def forecast_scatter_grid(rows: Mapping[str, pd.DataFrame]) -> Figure | None:
 def learning_summary_figure(versions: Mapping[str, Mapping[str, Curve]]) -> Figure | None:
     """One panel per version: the median training and validation loss per epoch over its
     models, the middle half of the models shaded, and the median restored epoch dotted (None
-    without any curve). An epoch's figures are over the models that trained that long."""
+    without any curve). An epoch's figures are over the models that trained that long, shown
+    while at least half of the version's models did (early stopping ends the others; the
+    last few would make a noisy tail)."""
     versions = {v: curves for v, curves in versions.items() if curves}
     if not versions:
         return None
@@ -168,11 +170,12 @@ def learning_summary_figure(versions: Mapping[str, Mapping[str, Curve]]) -> Figu
         ax = fig.add_subplot(nrows, cols, i + 1)
         for key, label in (("train_loss", "train"), ("val_loss", "validation")):
             losses = [np.asarray(getattr(c, key), dtype=float) for c in curves.values()]
-            longest = max(len(x) for x in losses)
-            table = np.full((len(losses), longest), np.nan)
+            # The median length: at least half of the models trained this many epochs.
+            shown = int(np.ceil(np.median([len(x) for x in losses])))
+            table = np.full((len(losses), shown), np.nan)
             for row, x in enumerate(losses):
-                table[row, : len(x)] = x
-            epochs = np.arange(1, longest + 1)
+                table[row, : min(len(x), shown)] = x[:shown]
+            epochs = np.arange(1, shown + 1)
             low, mid, high = np.nanpercentile(table, [25, 50, 75], axis=0)
             (line,) = ax.plot(epochs, mid, lw=1.2, label=f"{label} (median)")
             ax.fill_between(epochs, low, high, color=line.get_color(), alpha=0.2, lw=0)

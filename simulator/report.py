@@ -38,8 +38,14 @@ from simulator.charts import growth_figure, return_quantiles_figure, yearly_retu
 from simulator.errors import RunDirError
 from simulator.htmlkit import esc, format_number, png, write_atomically
 from simulator.metrics import SHORT_RUN_WEEKS, WEEKS_PER_YEAR
-from simulator.rundir import read_models, read_returns
-from simulator.sections import honesty_html, prediction_html, profile_html, reference_html
+from simulator.rundir import read_exposure, read_models, read_returns
+from simulator.sections import (
+    exposure_html,
+    honesty_html,
+    prediction_html,
+    profile_html,
+    reference_html,
+)
 from simulator.summary import REMEDY, RunSummary, read_summary
 
 if TYPE_CHECKING:
@@ -182,7 +188,11 @@ def write_tearsheet(run_dir: Path) -> Path:
             ),
         }
     models = read_models(run_dir)
-    extra = [profile_html(summary), reference_html(summary)]
+    extra = [
+        profile_html(summary),
+        exposure_html(summary, read_exposure(run_dir)),
+        reference_html(summary),
+    ]
     stocks = summary.analytics
     if stocks is not None and stocks.stocks:
         from simulator.analytics import analytics_html, from_json_rows

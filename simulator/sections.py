@@ -1,9 +1,11 @@
-"""Tear-sheet sections beyond Table 2: the paper side by side, predictions, honesty, profile.
+"""Tear-sheet sections beyond Table 2: the paper side by side, predictions, honesty, profile,
+exposure and turnover.
 
 - :func:`reference_html`: our Table 2 next to published figures (``report.reference``), with
   a plain sentence for every figure that differs.
 - :func:`prediction_html`: the forecasts' errors over the traded weeks next to the naive
   forecast, each model's registered test record, learning curves and predicted-vs-actual plots.
+- :func:`exposure_html`: gross, net, long and short exposure and weekly turnover over time.
 - :func:`honesty_html`: the leakage audit (train_end against the first week each model traded,
   scaler windows, fill timing) and how sure the result is (probabilistic Sharpe ratios).
 
@@ -29,6 +31,7 @@ from models.plots import (
     learning_curves_figure,
     learning_summary_figure,
 )
+from simulator.charts import exposure_figure
 from simulator.errors import RunDirError
 from simulator.htmlkit import esc as _esc
 from simulator.htmlkit import num as _num
@@ -466,4 +469,37 @@ def profile_html(summary: RunSummary) -> str:
 <p>Weeks in which each limit bound (the limits act inside the sizing rule; bounds.csv lists
 every case with its figures):</p>
 {_table(["limit bound", "weeks", "of"], counts, "profile-bounds")}
+"""
+
+
+# --- exposure and turnover -----------------------------------------------------------------
+
+
+def exposure_html(summary: RunSummary, exposure: pd.DataFrame | None) -> str:
+    """The strategy's exposure and turnover per week, and their summary figures ('' for a run
+    written before exposure.csv existed)."""
+    facts = summary.exposure
+    if exposure is None or facts is None or exposure.empty:
+        return ""
+
+    def pct(value: float | None) -> str:
+        return _num(None if value is None else value * 100, ".1f")
+
+    rows = [
+        [_esc("long"), pct(facts.mean_long), pct(float(exposure["long"].max()))],
+        [_esc("short"), pct(facts.mean_short), pct(float(exposure["short"].min()))],
+        [_esc("gross"), pct(facts.mean_gross), pct(facts.max_gross)],
+        [_esc("net"), pct(facts.mean_net), pct(float(exposure["net"].abs().max()))],
+    ]
+    chart = _png(exposure_figure(exposure), dpi=100)
+    return f"""
+<h3>Exposure and turnover</h3>
+<p>Long and short are the sums of the positive and negative weights held over each week, gross
+their absolute sum and net their sum, as percentages of the portfolio value. Turnover is the
+value traded to set up the week's positions (buys plus sells) over the portfolio value at the
+close that decided it: {pct(facts.first_turnover)}% in the first week, which builds the
+portfolio from cash, then {pct(facts.mean_turnover)}% a week on average, or
+{pct(facts.annual_turnover)}% a year (52 weeks). Every week is in <code>exposure.csv</code>.</p>
+{_table(["exposure (%)", "mean", "extreme"], rows, "exposure")}
+<img src="data:image/png;base64,{chart}" alt="exposure and turnover per week">
 """

@@ -124,6 +124,24 @@ class PredictionFacts(_Part):
     mse_ratio: float | None
 
 
+class ExposureFacts(_Part):
+    """What the strategy held and traded (:mod:`simulator.exposure`), as fractions of the
+    portfolio value: mean long (>= 0), short (<= 0), gross and net exposure over the return
+    weeks, the largest gross exposure, and the weekly turnover (buys plus sells): of the first
+    week (the portfolio built from cash) and on average over the weeks after it, with its
+    annual rate (times 52; None for a run of one week)."""
+
+    weeks: int
+    mean_long: float
+    mean_short: float
+    mean_gross: float
+    mean_net: float
+    max_gross: float
+    first_turnover: float
+    mean_turnover: float | None
+    annual_turnover: float | None
+
+
 class ReplayFacts(_Part):
     """A paper account's report: the account and its pinned model."""
 
@@ -182,6 +200,7 @@ class RunSummary(_Part):
     models: list[ModelUse] = Field(default_factory=list)
     prediction: PredictionFacts | None = None
     replay: ReplayFacts | None = None
+    exposure: ExposureFacts | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -236,7 +255,7 @@ class RunSummary(_Part):
 
 
 #: Parts of the summary only some runs have; absent from the JSON when a run has none.
-_OPTIONAL_SECTIONS = ("profile", "replay", "prediction", "models")
+_OPTIONAL_SECTIONS = ("profile", "replay", "prediction", "models", "exposure")
 
 
 def _null_nan(value: Any) -> Any:

@@ -287,12 +287,18 @@ def test_learning_curves_show_one_panel_per_version_with_the_median() -> None:
             "B": Curve([2.0, 1.0], [3.0, 2.0], 1),
             "C": Curve([3.0, 3.0, 3.0], [4.0, 4.0, 1.0], 2),
         },
-        "m/2": {"A": Curve([1.0], [1.0], 1)},
+        "m/2": {
+            "A": Curve([1.0, 1.0, 1.0, 9.0], [1.0, 1.0, 1.0, 9.0], 1),
+            "B": Curve([2.0, 2.0], [2.0, 2.0], 1),
+            "C": Curve([3.0], [3.0], 1),
+        },
         "m/3": {},
     }
     fig = learning_summary_figure(versions)
     assert fig is not None
-    assert [ax.get_title() for ax in fig.axes] == ["m/1 (3 models)", "m/2 (1 models)"]
+    assert [ax.get_title() for ax in fig.axes] == ["m/1 (3 models)", "m/2 (3 models)"]
+    # m/2: half of its models stopped after 2 epochs; A's last epochs alone are not shown.
+    np.testing.assert_allclose(fig.axes[1].lines[0].get_ydata(), [2.0, 1.5])
     train, val, best = fig.axes[0].lines
     # Epoch 3: only A and C trained that long.
     np.testing.assert_allclose(train.get_ydata(), [3.0, 2.0, 2.0])
@@ -343,7 +349,12 @@ def test_an_lstm_tear_sheet_and_a_replay_tear_sheet_are_clean_in_chromium(
     result = run_backtest(paper_model.config, paper_model.workspace)
     run = write_run(result, tmp_path / "lstm")
     text = assert_clean_in_chromium(run, tmp_path)
-    for shown in ("CAGR%", "Realised against predicted", "Learning curves of every version"):
+    for shown in (
+        "CAGR%",
+        "Realised against predicted",
+        "Learning curves of every version",
+        "Exposure and turnover",
+    ):
         assert shown in text
 
     workspace = tmp_path / "ws"

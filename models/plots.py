@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import matplotlib.dates as mdates
 import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
@@ -185,6 +186,36 @@ def learning_summary_figure(versions: Mapping[str, Mapping[str, Curve]]) -> Figu
         ax.tick_params(labelsize=7)
         ax.set_xlabel("epoch", fontsize=7)
         ax.legend(fontsize=6, frameon=False)
+    return fig
+
+
+#: Weeks of the rolling mean on the weekly IC chart (a quarter).
+IC_ROLLING_WEEKS = 13
+
+
+def ic_figure(ics: pd.DataFrame) -> Figure | None:
+    """The weekly rank IC as bars, its trailing :data:`IC_ROLLING_WEEKS`-week mean and its
+    overall mean (``ics`` as :func:`models.metrics.weekly_ic` returns; None without a week
+    that has one)."""
+    rank = ics["rank_ic"].dropna()
+    if rank.empty:
+        return None
+    weeks = mdates.date2num(pd.DatetimeIndex(rank.index).to_numpy())
+    fig = Figure(figsize=(9, 3.0), layout="constrained")
+    ax = fig.add_subplot()
+    colors = np.where(rank.to_numpy() > 0, "#55a868", "#c44e52")
+    # Bars 5 days wide in matplotlib's date units (days).
+    ax.bar(weeks, rank.to_numpy(), width=5, color=colors, alpha=0.6, label="rank IC of the week")
+    rolling = rank.rolling(IC_ROLLING_WEEKS, min_periods=IC_ROLLING_WEEKS).mean()
+    ax.plot(weeks, rolling.to_numpy(), color="black", lw=1.2, label=f"{IC_ROLLING_WEEKS}-week mean")
+    ax.axhline(float(rank.mean()), color="#4c72b0", ls="--", lw=1.0, label="mean")
+    ax.axhline(0.0, color="#999999", lw=0.8)
+    ax.set_ylim(-1.05, 1.05)
+    locator = mdates.AutoDateLocator()
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+    ax.set_ylabel("rank IC")
+    ax.legend(fontsize=8, frameon=False, ncols=3, loc="upper left")
     return fig
 
 

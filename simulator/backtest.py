@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, cast
 import numpy as np
 import pandas as pd
 
+from models.metrics import predictions_quality
 from simulator.config import Config
 from simulator.data import WeeklyData, load_daily, make_weekly
 from simulator.engine import EngineResult, eligible_frame
@@ -28,6 +29,7 @@ from simulator.summary import (
     Analytics,
     Confidence,
     EngineRun,
+    ForecastQuality,
     ModelUse,
     PredictionFacts,
     ProfileFacts,
@@ -349,6 +351,7 @@ def run_backtest(
             weeks=int(predictions["week"].nunique()),
             forecasts=int(predictions["predicted_close"].notna().sum()),
             mse_ratio=nan_to_none((record["as_traded"].get("all") or {}).get("mse_ratio")),
+            quality=ForecastQuality.model_validate(nan_to_none(predictions_quality(predictions))),
         )
         used = [ModelUse(**u) for u in record["used"]]
         summary = summary.model_copy(update={"models": used, "prediction": facts})

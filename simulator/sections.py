@@ -24,10 +24,13 @@ from typing import Any
 
 import pandas as pd
 
+from models.metrics import MIN_IC_TICKERS, predictions_ic, predictions_quality
 from models.plots import (
+    IC_ROLLING_WEEKS,
     Curve,
     forecast_scatter_figure,
     forecast_scatter_grid,
+    ic_figure,
     learning_curves_figure,
     learning_summary_figure,
 )
@@ -39,7 +42,14 @@ from simulator.htmlkit import png as _png
 from simulator.htmlkit import table as _table
 from simulator.metrics import SHORT_RUN_WEEKS
 from simulator.rundir import read_predictions
-from simulator.summary import REMEDY, Confidence, RunSummary
+from simulator.summary import (
+    REMEDY,
+    Confidence,
+    ForecastQuality,
+    ICStats,
+    RunSummary,
+    nan_to_none,
+)
 
 #: Published figures, by ``report.reference`` name: columns benchmark, 1/N, strategy.
 REFERENCES: dict[str, dict[str, Any]] = {
@@ -246,11 +256,59 @@ def _forecast_html(predictions: pd.DataFrame) -> str:
     return (
         "<h4>Realised against predicted weekly returns over the traded weeks</h4>\n"
         "<p>Each point is one forecast: its predicted return (next close over last close, "
-        "less one) across, the return that followed up. The naive forecast (next close = last "
-        "close) predicts 0: the dashed line. Points in the shaded quadrants called the "
-        "direction right. The axes have their own scales: the forecasts vary far less than "
-        "the returns.</p>\n" + _img(_png(pooled), "realised against predicted returns") + details
+        "less one) on the horizontal axis, the return that followed on the vertical one. The "
+        "naive forecast (next close = last close) predicts 0: the dashed line. Points in "
+        "the shaded quadrants called the direction right. The axes have their own scales: "
+        "the forecasts vary far less than the returns.</p>\n"
+        + _img(_png(pooled), "realised against predicted returns")
+        + details
     )
+
+
+def _ic_cells(label: str, stats: ICStats) -> list[str]:
+    return [
+        _esc(label),
+        _num(stats.mean, ".3f"),
+        _num(stats.std, ".3f"),
+        _num(stats.t_stat, ".2f"),
+        _num(stats.positive, ".1%"),
+        _esc(stats.weeks),
+    ]
+
+
+def quality_html(predictions: pd.DataFrame) -> str:
+    """Forecast quality as quants measure it: IC and rank IC per week with their mean,
+    t-statistic and share of positive weeks, beside the hit rate and the MSE against the naive
+    forecast; and the weekly rank IC as a chart."""
+    quality = ForecastQuality.model_validate(nan_to_none(predictions_quality(predictions)))
+    if not quality.forecasts:
+        return ""
+    rows = [_ic_cells("IC (Pearson)", quality.ic), _ic_cells("rank IC (Spearman)", quality.rank_ic)]
+    chart = ic_figure(predictions_ic(predictions))
+    img = _img(_png(chart), "weekly rank IC") if chart is not None else ""
+    t = quality.rank_ic.t_stat
+    verdict = (
+        "The rank IC's t-statistic is above 2: the forecasts ranked the tickers better than "
+        "chance, on these weeks."
+        if t is not None and t > 2
+        else "The rank IC's t-statistic is not above 2: on these weeks the forecasts' ranking "
+        "of the tickers cannot be told from chance."
+    )
+    return f"""
+<h4>Forecast quality</h4>
+<p>Each week the information coefficient (IC) is the correlation across tickers between the
+predicted and the realised returns (the rank IC: the same on ranks, Spearman's); a week needs
+{MIN_IC_TICKERS} tickers with a forecast. The t-statistic is the mean IC over its standard
+error (the standard deviation over the square root of the number of weeks). Over
+{_esc(quality.forecasts)} forecasts the direction was right
+{_num(quality.hit_rate, ".1%")} of the time, and their MSE on returns is
+{_num(quality.mse_ratio, ".3f")} times the naive forecast's (below 1 is better).
+{verdict}</p>
+{_table(["", "mean", "std", "t-stat", "weeks above 0", "weeks"], rows, "forecast-quality")}
+{img}
+<p>Bars: each week's rank IC; line: its mean over the last {IC_ROLLING_WEEKS} weeks; dashed: its
+mean over the run.</p>
+"""
 
 
 def prediction_html(run_dir: Path, models: Mapping[str, Any]) -> str:
@@ -300,6 +358,7 @@ the data it was trained with):</p>
 <ul>
 {"".join(versions)}
 </ul>
+{quality_html(predictions)}
 {_forecast_html(predictions)}
 {_learning_html(models["versions"])}
 """

@@ -116,12 +116,39 @@ class ModelUse(_Part):
     orders: int
 
 
+class ICStats(_Part):
+    """A weekly information coefficient over the weeks that have one
+    (:func:`models.metrics.ic_stats`): mean, standard deviation, t-statistic
+    (``mean / (std / sqrt(weeks))``) and the share of weeks above 0."""
+
+    weeks: int
+    mean: float | None
+    std: float | None
+    t_stat: float | None
+    positive: float | None
+
+
+class ForecastQuality(_Part):
+    """Forecast quality over the traded weeks (:func:`models.metrics.forecast_quality`): the
+    IC and rank IC (Spearman) of predicted against realised returns across tickers each week,
+    the share of forecasts whose direction was right, and the MSE on returns over the naive
+    forecast's."""
+
+    forecasts: int
+    ic: ICStats
+    rank_ic: ICStats
+    hit_rate: float | None
+    mse_ratio: float | None
+
+
 class PredictionFacts(_Part):
-    """How many forecasts the strategy made, and their MSE against the naive forecast's."""
+    """How many forecasts the strategy made, their MSE against the naive forecast's, and
+    their quality as quants measure it (absent from summaries written before it existed)."""
 
     weeks: int
     forecasts: int
     mse_ratio: float | None
+    quality: ForecastQuality | None = None
 
 
 class ExposureFacts(_Part):

@@ -18,11 +18,13 @@ import pytest
 from fontTools.ttLib import TTFont
 from matplotlib.figure import Figure
 
+from models.metrics import predictions_quality
 from models.plots import (
     Curve,
     direction_hits,
     forecast_returns,
     forecast_scatter_figure,
+    ic_figure,
     learning_summary_figure,
     png_bytes,
 )
@@ -322,6 +324,10 @@ def test_date_axes_never_warn(weeks: int) -> None:
         index=returns.index,
     )
     png_bytes(exposure_figure(exposure))
+    ics = pd.DataFrame({"ic": 0.1, "rank_ic": 0.2, "n": 3}, index=returns.index)
+    figure = ic_figure(ics)
+    assert figure is not None
+    png_bytes(figure)
 
 
 # --- the tear sheets in a real browser -------------------------------------------------------
@@ -347,13 +353,22 @@ def test_an_lstm_tear_sheet_and_a_replay_tear_sheet_are_clean_in_chromium(
     if not CHROMIUM.is_file():
         pytest.skip(f"{CHROMIUM} is absent: `make test` installs Debian's chromium")
     result = run_backtest(paper_model.config, paper_model.workspace)
+    assert result.summary.prediction is not None and result.predictions is not None
+    quality = result.summary.prediction.quality
+    assert quality is not None and quality.model_dump() == pytest.approx(
+        predictions_quality(result.predictions)
+    )
+    assert quality.rank_ic.weeks == 51 and quality.forecasts == 51 * 12
     run = write_run(result, tmp_path / "lstm")
+    doc = json.loads((run / "summary.json").read_text())
+    assert doc["prediction"]["quality"]["rank_ic"]["weeks"] == 51
     text = assert_clean_in_chromium(run, tmp_path)
     for shown in (
         "CAGR%",
         "Realised against predicted",
         "Learning curves of every version",
         "Exposure and turnover",
+        "Forecast quality",
     ):
         assert shown in text
 

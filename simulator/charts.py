@@ -71,6 +71,22 @@ def growth_figure(returns: pd.DataFrame, labels: Mapping[str, str]) -> Figure:
     return fig
 
 
+def runs_growth_figure(curves: Mapping[str, pd.Series]) -> Figure:
+    """Growth of 1 of each weekly return series of ``curves`` (label -> returns), each on its
+    own weeks, starting at 1.0 one week before its first."""
+    fig = Figure(figsize=(9, 4.2), dpi=100, layout="constrained")
+    ax = fig.add_subplot()
+    for label, returns in curves.items():
+        growth = growth_table(returns.to_frame("r"))["r"]
+        ax.plot(growth.index.to_numpy(), growth.to_numpy(), label=label, lw=1.5)
+    ax.axhline(1.0, color="#999999", lw=0.8, ls="--")
+    _date_axis(ax)
+    ax.set_ylabel("growth of 1")
+    _finish(ax, percent=False)
+    ax.legend(loc="upper left", frameon=False, fontsize=8)
+    return fig
+
+
 # --- calendar periods ----------------------------------------------------------------------
 
 

@@ -533,6 +533,12 @@ def font_css(text: str) -> str:
     return "".join(faces) + f'body,body *{{font-family:"{PAGE_FONT}",sans-serif}}'
 
 
+def standalone_page(body: str, *, title: str) -> str:
+    """A self-contained page of ``body`` (HTML, already escaped) with the tear sheet's styles
+    and its embedded font (``foliosim runs compare`` writes one)."""
+    return _assemble(_PLAIN_PAGE, body, title=title)
+
+
 def _replace_div(page: str, div_id: str, inner: str) -> str:
     """``page`` with the content of ``<div id="div_id">`` replaced by ``inner`` (unchanged if
     there is no such div)."""

@@ -22,6 +22,7 @@ from simulator.backtest import BacktestResult
 from simulator.cli import main
 from simulator.config import Config, load_config
 from simulator.journal import Journal
+from simulator.metrics import summarize, weekly_risk_free
 from strategies.rule import Decision, DecisionRule, History, State, as_decision
 from tests.conftest import PAPER12, PAPER_CONFIG
 
@@ -350,3 +351,50 @@ def browse(page: Path, tmp_path: Path) -> Browsed:
         elif method == "Network.loadingFailed":
             requests.append(f"failed: {params.get('errorText')}")
     return Browsed(errors, requests, fonts, text, title)
+
+
+# --- hand-made run directories ---------------------------------------------------------------
+
+
+def weekly_returns(start: str, weeks: int, seed: int = 7) -> pd.DataFrame:
+    """Seeded weekly returns of strategy, equal_weight and benchmark, dated on Fridays."""
+    rng = np.random.default_rng(seed)
+    dates = pd.date_range(start, periods=weeks, freq="W-FRI", name="date")
+    return pd.DataFrame(
+        {
+            "strategy": rng.normal(0.004, 0.03, weeks),
+            "equal_weight": rng.normal(0.002, 0.02, weeks),
+            "benchmark": rng.normal(0.001, 0.018, weeks),
+        },
+        index=dates,
+    )
+
+
+def summary_doc(returns: pd.DataFrame, **facts: Any) -> dict[str, Any]:
+    """summary.json of ``returns`` (columns strategy, equal_weight, benchmark), ``facts`` on
+    top."""
+    rf = weekly_risk_free(0.0, pd.DatetimeIndex(returns.index))
+    doc: dict[str, Any] = {key: summarize(returns[key], rf) for key in returns.columns}
+    doc.update(
+        weeks=len(returns),
+        start=returns.index[0].date().isoformat(),
+        end=returns.index[-1].date().isoformat(),
+        fill="next_open",
+        risk_free=0.0,
+        strategy_name="lstm_signal",
+        benchmark_name="SP500",
+        data_note="hand-made",
+        orders_rejected=0,
+    )
+    doc.update(facts)
+    return doc
+
+
+def make_run(path: Path, returns: pd.DataFrame, **facts: Any) -> Path:
+    """A run directory holding returns.csv and summary.json (see :func:`summary_doc`)."""
+    path.mkdir(parents=True)
+    out = returns.copy()
+    out.index = pd.DatetimeIndex(out.index).strftime("%Y-%m-%d")
+    out.to_csv(path / "returns.csv", index_label="date")
+    (path / "summary.json").write_text(json.dumps(summary_doc(returns, **facts)), encoding="utf-8")
+    return path

@@ -10,7 +10,6 @@ import io
 import json
 import re
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -38,54 +37,23 @@ from simulator.charts import (
     yearly_returns,
     yearly_returns_figure,
 )
-from simulator.metrics import SHORT_RUN_WEEKS, summarize, weekly_risk_free
+from simulator.metrics import SHORT_RUN_WEEKS
 from simulator.replay import account_result
 from simulator.report import SHORT_ROWS, TABLE2_ROWS, _assemble, table2, write_tearsheet
 from simulator.rundir import write_run
 from simulator.summary import parse_summary
 from tests.conftest import PaperModel
-from tests.helpers import CHROMIUM, browse, ew_config, open_new
+from tests.helpers import (
+    CHROMIUM,
+    browse,
+    ew_config,
+    make_run,
+    open_new,
+    summary_doc,
+    weekly_returns,
+)
 
 # --- a hand-made run directory ---------------------------------------------------------------
-
-
-def weekly_returns(start: str, weeks: int, seed: int = 7) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    dates = pd.date_range(start, periods=weeks, freq="W-FRI", name="date")
-    return pd.DataFrame(
-        {
-            "strategy": rng.normal(0.004, 0.03, weeks),
-            "equal_weight": rng.normal(0.002, 0.02, weeks),
-            "benchmark": rng.normal(0.001, 0.018, weeks),
-        },
-        index=dates,
-    )
-
-
-def summary_doc(returns: pd.DataFrame) -> dict[str, Any]:
-    rf = weekly_risk_free(0.0, pd.DatetimeIndex(returns.index))
-    doc: dict[str, Any] = {key: summarize(returns[key], rf) for key in returns.columns}
-    doc.update(
-        weeks=len(returns),
-        start=returns.index[0].date().isoformat(),
-        end=returns.index[-1].date().isoformat(),
-        fill="next_open",
-        risk_free=0.0,
-        strategy_name="lstm_signal",
-        benchmark_name="SP500",
-        data_note="hand-made",
-        orders_rejected=0,
-    )
-    return doc
-
-
-def make_run(path: Path, returns: pd.DataFrame) -> Path:
-    path.mkdir(parents=True)
-    out = returns.copy()
-    out.index = pd.DatetimeIndex(out.index).strftime("%Y-%m-%d")
-    out.to_csv(path / "returns.csv", index_label="date")
-    (path / "summary.json").write_text(json.dumps(summary_doc(returns)), encoding="utf-8")
-    return path
 
 
 def div(page: str, div_id: str) -> str:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from simulator.charts import runs_growth_figure
-from simulator.errors import FoliosimError, RunDirError
+from simulator.errors import RunDirError
 from simulator.htmlkit import esc, num, png, table, write_atomically
 from simulator.metrics import SHORT_RUN_WEEKS
 from simulator.rundir import read_returns
@@ -45,14 +45,10 @@ TABLE_COLUMNS = (
 )
 
 
-class RunsError(FoliosimError):
-    """A folder or a set of runs that cannot be listed or compared."""
-
-
 def run_dirs(folder: Path) -> list[Path]:
     """The run directories directly under ``folder`` (holding summary.json), by name."""
     if not folder.is_dir():
-        raise RunsError(f"{folder}: no such folder; pass a folder of run directories (e.g. runs)")
+        raise RunDirError(f"{folder}: no such folder; pass a folder of run directories (e.g. runs)")
     return sorted(
         p
         for p in folder.iterdir()
@@ -198,22 +194,21 @@ def compare_runs(runs: Sequence[Path], out: Path) -> Path:
 
     Raises
     ------
-    RunsError
-        Fewer than two runs, a run named twice, or ``out`` inside a run or a folder.
     RunDirError
-        A run directory without a readable summary.json or returns.csv.
+        Fewer than two runs, a run named twice, ``out`` a folder or in a missing one, or a run
+        directory without a readable summary.json or returns.csv.
     """
     from simulator.report import standalone_page
 
     if len(runs) < 2:
-        raise RunsError(f"compare needs two or more run directories (got {len(runs)})")
+        raise RunDirError(f"compare needs two or more run directories (got {len(runs)})")
     resolved = [Path(p).resolve() for p in runs]
     if len(set(resolved)) < len(resolved):
-        raise RunsError("a run directory is named twice; pass each run once")
+        raise RunDirError("a run directory is named twice; pass each run once")
     if out.is_dir():
-        raise RunsError(f"{out} is a folder; give --out a file name such as compare.html")
+        raise RunDirError(f"{out} is a folder; give --out a file name such as compare.html")
     if not out.parent.is_dir():
-        raise RunsError(f"{out.parent}: no such folder for the comparison page")
+        raise RunDirError(f"{out.parent}: no such folder for the comparison page")
     summaries: list[RunSummary] = []
     curves: dict[str, pd.Series] = {}
     labels = _labels(runs)

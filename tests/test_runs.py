@@ -12,7 +12,6 @@ import pytest
 from simulator.errors import RunDirError
 from simulator.runs import (
     TABLE_COLUMNS,
-    RunsError,
     compare_runs,
     default_compare_path,
     list_runs,
@@ -71,7 +70,7 @@ def test_table_cells_format_each_row(folder: Path) -> None:
 
 
 def test_list_runs_of_a_missing_folder_is_one_error(tmp_path: Path) -> None:
-    with pytest.raises(RunsError, match="no such folder"):
+    with pytest.raises(RunDirError, match="no such folder"):
         list_runs(tmp_path / "nowhere")
     assert list_runs(tmp_path) == []
 
@@ -114,13 +113,13 @@ def test_compare_escapes_every_value(tmp_path: Path) -> None:
 
 def test_compare_refuses_what_it_cannot_compare(folder: Path, tmp_path: Path) -> None:
     a, b = folder / "a-long", folder / "b-short"
-    with pytest.raises(RunsError, match="two or more run directories"):
+    with pytest.raises(RunDirError, match="two or more run directories"):
         compare_runs([a], tmp_path / "c.html")
-    with pytest.raises(RunsError, match="named twice"):
+    with pytest.raises(RunDirError, match="named twice"):
         compare_runs([a, folder / ".." / "runs" / "a-long"], tmp_path / "c.html")
-    with pytest.raises(RunsError, match="is a folder"):
+    with pytest.raises(RunDirError, match="is a folder"):
         compare_runs([a, b], tmp_path)
-    with pytest.raises(RunsError, match="no such folder"):
+    with pytest.raises(RunDirError, match="no such folder"):
         compare_runs([a, b], tmp_path / "none" / "c.html")
     with pytest.raises(RunDirError, match="not a run directory"):
         compare_runs([a, folder / "notes"], tmp_path / "c.html")

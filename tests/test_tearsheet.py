@@ -41,7 +41,7 @@ from simulator.metrics import SHORT_RUN_WEEKS
 from simulator.replay import account_result
 from simulator.report import SHORT_ROWS, TABLE2_ROWS, _assemble, table2, write_tearsheet
 from simulator.rundir import write_run
-from simulator.summary import parse_summary
+from simulator.summary import ForecastQuality, parse_summary
 from tests.conftest import PaperModel
 from tests.helpers import (
     CHROMIUM,
@@ -323,9 +323,7 @@ def test_an_lstm_tear_sheet_and_a_replay_tear_sheet_are_clean_in_chromium(
     result = run_backtest(paper_model.config, paper_model.workspace)
     assert result.summary.prediction is not None and result.predictions is not None
     quality = result.summary.prediction.quality
-    assert quality is not None and quality.model_dump() == pytest.approx(
-        predictions_quality(result.predictions)
-    )
+    assert quality == ForecastQuality.model_validate(predictions_quality(result.predictions))
     assert quality.rank_ic.weeks == 51 and quality.forecasts == 51 * 12
     run = write_run(result, tmp_path / "lstm")
     doc = json.loads((run / "summary.json").read_text())

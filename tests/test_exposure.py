@@ -16,6 +16,7 @@ from simulator.charts import exposure_figure
 from simulator.data import make_weekly
 from simulator.engine import run_engine
 from simulator.exposure import EXPOSURE_COLUMNS, exposure_facts, held_weights, strategy_exposure
+from simulator.leftovers import RUN_TEMP_FILES
 from simulator.replay import account_result
 from simulator.rundir import read_exposure, write_run
 from simulator.sections import exposure_html
@@ -103,6 +104,8 @@ def test_a_paper_account_has_the_exposure_of_the_backtest_it_replays(
     assert backtest.summary.exposure.mean_short == 0.0  # 1/N holds no shorts
 
     run = write_run(backtest, tmp_path / "run")
+    # A killed run's temporary folder holding exposure.csv is still recognised as ours.
+    assert {p.name for p in run.iterdir()} <= RUN_TEMP_FILES
     read = read_exposure(run)
     assert read is not None
     pd.testing.assert_frame_equal(

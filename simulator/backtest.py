@@ -17,10 +17,12 @@ from typing import TYPE_CHECKING, Any, cast
 import numpy as np
 import pandas as pd
 
+from models.metrics import predictions_quality
 from simulator.config import Config
 from simulator.data import WeeklyData, load_daily, make_weekly
 from simulator.engine import EngineResult, eligible_frame
 from simulator.errors import ConfigError, DataError, did_you_mean
+from simulator.exposure import exposure_facts, strategy_exposure
 from simulator.metrics import RETURN_COLUMNS, probabilistic_sharpe, summarize, weekly_risk_free
 from simulator.plan import Resources, RunPlan, resolve
 from simulator.summary import (
@@ -28,6 +30,7 @@ from simulator.summary import (
     Confidence,
     CostFacts,
     EngineRun,
+    ForecastQuality,
     ModelUse,
     PredictionFacts,
     ProfileFacts,
@@ -75,6 +78,9 @@ class BacktestResult:
     bounds
         With an investor profile: one row per limit that bound (``week, reason, ticker,
         detail``; see :mod:`strategies.profile`).
+    exposure
+        The strategy's long, short, gross and net exposure and turnover per return week
+        (:func:`simulator.exposure.exposure_frame`).
     timings
         Seconds per stage: ``data``, ``equal_weight`` (its engine run), ``models`` (training
         or loading them), ``strategy`` (its engine run) and ``baselines`` (their engine runs).
@@ -92,6 +98,7 @@ class BacktestResult:
     models: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     bounds: pd.DataFrame | None = None
+    exposure: pd.DataFrame | None = None
 
 
 def backtest_weeks(weekly: WeeklyData, cfg: Config) -> pd.DatetimeIndex:
@@ -177,6 +184,7 @@ def assemble(
     main: EngineResult,
     one_over_n: EngineResult,
     baselines: Mapping[str, EngineResult] | None = None,
+    held: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, pd.Series, RunSummary]:
     """Weekly returns, risk-free rates and summary.json of a run over ``weeks``.
 
@@ -184,7 +192,8 @@ def assemble(
     weeks (the same object when the strategy is 1/N); ``baselines`` (see
     :func:`run_baselines`) add a return column and a metrics object each, named after the
     optimiser, and are listed in summary.json's ``baselines``. A paper account's report calls
-    this with the values and orders from its journal.
+    this with the values and orders from its journal, and ``held``: the weights it held over
+    each return week (see :mod:`simulator.exposure`; by default read from ``main.weights``).
     """
     baselines = dict(baselines or {})
     cfg = plan.config
@@ -285,6 +294,9 @@ def assemble(
             str(t): pd.Timestamp(w).date()
             for t, w in zip(delisted["ticker"], delisted["date_filled"], strict=True)
         },
+        exposure=exposure_facts(
+            strategy_exposure(main.weights, main.orders, main.values, weeks, plan.engine.fill, held)
+        ),
     )
     return returns, rf, summary
 
@@ -377,9 +389,11 @@ def run_backtest(
             weeks=int(predictions["week"].nunique()),
             forecasts=int(predictions["predicted_close"].notna().sum()),
             mse_ratio=nan_to_none((record["as_traded"].get("all") or {}).get("mse_ratio")),
+            quality=ForecastQuality.model_validate(nan_to_none(predictions_quality(predictions))),
         )
         used = [ModelUse(**u) for u in record["used"]]
         summary = summary.model_copy(update={"models": used, "prediction": facts})
+    exposure = strategy_exposure(main.weights, main.orders, main.values, weeks, plan.engine.fill)
     return BacktestResult(
         config,
         returns,
@@ -392,4 +406,5 @@ def run_backtest(
         record,
         timings,
         bounds,
+        exposure,
     )

@@ -35,6 +35,7 @@ RUN_TEMP_FILES = frozenset(
         "weights.csv",
         "orders.csv",
         "risk_free.csv",
+        "exposure.csv",
         "bounds.csv",
         "decisions.csv",
         "predictions.csv",

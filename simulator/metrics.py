@@ -21,6 +21,12 @@ import numpy as np
 import pandas as pd
 
 WEEKS_PER_YEAR = 52
+#: Below this many weekly returns a run is a short run: its tear sheet, Table 2 and summary
+#: figures are read for the period only, never annualised, and its tear sheet leaves out the
+#: QuantStats report. A quarter of a year: annualising fewer weeks raises a few weeks' luck to
+#: a yearly rate (two weeks of +5% read as an annual return of 255%, with a Sharpe ratio in
+#: the tens).
+SHORT_RUN_WEEKS = 13
 # The series of every run, as columns of returns.csv and keys of summary.json.
 RETURN_COLUMNS = ("strategy", "equal_weight", "benchmark")
 METRIC_NAMES = ("total_return", "cagr", "volatility", "sharpe", "sortino", "max_drawdown")

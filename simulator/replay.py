@@ -43,6 +43,7 @@ from simulator.errors import (
     LookAheadError,
     NetworkError,
 )
+from simulator.exposure import strategy_exposure
 from simulator.journal import Journal, locked, meta_json, remove
 from simulator.plan import Resources, resolve
 from simulator.summary import ModelUse, ReplayFacts
@@ -660,10 +661,10 @@ def account_result(account: Account, workspace: Path) -> BacktestResult:
         raise DataError(f"the data no longer holds recorded week {absent[0].date()}")
     values = pd.Series(rows["equity"].to_numpy(float), index=weeks, name="value")
     orders = journal.orders().drop(columns="week")
-    held = journal.all_holdings()
+    holdings = journal.all_holdings()
     weights = (
-        (held["shares"] * held["close"])
-        .groupby([held["week"], held["ticker"]])
+        (holdings["shares"] * holdings["close"])
+        .groupby([holdings["week"], holdings["ticker"]])
         .sum()
         .unstack()
         .fillna(0.0)
@@ -677,7 +678,17 @@ def account_result(account: Account, workspace: Path) -> BacktestResult:
     baselines = {
         name: plan.run(b, weekly, weeks, decisions) for name, b in plan.baseline_rules().items()
     }
-    returns, rf, summary = assemble(plan, weekly, weeks, main, one_over_n, baselines)
+    # The journal records each close's holdings before that close's fills: the shares held
+    # over that week. The engine values them after the fills that bought them: at the close
+    # of the week itself with next-open fills, at the close before with close fills.
+    held = weights.iloc[1:]
+    if plan.engine.fill == "close":
+        shares = holdings.groupby(["week", "ticker"])["shares"].sum().unstack()
+        shares = shares.reindex(index=weeks).fillna(0.0)
+        closes = weekly.closes().reindex(index=weeks, columns=shares.columns)
+        held = (shares * closes.shift(1)).fillna(0.0).div(values.shift(1), axis=0).iloc[1:]
+    returns, rf, summary = assemble(plan, weekly, weeks, main, one_over_n, baselines, held)
+    exposure = strategy_exposure(main.weights, orders, values, weeks, plan.engine.fill, held)
     facts = ReplayFacts(
         account=account.name,
         model_version=account.model_version,
@@ -702,5 +713,12 @@ def account_result(account: Account, workspace: Path) -> BacktestResult:
         )
     summary = summary.model_copy(update={"replay": facts, "models": used})
     return BacktestResult(
-        cfg, returns, weights_table(main), orders, journal.decisions(), rf, summary
+        cfg,
+        returns,
+        weights_table(main),
+        orders,
+        journal.decisions(),
+        rf,
+        summary,
+        exposure=exposure,
     )

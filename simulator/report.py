@@ -17,8 +17,10 @@ warnings, its font log lines and its matplotlib styling confined to that call.
 
 from __future__ import annotations
 
+import base64
 import functools
 import html
+import io
 import logging
 import math
 import re
@@ -30,22 +32,30 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import matplotlib
-import matplotlib.dates as mdates
 import pandas as pd
-from matplotlib.figure import Figure
 
+from simulator.charts import growth_figure, return_quantiles_figure, yearly_returns_figure
 from simulator.errors import RunDirError
 from simulator.htmlkit import esc, format_number, png, write_atomically
-from simulator.metrics import WEEKS_PER_YEAR
-from simulator.rundir import read_models, read_returns
-from simulator.sections import honesty_html, prediction_html, profile_html, reference_html
+from simulator.metrics import SHORT_RUN_WEEKS, WEEKS_PER_YEAR
+from simulator.rundir import read_exposure, read_models, read_returns
+from simulator.sections import (
+    exposure_html,
+    honesty_html,
+    prediction_html,
+    profile_html,
+    reference_html,
+)
 from simulator.summary import REMEDY, RunSummary, read_summary
 
 if TYPE_CHECKING:
+    from matplotlib.figure import Figure
     from matplotlib.typing import RcKeyType
 
 TEARSHEET_NAME = "tearsheet.html"
 TABLE2_ROWS = ("Annual return (%)", "Volatility (%)", "Sharpe ratio", "Max drawdown (%)")
+#: Table 2 of a short run (fewer than :data:`simulator.metrics.SHORT_RUN_WEEKS` weeks).
+SHORT_ROWS = ("Return over the period (%)", "Max drawdown (%)")
 EQUAL_WEIGHT_LABEL = "1/N"
 FILL_NOTES = {
     "next_open": "orders decided at the close of week t fill at the open of week t+1",
@@ -59,6 +69,7 @@ _TABLE2_SOURCE = {
     "Volatility (%)": ("volatility", 100.0),
     "Sharpe ratio": ("sharpe", 1.0),
     "Max drawdown (%)": ("max_drawdown", 100.0),
+    "Return over the period (%)": ("total_return", 100.0),
 }
 
 
@@ -71,6 +82,8 @@ def table2(summary: RunSummary) -> pd.DataFrame:
         Floats, shape ``(4, 3 + n_baselines)``: rows :data:`TABLE2_ROWS` (annual return =
         CAGR, volatility and max drawdown in percent; Sharpe as a ratio), columns
         ``[benchmark_name, "1/N", *baselines, strategy_name]``. A null Sharpe ratio is NaN.
+        A short run (:attr:`RunSummary.short`) has the rows :data:`SHORT_ROWS` instead: the return
+        over the period and the max drawdown, in percent.
 
     Raises
     ------
@@ -78,15 +91,16 @@ def table2(summary: RunSummary) -> pd.DataFrame:
         If a baseline has no metrics, or two columns would share a label.
     """
     labels = column_labels(summary)
+    rows = SHORT_ROWS if summary.short else TABLE2_ROWS
     data: dict[str, list[float]] = {}
     for key, label in labels.items():
         stats = summary.series.get(key)
         if stats is None:
             raise RunDirError(f"summary.json has no metrics object for '{key}'; {REMEDY}")
         data[label] = [
-            _or_nan(getattr(stats, metric)) * factor for metric, factor in _TABLE2_SOURCE.values()
+            _or_nan(getattr(stats, _TABLE2_SOURCE[row][0])) * _TABLE2_SOURCE[row][1] for row in rows
         ]
-    return pd.DataFrame(data, index=list(TABLE2_ROWS), columns=list(data), dtype=float)
+    return pd.DataFrame(data, index=list(rows), columns=list(data), dtype=float)
 
 
 def _or_nan(value: float | None) -> float:
@@ -119,9 +133,13 @@ def write_tearsheet(run_dir: Path) -> Path:
     The page is our section (Table 2, a growth-of-1 chart of every series as an inline
     PNG, notes on fill mode, risk-free rate, data and rejected orders) followed by the
     QuantStats tear sheet of the strategy against the benchmark (weekly series on the same
-    dates, 52 periods a year). The file is written to a temporary file in ``run_dir`` and
-    renamed into place, so a failure never leaves a half-written tear sheet. Takes 2-6 s,
-    nearly all in QuantStats.
+    dates, 52 periods a year), with its calendar-year and return-quantile charts replaced by
+    ours (:mod:`simulator.charts` says why). A short run (fewer than
+    :data:`~simulator.metrics.SHORT_RUN_WEEKS` weeks) shows period figures only and no
+    QuantStats report. The page needs nothing from the network: its charts are inline and
+    its text is set in a subset of DejaVu Sans embedded in the page. The file is written to
+    a temporary file in ``run_dir`` and renamed into place, so a failure never leaves a
+    half-written tear sheet. Takes 2-6 s, nearly all in QuantStats.
 
     Parameters
     ----------
@@ -147,15 +165,34 @@ def write_tearsheet(run_dir: Path) -> Path:
     rf_annual = _annual_risk_free(summary)
     strategy_label, benchmark_label = summary.strategy_name, summary.benchmark_name
 
-    qs_page = _quantstats_html(
-        returns["strategy"],
-        returns["benchmark"],
-        rf_annual=rf_annual,
-        strategy_label=strategy_label,
-        benchmark_label=benchmark_label,
-    )
+    figures: dict[str, str] = {}
+    if summary.short:
+        qs_page = _PLAIN_PAGE
+    else:
+        qs_page = _quantstats_html(
+            returns["strategy"],
+            returns["benchmark"],
+            rf_annual=rf_annual,
+            strategy_label=strategy_label,
+            benchmark_label=benchmark_label,
+        )
+        pair = {"benchmark": benchmark_label, "strategy": strategy_label}
+        figures = {
+            "eoy_returns": _img(
+                yearly_returns_figure(returns, pair),
+                f"Returns per calendar year of {strategy_label} and {benchmark_label}",
+            ),
+            "returns_dist": _img(
+                return_quantiles_figure(returns["strategy"], strategy_label),
+                f"Return quantiles of {strategy_label} per week, month, quarter and year",
+            ),
+        }
     models = read_models(run_dir)
-    extra = [profile_html(summary), reference_html(summary)]
+    extra = [
+        profile_html(summary),
+        exposure_html(summary, read_exposure(run_dir)),
+        reference_html(summary),
+    ]
     stocks = summary.analytics
     if stocks is not None and stocks.stocks:
         from simulator.analytics import analytics_html, from_json_rows
@@ -179,7 +216,9 @@ def write_tearsheet(run_dir: Path) -> Path:
         has_rf_file=(run_dir / "risk_free.csv").is_file(),
         extra="\n".join(extra),
     )
-    page = _assemble(qs_page, section, title=f"foliosim: {strategy_label} vs {benchmark_label}")
+    page = _assemble(
+        qs_page, section, title=f"foliosim: {strategy_label} vs {benchmark_label}", figures=figures
+    )
 
     target = run_dir / TEARSHEET_NAME
     write_atomically(target, page)
@@ -296,26 +335,9 @@ def _quantstats_html(
 # --- our section ---------------------------------------------------------------------------
 
 
-def _equity_png(returns: pd.DataFrame, labels: Mapping[str, str]) -> str:
-    """Growth of 1 of each column of ``returns`` as a base64 PNG (no pyplot, no globals)."""
-    # Start every curve at 1.0 one week before the first return week.
-    start = returns.index[0] - pd.Timedelta(weeks=1)
-    growth = (1.0 + returns).cumprod()
-    growth.loc[start] = 1.0
-    growth = growth.sort_index()
-
-    fig = Figure(figsize=(9, 4.2), dpi=100, layout="constrained")
-    ax = fig.add_subplot()
-    for key, label in labels.items():
-        ax.plot(growth.index.to_numpy(), growth[key].to_numpy(), label=label, lw=1.5)
-    ax.axhline(1.0, color="#999999", lw=0.8, ls="--")
-    locator = mdates.AutoDateLocator()
-    ax.xaxis.set_major_locator(locator)
-    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
-    ax.set_ylabel("growth of 1")
-    ax.grid(True, color="#dddddd", lw=0.5)
-    ax.legend(loc="upper left", frameon=False)
-    return png(fig, dpi=100)
+def _img(fig: Figure, alt: str) -> str:
+    """``fig`` as an inline PNG ``<img>`` (``alt`` is plain text, escaped here)."""
+    return f'<img src="data:image/png;base64,{png(fig, dpi=100)}" alt="{esc(alt)}">'
 
 
 def _table2_html(table: pd.DataFrame) -> str:
@@ -345,7 +367,7 @@ def _section_html(
     strategy, benchmark = summary.strategy_name, summary.benchmark_name
     # returns holds Table 2's series in its column order: key -> label.
     labels = dict(zip(returns.columns, table.columns, strict=True))
-    png = _equity_png(returns, labels)
+    growth = _img(growth_figure(returns, labels), f"Growth of 1 of {', '.join(labels.values())}")
     shown = list(labels.values())
     series = f"{', '.join(shown[:-1])} and {shown[-1]}"
 
@@ -354,33 +376,52 @@ def _section_html(
         rf_note = (
             f"Risk-free rate: the {esc(summary.risk_free)} yield, one rate per week (the "
             f"yield known at the close of the week before, from {source}), on average "
-            f"{rf_annual:.2%} a year. Table 2 uses the weekly rates; QuantStats takes one "
-            f"constant rate, so its figures use the average {rf_annual:.2%}."
+            f"{rf_annual:.2%} a year. Table 2 uses the weekly rates"
+            + (
+                "."
+                if summary.short
+                else f"; QuantStats takes one constant rate, so its figures use the average "
+                f"{rf_annual:.2%}."
+            )
         )
     else:
         weekly = (1.0 + rf_annual) ** (1.0 / WEEKS_PER_YEAR) - 1.0
-        rf_note = (
-            f"Risk-free rate: {rf_annual:.2%} a year ({weekly:.4%} a week), constant; "
-            "used by Table 2 and by QuantStats."
+        rf_note = f"Risk-free rate: {rf_annual:.2%} a year ({weekly:.4%} a week), constant; " + (
+            "used by Table 2." if summary.short else "used by Table 2 and by QuantStats."
         )
     facts = [f"{esc(summary.weeks)} weeks, {esc(summary.start)} to {esc(summary.end)}"]
     if summary.data_source:
         facts.append(f"data: {esc(summary.data_source)}")
     if summary.tickers:
         facts.append(f"{len(summary.tickers)} tickers: {esc(', '.join(summary.tickers))}")
+    period = (
+        f"Period: {esc(summary.weeks)} weeks, {esc(summary.start)} to {esc(summary.end)}; "
+        f"returns are weekly, annualised with {WEEKS_PER_YEAR} weeks a year."
+    )
+    if summary.short:
+        period = (
+            f'<strong id="short-run">Period: {esc(summary.weeks)} weeks, {esc(summary.start)} '
+            f"to {esc(summary.end)}: a short run (fewer than {SHORT_RUN_WEEKS} weeks). Its "
+            "figures are for the period, not annualised: a few weeks raised to a yearly rate "
+            "say nothing about a year. The QuantStats report, which annualises, is left "
+            "out.</strong>"
+        )
     notes = [
         f"Fill mode <code>{esc(summary.fill)}</code>: {FILL_NOTES[summary.fill]}.",
         rf_note,
         f"Data: {esc(summary.data_note)}",
-        f"Period: {esc(summary.weeks)} weeks, {esc(summary.start)} to "
-        f"{esc(summary.end)}; returns are weekly, annualised with "
-        f"{WEEKS_PER_YEAR} weeks a year.",
+        period,
         f"Orders rejected by the broker: {esc(summary.orders_rejected)}.",
-        f"The QuantStats report below compares {esc(strategy)} with {esc(benchmark)} on the "
-        "same weekly dates. Its labels such as &ldquo;Best Day&rdquo;, &ldquo;Worst "
-        "Day&rdquo; and &ldquo;Daily Value-at-Risk&rdquo; refer to weeks here: one period "
-        "is one week.",
     ]
+    if not summary.short:
+        notes.append(
+            f"The QuantStats report below compares {esc(strategy)} with {esc(benchmark)} on "
+            "the same weekly dates. Its labels such as &ldquo;Best Day&rdquo;, &ldquo;Worst "
+            "Day&rdquo; and &ldquo;Daily Value-at-Risk&rdquo; refer to weeks here: one "
+            "period is one week. Its calendar-year chart and its return-quantile chart are "
+            "ours: QuantStats' own label the wrong years and leave the weekly box empty on "
+            "weekly data."
+        )
     replay = summary.replay
     if replay is not None:
         pinned = (
@@ -392,8 +433,9 @@ def _section_html(
         notes.insert(
             0,
             f"Paper account <code>{esc(replay.account)}</code>: "
-            f"{esc(replay.weeks)} weeks replayed one at a time from "
-            f"{esc(replay.start_week)}{pinned}; equity and orders are the journal's.",
+            f"{esc(replay.weeks)} weeks recorded one at a time from "
+            f"{esc(replay.start_week)} (the first is the start, so {esc(replay.weeks - 1)} "
+            f"weekly returns){pinned}; equity and orders are the journal's.",
         )
         if replay.look_ahead:
             notes.insert(
@@ -404,7 +446,6 @@ def _section_html(
                 "results use information the strategy could not have had.</strong>",
             )
     items = "\n".join(f"<li>{note}</li>" for note in notes)
-    alt = f"Growth of 1 of {series}"
     return f"""
 <div class="container" id="foliosim">
 <h1>foliosim: {esc(strategy)} vs {esc(benchmark)} and {EQUAL_WEIGHT_LABEL}</h1>
@@ -413,7 +454,7 @@ def _section_html(
 <h3>Table 2: {esc(series)}</h3>
 {_table2_html(table)}
 <h3>Growth of 1</h3>
-<img src="data:image/png;base64,{png}" alt="{esc(alt)}">
+{growth}
 <h3>Notes</h3>
 <ul>
 {items}
@@ -424,12 +465,114 @@ def _section_html(
 """
 
 
-def _assemble(qs_page: str, section: str, *, title: str) -> str:
-    """Insert ``section`` at the top of the QuantStats page's body; keep the page offline."""
-    # The template's favicon link is the page's only network fetch.
+#: The page of a short run, which has no QuantStats report to carry our section.
+_PLAIN_PAGE = """<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>foliosim</title>
+<style>
+body{margin:30px;background:#fff;color:#000;font:13px/1.4 sans-serif}
+.container{max-width:960px;margin:auto}img{width:100%}h1,h2,h3,h4{font-weight:400;margin:0}
+h3{margin:10px 0;font-weight:700}h4{color:grey}hr{margin:25px 0 40px;border:0;
+border-top:1px solid #ccc}table{margin:0 0 40px;border-spacing:0;width:100%}
+table td,table th{text-align:right;padding:4px 5px}table thead th{background:#eee}
+table td:first-of-type,table th:first-of-type{text-align:left}
+</style>
+</head>
+<body>
+</body>
+</html>
+"""
+#: The family name of the page's embedded font (a subset of matplotlib's DejaVu Sans).
+PAGE_FONT = "foliosim DejaVu Sans"
+_FONT_FILES = {400: "DejaVuSans.ttf", 700: "DejaVuSans-Bold.ttf"}
+#: Styles of our section beside QuantStats' own.
+_SECTION_CSS = (
+    "#foliosim details{margin:0 0 20px}#foliosim summary{cursor:pointer;color:#069}"
+    "#foliosim img.small{width:auto;max-width:100%}"
+)
+
+
+def _subset_font(path: Path, text: str) -> bytes:
+    """The TrueType font at ``path`` cut to the glyphs of the characters of ``text``."""
+    from fontTools import subset
+    from fontTools.ttLib import TTFont
+
+    options = subset.Options()
+    options.hinting = False  # smaller; browsers hint themselves
+    options.drop_tables += ["FFTM"]  # FontForge's timestamps: fontTools would log a warning
+    font = TTFont(path)
+    subsetter = subset.Subsetter(options)
+    subsetter.populate(unicodes=sorted({ord(c) for c in text}))
+    subsetter.subset(font)
+    buffer = io.BytesIO()
+    font.save(buffer)
+    return buffer.getvalue()
+
+
+def font_css(text: str) -> str:
+    """CSS that sets the page in :data:`PAGE_FONT`, embedded: DejaVu Sans (regular and bold,
+    the files matplotlib ships) cut to the characters of ``text`` (plain text: entities
+    already replaced by their characters).
+
+    Arial, which QuantStats' template asks for, is absent on many systems, and the fallback
+    fonts differ from one browser to the next; DejaVu Sans has every character we print, and
+    embedding it makes the page render the same everywhere, offline.
+    """
+    fonts = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
+    faces = []
+    for weight, name in _FONT_FILES.items():
+        data = base64.b64encode(_subset_font(fonts / name, text)).decode("ascii")
+        faces.append(
+            f'@font-face{{font-family:"{PAGE_FONT}";font-weight:{weight};font-style:normal;'
+            f'src:url(data:font/ttf;base64,{data}) format("truetype")}}'
+        )
+    # Same specificity as the template's "body,p,table,td,th{font:...}", and later: it wins.
+    return "".join(faces) + f'body,body *{{font-family:"{PAGE_FONT}",sans-serif}}'
+
+
+def standalone_page(body: str, *, title: str) -> str:
+    """A self-contained page of ``body`` (HTML, already escaped) with the tear sheet's styles
+    and its embedded font (``foliosim runs compare`` writes one)."""
+    return _assemble(_PLAIN_PAGE, body, title=title)
+
+
+def _replace_div(page: str, div_id: str, inner: str) -> str:
+    """``page`` with the content of ``<div id="div_id">`` replaced by ``inner`` (unchanged if
+    there is no such div)."""
+    pattern = re.compile(rf'(<div id="{re.escape(div_id)}">).*?(</div>)', flags=re.DOTALL)
+    return pattern.sub(lambda m: m[1] + inner + m[2], page, count=1)
+
+
+def _assemble(
+    qs_page: str, section: str, *, title: str, figures: Mapping[str, str] | None = None
+) -> str:
+    """Insert ``section`` at the top of the page's body and make the page self-contained.
+
+    The QuantStats template's favicon link (its only network fetch) and its
+    ``<body onload="save()">`` (a function it never defines: a ReferenceError on every load)
+    are removed; its "﹪" (U+FE6A, in no common font) becomes "%"; each ``figures`` entry
+    (div id -> HTML) replaces the content of that div; the page's fonts are embedded
+    (:func:`font_css`).
+    """
     page = re.sub(r"\s*<link rel=\"shortcut icon\"[^>]*>", "", qs_page)
+    page = re.sub(
+        r"(<body\b[^>]*?)\s+on\w+=(\"[^\"]*\"|'[^']*')",
+        r"\1",
+        page,
+        count=1,
+        flags=re.IGNORECASE,
+    )
+    page = page.replace("\ufe6a", "%")
     page = re.sub(r"<title>.*?</title>", f"<title>{html.escape(title)}</title>", page, count=1)
+    for div_id, inner in (figures or {}).items():
+        page = _replace_div(page, div_id, inner)
     body = re.search(r"<body\b[^>]*>", page, flags=re.IGNORECASE)
-    if body is None:
-        return section + page
-    return page[: body.end()] + section + page[body.end() :]
+    at = 0 if body is None else body.end()
+    page = page[:at] + section + page[at:]
+    # Every character the page may show, entities (&bull;, &#9888;) read as what they print.
+    style = f"<style>{font_css(html.unescape(page))}{_SECTION_CSS}</style>\n"
+    head = page.find("</head>")
+    return style + page if head < 0 else page[:head] + style + page[head:]

@@ -3,7 +3,9 @@
 A run directory holds ``config.toml`` (the resolved config), ``summary.json``,
 ``returns.csv``, ``weights.csv``, ``orders.csv``, ``decisions.csv`` (the strategy's decision
 log: every decision week's target weights and scores, and its rule's notes, such as the weeks
-an optimiser failed and went to cash), ``risk_free.csv`` and ``tearsheet.html``;
+an optimiser failed and went to cash), ``risk_free.csv``, ``exposure.csv`` (the strategy's
+long, short, gross and net exposure and its turnover per return week, see
+:mod:`simulator.exposure`) and ``tearsheet.html``;
 an ``lstm_signal`` run adds ``predictions.csv`` (every forecast, its target weight and the
 close that followed) and ``models.json`` (the versions used, their training and test records,
 and the forecast errors over the traded weeks); a run with an investor profile adds
@@ -95,6 +97,10 @@ def write_run(result: BacktestResult, out: Path, *, tearsheet: bool = True) -> P
         result.orders.to_csv(tmp / "orders.csv", index=False, date_format="%Y-%m-%d")
         result.decisions.to_csv(tmp / "decisions.csv", index=False, date_format="%Y-%m-%d")
         result.risk_free.rename("rate").to_csv(tmp / "risk_free.csv", date_format="%Y-%m-%d")
+        if result.exposure is not None:
+            result.exposure.to_csv(
+                tmp / "exposure.csv", date_format="%Y-%m-%d", float_format="%.10g"
+            )
         if result.bounds is not None:
             result.bounds.to_csv(tmp / "bounds.csv", index=False, date_format="%Y-%m-%d")
         if result.predictions is not None:
@@ -194,3 +200,26 @@ def read_predictions(run_dir: Path) -> pd.DataFrame:
         raise RunDirError(f"{path} lacks column(s) {', '.join(missing)}; {REMEDY}")
     frame["week"] = pd.to_datetime(frame["week"], format="ISO8601")
     return frame
+
+
+def read_exposure(run_dir: Path) -> pd.DataFrame | None:
+    """exposure.csv (None for a run written before it existed), on a DatetimeIndex ``week``."""
+    from simulator.exposure import EXPOSURE_COLUMNS
+
+    path = run_dir / "exposure.csv"
+    if not path.is_file():
+        return None
+    frame = read_run_csv(path)
+    missing = [c for c in ["week", *EXPOSURE_COLUMNS] if c not in frame.columns]
+    if missing:
+        raise RunDirError(f"{path} lacks column(s) {', '.join(missing)}; {REMEDY}")
+    try:
+        weeks = pd.to_datetime(frame["week"], format="ISO8601")
+        index = pd.DatetimeIndex(weeks, name="week").as_unit("ns")
+    except (ValueError, TypeError) as exc:
+        raise RunDirError(f"{path} has a week that is not an ISO date ({exc}); {REMEDY}") from exc
+    values = frame[EXPOSURE_COLUMNS].apply(pd.to_numeric, errors="coerce")
+    if not np.isfinite(values.to_numpy(dtype=float)).all():
+        raise RunDirError(f"{path} has a missing or non-numeric figure; {REMEDY}")
+    values.index = index
+    return values.astype(float)

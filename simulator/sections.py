@@ -1,9 +1,11 @@
-"""Tear-sheet sections beyond Table 2: the paper side by side, predictions, honesty, profile.
+"""Tear-sheet sections beyond Table 2: the paper side by side, predictions, honesty, profile,
+exposure and turnover.
 
 - :func:`reference_html`: our Table 2 next to published figures (``report.reference``), with
   a plain sentence for every figure that differs.
 - :func:`prediction_html`: the forecasts' errors over the traded weeks next to the naive
   forecast, each model's registered test record, learning curves and predicted-vs-actual plots.
+- :func:`exposure_html`: gross, net, long and short exposure and weekly turnover over time.
 - :func:`honesty_html`: the leakage audit (train_end against the first week each model traded,
   scaler windows, fill timing) and how sure the result is (probabilistic Sharpe ratios).
 
@@ -22,14 +24,32 @@ from typing import Any
 
 import pandas as pd
 
-from models.plots import Curve, learning_curves_figure, predicted_vs_actual_figure
+from models.metrics import MIN_IC_TICKERS, predictions_ic, predictions_quality
+from models.plots import (
+    IC_ROLLING_WEEKS,
+    Curve,
+    forecast_scatter_figure,
+    forecast_scatter_grid,
+    ic_figure,
+    learning_curves_figure,
+    learning_summary_figure,
+)
+from simulator.charts import exposure_figure
 from simulator.errors import RunDirError
 from simulator.htmlkit import esc as _esc
 from simulator.htmlkit import num as _num
 from simulator.htmlkit import png as _png
 from simulator.htmlkit import table as _table
+from simulator.metrics import SHORT_RUN_WEEKS
 from simulator.rundir import read_predictions
-from simulator.summary import REMEDY, Confidence, RunSummary
+from simulator.summary import (
+    REMEDY,
+    Confidence,
+    ForecastQuality,
+    ICStats,
+    RunSummary,
+    nan_to_none,
+)
 
 #: Published figures, by ``report.reference`` name: columns benchmark, 1/N, strategy.
 REFERENCES: dict[str, dict[str, Any]] = {
@@ -94,6 +114,12 @@ def reference_html(summary: RunSummary) -> str:
     if name not in REFERENCES:
         raise RunDirError(f"summary.json: unknown reference {name!r}; {REMEDY}")
     ref = REFERENCES[name]
+    if summary.short:
+        return (
+            f"<h3>Our figures beside the paper's ({_esc(ref['title'])})</h3>\n"
+            f"<p>Not compared: the paper's figures cover {_esc(ref['period'])}; this run has "
+            f"{_esc(summary.weeks)} weekly returns, too few to set beside a year.</p>"
+        )
     labels = {
         "benchmark": summary.benchmark_name,
         "equal_weight": "1/N",
@@ -175,24 +201,114 @@ _METRIC_HEAD = [
 ]
 
 
-def _learning_png(version: Mapping[str, Any]) -> str | None:
+def _curves(version: Mapping[str, Any]) -> dict[str, Curve]:
     training = version.get("training") or {}
-    curves = {
+    return {
         str(key): Curve(fit["train_loss"], fit["val_loss"], int(fit["best_epoch"]))
         for key, fit in training.items()
     }
-    fig = learning_curves_figure(curves)
-    return _png(fig) if fig is not None else None
 
 
-def _predicted_png(predictions: pd.DataFrame) -> str | None:
-    rows = predictions.dropna(subset=["predicted_close", "actual_close"])
-    per_ticker = {
-        str(t): part.assign(target_week=part["week"] + pd.Timedelta(weeks=1))
-        for t, part in rows.groupby("ticker", sort=False)
-    }
-    fig = predicted_vs_actual_figure(per_ticker)
-    return _png(fig) if fig is not None else None
+def _img(png: str, alt: str, css: str = "") -> str:
+    cls = f' class="{css}"' if css else ""
+    return f'<img{cls} src="data:image/png;base64,{png}" alt="{_esc(alt)}">'
+
+
+def _learning_html(versions: list[Mapping[str, Any]]) -> str:
+    """One small multiple per version (median and middle half of its models), then each
+    version's models one by one in a collapsed ``<details>``."""
+    curves = {str(v["version"]): _curves(v) for v in versions}
+    summary = learning_summary_figure(curves)
+    if summary is None:
+        return ""
+    parts = [
+        "<h4>Learning curves of every version (MSE on the scaled target per epoch: the median "
+        "over its models, the middle half shaded; dotted: the median restored best epoch)</h4>",
+        _img(_png(summary), "learning curves, one panel per version", "small"),
+    ]
+    for version, by_model in curves.items():
+        fig = learning_curves_figure(by_model)
+        if fig is None:
+            continue
+        parts.append(
+            f"<details><summary>Learning curves of {_esc(version)}, model by model "
+            f"({len(by_model)})</summary>\n"
+            + _img(_png(fig), f"learning curves of {version}", "small")
+            + "</details>"
+        )
+    return "\n".join(parts)
+
+
+def _forecast_html(predictions: pd.DataFrame) -> str:
+    """Realised against predicted returns: every forecast pooled, then per ticker (collapsed)."""
+    pooled = forecast_scatter_figure(predictions)
+    if pooled is None:
+        return ""
+    per_ticker = {str(t): part for t, part in predictions.groupby("ticker", sort=False)}
+    grid = forecast_scatter_grid(per_ticker)
+    details = (
+        "<details><summary>Realised against predicted returns, ticker by ticker</summary>\n"
+        + _img(_png(grid), "realised against predicted returns per ticker")
+        + "</details>"
+        if grid is not None
+        else ""
+    )
+    return (
+        "<h4>Realised against predicted weekly returns over the traded weeks</h4>\n"
+        "<p>Each point is one forecast: its predicted return (next close over last close, "
+        "less one) on the horizontal axis, the return that followed on the vertical one. The "
+        "naive forecast (next close = last close) predicts 0: the dashed line. Points in "
+        "the shaded quadrants called the direction right. The axes have their own scales: "
+        "the forecasts vary far less than the returns.</p>\n"
+        + _img(_png(pooled), "realised against predicted returns")
+        + details
+    )
+
+
+def _ic_cells(label: str, stats: ICStats) -> list[str]:
+    return [
+        _esc(label),
+        _num(stats.mean, ".3f"),
+        _num(stats.std, ".3f"),
+        _num(stats.t_stat, ".2f"),
+        _num(stats.positive, ".1%"),
+        _esc(stats.weeks),
+    ]
+
+
+def quality_html(predictions: pd.DataFrame) -> str:
+    """Forecast quality as quants measure it: IC and rank IC per week with their mean,
+    t-statistic and share of positive weeks, beside the hit rate and the MSE against the naive
+    forecast; and the weekly rank IC as a chart."""
+    quality = ForecastQuality.model_validate(nan_to_none(predictions_quality(predictions)))
+    if not quality.forecasts:
+        return ""
+    rows = [_ic_cells("IC (Pearson)", quality.ic), _ic_cells("rank IC (Spearman)", quality.rank_ic)]
+    chart = ic_figure(predictions_ic(predictions))
+    img = _img(_png(chart), "weekly rank IC") if chart is not None else ""
+    t = quality.rank_ic.t_stat
+    verdict = (
+        "The rank IC's t-statistic is above 2: the forecasts ranked the tickers better than "
+        "chance, on these weeks."
+        if t is not None and t > 2
+        else "The rank IC's t-statistic is not above 2: on these weeks the forecasts' ranking "
+        "of the tickers cannot be told from chance."
+    )
+    return f"""
+<h4>Forecast quality</h4>
+<p>Each week the information coefficient (IC) is the correlation across tickers between the
+predicted and the realised returns (the rank IC: the same on ranks, Spearman's); a week needs
+{MIN_IC_TICKERS} tickers with a forecast. The t-statistic is the mean IC over its standard
+error (the standard deviation over the square root of the number of weeks). Over
+{_esc(quality.forecasts)} forecasts the direction was right
+{_num(quality.hit_rate, ".1%")} of the time, and their MSE on returns is
+{_num(quality.mse_ratio, ".3f")} times the naive forecast's (below 1 is better).
+{verdict}</p>
+{_table(["", "mean", "std", "t-stat", "weeks above 0", "weeks"], rows, "forecast-quality")}
+{img}
+<p>Bars: each week's rank IC; line: its mean over the last {IC_ROLLING_WEEKS} weeks; dashed: its
+mean over the run.</p>
+"""
 
 
 def prediction_html(run_dir: Path, models: Mapping[str, Any]) -> str:
@@ -232,22 +348,6 @@ def prediction_html(run_dir: Path, models: Mapping[str, Any]) -> str:
             f"{_esc(tags.get('mode', '?'))}, trained on {_esc(tags.get('train_start'))} to "
             f"{_esc(tags.get('train_end'))}): {scored}.</li>"
         )
-    curves = []
-    for v in models["versions"]:
-        png = _learning_png(v)
-        if png is not None:
-            curves.append(
-                f"<h4>Learning curves of {_esc(v['version'])} (MSE on the scaled target; dotted: "
-                f'the restored best epoch)</h4>\n<img src="data:image/png;base64,{png}" '
-                f'alt="learning curves of {_esc(v["version"])}">'
-            )
-    pva = _predicted_png(predictions)
-    pva_html = (
-        "<h4>Predicted vs actual close over the traded weeks (naive: last close)</h4>\n"
-        f'<img src="data:image/png;base64,{pva}" alt="predicted vs actual">'
-        if pva
-        else ""
-    )
     return f"""
 <h3>Predictions</h3>
 <p>{lead} Metrics on prices unless marked; MAPE in percent; hit rate = share of weeks whose
@@ -258,8 +358,9 @@ the data it was trained with):</p>
 <ul>
 {"".join(versions)}
 </ul>
-{"".join(curves)}
-{pva_html}
+{quality_html(predictions)}
+{_forecast_html(predictions)}
+{_learning_html(models["versions"])}
 """
 
 
@@ -357,6 +458,13 @@ def honesty_html(summary: RunSummary, models: Mapping[str, Any] | None) -> str:
             f"Fill timing (<code>{_esc(fill)}</code>): {fill_line}.</p>",
             _table(head, rows, "leakage"),
         ]
+    if summary.short:
+        parts += [
+            "<h4>How sure is the result?</h4>",
+            f"<p>{_esc(summary.weeks)} weeks are too short to judge: the probabilistic Sharpe "
+            f"ratio, an annualised figure, is left out below {SHORT_RUN_WEEKS} weeks.</p>",
+        ]
+        return "\n".join(parts)
     confidence = summary.confidence
     strategy = summary.strategy_name
     lines = [
@@ -420,4 +528,37 @@ def profile_html(summary: RunSummary) -> str:
 <p>Weeks in which each limit bound (the limits act inside the sizing rule; bounds.csv lists
 every case with its figures):</p>
 {_table(["limit bound", "weeks", "of"], counts, "profile-bounds")}
+"""
+
+
+# --- exposure and turnover -----------------------------------------------------------------
+
+
+def exposure_html(summary: RunSummary, exposure: pd.DataFrame | None) -> str:
+    """The strategy's exposure and turnover per week, and their summary figures ('' for a run
+    written before exposure.csv existed)."""
+    facts = summary.exposure
+    if exposure is None or facts is None or exposure.empty:
+        return ""
+
+    def pct(value: float | None) -> str:
+        return _num(None if value is None else value * 100, ".1f")
+
+    rows = [
+        [_esc("long"), pct(facts.mean_long), pct(float(exposure["long"].max()))],
+        [_esc("short"), pct(facts.mean_short), pct(float(exposure["short"].min()))],
+        [_esc("gross"), pct(facts.mean_gross), pct(facts.max_gross)],
+        [_esc("net"), pct(facts.mean_net), pct(float(exposure["net"].abs().max()))],
+    ]
+    chart = _png(exposure_figure(exposure), dpi=100)
+    return f"""
+<h3>Exposure and turnover</h3>
+<p>Long and short are the sums of the positive and negative weights held over each week, gross
+their absolute sum and net their sum, as percentages of the portfolio value. Turnover is the
+value traded to set up the week's positions (buys plus sells) over the portfolio value at the
+close that decided it: {pct(facts.first_turnover)}% in the first week, which builds the
+portfolio from cash, then {pct(facts.mean_turnover)}% a week on average, or
+{pct(facts.annual_turnover)}% a year (52 weeks). Every week is in <code>exposure.csv</code>.</p>
+{_table(["exposure (%)", "mean", "extreme"], rows, "exposure")}
+<img src="data:image/png;base64,{chart}" alt="exposure and turnover per week">
 """

@@ -22,6 +22,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from simulator.errors import RunDirError
+from simulator.metrics import SHORT_RUN_WEEKS
 
 #: The summary.json schema this foliosim writes and reads.
 SCHEMA = 2
@@ -116,12 +117,57 @@ class ModelUse(_Part):
     orders: int
 
 
+class ICStats(_Part):
+    """A weekly information coefficient over the weeks that have one
+    (:func:`models.metrics.ic_stats`): mean, standard deviation, t-statistic
+    (``mean / (std / sqrt(weeks))``) and the share of weeks above 0."""
+
+    weeks: int
+    mean: float | None
+    std: float | None
+    t_stat: float | None
+    positive: float | None
+
+
+class ForecastQuality(_Part):
+    """Forecast quality over the traded weeks (:func:`models.metrics.forecast_quality`): the
+    IC and rank IC (Spearman) of predicted against realised returns across tickers each week,
+    the share of forecasts whose direction was right, and the MSE on returns over the naive
+    forecast's."""
+
+    forecasts: int
+    ic: ICStats
+    rank_ic: ICStats
+    hit_rate: float | None
+    mse_ratio: float | None
+
+
 class PredictionFacts(_Part):
-    """How many forecasts the strategy made, and their MSE against the naive forecast's."""
+    """How many forecasts the strategy made, their MSE against the naive forecast's, and
+    their quality as quants measure it (absent from summaries written before it existed)."""
 
     weeks: int
     forecasts: int
     mse_ratio: float | None
+    quality: ForecastQuality | None = None
+
+
+class ExposureFacts(_Part):
+    """What the strategy held and traded (:mod:`simulator.exposure`), as fractions of the
+    portfolio value: mean long (>= 0), short (<= 0), gross and net exposure over the return
+    weeks, the largest gross exposure, and the weekly turnover (buys plus sells): of the first
+    week (the portfolio built from cash) and on average over the weeks after it, with its
+    annual rate (times 52; None for a run of one week)."""
+
+    weeks: int
+    mean_long: float
+    mean_short: float
+    mean_gross: float
+    mean_net: float
+    max_gross: float
+    first_turnover: float
+    mean_turnover: float | None
+    annual_turnover: float | None
 
 
 class CostFacts(_Part):
@@ -211,6 +257,7 @@ class RunSummary(_Part):
     data_warnings: list[str] = Field(default_factory=list)
     delisted: dict[str, dt.date] = Field(default_factory=dict)
     costs: CostFacts | None = None
+    exposure: ExposureFacts | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -248,6 +295,12 @@ class RunSummary(_Part):
     def baseline_names(self) -> list[str]:
         return list(self.baselines)
 
+    @property
+    def short(self) -> bool:
+        """Fewer weekly returns than :data:`simulator.metrics.SHORT_RUN_WEEKS`: figures are
+        shown for the period, never annualised."""
+        return self.weeks < SHORT_RUN_WEEKS
+
     def to_json(self) -> dict[str, Any]:
         """The JSON document (series at the top level, NaN as null)."""
         doc = self.model_dump(mode="json", exclude={"series", "schema_version"})
@@ -259,7 +312,7 @@ class RunSummary(_Part):
 
 
 #: Parts of the summary only some runs have; absent from the JSON when a run has none.
-_OPTIONAL_SECTIONS = ("profile", "replay", "prediction", "models")
+_OPTIONAL_SECTIONS = ("profile", "replay", "prediction", "models", "exposure")
 
 
 def _null_nan(value: Any) -> Any:

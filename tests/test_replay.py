@@ -764,9 +764,11 @@ def test_status_html_writes_the_account_tear_sheet(
     assert cli(argv, monkeypatch) == 0
     assert f"tear sheet: {out / 'tearsheet.html'}" in capsys.readouterr().out
     page = (out / "tearsheet.html").read_text()
-    assert "Paper account <code>sheet</code>: 12 weeks replayed one at a time from 2022-07-01" in (
-        page
+    assert (
+        "Paper account <code>sheet</code>: 12 weeks recorded one at a time from 2022-07-01 "
+        "(the first is the start, so 11 weekly returns)" in page
     )
+    assert 'id="short-run"' in page  # 11 weekly returns: period figures only
     assert 'id="look-ahead"' not in page
     summary = json.loads((out / "summary.json").read_text())
     assert (summary["start"], summary["end"]) == ("2022-07-08", "2022-09-16")

@@ -1,0 +1,193 @@
+"""Figures of the tear sheet drawn from a run's weekly series, and the tables behind them.
+
+Every figure is drawn with matplotlib's object API on an Agg canvas (no pyplot, no global
+style) in matplotlib's own DejaVu Sans, so no font lookup fails. Date axes use matplotlib's
+default :class:`~matplotlib.dates.AutoDateLocator`, which has an interval for every span.
+
+Weekly returns are dated on the week's last trading day; a calendar period (month, quarter,
+year) holds the weeks whose date falls in it, compounded. Two of QuantStats' charts are
+replaced by ours (see :mod:`simulator.report`): its "EOY Returns" bar chart labels the wrong
+years on weekly data (pandas 3 places the bars of a year-end index at period ordinals, and
+QuantStats sets its year labels on the ticks 51, 52, ... that sit beside them), and its
+"Return Quantiles" chart resamples to Monday-dated weeks and month ends that a Friday-dated
+series never holds, so its "Weekly" box is empty and the others are forward-filled.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import matplotlib.dates as mdates
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.ticker import PercentFormatter
+
+#: The calendar periods of :func:`period_returns`: label -> pandas period frequency.
+PERIODS = {"Weekly": None, "Monthly": "M", "Quarterly": "Q", "Yearly": "Y"}
+
+
+def _date_axis(ax: Axes) -> None:
+    locator = mdates.AutoDateLocator()
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+
+
+def _finish(ax: Axes, *, percent: bool = True) -> None:
+    ax.grid(True, color="#dddddd", lw=0.5)
+    if percent:
+        ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
+
+
+# --- growth of 1 ---------------------------------------------------------------------------
+
+
+def growth_table(returns: pd.DataFrame) -> pd.DataFrame:
+    """Growth of 1 of each column, starting at 1.0 one week before the first return week.
+
+    >>> r = pd.DataFrame({"a": [0.1, -0.5]}, index=pd.to_datetime(["2024-01-12", "2024-01-19"]))
+    >>> growth_table(r)["a"].round(4).tolist()
+    [1.0, 1.1, 0.55]
+    """
+    start = returns.index[0] - pd.Timedelta(weeks=1)
+    growth = (1.0 + returns).cumprod()
+    growth.loc[start] = 1.0
+    return growth.sort_index()
+
+
+def growth_figure(returns: pd.DataFrame, labels: Mapping[str, str]) -> Figure:
+    """Growth of 1 of each column of ``returns`` named in ``labels`` (column -> legend)."""
+    growth = growth_table(returns[list(labels)])
+    fig = Figure(figsize=(9, 4.2), dpi=100, layout="constrained")
+    ax = fig.add_subplot()
+    for key, label in labels.items():
+        ax.plot(growth.index.to_numpy(), growth[key].to_numpy(), label=label, lw=1.5)
+    ax.axhline(1.0, color="#999999", lw=0.8, ls="--")
+    _date_axis(ax)
+    ax.set_ylabel("growth of 1")
+    _finish(ax, percent=False)
+    ax.legend(loc="upper left", frameon=False)
+    return fig
+
+
+def runs_growth_figure(curves: Mapping[str, pd.Series]) -> Figure:
+    """Growth of 1 of each weekly return series of ``curves`` (label -> returns), each on its
+    own weeks, starting at 1.0 one week before its first."""
+    fig = Figure(figsize=(9, 4.2), dpi=100, layout="constrained")
+    ax = fig.add_subplot()
+    for label, returns in curves.items():
+        growth = growth_table(returns.to_frame("r"))["r"]
+        ax.plot(growth.index.to_numpy(), growth.to_numpy(), label=label, lw=1.5)
+    ax.axhline(1.0, color="#999999", lw=0.8, ls="--")
+    _date_axis(ax)
+    ax.set_ylabel("growth of 1")
+    _finish(ax, percent=False)
+    ax.legend(loc="upper left", frameon=False, fontsize=8)
+    return fig
+
+
+# --- calendar periods ----------------------------------------------------------------------
+
+
+def period_returns(returns: pd.Series, freq: str | None) -> pd.Series:
+    """Compounded returns per calendar period (``"M"``, ``"Q"``, ``"Y"``; None: the weeks).
+
+    Indexed by the period (a :class:`pandas.PeriodIndex`); a period holds the weeks dated in it.
+
+    >>> r = pd.Series([0.1, 0.1, -0.5], index=pd.to_datetime(["2023-12-29", "2024-01-05",
+    ...                                                        "2024-01-12"]))
+    >>> period_returns(r, "Y").round(4).to_dict()
+    {Period('2023', 'Y-DEC'): 0.1, Period('2024', 'Y-DEC'): -0.45}
+    """
+    if freq is None:
+        return returns.copy()
+    index = pd.DatetimeIndex(returns.index).to_period(freq)
+    return (1.0 + returns).groupby(index).prod() - 1.0
+
+
+def yearly_returns(returns: pd.DataFrame) -> pd.DataFrame:
+    """Compounded return of each column per calendar year, and the weeks each year holds.
+
+    Returns
+    -------
+    pd.DataFrame
+        Index: the years (int); columns: those of ``returns`` (fractions), then ``weeks``.
+    """
+    years = pd.DatetimeIndex(returns.index).year
+    table = (1.0 + returns).groupby(years).prod() - 1.0
+    table["weeks"] = returns.groupby(years).size()
+    table.index.name = "year"
+    return table
+
+
+def yearly_returns_figure(returns: pd.DataFrame, labels: Mapping[str, str]) -> Figure:
+    """Bars of each column's return per calendar year, labelled with the year.
+
+    A year the run covers only in part is labelled with its number of weeks, e.g.
+    ``2022 (25 wk)``, so a half year is not read as a full one.
+    """
+    table = yearly_returns(returns[list(labels)])
+    years = table.index.to_list()
+    positions = np.arange(len(years))
+    width = 0.8 / max(len(labels), 1)
+    fig = Figure(figsize=(8, 3.6), dpi=100, layout="constrained")
+    ax = fig.add_subplot()
+    for i, (key, label) in enumerate(labels.items()):
+        offset = (i - (len(labels) - 1) / 2) * width
+        ax.bar(positions + offset, table[key].to_numpy(), width=width, label=label)
+    ax.axhline(0.0, color="black", lw=0.8)
+    # A calendar year holds 52 or 53 week-end dates; fewer means the run covers part of it.
+    ticks = [
+        f"{y}" if n >= 52 else f"{y} ({n} wk)" for y, n in zip(years, table["weeks"], strict=True)
+    ]
+    ax.set_xticks(positions, ticks)
+    ax.set_title("Returns per calendar year (compounded weekly returns)", fontsize=11)
+    _finish(ax)
+    ax.legend(frameon=False, fontsize=9)
+    return fig
+
+
+def return_quantiles_figure(returns: pd.Series, label: str) -> Figure:
+    """Box plots of ``returns`` compounded over weeks, months, quarters and years.
+
+    Each box is labelled with its number of periods; a period with no data is left out.
+    """
+    fig = Figure(figsize=(8, 3.6), dpi=100, layout="constrained")
+    ax = fig.add_subplot()
+    data, names = [], []
+    for name, freq in PERIODS.items():
+        values = period_returns(returns, freq).to_numpy(dtype=float)
+        if len(values):
+            data.append(values)
+            names.append(f"{name}\n(n={len(values)})")
+    ax.boxplot(data, tick_labels=names, widths=0.5)
+    ax.axhline(0.0, color="#999999", lw=0.8, ls="--")
+    ax.set_title(f"{label}: return quantiles per calendar period", fontsize=11)
+    _finish(ax)
+    return fig
+
+
+# --- exposure and turnover -----------------------------------------------------------------
+
+
+def exposure_figure(exposure: pd.DataFrame) -> Figure:
+    """Gross, net, long and short exposure per week (``exposure`` as in exposure.csv), and
+    the weekly turnover below them."""
+    weeks = pd.DatetimeIndex(exposure.index).to_numpy()
+    fig = Figure(figsize=(9, 4.8), dpi=100, layout="constrained")
+    top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=[3, 2])
+    styles = {"gross": "-", "net": "-", "long": "--", "short": "--"}
+    for column, style in styles.items():
+        top.plot(weeks, exposure[column].to_numpy(), ls=style, lw=1.3, label=column)
+    top.axhline(0.0, color="black", lw=0.8)
+    top.set_ylabel("fraction of value")
+    top.legend(frameon=False, fontsize=8, ncols=4, loc="upper left")
+    _finish(top)
+    # Bars 5 days wide, in matplotlib's date units (days): a bare number beside datetime64
+    # positions would be read as nanoseconds and draw nothing.
+    bottom.bar(mdates.date2num(weeks), exposure["turnover"].to_numpy(), width=5, color="#4c72b0")
+    bottom.set_ylabel("turnover")
+    _date_axis(bottom)
+    _finish(bottom)
+    return fig

@@ -56,6 +56,10 @@ models_app = typer.Typer(
 )
 app.add_typer(models_app, name="models")
 app.add_typer(replay_app, name="replay")
+runs_app = typer.Typer(
+    no_args_is_help=True, rich_markup_mode=None, help="Run directories side by side."
+)
+app.add_typer(runs_app, name="runs")
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document.")]
 RegistryOption = Annotated[
@@ -75,11 +79,13 @@ OutOption = Annotated[
 
 
 def print_table2(summary: RunSummary) -> None:
-    """Print the seed paper's Table 2 layout for a run, as the tear sheet shows it."""
+    """Print the returns-and-risk table of a run (the layout of the paper's Table 2), as the
+    tear sheet shows it."""
     from simulator.report import format_table2, table2
 
     cells = format_table2(table2(summary))
-    table = Table(title=f"{summary.start} .. {summary.end}, {summary.weeks} weeks")
+    title = f"returns and risk, {summary.start} .. {summary.end}, {summary.weeks} weeks"
+    table = Table(title=title)
     table.add_column("")
     for col in cells.columns:
         table.add_column(str(col), justify="right")
@@ -138,6 +144,8 @@ def _print_lstm_facts(summary: RunSummary) -> None:
             f"(MSE ratio {_fmt(ratio, '.3f')}, below 1 is better)",
             markup=False,
         )
+    if summary.short:  # a few weeks: no probabilistic Sharpe ratio to speak of
+        return
     confidence = summary.confidence
     parts = []
     beats = [("over_equal_weight", "beats 1/N")]
@@ -350,6 +358,50 @@ def audit(
             "the paper (seed 001, Table 2): LSTM 116.21% over the period, Sharpe 2.944",
             markup=False,
         )
+
+
+@runs_app.command("list")
+def runs_list(
+    folder: Annotated[Path, typer.Argument(help="A folder of run directories.")] = Path("runs"),
+    json_: JsonOption = False,
+) -> None:
+    """Every run directory in FOLDER with its key figures."""
+    from rich.text import Text
+
+    from simulator.runs import TABLE_COLUMNS, list_runs, table_cells
+
+    rows = list_runs(folder)
+    if json_:
+        print_json(rows)
+        return
+    if not rows:
+        console.print(f"no run directories in {folder}", markup=False, highlight=False)
+        return
+    table = Table()
+    for col in TABLE_COLUMNS:
+        table.add_column(col)
+    for row in rows:
+        table.add_row(*(Text(c) for c in table_cells(row)))  # run names are not markup
+    console.print(table)
+
+
+@runs_app.command("compare")
+def runs_compare(
+    runs: Annotated[list[Path], typer.Argument(help="Two or more run directories.")],
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            metavar="FILE",
+            help="HTML file (default: compare-<time>.html beside the first run).",
+        ),
+    ] = None,
+) -> None:
+    """Put two or more runs side by side in one HTML page: metrics and an equity chart."""
+    from simulator.runs import compare_runs, default_compare_path
+
+    path = compare_runs(runs, out or default_compare_path(runs))
+    console.print(f"comparison: {path}", soft_wrap=True, markup=False, highlight=False)
 
 
 @app.command()

@@ -234,6 +234,9 @@ def column_labels(summary: RunSummary) -> dict[str, str]:
         **{name: name for name in summary.baselines},
         "strategy": summary.strategy_name,
     }
+    if summary.strategy_name == "equal_weight" and summary.profile is None:
+        # The strategy is the 1/N run itself (the same series): one column, not two.
+        del labels["equal_weight"]
     if len(set(labels.values())) < len(labels):
         raise RunDirError(
             f"summary.json: benchmark_name, '{EQUAL_WEIGHT_LABEL}', the baselines and "
@@ -412,7 +415,16 @@ def _section_html(
         f"Data: {esc(summary.data_note)}",
         period,
         f"Orders rejected by the broker: {esc(summary.orders_rejected)}.",
+        _costs_note(summary),
     ]
+    if summary.delisted:
+        gone = ", ".join(f"{esc(t)} ({esc(d)})" for t, d in summary.delisted.items())
+        notes.append(
+            f"Delisted (data ended before the data set's last week; the position was closed "
+            f"at its last close the week after): {gone}."
+        )
+    for warning in summary.data_warnings:
+        notes.append(f"Data warning: {esc(warning)}")
     if not summary.short:
         notes.append(
             f"The QuantStats report below compares {esc(strategy)} with {esc(benchmark)} on "
@@ -451,7 +463,7 @@ def _section_html(
 <h1>foliosim: {esc(strategy)} vs {esc(benchmark)} and {EQUAL_WEIGHT_LABEL}</h1>
 <h4>{" &bull; ".join(facts)}</h4>
 <hr>
-<h3>Table 2: {esc(series)}</h3>
+<h3>Returns and risk: {esc(series)}</h3>
 {_table2_html(table)}
 <h3>Growth of 1</h3>
 {growth}
@@ -544,6 +556,36 @@ def _replace_div(page: str, div_id: str, inner: str) -> str:
     there is no such div)."""
     pattern = re.compile(rf'(<div id="{re.escape(div_id)}">).*?(</div>)', flags=re.DOTALL)
     return pattern.sub(lambda m: m[1] + inner + m[2], page, count=1)
+
+
+def _costs_note(summary: RunSummary) -> str:
+    """What the run charged beyond the prices: commission, slippage, borrow fee, interest."""
+    c = summary.costs
+    if c is None:
+        return "Costs: none beyond the prices (this summary lists none)."
+    slip = (
+        f"{c.slippage:.4%} of the price"
+        if c.slippage_kind == "perc"
+        else f"{c.slippage:g} per share"
+    )
+    rates = (
+        f"commission {c.commission:.4%} of traded value, slippage {slip}, short borrow fee "
+        f"{c.borrow_fee:.2%} a year, interest on cash {c.cash_rate:.2%} and on margin "
+        f"{c.margin_rate:.2%} a year (charged weekly, rate / 52)"
+    )
+    paid = [
+        (name, value)
+        for name, value in (
+            ("commission", c.commission_paid),
+            ("slippage", c.slippage_paid),
+            ("borrow fees", c.borrow_fees_paid),
+            ("interest earned on cash", c.cash_interest_earned),
+            ("interest paid on margin", c.margin_interest_paid),
+        )
+        if value is not None
+    ]
+    spent = "; ".join(f"{name} {value:,.2f}" for name, value in paid)
+    return f"Costs: {esc(rates)}." + (f" The strategy's totals: {esc(spent)}." if spent else "")
 
 
 def _assemble(

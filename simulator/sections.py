@@ -496,6 +496,7 @@ PROFILE_REASONS = {
     "vol_target": "exposure scaled down to the volatility target",
     "drawdown_stop": "in cash after the drawdown stop",
     "excluded": "an excluded ticker was left out",
+    "name_vol": "a name above the per-name volatility ceiling was left out",
 }
 
 
@@ -515,6 +516,7 @@ def profile_html(summary: RunSummary) -> str:
         ("volatility target (annual, trailing 26 weeks)", pct(p.vol_target)),
         ("drawdown stop", pct(p.max_drawdown)),
         ("excluded tickers", ", ".join(p.exclude) or "none"),
+        ("per-name volatility ceiling (annual, trailing 26 weeks)", pct(p.max_name_vol)),
         ("horizon", f"{p.horizon_weeks} weeks"),
     ]
     rows = [[_esc(k), _esc(v)] for k, v in limits]

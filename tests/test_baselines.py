@@ -567,7 +567,7 @@ def test_baselines_reach_returns_csv_table2_and_the_tear_sheet(tmp_path: Path) -
     table_html = page[page.index('<table id="table2">') :].split("</table>")[0]
     heads = [h.split("</th>")[0] for h in table_html.split("<th>")[1:]]
     assert heads == ["Metric", "IXIC", "1/N", "mean_variance", "min_variance"]
-    assert "Table 2: IXIC, 1/N, mean_variance and min_variance" in page
+    assert "Returns and risk: IXIC, 1/N, mean_variance and min_variance" in page
     assert "min_variance minus mean_variance (weekly difference of returns)" in page
 
 

@@ -226,7 +226,7 @@ def test_demo_console_script_runs_offline(tmp_path: Path) -> None:
     assert "Predictions" in page and "Leakage audit" in page
     # The conventional optimisers stand beside the strategy in Table 2.
     assert list(summary["baselines"]) == ["min_variance", "mean_variance"]
-    assert "Table 2: SP500, 1/N, min_variance, mean_variance and lstm_signal" in page
+    assert "Returns and risk: SP500, 1/N, min_variance, mean_variance and lstm_signal" in page
     assert "P(beats min_variance)" in proc.stdout
     assert not (tmp_path / ".foliosim").exists() or (tmp_path / ".foliosim").is_dir()
 
@@ -316,3 +316,24 @@ def test_progress_in_a_log_is_one_line_per_phase_and_network(
     assert re.fullmatch(r"backtest lstm_signal: 3 weeks in \d+\.\d s", lines[3])
     assert lines[4] == "tear sheet ..." and lines[5].startswith("tear sheet: done in ")
     assert len(lines) == 6
+
+
+def test_runs_list_and_compare_commands(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "runs"
+    config = Path(__file__).resolve().parents[1] / "examples" / "paper12_equal_weight.toml"
+    monkeypatch.chdir(config.parents[1])  # its data path is relative to the repository root
+    for name, fill in (("a", "close"), ("b", "next_open")):
+        argv = ["backtest", str(config), "--out", str(folder / name)]
+        assert cli([*argv, "--set", f"backtest.fill={fill}"], monkeypatch) == 0
+    capsys.readouterr()
+    assert cli(["runs", "list", str(folder)], monkeypatch) == 0
+    out = capsys.readouterr().out
+    assert "│ a" in out and "│ b" in out
+    page = tmp_path / "compare.html"
+    argv = ["runs", "compare", str(folder / "a"), str(folder / "b"), "--out", str(page)]
+    assert cli(argv, monkeypatch) == 0
+    assert page.is_file() and f"comparison: {page}" in capsys.readouterr().out
+    assert cli(["runs", "compare", str(folder / "a")], monkeypatch) == 2
+    assert "error:" in capsys.readouterr().err

@@ -157,7 +157,7 @@ def test_paper_config_end_to_end_on_paper12(
     assert confidence["weeks"] == 51 and 0.0 <= confidence["psr"] <= 1.0
 
     page = (out / "tearsheet.html").read_text()
-    assert "Table 2:" in page
+    assert "Returns and risk:" in page
     table(page, "table2")
     reference = table(page, "reference")
     for figure in PAPER_FIGURES:
@@ -496,7 +496,7 @@ def test_report_rebuilds_an_lstm_tearsheet_without_the_registry(
     rebuilt = (run / "tearsheet.html").read_text()
     for table_id in SECTION_TABLES:
         assert table(rebuilt, table_id) == table(original, table_id), table_id
-    for heading in ("Table 2:", "Our figures beside the paper", "<h3>Predictions</h3>"):
+    for heading in ("Returns and risk:", "Our figures beside the paper", "<h3>Predictions</h3>"):
         assert heading in rebuilt
     for heading in ("Leakage audit", "How sure is the result?", "Learning curves of"):
         assert heading in rebuilt

@@ -386,3 +386,27 @@ def test_an_edited_summary_cannot_put_markup_in_the_page(tmp_path: Path) -> None
         RunDirError, match=r"'confidence\.strategy\.weeks': Input should be a valid"
     ):
         write_tearsheet(tmp_path)
+
+
+def test_a_one_over_n_strategy_is_one_column_not_two() -> None:
+    """Regression: with strategy = "equal_weight" the table showed 1/N twice."""
+    summary = _summary(_returns())
+    summary["strategy_name"] = "equal_weight"
+    table = table2(summary)
+    assert list(table.columns) == [BENCHMARK, "equal_weight"]
+    with_profile = {
+        **summary,
+        "profile": {
+            "name": "moderate",
+            "max_weight": 0.25,
+            "gross": 1.0,
+            "allow_short": False,
+            "horizon_weeks": 104,
+            "vol_target": 0.15,
+            "max_drawdown": None,
+            "exclude": [],
+            "weeks_bound": {},
+        },
+    }
+    # With a profile the strategy is 1/N under its limits: another series, its own column.
+    assert list(table2(with_profile).columns) == [BENCHMARK, "1/N", "equal_weight"]

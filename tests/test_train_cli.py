@@ -194,7 +194,12 @@ def test_models_errors(
         (["models", "alias", "t-lstm", "prod"], "explicit version"),
         (["models", "alias", "t-lstm/1", "latest"], "reserved"),
         (["models", "predict", "t-lstm", "--as-of", "2023-13-01"], "expected a date"),
-        (["models", "predict", "t-lstm", "--as-of", "2010-01-01"], "before the data's start"),
+        (["models", "predict", "t-lstm/1", "--as-of", "2010-01-01"], "before the data's start"),
+        # A bare name is the newest version trained before --as-of: none was.
+        (
+            ["models", "predict", "t-lstm", "--as-of", "2010-01-01"],
+            "no version of 't-lstm' was trained on data ending before 2010-01-01",
+        ),
         (
             ["models", "predict", "t-lstm", "--as-of", "2023-01-06", "--set", "data.tickers=NVDA"],
             "has no model for NVDA",

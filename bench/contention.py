@@ -133,6 +133,11 @@ def main() -> None:
             seconds = beside(kind, count, base)
             results[(kind, count)] = seconds / alone
             rows.append((f"beside {count} x {kind}", "default", seconds, seconds / alone))
+    progress(f"beside 2 x torch LSTM, model.threads={cores} ...")
+    old = beside("torch LSTM", 2, [*base, f"model.threads={cores}"])
+    rows.append(
+        ("beside 2 x torch LSTM", f"model.threads = {cores} (the old default)", old, old / alone)
+    )
     print(f"{'scenario':<26} {'threads':<38} {'seconds':>8} {'slowdown':>9}")
     for scenario, threads, seconds, ratio in rows:
         print(f"{scenario:<26} {threads:<38} {seconds:>8.1f} {ratio:>8.2f}x")

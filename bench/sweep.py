@@ -35,8 +35,8 @@ TARGET = 1.8
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--trials", type=int, default=40)
-    parser.add_argument("--quick", action="store_true", help="8 trials, 5 tickers, 5 epochs")
+    parser.add_argument("--trials", type=int, default=None, help="default 40 (--quick: 8)")
+    parser.add_argument("--quick", action="store_true", help="5 tickers, 5 epochs (8 trials)")
     args = parser.parse_args()
     os.environ["FOLIOSIM_THREADS"] = "1"  # serial trials on one thread, as the workers
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -51,7 +51,7 @@ def main() -> None:
     from simulator.config import load_config
     from simulator.sweep import Axes, make_trials, run_sweep, start_ray, summary_row
 
-    trials_n = 8 if args.quick else args.trials
+    trials_n = args.trials or (8 if args.quick else 40)
     base = ["report.baselines="]
     if args.quick:
         base += ["model.max_epochs=5", "data.tickers=AAPL,AMD,BAC,CVX,JPM"]

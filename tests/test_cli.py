@@ -228,6 +228,12 @@ def test_demo_console_script_runs_offline(tmp_path: Path) -> None:
     assert list(summary["baselines"]) == ["min_variance", "mean_variance"]
     assert "Returns and risk: SP500, 1/N, min_variance, mean_variance and lstm_signal" in page
     assert "P(beats min_variance)" in proc.stdout
+    # The demo's own tear sheet in a real browser: no error, no request, no missing glyph.
+    from tests.helpers import browse
+
+    seen = browse(out / "tearsheet.html", tmp_path)
+    assert seen.errors == [] and seen.requests == []
+    assert set(seen.fonts) == {("DejaVu Sans", True)}, seen.fonts
     assert not (tmp_path / ".foliosim").exists() or (tmp_path / ".foliosim").is_dir()
 
 

@@ -410,3 +410,46 @@ def test_a_one_over_n_strategy_is_one_column_not_two() -> None:
     }
     # With a profile the strategy is 1/N under its limits: another series, its own column.
     assert list(table2(with_profile).columns) == [BENCHMARK, "1/N", "equal_weight"]
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda s: s["confidence"]["strategy"].pop("sharpe"), r"'confidence\.strategy\.sharpe'"),
+        (lambda s: s["profile"].pop("max_weight"), r"'profile\.max_weight': Field required"),
+        (lambda s: s["analytics"].update(as_of="yesterday"), r"'analytics\.as_of'"),
+    ],
+    ids=["no confidence sharpe", "no profile max_weight", "bad analytics as_of"],
+)
+def test_an_edited_summary_is_one_line_naming_the_field(
+    tmp_path: Path, edit: Any, message: str
+) -> None:
+    """Regression: these edits of summary.json gave tracebacks in `foliosim report`."""
+    summary = _make_run_dir(tmp_path)
+    c = {"weeks": 30, "sharpe": 1.0, "skew": 0.0, "kurtosis": 3.0, "psr": 0.9}
+    summary["confidence"] = {"strategy": c}
+    summary["profile"] = {
+        "name": "moderate",
+        "max_weight": 0.25,
+        "gross": 1.0,
+        "allow_short": False,
+        "horizon_weeks": 104,
+        "vol_target": 0.15,
+        "max_drawdown": None,
+        "exclude": [],
+        "weeks_bound": {},
+    }
+    summary["analytics"] = {
+        "as_of": "2023-07-28",
+        "window": 52,
+        "min_weeks": 8,
+        "var_level": 0.95,
+        "var_rule": "",
+        "risk_rule": "",
+        "stocks": [],
+    }
+    edit(summary)
+    (tmp_path / "summary.json").write_text(json.dumps(summary), encoding="utf-8")
+    with pytest.raises(RunDirError, match=message):
+        write_tearsheet(tmp_path)
+    assert not (tmp_path / "tearsheet.html").exists()

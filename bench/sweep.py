@@ -5,7 +5,8 @@ Run ``python bench/sweep.py`` (40 trials of the demo config, model seeds 0-39, s
 the demo trains them: long) or ``--trials N``, ``--quick`` (8 trials on 5 tickers, 5 epochs).
 Each trial trains its own models (its seed), so trials share nothing but the data. It prints:
 
-- the serial time (every trial in turn, one process, torch on one thread) and the Ray sweep's
+- the serial time (every trial in turn, one process, torch on one thread, each writing its run
+  directory as a sweep's trial does) and the Ray sweep's
   time (``foliosim sweep``'s local runtime, one CPU a trial), their ratio against the target
   of at least 1.8x on 2 cores, and the sweep's result table equal to the serial one;
 - Ray's overhead per trial: the round trip of an empty task, and the runtime's start;
@@ -49,6 +50,7 @@ def main() -> None:
 
     from simulator.backtest import run_backtest
     from simulator.config import load_config
+    from simulator.rundir import write_run
     from simulator.sweep import Axes, make_trials, run_sweep, start_ray, summary_row
 
     trials_n = args.trials or (8 if args.quick else 40)
@@ -70,6 +72,8 @@ def main() -> None:
         serial = {}
         for t in trials:
             result = run_backtest(load_config(config, list(t.overrides)), Path(ws))
+            # The same work as a sweep's trial: its run directory, without a tear sheet.
+            write_run(result, Path(ws) / "serial" / t.id, tearsheet=False)
             serial[t.id] = summary_row(result.summary)["total_return"]
         serial_s = time.perf_counter() - start
 

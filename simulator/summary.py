@@ -308,27 +308,22 @@ class RunSummary(_Part):
             if not doc.get(section):
                 doc.pop(section, None)
         ordered = {"schema": SCHEMA, **{n: s.model_dump() for n, s in self.series.items()}}
-        return _null_nan({**ordered, **doc})
+        return nan_to_none({**ordered, **doc})
 
 
 #: Parts of the summary only some runs have; absent from the JSON when a run has none.
 _OPTIONAL_SECTIONS = ("profile", "replay", "prediction", "models", "exposure")
 
 
-def _null_nan(value: Any) -> Any:
-    """JSON-safe: NaN and infinities become null."""
+def nan_to_none(value: Any) -> Any:
+    """JSON-safe, as the summary holds numbers: NaN and infinities become None (null)."""
     if isinstance(value, dict):
-        return {k: _null_nan(v) for k, v in value.items()}
+        return {k: nan_to_none(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_null_nan(v) for v in value]
+        return [nan_to_none(v) for v in value]
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
-
-
-def nan_to_none(value: Any) -> Any:
-    """Numbers as the summary holds them: NaN and infinities as None (see :func:`_null_nan`)."""
-    return _null_nan(value)
 
 
 def write_summary(summary: RunSummary, path: Path) -> None:
@@ -354,7 +349,7 @@ def read_summary(path: Path) -> RunSummary:
 def parse_summary(raw: dict[str, Any], where: str = "summary.json") -> RunSummary:
     """Validate a summary document; one :class:`RunDirError` line naming the bad field."""
     try:
-        return RunSummary.model_validate(_null_nan(raw))
+        return RunSummary.model_validate(nan_to_none(raw))
     except ValidationError as err:
         first = err.errors()[0]
         loc = ".".join(str(p) for p in first["loc"] if p != "series")

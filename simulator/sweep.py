@@ -37,12 +37,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
-from simulator.config import Config, apply_overrides, config_from_dict, load_config
+from simulator.config import Config, apply_overrides, load_config
 from simulator.errors import ConfigError, FoliosimError
-from simulator.summary import RunSummary
+from simulator.summary import RunSummary, nan_to_none
 
 SWEEP_FILE = "sweep.json"
 #: The metrics of each series that sweep.csv keeps (summary.json's names).
@@ -286,18 +285,12 @@ def _write_json(path: Path, doc: dict[str, Any]) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(doc, handle, indent=2, allow_nan=False, default=_json_default)
+            json.dump(nan_to_none(doc), handle, indent=2, allow_nan=False)
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, float | np.floating) and not math.isfinite(value):
-        return None
-    raise TypeError(f"not JSON: {type(value).__name__}")
 
 
 def finished(out: Path) -> dict[str, dict[str, Any]]:
@@ -510,12 +503,3 @@ def sweep_table(trials: Sequence[Trial], rows: dict[str, dict[str, Any]]) -> pd.
     order = ["trial", "config", *keys, "seed", "period", "status", "error"]
     rest = [c for c in frame.columns if c not in order]
     return frame[[c for c in order if c in frame.columns] + rest]
-
-
-def config_from_sweep(out: Path) -> Config:
-    """The base config a sweep directory was made with (its stored text, no trial values)."""
-    import tomllib
-
-    doc = json.loads((out / SWEEP_FILE).read_text(encoding="utf-8"))
-    raw = apply_overrides(tomllib.loads(doc["config"]), list(doc.get("base", [])))
-    return config_from_dict(raw, f"the config stored in {out / SWEEP_FILE}")

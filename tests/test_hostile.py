@@ -25,7 +25,7 @@ import pandas as pd
 import pytest
 import tomli_w
 
-from simulator.cli import main
+from tests.helpers import cli
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -58,16 +58,6 @@ fill = "close"
 """
 
 
-def run_cli(argv: list[str], monkeypatch: pytest.MonkeyPatch) -> int:
-    """``foliosim argv`` in-process; its exit status."""
-    monkeypatch.setattr(sys, "argv", ["foliosim", *argv])
-    try:
-        main()
-    except SystemExit as ex:
-        return int(ex.code or 0)
-    return 0
-
-
 def refused(
     argv: list[str],
     monkeypatch: pytest.MonkeyPatch,
@@ -75,7 +65,7 @@ def refused(
     match: str,
 ) -> str:
     """Run ``argv``; assert exit 2 and exactly one ``error:`` line matching ``match``."""
-    code = run_cli(argv, monkeypatch)
+    code = cli(argv, monkeypatch)
     err = capsys.readouterr().err
     # Progress of the work done before the error (stderr is a log here: one line per phase,
     # "1/N ..." and "1/N: 52 weeks in 0.1 s") may come first; the error is the last line and
@@ -415,8 +405,8 @@ def ew_account(
     config: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> str:
     """An equal-weight paper account 'ew' with 4 recorded weeks."""
-    assert run_cli(["replay", "start", str(config), "--account", "ew"], monkeypatch) == 0
-    assert run_cli(["replay", "step", "--account", "ew", "--weeks", "4"], monkeypatch) == 0
+    assert cli(["replay", "start", str(config), "--account", "ew"], monkeypatch) == 0
+    assert cli(["replay", "step", "--account", "ew", "--weeks", "4"], monkeypatch) == 0
     capsys.readouterr()
     return "ew"
 
@@ -439,7 +429,7 @@ def test_an_unusable_out_is_refused_before_the_account_report(
     monkeypatch.setattr(simulator.replay, "account_result", never)
     out, match = out_paths(tmp_path)[case]
     argv = ["replay", "status", "--account", ew_account, "--html", "--out", str(out)]
-    code = run_cli(argv, monkeypatch)
+    code = cli(argv, monkeypatch)
     captured = capsys.readouterr()
     assert code == 2
     assert "equity" in captured.out  # the status itself was printed
@@ -520,11 +510,11 @@ def test_a_read_only_workspace(
         not_writable,
     )
 
-    assert run_cli(["replay", "status", "--account", "ew"], monkeypatch) == 0
+    assert cli(["replay", "status", "--account", "ew"], monkeypatch) == 0
     out, err = capsys.readouterr()
     assert "4 week(s) 2022-06-24..2022-07-15: equity" in out
     assert "damaged" not in out + err and "reset" not in out + err
-    assert run_cli(["replay", "list"], monkeypatch) == 0
+    assert cli(["replay", "list"], monkeypatch) == 0
     out = capsys.readouterr().out
     assert "unreadable" not in out and "equal_weight" in out
     assert journal.read_bytes() == before
@@ -593,20 +583,20 @@ def test_one_damaged_account_does_not_break_the_list(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    assert run_cli(["replay", "start", str(config), "--account", "fine"], monkeypatch) == 0
+    assert cli(["replay", "start", str(config), "--account", "fine"], monkeypatch) == 0
     folder = _workspace / "replay"
     edit_journal(folder / "ew.sqlite", "UPDATE weeks SET equity = 'abc' WHERE seq = 3")
     (folder / "junk.sqlite").write_text("not a database")
     shutil.copy(folder / "fine.sqlite", folder / "bad name.sqlite")  # no account has it
     capsys.readouterr()
-    assert run_cli(["replay", "list", "--json"], monkeypatch) == 0
+    assert cli(["replay", "list", "--json"], monkeypatch) == 0
     rows = {row["account"]: row for row in json.loads(capsys.readouterr().out)}
     assert set(rows) == {"bad name", "ew", "fine", "junk"}
     assert rows["fine"]["strategy"] == "equal_weight" and rows["fine"]["weeks_processed"] == 0
     assert re.match(r".*ew.sqlite is damaged: weeks.equity holds 'abc'", rows["ew"]["error"])
     assert re.match(r".*junk.sqlite is (damaged or )?not a", rows["junk"]["error"])
     assert rows["bad name"]["error"].startswith("account name 'bad name': use letters")
-    assert run_cli(["replay", "list"], monkeypatch) == 0
+    assert cli(["replay", "list"], monkeypatch) == 0
     out = capsys.readouterr().out
     assert "unreadable:" in out and "equal_weight" in out
 
@@ -939,7 +929,7 @@ def test_a_risk_free_series_that_ends_before_the_backtest_is_refused(
     assert not out.exists()
     # Ending within two weeks of the data is a publication lag, not a stale series.
     dgs2[dgs2["date"] <= "2023-06-20"].to_csv(data / "DGS2.csv", index=False)
-    assert run_cli([*argv, "--set", "report.risk_free=DGS2"], monkeypatch) == 0
+    assert cli([*argv, "--set", "report.risk_free=DGS2"], monkeypatch) == 0
 
 
 # --- the tear sheet in a real browser --------------------------------------------------------
@@ -1021,16 +1011,16 @@ def test_tear_sheets_run_no_payload_in_a_real_browser(
         )
 
     run = tmp_path / SCRIPTS[2]
-    assert run_cli(["backtest", str(config), "--out", str(run)], monkeypatch) == 0
+    assert cli(["backtest", str(config), "--out", str(run)], monkeypatch) == 0
     dom, console = render(run / "tearsheet.html", tmp_path)
     assert_no_payload_ran(dom, console, "foliosim: equal_weight vs IXIC")
 
     account = "x" + "._-" * 21  # 64 characters, every allowed punctuation mark
-    assert run_cli(["replay", "start", str(config), "--account", account], monkeypatch) == 0
-    assert run_cli(["replay", "step", "--account", account, "--weeks", "6"], monkeypatch) == 0
+    assert cli(["replay", "start", str(config), "--account", account], monkeypatch) == 0
+    assert cli(["replay", "step", "--account", account, "--weeks", "6"], monkeypatch) == 0
     sheet = tmp_path / f"{SCRIPTS[0]}-replay"
     argv = ["replay", "status", "--account", account, "--html", "--out", str(sheet)]
-    assert run_cli(argv, monkeypatch) == 0
+    assert cli(argv, monkeypatch) == 0
     capsys.readouterr()
     dom, console = render(sheet / "tearsheet.html", tmp_path)
     assert_no_payload_ran(dom, console, "foliosim: equal_weight vs IXIC")
@@ -1065,7 +1055,7 @@ def test_leftovers_of_a_killed_backtest_are_removed_by_the_next(
     assert len(list(runs.glob(".first.*"))) == 1 and len(list(scratch.glob("foliosim-qs-*"))) == 1
 
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))
-    assert run_cli(["backtest", str(config), "--out", str(runs / "second")], monkeypatch) == 0
+    assert cli(["backtest", str(config), "--out", str(runs / "second")], monkeypatch) == 0
     assert sorted(p.name for p in runs.iterdir()) == [".foliosim.lock", "second"]
     assert [p.name for p in scratch.iterdir()] == [".foliosim.lock"]
     assert (runs / "second" / "tearsheet.html").is_file()

@@ -215,3 +215,32 @@ def test_a_two_node_cluster_through_address_runs_trials_on_both_nodes(
         assert local.table["status"].eq("done").all()
     finally:
         cluster.shutdown()
+
+
+def test_sweep_html_escapes_every_string(tmp_path: Path) -> None:
+    """A config label or a trial's error holding a script payload reaches sweep.html as text."""
+    from simulator.sweep_report import write_sweep_html
+
+    payload = '<script>document.title="pwned"</script>'
+    row = {
+        "trial": "t0001",
+        "config": f"x={payload}",
+        "seed": 0,
+        "period": "",
+        "status": "done",
+        "error": "",
+        "weeks": 10,
+        "total_return": 0.1,
+        "sharpe": 1.0,
+        "skew": 0.0,
+        "kurtosis": 3.0,
+        "equal_weight_total_return": 0.05,
+        "equal_weight_sharpe": 0.5,
+        "benchmark_total_return": 0.02,
+        "benchmark_sharpe": 0.2,
+    }
+    failed = {**row, "trial": "t0002", "status": "failed", "error": f"boom {payload}"}
+    page = write_sweep_html(tmp_path, pd.DataFrame([row, failed]), tmp_path / payload)
+    text = page.read_text(encoding="utf-8")
+    assert "<script>" not in text
+    assert "&lt;script&gt;document.title=&quot;pwned&quot;&lt;/script&gt;" in text

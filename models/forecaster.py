@@ -275,6 +275,9 @@ def train(
     spec: ModelSpec,
     train_end: Any,
     progress: TrainProgress | None = None,
+    *,
+    scaler_end: Any = None,
+    validate_through: Any = None,
 ) -> tuple[Forecaster, TrainingReport]:
     """Train the networks of ``spec`` on weekly closes up to ``train_end``.
 
@@ -288,6 +291,14 @@ def train(
         rows the scalers see.
     train_end
         The last week whose close the model may see.
+    scaler_end
+        A deliberate leak for the leak audit only (``foliosim audit``'s ``scaler_full``): fit
+        the scalers on every window whose target week is up to this date, test weeks included,
+        instead of on the training split. No config field reaches it.
+    validate_through
+        The audit's other leak (``early_stop_on_test``): every seen window is trained on, and
+        early stopping and the choice of the best epoch use the test windows whose target week
+        is up to this date.
     """
     check_prices(closes)
     if closes.shape[1] == 0:
@@ -315,6 +326,14 @@ def train(
         cuts = {t: validation_cut(seen[t].target_week, spec.val_fraction) for t in tickers}
     train_part = {t: seen[t].take(np.asarray(seen[t].target_week < cuts[t])) for t in tickers}
     val_part = {t: seen[t].take(np.asarray(seen[t].target_week >= cuts[t])) for t in tickers}
+    if validate_through is not None:  # the audit's leak: the epoch is chosen on test weeks
+        val_end = pd.Timestamp(validate_through)
+        train_part = seen
+        val_part = {t: test[t].take(np.asarray(test[t].target_week <= val_end)) for t in tickers}
+    fit_on = train_part
+    if scaler_end is not None:  # the audit's leak: the scalers see the test weeks
+        leak_end = pd.Timestamp(scaler_end)
+        fit_on = {t: w.take(np.asarray(w.target_week <= leak_end)) for t, w in windows.items()}
     for t in tickers:
         if len(train_part[t]) < 2 and spec.mode == "per_ticker":
             raise TrainingDataError(
@@ -325,15 +344,14 @@ def train(
     if spec.mode == "pooled" and spec.scaling == "window":
         shared = fit_scaler(
             "window",
-            np.concatenate([train_part[t].inputs for t in tickers]),
-            np.concatenate([train_part[t].target for t in tickers]),
+            np.concatenate([fit_on[t].inputs for t in tickers]),
+            np.concatenate([fit_on[t].target for t in tickers]),
             "pooled",
         )
         scalers = dict.fromkeys(tickers, shared)
     else:
         scalers = {
-            t: fit_scaler(spec.scaling, train_part[t].inputs, train_part[t].target, t)
-            for t in tickers
+            t: fit_scaler(spec.scaling, fit_on[t].inputs, fit_on[t].target, t) for t in tickers
         }
 
     def tensors(parts: dict[str, Windows], names: list[str]) -> tuple[torch.Tensor, torch.Tensor]:

@@ -11,13 +11,18 @@ Variants:
 - ``peek_next_close``: the decision of week t is made as if at the close of week t+1 (the rule
   is handed the history up to t+1 and asked about t+1) but trades at week t: an off-by-one in
   the date alignment, the commonest leak there is. Any strategy.
-- ``train_through_test`` (LSTM strategies): one model trained on every week up to the end of
-  the backtest, test weeks included, used from the first week (it is not registered).
+- ``train_through_test`` (LSTM strategies): one model trained on every week up to the end of the
+  backtest, test weeks included, used from the first week (it is not registered).
+- ``scaler_full`` (LSTM strategies): the models of the honest walk-forward (same train_ends),
+  but each one's scalers are fitted on the whole series, test weeks included. With the default
+  ``window`` scaling the target's mean and deviation are those of the test weeks' returns too,
+  so the network's bias leans towards each ticker's test-period drift.
+- ``early_stop_on_test`` (LSTM strategies): the models of the honest walk-forward, trained on
+  every seen week, with early stopping and the best epoch chosen on the test weeks up to the
+  backtest's end. Choosing epochs, or any setting, by the test year's loss is the leak a paper
+  that reports one test year can most easily make.
 
-Not built: ``scaler_full`` (scalers fitted on the whole series). foliosim's default scaling
-(``model.scaling = "window"``) scales each 24-week window by its own figures, so there is no
-fitted scaler to leak; with ``scaling = "ticker"`` the scaler is fitted on the training window
-only, and fitting it on the test weeks would be this audit's next variant.
+The model variants train their own models and never register them.
 """
 
 from __future__ import annotations
@@ -38,7 +43,7 @@ from simulator.plan import Resources, RunPlan, StrategySpec, resolve
 from strategies.rule import Decision, DecisionRule, History, State, as_decision
 from strategies.sizing import Limits
 
-VARIANTS = ("honest", "peek_next_close", "train_through_test")
+VARIANTS = ("honest", "peek_next_close", "train_through_test", "scaler_full", "early_stop_on_test")
 LEAKED = "LEAKED"
 #: The series of the audit table and their column prefixes.
 SHOWN = (("strategy", ""), ("equal_weight", "1/N "), ("benchmark", "index "))
@@ -72,29 +77,46 @@ def _leaky(plan: RunPlan, variant: str, spec: StrategySpec, closes: pd.DataFrame
     return dataclasses.replace(plan, strategy=dataclasses.replace(spec, name=name, build=build))
 
 
-def _train_through_test(plan: RunPlan, workspace: Path) -> BacktestResult:
-    """The LSTM strategy on one model trained on every week up to the backtest's end."""
+def _on_leaky_models(plan: RunPlan, workspace: Path, variant: str) -> BacktestResult:
+    """The model strategy of ``plan`` on models trained with ``variant``'s leak."""
     from models.forecaster import train
     from models.registry import VersionInfo
     from simulator.training import model_spec
-    from simulator.walkforward import RegistrySignal, UsedModel
+    from simulator.walkforward import RegistrySignal, UsedModel, retrain_ends
 
     cfg = plan.config
     weekly = make_weekly(load_daily(cfg.data, cfg.report.risk_free, workspace))
+    closes = weekly.closes()
     weeks = backtest_weeks(weekly, cfg)
-    model, _report = train(weekly.closes(), model_spec(cfg), weeks[-1])
-    ref = f"{LEAKED}-train-through-test/1"
-    model.version = ref
-    tags = {"train_end": weeks[-1].date().isoformat()}
-    info = VersionInfo.pinned(ref, tags, dt.datetime.now(dt.UTC))
-    signal = RegistrySignal([UsedModel(model, info, trained=True)], allow_later=True)
-    spec = plan.strategy
-    name = f"{spec.name} [{LEAKED}: train_through_test]"
+    spec = model_spec(cfg)
+    if variant == "train_through_test":
+        ends = [weeks[-1]]
+    else:
+        first = pd.Timestamp(cfg.model_train_end())
+        ends = retrain_ends(first, weeks[:-1], cfg.model.retrain_every)  # as the backtest
+    leak = {
+        "train_through_test": {},
+        "scaler_full": {"scaler_end": closes.index[-1]},
+        "early_stop_on_test": {"validate_through": weeks[-1]},
+    }[variant]
+    used = []
+    for k, end in enumerate(ends, start=1):
+        model, _report = train(closes, spec, end, **leak)
+        ref = f"{LEAKED}-{variant}/{k}"
+        model.version = ref
+        tags = {"train_end": pd.Timestamp(end).date().isoformat()}
+        info = VersionInfo.pinned(ref, tags, dt.datetime.now(dt.UTC))
+        used.append(UsedModel(model, info, trained=True))
+    signal = RegistrySignal(used, allow_later=variant == "train_through_test")
+    strategy = plan.strategy
+    name = f"{strategy.name} [{LEAKED}: {variant}]"
 
     def build(p: RunPlan, limits: Limits, res: Resources) -> DecisionRule:
-        return spec.build(p, limits, Resources(signal=lambda: signal, decisions=res.decisions))
+        return strategy.build(p, limits, Resources(signal=lambda: signal, decisions=res.decisions))
 
-    leaky = dataclasses.replace(plan, strategy=dataclasses.replace(spec, name=name, build=build))
+    leaky = dataclasses.replace(
+        plan, strategy=dataclasses.replace(strategy, name=name, build=build)
+    )
     return run_backtest(leaky, workspace)
 
 
@@ -119,8 +141,10 @@ def run_audit(
             results[variant] = run_backtest(leaky, workspace)
         elif not plan.strategy.uses_models:
             notes[variant] = "needs a strategy that trades on models (lstm_signal)"
+        elif cfg.model.version and variant != "train_through_test":
+            notes[variant] = "the config pins model.version; this leak needs models it trains"
         else:
-            results[variant] = _train_through_test(plan, workspace)
+            results[variant] = _on_leaky_models(plan, workspace, variant)
     rows = []
     for variant in variants:
         row: dict[str, Any] = {"variant": variant, "leaked": variant != "honest"}

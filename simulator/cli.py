@@ -309,7 +309,10 @@ def audit(
         typer.Option(
             "--variant",
             metavar="NAME",
-            help="honest, peek_next_close or train_through_test (repeatable; default: all).",
+            help=(
+                "honest, peek_next_close, train_through_test, scaler_full or "
+                "early_stop_on_test (repeatable; default: all)."
+            ),
         ),
     ] = None,
     json_: JsonOption = False,
@@ -319,6 +322,7 @@ def audit(
     would a leak inflate the result? Leaked results are marked LEAKED."""
     from simulator.audit import LEAKED, VARIANTS, run_audit
     from simulator.plan import resolve
+    from simulator.summary import nan_to_none
 
     cfg = load_config(config, set_ or [])
     if resolve(cfg).strategy.uses_models or cfg.data.source == "yahoo":
@@ -327,14 +331,7 @@ def audit(
         table, _results = run_audit(cfg, workspace_dir(), variant or VARIANTS)
         report.say(f"{len(table)} variant(s) run")
     if json_:
-        print_json(
-            {
-                "variants": [
-                    {k: (None if isinstance(v, float) and v != v else v) for k, v in r.items()}
-                    for r in table.to_dict("records")
-                ]
-            }
-        )
+        print_json({"variants": nan_to_none(table.to_dict("records"))})
         return
     out = Table(title=f"leak audit of {config.name}: rows marked {LEAKED} used the future")
     for col in ("variant", "total return", "Sharpe", "max drawdown", "1/N return", "index return"):

@@ -4,8 +4,9 @@ Run ``python bench/contention.py`` (several minutes, alone on the machine) or ``
 It trains the demo's first model version (the 20 bundled tickers, small preset, as
 ``foliosim demo`` trains it; ``--quick``: 5 tickers, 10 epochs) in a fresh process:
 
-- alone, with the default thread setting (``model.threads = 0``, foliosim's choice) and with
-  ``model.threads`` set to every core (what the default was before: torch's own choice);
+- alone, after one uncounted warm-up run, with the default thread setting (``model.threads =
+  0``, foliosim's choice) and with ``model.threads`` set to every core (what the default was
+  before: torch's own choice), each the median of three runs;
 - beside 1 and 2 competitor processes of each kind: a pure-Python busy loop, and a torch
   process stepping a small LSTM with torch's default settings (every core, OpenMP spinning),
   as another program would. The competitors are other people's processes: they get none of
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -31,6 +33,7 @@ from common import cpu_model, machine_line, progress
 
 REPO = Path(__file__).resolve().parent.parent
 TARGETS = {1: 2.5, 2: 3.5}
+ALONE_RUNS = 3
 
 TRAIN = r"""
 import sys, time
@@ -120,12 +123,20 @@ def main() -> None:
     print("bench/contention.py: training the demo's first model version beside competitors")
     print(machine_line(cpu_model(), f"torch {torch.__version__}"))
     print(f"training: {'quick, ' if args.quick else ''}{' '.join(base) or 'the demo as it is'}")
-    progress("alone, default threads ...")
-    alone = train_once(base)
-    progress(f"alone, model.threads={cores} ...")
-    every = train_once([*base, f"model.threads={cores}"])
-    rows = [("alone", "default (model.threads = 0)", alone, 1.0)]
-    rows.append(("alone", f"model.threads = {cores} (torch's default)", every, every / alone))
+    progress("warm-up (file cache, compiled modules; not counted) ...")
+    train_once(base)
+    # Alone is the denominator of every slowdown: the median of three runs, so that one slow
+    # run cannot make the slowdowns look small.
+    progress(f"alone, default threads (x{ALONE_RUNS}) ...")
+    alone = statistics.median(train_once(base) for _ in range(ALONE_RUNS))
+    progress(f"alone, model.threads={cores} (x{ALONE_RUNS}) ...")
+    every = statistics.median(
+        train_once([*base, f"model.threads={cores}"]) for _ in range(ALONE_RUNS)
+    )
+    rows = [("alone (median of 3)", "default (model.threads = 0)", alone, 1.0)]
+    rows.append(
+        ("alone (median of 3)", f"model.threads = {cores} (torch's default)", every, every / alone)
+    )
     results: dict[tuple[str, int], float] = {}
     for kind in ("busy loop", "torch LSTM"):
         for count in (1, 2):

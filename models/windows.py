@@ -131,12 +131,12 @@ class Scaler:
     out_mean: float
     out_std: float
 
-    def inputs(self, prices: np.ndarray) -> np.ndarray:
-        """``(n, window)`` prices -> ``(n, window)`` float32 network inputs."""
+    def inputs(self, prices: np.ndarray, dtype: type = np.float32) -> np.ndarray:
+        """``(n, window)`` prices -> ``(n, window)`` network inputs (float32 unless asked)."""
         if self.kind == "window":
             rel = prices / prices[:, -1:] - 1.0
-            return ((rel - self.in_mean) / self.in_std).astype(np.float32)
-        return ((prices - self.in_mean) / self.in_std).astype(np.float32)
+            return ((rel - self.in_mean) / self.in_std).astype(dtype)
+        return ((prices - self.in_mean) / self.in_std).astype(dtype)
 
     def target(self, prices: np.ndarray, target: np.ndarray) -> np.ndarray:
         """The scaled target of each window."""

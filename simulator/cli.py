@@ -31,7 +31,7 @@ from simulator.clikit import (
     runnable,
 )
 from simulator.config import Config, load_config
-from simulator.errors import FoliosimError
+from simulator.errors import ConfigError, FoliosimError
 from simulator.leftovers import QS_TEMP, clean, clean_run_leftovers, system_temp, writing
 from simulator.workspace import workspace_dir, writable_workspace
 
@@ -575,6 +575,49 @@ def data_fetch(
         paths = fetch_yahoo(names, pd.Timestamp(first), pd.Timestamp(last), workspace)
     for name, path in paths.items():
         console.print(f"{name}: {path}")
+
+
+@app.command()
+def explain(
+    run_dir: Annotated[
+        Path | None, typer.Argument(help="A run directory of a model strategy.")
+    ] = None,
+    week: Annotated[
+        str, typer.Option("--week", metavar="DATE", help="A day of the decision week.")
+    ] = "",
+    account: Annotated[
+        str | None, typer.Option("--account", metavar="NAME", help="A paper account instead.")
+    ] = None,
+    ticker: Annotated[
+        str | None, typer.Option("--ticker", metavar="T", help="Only this ticker's trade.")
+    ] = None,
+    json_: JsonOption = False,
+) -> None:
+    """Why the strategy traded what it did in one week: each forecast behind the week's
+    orders attributed to its input weeks (Integrated Gradients)."""
+    from simulator.explain import explain_week, from_account, from_run
+
+    if (run_dir is None) == (account is None):
+        raise ConfigError("give a run directory or --account NAME (one of the two)")
+    if not week:
+        raise ConfigError("give the decision week with --week DATE (e.g. --week 2023-03-10)")
+    day = parse_day(week, "--week")
+    workspace = workspace_dir()
+    with Reporter() as report:
+        traded = from_run(run_dir, workspace) if run_dir else from_account(str(account), workspace)
+        found = explain_week(traded, day, workspace, ticker)
+        report.say(f"{len(found.tickers)} forecast(s) explained")
+    if json_:
+        print_json(found.to_json())
+        return
+    console.print(
+        f"{found.label}, decision week {found.week.date()}: each forecast against a flat price "
+        "history (next-week returns; bp = basis points, 0.01%)",
+        markup=False,
+        highlight=False,
+    )
+    for t in found.tickers:
+        console.print(t.words(), markup=False, highlight=False, soft_wrap=True)
 
 
 def _fmt(value: object, spec: str = ".4f") -> str:

@@ -1,0 +1,258 @@
+"""``foliosim explain``: why the strategy traded what it traded in one week.
+
+For a decision week of a run directory or a paper account, every forecast behind that week's
+orders is attributed to its input weeks (and features) with Integrated Gradients
+(:mod:`models.explain`: a flat price history is the baseline, everything in next-week return
+units, the attributions summing to the prediction minus the baseline's prediction).
+
+The forecast is recomputed from the model version the run used and the data its config
+names; it must equal the forecast the run recorded (to 1e-6), or the explanation would be of
+another forecast, and the command refuses with one line saying so.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from simulator.config import Config, load_config
+from simulator.data import load_daily, make_weekly
+from simulator.errors import ConfigError, DataError, RunDirError
+from simulator.plan import resolve
+from simulator.rundir import check_run_dir, read_predictions, read_run_csv
+
+#: The recomputed forecast may differ from the recorded one by float32 rounding only.
+MATCH = 1e-6
+#: The input weeks named in the plain-words summary, each way.
+NAMED = 2
+
+
+@dataclass(frozen=True)
+class Traded:
+    """What explain reads of a run or an account."""
+
+    label: str
+    config: Config
+    #: ``week, ticker, model_version, predicted_return, target`` of every forecast.
+    forecasts: pd.DataFrame
+    #: ``date_submitted, ticker, side, status`` of every order.
+    orders: pd.DataFrame
+    #: model version ref -> the loaded model (``models.forecaster.Forecaster``).
+    load: Callable[[str], Any]
+
+
+@dataclass(frozen=True)
+class TickerExplanation:
+    ticker: str
+    target: float
+    side: str
+    version: str
+    input_weeks: list[pd.Timestamp]
+    features: list[str]
+    prediction: float
+    baseline_prediction: float
+    attributions: np.ndarray  # (window, n_features)
+
+    def words(self) -> str:
+        """The explanation in plain words."""
+        per_week = self.attributions.sum(axis=1)
+        order = np.argsort(per_week)
+        ups = [i for i in order[::-1][:NAMED] if per_week[i] > 0]
+        downs = [i for i in order[:NAMED] if per_week[i] < 0]
+
+        def weeks(idx: list[int]) -> str:
+            return ", ".join(
+                f"{self.input_weeks[i].date()} ({per_week[i] * 1e4:+.2f} bp)" for i in idx
+            )
+
+        verb = {"buy": "bought", "sell": "sold"}.get(self.side, self.side)
+        line = (
+            f"{self.ticker}: {verb} to a target weight of {self.target:+.1%} on a forecast of "
+            f"{self.prediction:+.2%} for next week; a flat price history would have given "
+            f"{self.baseline_prediction:+.2%}."
+        )
+        if ups:
+            line += f" Pushed up most by the weeks of {weeks(ups)}."
+        if downs:
+            line += f" Pushed down most by the weeks of {weeks(downs)}."
+        if len(self.features) == 1:
+            line += f" Feature: {self.features[0]} (the model reads nothing else)."
+        else:
+            shares = np.abs(self.attributions).sum(axis=0)
+            top = self.features[int(np.argmax(shares))]
+            line += f" The feature that moved it most: {top}."
+        return line
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "prediction": self.prediction,
+            "baseline_prediction": self.baseline_prediction,
+            "attributions": self.attributions.tolist(),
+            "input_weeks": [w.date().isoformat() for w in self.input_weeks],
+            "features": self.features,
+            "target": self.target,
+            "side": self.side,
+            "model_version": self.version,
+        }
+
+
+@dataclass(frozen=True)
+class WeekExplanation:
+    label: str
+    week: pd.Timestamp
+    tickers: list[TickerExplanation]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "source": self.label,
+            "week": self.week.date().isoformat(),
+            "baseline": "a flat price history (every input week at the window's last close)",
+            "units": "next-week return (fraction)",
+            "tickers": {t.ticker: t.to_json() for t in self.tickers},
+        }
+
+
+def from_run(run_dir: Path, workspace: Path) -> Traded:
+    """A run directory of a model strategy, its versions loaded from the workspace registry."""
+    from simulator.training import open_registry
+
+    check_run_dir(run_dir)
+    cfg = load_config(run_dir / "config.toml")
+    _check_models(cfg, str(run_dir))
+    predictions = read_predictions(run_dir)
+    orders = read_run_csv(run_dir / "orders.csv")
+    orders["date_submitted"] = pd.to_datetime(orders["date_submitted"], format="ISO8601")
+    registry = open_registry(workspace, cfg.model.registry_uri)
+    tickers = sorted(set(predictions["ticker"]))
+    loaded: dict[str, Any] = {}
+
+    def load(ref: str) -> Any:
+        if ref not in loaded:
+            loaded[ref] = registry.load(ref, tickers)
+        return loaded[ref]
+
+    return Traded(f"run {run_dir}", cfg, predictions, orders, load)
+
+
+def from_account(name: str, workspace: Path) -> Traded:
+    """A paper account, its pinned version read from its files (verified)."""
+    from simulator.replay import _provider, _weekly, open_account
+
+    with open_account(workspace, name) as account:
+        cfg = account.config
+        _check_models(cfg, f"account {name!r}")
+        journal = account.journal
+        weeks = journal.weeks()
+        if weeks.empty:
+            raise ConfigError(
+                f"account {name!r} has no recorded weeks yet; step it first "
+                f"(`foliosim replay step --account {name}`)"
+            )
+        targets = journal.targets()
+        forecasts = pd.DataFrame(
+            {
+                "week": targets["week"],
+                "ticker": targets["ticker"],
+                "model_version": account.model_version,
+                "predicted_return": targets["predicted_return"],
+                "target": targets["weight"],
+            }
+        )
+        orders = journal.orders()
+        weekly = _weekly(cfg, workspace, pd.Timestamp(weeks["week"].iloc[-1]))
+        model = _provider(account, weekly).models[0].model
+    return Traded(f"account {name!r}", cfg, forecasts, orders, lambda _ref: model)
+
+
+def _check_models(cfg: Config, who: str) -> None:
+    if not resolve(cfg).strategy.uses_models:
+        raise ConfigError(
+            f"{who} ran {cfg.backtest.strategy}, which makes no forecasts to explain; explain "
+            "works on runs of a model strategy (lstm_signal)"
+        )
+
+
+def decision_week(traded: Traded, day: Any) -> pd.Timestamp:
+    """The decision week holding ``day`` (its W-FRI week) that placed orders."""
+    placed = traded.orders.dropna(subset=["date_submitted"])
+    weeks = pd.DatetimeIndex(sorted(set(placed["date_submitted"])))
+    if weeks.empty:
+        raise ConfigError(f"{traded.label} placed no orders; there is nothing to explain")
+    wanted = pd.Timestamp(day).to_period("W-FRI")
+    hits = [w for w in weeks if w.to_period("W-FRI") == wanted]
+    if hits:
+        return pd.Timestamp(hits[0])
+    near = weeks[np.argsort(np.abs((weeks - pd.Timestamp(day)).days))[:2]].sort_values()
+    raise ConfigError(
+        f"{traded.label} placed no orders in the week of {pd.Timestamp(day).date()}; weeks "
+        f"with orders nearby: {', '.join(str(w.date()) for w in near)} (orders run from "
+        f"{weeks[0].date()} to {weeks[-1].date()})"
+    )
+
+
+def explain_week(
+    traded: Traded, day: Any, workspace: Path, ticker: str | None = None
+) -> WeekExplanation:
+    """Attribute every forecast behind the orders of the decision week holding ``day``."""
+    from models.explain import explain_window
+
+    week = decision_week(traded, day)
+    placed = traded.orders[traded.orders["date_submitted"] == week]
+    sides = placed.groupby("ticker")["side"].agg(lambda s: "/".join(sorted(set(map(str, s)))))
+    names = sorted(sides.index)
+    if ticker is not None:
+        if ticker not in names:
+            raise ConfigError(
+                f"{traded.label} placed no order for {ticker} in the week of {week.date()}; "
+                f"it traded {', '.join(names)}"
+            )
+        names = [ticker]
+    cfg = traded.config
+    closes = make_weekly(load_daily(cfg.data, cfg.report.risk_free, workspace)).closes()
+    forecasts = traded.forecasts[traded.forecasts["week"] == week].set_index("ticker")
+    out = []
+    for name in names:
+        known = name in forecasts.index
+        if not known or not math.isfinite(float(forecasts.loc[name, "predicted_return"])):
+            raise DataError(
+                f"{traded.label} recorded no forecast for {name} in the week of {week.date()} "
+                "(it was ordered without one, e.g. closed out); pick another ticker with --ticker"
+            )
+        row = forecasts.loc[name]
+        model = traded.load(str(row["model_version"]))
+        window = model.spec.window
+        past = closes.loc[:week, name].dropna()
+        if len(past) < window or past.index[-1] != week:
+            raise DataError(
+                f"the data of {traded.label} no longer holds {name}'s {window} weeks up to "
+                f"{week.date()}; restore the data the run used"
+            )
+        prices = past.iloc[-window:]
+        e = explain_window(model.net_for(name), model.scalers[name], prices.to_numpy(float))
+        recorded = float(row["predicted_return"])
+        if abs(e.prediction - recorded) > MATCH:
+            raise RunDirError(
+                f"{name}'s forecast for the week of {week.date()} recomputes to "
+                f"{e.prediction:+.6%}, but {traded.label} recorded {recorded:+.6%}: the data or "
+                "the model differ from the run's; explain it with the data and workspace it used"
+            )
+        out.append(
+            TickerExplanation(
+                ticker=name,
+                target=float(row.get("target", np.nan)),
+                side=str(sides[name]),
+                version=str(row["model_version"]),
+                input_weeks=list(pd.DatetimeIndex(prices.index)),
+                features=["close"],
+                prediction=e.prediction,
+                baseline_prediction=e.baseline_prediction,
+                attributions=e.attributions,
+            )
+        )
+    return WeekExplanation(traded.label, week, out)

@@ -99,6 +99,7 @@ class BacktestResult:
     timings: dict[str, float] = field(default_factory=dict)
     bounds: pd.DataFrame | None = None
     exposure: pd.DataFrame | None = None
+    explanations: dict[str, Any] | None = None
 
 
 def backtest_weeks(weekly: WeeklyData, cfg: Config) -> pd.DatetimeIndex:
@@ -382,6 +383,7 @@ def run_backtest(
         summary = summary.model_copy(update={"profile": profile_summary(plan.profile, bounds)})
     predictions: pd.DataFrame | None = None
     record: dict[str, Any] = {}
+    explanations: dict[str, Any] | None = None
     if lstm is not None:
         predictions = lstm.predictions(weekly.closes(), weeks, main.decisions)
         record = lstm.record(predictions, main.orders)
@@ -393,6 +395,23 @@ def run_backtest(
         )
         used = [ModelUse(**u) for u in record["used"]]
         summary = summary.model_copy(update={"models": used, "prediction": facts})
+
+        from simulator.explain import run_explanations
+
+        def rerun(provider: Any) -> float:
+            rule = plan.strategy_rule(Resources(signal=lambda: provider, decisions=decisions))
+            values = plan.run(rule, weekly, weeks, decisions).values
+            return float(values.iloc[-1] / values.iloc[0] - 1.0)
+
+        explanations = run_explanations(
+            lstm.provider,
+            weekly.closes(),
+            predictions,
+            rerun,
+            float(main.values.iloc[-1] / main.values.iloc[0] - 1.0),
+            config.model.seed,
+        )
+        lap("explanations")
     exposure = strategy_exposure(main.weights, main.orders, main.values, weeks, plan.engine.fill)
     return BacktestResult(
         config,
@@ -407,4 +426,5 @@ def run_backtest(
         timings,
         bounds,
         exposure,
+        explanations,
     )

@@ -191,3 +191,31 @@ def exposure_figure(exposure: pd.DataFrame) -> Figure:
     _date_axis(bottom)
     _finish(bottom)
     return fig
+
+
+# --- explanations --------------------------------------------------------------------------
+
+
+def attribution_figure(positions: list[Mapping[str, object]], features: list[str]) -> Figure:
+    """Integrated Gradients of the explained positions: one heatmap column per position and
+    feature, one row per input week (oldest at the top), in basis points of next-week return;
+    red pushed the forecast up, blue down, on one colour scale shared by every column."""
+    columns, labels = [], []
+    for p in positions:
+        values = np.asarray(p["attributions"], dtype=float) * 1e4  # (window, features)
+        for j, feature in enumerate(features):
+            columns.append(values[:, j])
+            labels.append(f"{p['ticker']}\n{feature}" if len(features) > 1 else str(p["ticker"]))
+    grid = np.column_stack(columns)
+    bound = float(np.abs(grid).max()) or 1.0
+    window = grid.shape[0]
+    fig = Figure(figsize=(1.6 + 1.1 * grid.shape[1], 4.8), dpi=100, layout="constrained")
+    ax = fig.subplots()
+    image = ax.imshow(grid, aspect="auto", cmap="RdBu_r", vmin=-bound, vmax=bound)
+    ax.set_xticks(range(grid.shape[1]), labels, fontsize=8)
+    weeks = [str(w) for w in positions[0]["input_weeks"]]  # type: ignore[attr-defined]
+    rows = sorted({0, window // 2, window - 1})
+    ax.set_yticks(rows, [weeks[i] for i in rows], fontsize=8)
+    ax.set_ylabel("input week")
+    fig.colorbar(image, ax=ax, label="bp of next-week return")
+    return fig

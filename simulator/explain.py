@@ -196,6 +196,17 @@ def decision_week(traded: Traded, day: Any) -> pd.Timestamp:
     )
 
 
+def window_prices(
+    closes: pd.DataFrame, week: pd.Timestamp, ticker: str, window: int
+) -> pd.Series | None:
+    """``ticker``'s ``window`` closes up to ``week`` (the forecast's input), or None when one
+    of them is missing (no forecast was made from it)."""
+    past = closes.loc[:week, ticker].tail(window)
+    if len(past) < window or past.index[-1] != week or not np.isfinite(past).all():
+        return None
+    return past
+
+
 def explain_week(
     traded: Traded, day: Any, workspace: Path, ticker: str | None = None
 ) -> WeekExplanation:
@@ -226,14 +237,12 @@ def explain_week(
             )
         row = forecasts.loc[name]
         model = traded.load(str(row["model_version"]))
-        window = model.spec.window
-        past = closes.loc[:week, name].dropna()
-        if len(past) < window or past.index[-1] != week:
+        prices = window_prices(closes, week, name, model.spec.window)
+        if prices is None:
             raise DataError(
-                f"the data of {traded.label} no longer holds {name}'s {window} weeks up to "
-                f"{week.date()}; restore the data the run used"
+                f"the data of {traded.label} no longer holds {name}'s {model.spec.window} weeks "
+                f"up to {week.date()}; restore the data the run used"
             )
-        prices = past.iloc[-window:]
         e = explain_window(model.net_for(name), model.scalers[name], prices.to_numpy(float))
         recorded = float(row["predicted_return"])
         if abs(e.prediction - recorded) > MATCH:
@@ -256,3 +265,107 @@ def explain_week(
             )
         )
     return WeekExplanation(traded.label, week, out)
+
+
+# --- a run's explanations (explanations.json, the tear sheet's "Explanations" section) -----
+
+#: Positions of the last decision explained in the tear sheet.
+TOP_POSITIONS = 3
+
+
+class _ShuffledSignal:
+    """A signal provider answering, at week d, the forecasts made from week pi(d)'s inputs."""
+
+    def __init__(self, real: Any, forecasts: dict[pd.Timestamp, pd.Series]) -> None:
+        self.real = real
+        self.forecasts = forecasts
+
+    @property
+    def train_ends(self) -> list[pd.Timestamp]:
+        return list(self.real.train_ends)
+
+    def predict(self, as_of: pd.Timestamp, closes: pd.DataFrame) -> pd.Series:
+        return self.forecasts.get(pd.Timestamp(as_of), pd.Series(dtype=float))
+
+    def version(self, as_of: pd.Timestamp) -> str:
+        return str(self.real.version(as_of))
+
+
+def _mse(predicted: pd.Series, realised: pd.Series) -> float:
+    both = pd.concat([predicted, realised], axis=1).dropna()
+    return float(((both.iloc[:, 0] - both.iloc[:, 1]) ** 2).mean()) if len(both) else math.nan
+
+
+def run_explanations(
+    provider: Any,
+    closes: pd.DataFrame,
+    predictions: pd.DataFrame,
+    rerun: Callable[[Any], float],
+    strategy_return: float,
+    seed: int,
+) -> dict[str, Any]:
+    """The content of explanations.json for a model strategy's run.
+
+    - ``positions``: Integrated Gradients (:func:`models.explain.explain_window`) of the
+      forecasts behind the :data:`TOP_POSITIONS` largest target weights of the last decision.
+    - ``permutation``: per feature, the forecast MSE (on next-week returns, over every forecast
+      with a realised next close) and the strategy's total return when that feature's inputs
+      are shuffled across the decision weeks: week d's forecast is made (by week d's model)
+      from the inputs of week pi(d), every ticker with the same permutation pi (seeded by
+      ``seed``), and the strategy is run again on those forecasts by ``rerun`` (provider ->
+      total return) through the same engine, limits and profile.
+    """
+    from models.explain import explain_window
+
+    weeks = pd.DatetimeIndex(sorted(set(predictions["week"])))
+    last = predictions[predictions["week"] == weeks[-1]]
+    last = last[np.isfinite(last["predicted_return"]) & (last["target"] != 0)]
+    top = last.reindex(last["target"].abs().sort_values(ascending=False).index)
+    positions = []
+    for _, row in top.head(TOP_POSITIONS).iterrows():
+        ticker = str(row["ticker"])
+        model = provider.model_at(weeks[-1]).model
+        prices = window_prices(closes, weeks[-1], ticker, model.spec.window)
+        if prices is None:
+            continue
+        e = explain_window(model.net_for(ticker), model.scalers[ticker], prices.to_numpy(float))
+        positions.append(
+            {
+                "ticker": ticker,
+                "target": float(row["target"]),
+                "prediction": e.prediction,
+                "baseline_prediction": e.baseline_prediction,
+                "input_weeks": [w.date().isoformat() for w in prices.index],
+                "attributions": e.attributions.tolist(),
+            }
+        )
+    keyed = predictions.set_index(["week", "ticker"])
+    realised = keyed["actual_close"] / keyed["last_close"] - 1.0
+    order = np.random.default_rng(seed).permutation(len(weeks))
+    tickers = sorted(set(predictions["ticker"]))
+    shuffled: dict[pd.Timestamp, pd.Series] = {}
+    for week, source in zip(weeks, weeks[order], strict=True):
+        model = provider.model_at(week).model
+        shuffled[week] = model.forecast(closes, source, tickers)["predicted_return"]
+    table = pd.concat(shuffled, names=["week", "ticker"])
+    permuted = rerun(_ShuffledSignal(provider, shuffled))
+    return {
+        "week": weeks[-1].date().isoformat(),
+        "baseline": "a flat price history (every input week at the window's last close)",
+        "units": "next-week return (fraction)",
+        "features": ["close"],
+        "positions": positions,
+        "permutation": {
+            "seed": seed,
+            "weeks": len(weeks),
+            "features": [
+                {
+                    "feature": "close",
+                    "mse": _mse(keyed["predicted_return"], realised),
+                    "mse_shuffled": _mse(table, realised),
+                    "strategy_return": strategy_return,
+                    "strategy_return_shuffled": permuted,
+                }
+            ],
+        },
+    }

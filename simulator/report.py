@@ -38,8 +38,9 @@ from simulator.charts import growth_figure, return_quantiles_figure, yearly_retu
 from simulator.errors import RunDirError
 from simulator.htmlkit import esc, format_number, png, write_atomically
 from simulator.metrics import SHORT_RUN_WEEKS, WEEKS_PER_YEAR
-from simulator.rundir import read_exposure, read_models, read_returns
+from simulator.rundir import read_explanations, read_exposure, read_models, read_returns
 from simulator.sections import (
+    explanations_html,
     exposure_html,
     honesty_html,
     prediction_html,
@@ -207,6 +208,7 @@ def write_tearsheet(run_dir: Path) -> Path:
         )
     if models is not None:
         extra.append(prediction_html(run_dir, models))
+        extra.append(explanations_html(read_explanations(run_dir)))
     extra.append(honesty_html(summary, models))
     section = _section_html(
         table,

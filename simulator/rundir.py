@@ -8,7 +8,9 @@ long, short, gross and net exposure and its turnover per return week, see
 :mod:`simulator.exposure`) and ``tearsheet.html``;
 an ``lstm_signal`` run adds ``predictions.csv`` (every forecast, its target weight and the
 close that followed) and ``models.json`` (the versions used, their training and test records,
-and the forecast errors over the traded weeks); a run with an investor profile adds
+and the forecast errors over the traded weeks) and ``explanations.json`` (Integrated Gradients
+of the last decision's largest positions and the permutation importance of each input
+feature, :func:`simulator.explain.run_explanations`); a run with an investor profile adds
 ``bounds.csv`` (every week a profile limit bound, and why).
 """
 
@@ -109,6 +111,9 @@ def write_run(result: BacktestResult, out: Path, *, tearsheet: bool = True) -> P
             )
             models = json.dumps(nan_to_none(result.models), indent=2, allow_nan=False)
             (tmp / "models.json").write_text(models + "\n", encoding="utf-8")
+        if result.explanations is not None:
+            doc = json.dumps(nan_to_none(result.explanations), indent=1, allow_nan=False)
+            (tmp / "explanations.json").write_text(doc + "\n", encoding="utf-8")
         if tearsheet:
             write_tearsheet(tmp)
         tmp.chmod(0o755)  # mkdtemp makes it private; a run directory is an ordinary folder
@@ -187,6 +192,20 @@ def read_models(run_dir: Path) -> dict[str, Any] | None:
         raise RunDirError(f"{path} is not valid JSON ({exc}); {REMEDY}") from exc
     if not isinstance(doc, dict) or not {"used", "versions", "as_traded"} <= set(doc):
         raise RunDirError(f"{path} lacks used/versions/as_traded; {REMEDY}")
+    return doc
+
+
+def read_explanations(run_dir: Path) -> dict[str, Any] | None:
+    """explanations.json of a model strategy's run (None for a run without one)."""
+    path = run_dir / "explanations.json"
+    if not path.is_file():
+        return None
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise RunDirError(f"{path} is not valid JSON ({exc}); {REMEDY}") from exc
+    if not isinstance(doc, dict) or not {"positions", "permutation", "features"} <= set(doc):
+        raise RunDirError(f"{path} lacks positions/permutation/features; {REMEDY}")
     return doc
 
 

@@ -34,7 +34,7 @@ from models.plots import (
     learning_curves_figure,
     learning_summary_figure,
 )
-from simulator.charts import exposure_figure
+from simulator.charts import attribution_figure, exposure_figure
 from simulator.errors import RunDirError
 from simulator.htmlkit import esc as _esc
 from simulator.htmlkit import num as _num
@@ -564,3 +564,78 @@ portfolio from cash, then {pct(facts.mean_turnover)}% a week on average, or
 {_table(["exposure (%)", "mean", "extreme"], rows, "exposure")}
 <img src="data:image/png;base64,{chart}" alt="exposure and turnover per week">
 """
+
+
+# --- explanations --------------------------------------------------------------------------
+
+
+def explanations_html(doc: Mapping[str, Any] | None) -> str:
+    """Why the model strategy traded: Integrated Gradients of the last decision's largest
+    positions (a heatmap of input weeks x features) and each feature's permutation importance
+    (explanations.json, :func:`simulator.explain.run_explanations`)."""
+    if doc is None:
+        return ""
+    features = [str(f) for f in doc["features"]]
+    positions = list(doc["positions"])
+    parts = ["<h3>Explanations</h3>"]
+    if positions:
+        rows = [
+            [
+                _esc(p["ticker"]),
+                _num(p["target"], "+.1%"),
+                _num(p["prediction"], "+.3%"),
+                _num(p["baseline_prediction"], "+.3%"),
+                _num(p["prediction"] - p["baseline_prediction"], "+.3%"),
+            ]
+            for p in positions
+        ]
+        chart = _png(attribution_figure(positions, features), dpi=100)
+        parts.append(
+            f"""<p>The {len(positions)} largest positions of the last decision
+({_esc(doc["week"])}), each forecast attributed to its input weeks with Integrated Gradients
+(Captum): the forecast minus the forecast for a flat price history (every input week at the
+window's last close) is split over the input weeks and features, and the parts add up to it.
+Attributions say what moved this network's forecast, not what moves the stock; a forecast
+close to its baseline's was driven by the network's bias, not by the prices.
+<code>foliosim explain RUN_DIR --week DATE</code> explains any week in words.</p>
+{
+                _table(
+                    ["ticker", "target", "forecast", "flat-history forecast", "attributed"],
+                    rows,
+                    "explained-positions",
+                )
+            }
+{_img(chart, "Integrated Gradients of the largest positions, input weeks by features")}"""
+        )
+    perm = doc["permutation"]
+    rows = [
+        [
+            _esc(f["feature"]),
+            _num(f["mse"], ".3g"),
+            _num(f["mse_shuffled"], ".3g"),
+            _num(_ratio(f["mse_shuffled"], f["mse"]), ".3f"),
+            _num(f["strategy_return"], "+.1%"),
+            _num(f["strategy_return_shuffled"], "+.1%"),
+        ]
+        for f in perm["features"]
+    ]
+    parts.append(
+        f"""<p>Permutation importance over the {_esc(perm["weeks"])} decision weeks: each
+feature's inputs are shuffled across the weeks (week d's forecast is made by week d's model
+from the inputs of another week, every ticker with the same permutation, seed
+{_esc(perm["seed"])}), and the forecast MSE on next-week returns and the strategy, run again on
+the shuffled forecasts through the same engine and limits, are set beside the real ones. A
+feature whose shuffling leaves both unchanged was not used; one shuffle is one draw.</p>
+{
+            _table(
+                ["feature", "forecast MSE", "shuffled", "ratio", "strategy return", "shuffled"],
+                rows,
+                "permutation-importance",
+            )
+        }"""
+    )
+    return "\n".join(parts)
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None or b == 0 else a / b

@@ -197,3 +197,47 @@ def test_explain_a_paper_account_week(
     for t in journal_orders.values():
         assert abs(np.sum(t["attributions"]) - (t["prediction"] - t["baseline_prediction"])) < 1e-4
         assert t["model_version"] == paper_model.ref
+
+
+def test_a_runs_explanations_recompute_from_its_files(
+    lstm_run: Path, paper_model: PaperModel
+) -> None:
+    """explanations.json: the MSE from predictions.csv, the shuffled forecasts from the
+    seeded permutation of the decision weeks, and IG of the largest last positions."""
+    from models.registry import Registry
+    from simulator.data import load_daily, make_weekly
+    from simulator.rundir import read_explanations
+    from simulator.summary import read_summary
+
+    doc = read_explanations(lstm_run)
+    assert doc is not None
+    predictions = read_predictions(lstm_run)
+    weeks = pd.DatetimeIndex(sorted(set(predictions["week"])))
+    realised = predictions["actual_close"] / predictions["last_close"] - 1.0
+    scored = realised.notna() & predictions["predicted_return"].notna()
+    perm = doc["permutation"]["features"][0]
+    mse = ((predictions["predicted_return"] - realised)[scored] ** 2).mean()
+    assert perm["feature"] == "close" and perm["mse"] == pytest.approx(mse, rel=1e-12)
+    cfg = load_config(lstm_run / "config.toml")
+    closes = make_weekly(load_daily(cfg.data, cfg.report.risk_free, paper_model.workspace)).closes()
+    model = Registry(paper_model.workspace).load(paper_model.ref)
+    source = weeks[np.random.default_rng(cfg.model.seed).permutation(len(weeks))]
+    tickers = sorted(set(predictions["ticker"]))
+    errors = []
+    for week, src in zip(weeks, source, strict=True):
+        shuffled = model.predict(closes, src, tickers)
+        rows = predictions[predictions["week"] == week].set_index("ticker")
+        r = (rows["actual_close"] / rows["last_close"] - 1.0).reindex(tickers)
+        errors.extend(((shuffled - r) ** 2).dropna())
+    assert perm["mse_shuffled"] == pytest.approx(np.mean(errors), rel=1e-9)
+    summary = read_summary(lstm_run / "summary.json")
+    assert perm["strategy_return"] == pytest.approx(
+        summary.series["strategy"].total_return, abs=1e-12
+    )
+    last = predictions[predictions["week"] == weeks[-1]]
+    top = last.loc[last["target"].abs().sort_values(ascending=False).index[:3], "ticker"]
+    assert [p["ticker"] for p in doc["positions"]] == list(top)
+    for p in doc["positions"]:
+        gap = np.sum(p["attributions"]) - (p["prediction"] - p["baseline_prediction"])
+        assert abs(gap) < 1e-4
+

@@ -32,7 +32,7 @@ from simulator.clikit import (
 )
 from simulator.config import Config, load_config
 from simulator.errors import ConfigError, FoliosimError
-from simulator.leftovers import QS_TEMP, clean, clean_run_leftovers, system_temp, writing
+from simulator.leftovers import QS_TEMP, clean, clean_run_leftovers, system_temp
 from simulator.workspace import workspace_dir, writable_workspace
 
 if TYPE_CHECKING:
@@ -115,7 +115,7 @@ def _run(cfg: Config, out: Path | None) -> Path:
             note=report.say,
         )
         check_returns_vary(result.returns["strategy"], cfg.backtest.cash)
-        with writing(target.absolute().parent, system_temp()), report.step("tear sheet"):
+        with report.step("tear sheet"):
             path = write_run(result, target)
     print_table2(result.summary)
     _print_lstm_facts(result.summary)
@@ -186,7 +186,7 @@ def report(run_dir: Annotated[Path, typer.Argument(help="A run directory.")]) ->
 
     check_run_dir(run_dir)
     clean(system_temp(), QS_TEMP)
-    with writing(system_temp()), err_console.status("writing the tear sheet"):
+    with err_console.status("writing the tear sheet"):
         path = write_tearsheet(run_dir)
     print_table2(read_summary(run_dir / "summary.json"))
     console.print(f"tear sheet: {path}", soft_wrap=True, markup=False, highlight=False)

@@ -283,7 +283,7 @@ def _print_status(doc: dict[str, Any]) -> None:
 
 
 def _write_html(acct: Account, out: Path | None) -> None:
-    from simulator.leftovers import clean_run_leftovers, system_temp, writing
+    from simulator.leftovers import clean_run_leftovers
     from simulator.replay import account_result
     from simulator.rundir import check_out_dir, default_run_dir, write_run
 
@@ -292,10 +292,7 @@ def _write_html(acct: Account, out: Path | None) -> None:
     clean_run_leftovers(target)
     result = account_result(acct, workspace_dir())
     check_returns_vary(result.returns["strategy"], acct.config.backtest.cash)
-    with (
-        writing(target.absolute().parent, system_temp()),
-        err_console.status("writing the tear sheet"),
-    ):
+    with err_console.status("writing the tear sheet"):
         path = write_run(result, target)
     console.print(f"tear sheet: {path / 'tearsheet.html'}", soft_wrap=True, markup=False)
 

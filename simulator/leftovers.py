@@ -40,6 +40,7 @@ RUN_TEMP_FILES = frozenset(
         "decisions.csv",
         "predictions.csv",
         "models.json",
+        "explanations.json",
         "tearsheet.html",
     }
 )

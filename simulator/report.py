@@ -37,6 +37,7 @@ import pandas as pd
 from simulator.charts import growth_figure, return_quantiles_figure, yearly_returns_figure
 from simulator.errors import RunDirError
 from simulator.htmlkit import esc, format_number, png, write_atomically
+from simulator.leftovers import system_temp, writing
 from simulator.metrics import SHORT_RUN_WEEKS, WEEKS_PER_YEAR
 from simulator.rundir import read_explanations, read_exposure, read_models, read_returns
 from simulator.sections import (
@@ -313,6 +314,7 @@ def _quantstats_html(
         _quiet_matplotlib_fonts(),
         warnings.catch_warnings(),
         matplotlib.rc_context(_quantstats_style()),
+        writing(system_temp()),  # another process's clean-up leaves the folder alone
         tempfile.TemporaryDirectory(prefix="foliosim-qs-") as tmp,
     ):
         warnings.simplefilter("ignore")

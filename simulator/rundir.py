@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from simulator.errors import RunDirError
+from simulator.leftovers import writing
 from simulator.summary import REMEDY, nan_to_none, write_summary
 
 if TYPE_CHECKING:
@@ -90,39 +91,45 @@ def write_run(result: BacktestResult, out: Path, *, tearsheet: bool = True) -> P
 
     check_out_dir(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
-        (tmp / "config.toml").write_text(result.config.to_toml(), encoding="utf-8")
-        write_summary(result.summary, tmp / "summary.json")
-        result.returns.to_csv(tmp / "returns.csv", date_format="%Y-%m-%d")
-        result.weights.to_csv(tmp / "weights.csv", index=False, date_format="%Y-%m-%d")
-        result.orders.to_csv(tmp / "orders.csv", index=False, date_format="%Y-%m-%d")
-        result.decisions.to_csv(tmp / "decisions.csv", index=False, date_format="%Y-%m-%d")
-        result.risk_free.rename("rate").to_csv(tmp / "risk_free.csv", date_format="%Y-%m-%d")
-        if result.exposure is not None:
-            result.exposure.to_csv(
-                tmp / "exposure.csv", date_format="%Y-%m-%d", float_format="%.10g"
-            )
-        if result.bounds is not None:
-            result.bounds.to_csv(tmp / "bounds.csv", index=False, date_format="%Y-%m-%d")
-        if result.predictions is not None:
-            result.predictions.to_csv(
-                tmp / "predictions.csv", index=False, date_format="%Y-%m-%d", float_format="%.10g"
-            )
-            models = json.dumps(nan_to_none(result.models), indent=2, allow_nan=False)
-            (tmp / "models.json").write_text(models + "\n", encoding="utf-8")
-        if result.explanations is not None:
-            doc = json.dumps(nan_to_none(result.explanations), indent=1, allow_nan=False)
-            (tmp / "explanations.json").write_text(doc + "\n", encoding="utf-8")
-        if tearsheet:
-            write_tearsheet(tmp)
-        tmp.chmod(0o755)  # mkdtemp makes it private; a run directory is an ordinary folder
-        if out.exists():
-            out.rmdir()  # empty, checked above
-        tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    # A shared lock on the parent while the temporary folder exists: another process's
+    # clean-up of killed runs' leftovers (simulator.leftovers) leaves it alone.
+    with writing(out.parent):
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+        try:
+            (tmp / "config.toml").write_text(result.config.to_toml(), encoding="utf-8")
+            write_summary(result.summary, tmp / "summary.json")
+            result.returns.to_csv(tmp / "returns.csv", date_format="%Y-%m-%d")
+            result.weights.to_csv(tmp / "weights.csv", index=False, date_format="%Y-%m-%d")
+            result.orders.to_csv(tmp / "orders.csv", index=False, date_format="%Y-%m-%d")
+            result.decisions.to_csv(tmp / "decisions.csv", index=False, date_format="%Y-%m-%d")
+            result.risk_free.rename("rate").to_csv(tmp / "risk_free.csv", date_format="%Y-%m-%d")
+            if result.exposure is not None:
+                result.exposure.to_csv(
+                    tmp / "exposure.csv", date_format="%Y-%m-%d", float_format="%.10g"
+                )
+            if result.bounds is not None:
+                result.bounds.to_csv(tmp / "bounds.csv", index=False, date_format="%Y-%m-%d")
+            if result.predictions is not None:
+                result.predictions.to_csv(
+                    tmp / "predictions.csv",
+                    index=False,
+                    date_format="%Y-%m-%d",
+                    float_format="%.10g",
+                )
+                models = json.dumps(nan_to_none(result.models), indent=2, allow_nan=False)
+                (tmp / "models.json").write_text(models + "\n", encoding="utf-8")
+            if result.explanations is not None:
+                doc = json.dumps(nan_to_none(result.explanations), indent=1, allow_nan=False)
+                (tmp / "explanations.json").write_text(doc + "\n", encoding="utf-8")
+            if tearsheet:
+                write_tearsheet(tmp)
+            tmp.chmod(0o755)  # mkdtemp makes it private; a run directory is an ordinary folder
+            if out.exists():
+                out.rmdir()  # empty, checked above
+            tmp.rename(out)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
     return out
 
 

@@ -115,8 +115,9 @@ def test_validate_through_chooses_the_epoch_on_the_test_weeks() -> None:
     _, report = train(closes, tiny(max_epochs=1), TRAIN_END, validate_through=WEEKS[90])
     split = report.splits["AAA"]
     assert split["validation"] == {"n": 11, "first": "2020-07-17", "last": "2020-09-25"}
-    assert split["train"]["n"] == honest.splits["AAA"]["train"]["n"] + (
-        honest.splits["AAA"]["validation"]["n"]
+    assert (
+        split["train"]["n"]
+        == honest.splits["AAA"]["train"]["n"] + (honest.splits["AAA"]["validation"]["n"])
     )  # every seen window is trained on
 
 

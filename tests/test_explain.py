@@ -240,4 +240,3 @@ def test_a_runs_explanations_recompute_from_its_files(
     for p in doc["positions"]:
         gap = np.sum(p["attributions"]) - (p["prediction"] - p["baseline_prediction"])
         assert abs(gap) < 1e-4
-

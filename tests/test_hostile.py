@@ -19,6 +19,7 @@ import time
 import tomllib
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -1059,6 +1060,40 @@ def test_leftovers_of_a_killed_backtest_are_removed_by_the_next(
     assert sorted(p.name for p in runs.iterdir()) == [".foliosim.lock", "second"]
     assert [p.name for p in scratch.iterdir()] == [".foliosim.lock"]
     assert (runs / "second" / "tearsheet.html").is_file()
+
+
+def test_a_run_written_from_python_keeps_its_folders_through_a_clean_up(
+    config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """write_run and the tear sheet hold the folders' locks themselves, not only the CLI: a
+    script's run survives another process cleaning up killed runs' leftovers meanwhile."""
+    import quantstats
+
+    import simulator.report as report
+    from simulator.backtest import run_backtest
+    from simulator.config import load_config
+    from simulator.leftovers import QS_TEMP, RUN_TEMP, RUN_TEMP_FILES, clean
+    from simulator.rundir import write_run
+
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    removed: list[Path] = []
+    real_html, real_tearsheet = quantstats.reports.html, report.write_tearsheet
+
+    def html(*args: Any, **kwargs: Any) -> Any:  # the clean-up runs while QuantStats draws
+        removed.extend(clean(scratch, QS_TEMP))
+        return real_html(*args, **kwargs)
+
+    def tearsheet(run_dir: Path) -> Path:  # ... and while the run's folder is being written
+        removed.extend(clean(run_dir.parent, RUN_TEMP, RUN_TEMP_FILES))
+        return real_tearsheet(run_dir)
+
+    monkeypatch.setattr(quantstats.reports, "html", html)
+    monkeypatch.setattr(report, "write_tearsheet", tearsheet)
+    result = run_backtest(load_config(config, ["report.baselines="]), tmp_path / "ws")
+    path = write_run(result, tmp_path / "runs" / "scripted")
+    assert removed == [] and (path / "tearsheet.html").is_file()
 
 
 def test_leftovers_are_kept_while_another_run_writes(tmp_path: Path) -> None:

@@ -382,6 +382,7 @@ def test_a_backtest_goes_to_cash_at_the_stop_for_13_weeks(tmp_path: Path) -> Non
         "name_vol": 0,
         "cap": 8,  # 1/N of one name is the cap 1.0: weeks 0-3 and 17-20 (21 decides nothing)
         "vol_target": 0,
+        "cvar_limit": 0,
         "drawdown_stop": 13,
     }
 

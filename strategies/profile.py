@@ -22,8 +22,8 @@ wraps the strategy's decision and enforces the rest, recording every week where 
   :func:`strategies.risk.portfolio_cvar`) is above ``max_cvar_95``; every weight is scaled
   down by ``max_cvar_95 / cvar``, exactly as for the volatility target. The historical CVaR
   scales with the weights (``CVaR(s w) = s CVaR(w)`` for ``s > 0``), so the scaled portfolio's
-  CVaR is the limit, and applying both limits scales by ``min(1, vol_target / vol,
-  max_cvar_95 / cvar)`` whichever comes first;
+  CVaR is the limit; with both limits the weights end up scaled by ``min(1, vol_target / vol,
+  max_cvar_95 / cvar)`` (the volatility target is applied first);
 - ``drawdown_stop``: the account's equity fell ``max_drawdown`` or more below its peak since
   trading last (re)started; the strategy goes to cash until the next retrain (the first week a
   new model decides), or ``resume_after`` weeks when no retrain comes.
@@ -76,6 +76,9 @@ class Profile:
         Weekly historical CVaR at 95% (a positive loss fraction, 0.03 = 3% a week) of the
         target portfolio over the trailing ``cvar_window`` weeks above which exposure is
         scaled down (None: off).
+    vol_window, cvar_window
+        Trailing weeks of returns of the volatility measures (26) and of the CVaR limit (52:
+        a 95% tail of 2.6 weeks).
     """
 
     name: str = "custom"

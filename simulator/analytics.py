@@ -14,7 +14,8 @@ time: nothing after ``as_of`` is read), over the trailing ``window`` calendar we
 - ``beta``: ``cov(r, r_b) / var(r_b)`` (both with ddof=1) against the benchmark index, on the
   weeks where both have a return.
 - ``var_95``, ``cvar_95``: weekly historical value at risk and conditional value at risk at
-  95%, as positive loss fractions (see :func:`historical_var_cvar` for the quantile).
+  95%, as positive loss fractions (:func:`strategies.risk.var` and :func:`strategies.risk.cvar`,
+  the estimators of the portfolio risk figures).
 - ``risk``: ``"low"``, ``"medium"`` or ``"high"`` from volatility and drawdown (see
   :func:`risk_level` and :data:`RISK_RULE`), ``"unknown"`` below :data:`MIN_WEEKS` returns.
 
@@ -43,6 +44,7 @@ from simulator.htmlkit import esc as _esc
 from simulator.htmlkit import num as _num
 from simulator.htmlkit import table as _table
 from simulator.metrics import summarize, weekly_risk_free
+from strategies import risk as measures
 
 #: Columns of :func:`stock_analytics`, in order (the index is the ticker).
 ANALYTICS_COLUMNS = (
@@ -84,7 +86,8 @@ VAR_RULE = (
     f"VaR {VAR_LEVEL:.0%} is the weekly loss exceeded in fewer than 1 week out of "
     f"{round(1 / (1 - VAR_LEVEL))}: the k-th worst weekly return of the n in the window, with "
     f"k = ceil({1 - VAR_LEVEL:.2f} n) and no interpolation; CVaR {VAR_LEVEL:.0%} is the average "
-    "loss of the weeks at or beyond it (both as positive losses)"
+    f"loss of the worst {1 - VAR_LEVEL:.2f} n weeks, the k-th counted in part when "
+    f"{1 - VAR_LEVEL:.2f} n is not a whole number (both as positive losses)"
 )
 
 
@@ -106,29 +109,6 @@ def risk_level(volatility: float, max_drawdown: float) -> str:
     if volatility < LOW_VOLATILITY and max_drawdown > LOW_MAX_DRAWDOWN:
         return "low"
     return "medium"
-
-
-def historical_var_cvar(returns: np.ndarray, level: float = VAR_LEVEL) -> tuple[float, float]:
-    """Weekly historical VaR and CVaR of ``returns`` as positive loss fractions.
-
-    The quantile is the empirical one without interpolation (numpy's ``inverted_cdf``): with
-    the n returns sorted ascending, ``q`` is the k-th smallest, ``k = ceil((1 - level) * n)``.
-    So fewer than ``1 - level`` of the weeks lost more than ``VaR = -q``, and at least that
-    share lost ``VaR`` or more. ``CVaR`` is minus the mean of every return at or below ``q``
-    (ties included), so ``CVaR >= VaR``. Both are negative when even those weeks gained.
-
-    >>> r = np.array([0.01] * 36 + [-0.02, -0.03, -0.07, -0.10])
-    >>> var, cvar = historical_var_cvar(r)
-    >>> round(var, 6), round(cvar, 6)
-    (0.07, 0.085)
-    """
-    x = np.sort(np.asarray(returns, dtype=float))
-    if len(x) == 0 or not np.isfinite(x).all():
-        raise ValueError("historical_var_cvar needs a non-empty array of finite returns")
-    # round(): (1 - 0.95) * 20 is 1.0000000000000009 in floating point, whose ceil would be 2.
-    k = max(1, math.ceil(round((1.0 - level) * len(x), 9)))
-    q = float(x[k - 1])
-    return -q, -float(np.mean(x[x <= q]))
 
 
 def _check_inputs(closes: pd.DataFrame, benchmark: pd.Series, window: int) -> None:
@@ -268,7 +248,6 @@ def _one_ticker(r: pd.Series, bench_r: pd.Series, rf: pd.Series) -> dict[str, An
         return row
     used = r[valid]
     stats = summarize(used, rf[valid])
-    var, cvar = historical_var_cvar(used.to_numpy(dtype=float))
     shared = valid & bench_r.notna()
     beta = math.nan
     if int(shared.sum()) >= MIN_WEEKS:
@@ -283,8 +262,8 @@ def _one_ticker(r: pd.Series, bench_r: pd.Series, rf: pd.Series) -> dict[str, An
         max_drawdown=stats["max_drawdown"],
         sortino=stats["sortino"],
         beta=beta,
-        var_95=var,
-        cvar_95=cvar,
+        var_95=measures.var(used, VAR_LEVEL),
+        cvar_95=measures.cvar(used, VAR_LEVEL),
         risk=risk_level(stats["volatility"], stats["max_drawdown"]),
     )
     return row

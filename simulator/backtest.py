@@ -32,12 +32,15 @@ from simulator.summary import (
     EngineRun,
     ForecastQuality,
     ModelUse,
+    PortfolioRisk,
     PredictionFacts,
     ProfileFacts,
     RunSummary,
+    SeriesRisk,
     SeriesStats,
     nan_to_none,
 )
+from strategies import risk
 from strategies.profile import REASONS, Profile
 from strategies.rebalance import FILLED, Progress
 from strategies.rule import DecisionRule
@@ -164,11 +167,23 @@ def profile_summary(profile: Profile, bounds: pd.DataFrame) -> ProfileFacts:
         max_drawdown=profile.max_drawdown,
         exclude=sorted(profile.exclude),
         max_name_vol=profile.max_name_vol,
+        max_cvar_95=profile.max_cvar_95,
         weeks_bound={
             reason: int(bounds.loc[bounds["reason"] == reason, "week"].nunique())
             for reason in REASONS
         },
     )
+
+
+def risk_summary(returns: pd.DataFrame) -> PortfolioRisk:
+    """summary.json's ``risk``: the weekly VaR and CVaR of each column of ``returns`` (ex
+    post, over all its weeks with a return; :func:`strategies.risk.risk_figures`)."""
+    series = {}
+    for column in returns.columns:
+        r = returns[column].dropna().to_numpy(dtype=float)
+        figures = {"weeks": len(r), **risk.risk_figures(r)}
+        series[str(column)] = SeriesRisk.model_validate(nan_to_none(figures))
+    return PortfolioRisk(rule=risk.RULE, series=series)
 
 
 def weights_table(engine: EngineResult) -> pd.DataFrame:
@@ -298,6 +313,7 @@ def assemble(
         exposure=exposure_facts(
             strategy_exposure(main.weights, main.orders, main.values, weeks, plan.engine.fill, held)
         ),
+        risk=risk_summary(returns[columns]),
     )
     return returns, rf, summary
 

@@ -535,6 +535,19 @@ def _print_recommendation(doc: dict[str, Any]) -> None:
         markup=False,
         highlight=False,
     )
+    from strategies.risk import FIGURES, METHODS  # scipy: only for this command
+
+    risk = doc["expected_risk"]
+    figures = [
+        f"{label} " + " / ".join(_fmt(risk[m][key], ".1%") for m in METHODS)
+        for key, label in FIGURES.items()
+    ]
+    say(
+        f"its weekly losses over the last {risk['weeks']} weeks at these weights "
+        f"(historical / Gaussian / Cornish-Fisher): {', '.join(figures)}",
+        markup=False,
+        highlight=False,
+    )
     reasons: dict[str, int] = {}
     for b in doc["bounds"]:
         reasons[b["reason"]] = reasons.get(b["reason"], 0) + 1

@@ -89,7 +89,7 @@ class DataConfig(_Section):
 
 
 #: The built-in strategies (``simulator.plan.STRATEGIES`` builds their rules).
-BUILTIN_STRATEGIES = ("equal_weight", "lstm_signal", "min_variance", "mean_variance")
+BUILTIN_STRATEGIES = ("equal_weight", "lstm_signal", "min_variance", "mean_variance", "min_cvar")
 #: A user's rule: ``package.module:ClassName``.
 _USER_RULE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*")
 
@@ -155,10 +155,10 @@ class StrategyConfig(_Section):
 
 
 class BaselineConfig(_Section):
-    """``[baseline]``: the conventional optimisers (``strategy = "min_variance"`` or
-    ``"mean_variance"``, :mod:`strategies.optimize`), re-estimated every week on a trailing
-    window. With shorts allowed, ``gross`` is their net exposure and ``max_gross`` bounds
-    ``sum(|w|)``."""
+    """``[baseline]``: the conventional optimisers (``strategy = "min_variance"``,
+    ``"mean_variance"`` or ``"min_cvar"``, :mod:`strategies.optimize`), re-estimated every
+    week on a trailing window. With shorts allowed, ``gross`` is their net exposure and
+    ``max_gross`` bounds ``sum(|w|)``."""
 
     window: Annotated[int, Field(ge=8, le=1040)] = 104
     min_weeks: Annotated[int, Field(ge=4, le=1040)] = 26
@@ -188,6 +188,7 @@ class ProfileConfig(_Section):
     vol_target: Annotated[float, Field(ge=0, le=2)] | None = None  # 0 turns a preset's off
     max_drawdown: Annotated[float, Field(ge=0, lt=1)] | None = None  # 0 = no stop
     max_name_vol: Annotated[float, Field(ge=0, le=5)] | None = None  # 0 turns a preset's off
+    max_cvar_95: Annotated[float, Field(ge=0, le=1)] | None = None  # weekly loss; 0 = off
     exclude: tuple[str, ...] = ()
 
     _split = field_validator("exclude", mode="before")(ticker_list)
@@ -199,14 +200,14 @@ class ProfileConfig(_Section):
 
 
 #: The conventional optimisers a report can set beside the strategy (``[report] baselines``).
-Baseline = Literal["min_variance", "mean_variance"]
+Baseline = Literal["min_variance", "mean_variance", "min_cvar"]
 
 
 class ReportConfig(_Section):
     """``[report]``: the risk-free rate (annual fraction, or a yield series name in percent),
     published figures to set beside ours (``reference = "paper2023"``: seed 001's Table 2),
     and the conventional baselines run beside the strategy as extra Table 2 columns
-    (``baselines = ["min_variance", "mean_variance"]``, sized by ``[baseline]``).
+    (``baselines = ["min_variance", "mean_variance", "min_cvar"]``, sized by ``[baseline]``).
     """
 
     risk_free: float | str = 0.0
@@ -293,6 +294,10 @@ class ModelConfig(_Section):
         return self
 
 
+#: The ``[profile]`` limits that 0 turns off.
+_OFF_AT_ZERO = ("vol_target", "max_drawdown", "max_name_vol", "max_cvar_95")
+
+
 class Config(_Section):
     """A whole foliosim config."""
 
@@ -335,7 +340,7 @@ class Config(_Section):
         if not p.is_set():
             return None
         changes: dict[str, Any] = {
-            k: (None if k in ("vol_target", "max_drawdown", "max_name_vol") and v == 0 else v)
+            k: (None if k in _OFF_AT_ZERO and v == 0 else v)
             for k, v in p.model_dump().items()
             if k not in ("name", "exclude") and v is not None
         }

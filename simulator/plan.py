@@ -100,16 +100,20 @@ class StrategySpec:
         Whether it trades on registry models (the LSTM signal).
     user
         A user's rule: its exceptions are reported as one line naming it and the week.
+    optimiser
+        One of the baseline optimisers (:mod:`strategies.optimize`): with shorts, its gross
+        exposure may reach ``[baseline] max_gross``.
     """
 
     name: str
     build: Factory
     uses_models: bool = False
     user: bool = False
+    optimiser: bool = False
 
     def max_gross(self, plan: RunPlan, limits: Limits) -> float:
         """The largest ``sum(|w|)`` its answers may have (see :mod:`strategies.optimize`)."""
-        if self.name in ("min_variance", "mean_variance") and limits.allow_short:
+        if self.optimiser and limits.allow_short:
             return max(plan.config.baseline.max_gross, limits.gross)
         return limits.gross
 
@@ -147,8 +151,10 @@ def _optimiser(kind: str) -> Factory:
 STRATEGIES: dict[str, StrategySpec] = {
     "equal_weight": StrategySpec("equal_weight", _equal_weight),
     "lstm_signal": StrategySpec("lstm_signal", _lstm_signal, uses_models=True),
-    "min_variance": StrategySpec("min_variance", _optimiser("min_variance")),
-    "mean_variance": StrategySpec("mean_variance", _optimiser("mean_variance")),
+    **{
+        kind: StrategySpec(kind, _optimiser(kind), optimiser=True)
+        for kind in ("min_variance", "mean_variance", "min_cvar")
+    },
 }
 
 

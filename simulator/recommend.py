@@ -9,7 +9,9 @@ with the latest train_end strictly before t (or the version given); the profile'
 and guard the weights. Beside each position: the rule's score (the LSTM's predicted return),
 the per-stock analytics over the trailing 52 weeks (:mod:`simulator.analytics`) and their risk
 level in plain words; for the portfolio: its volatility over the trailing 26 weeks at these
-weights, the cash left, and every limit that bound. Nothing after the close of t is read, so
+weights, its weekly VaR and CVaR over the trailing 52 weeks at these weights (historical,
+Gaussian and Cornish-Fisher, 95% and 99%: :mod:`strategies.risk`), the cash left, and every
+limit that bound. Nothing after the close of t is read, so
 later prices change nothing.
 
 The drawdown stop needs an account's equity: it is not applied here (``foliosim replay``
@@ -31,7 +33,9 @@ from simulator.data import load_daily, make_weekly
 from simulator.data.weekly import last_complete_week
 from simulator.errors import ConfigError, DataError
 from simulator.plan import Resources, resolve
+from simulator.summary import nan_to_none
 from strategies.profile import PRESETS, Profile, portfolio_volatility
+from strategies.risk import ex_ante_figures
 
 if TYPE_CHECKING:
     from simulator.walkforward import RegistrySignal
@@ -142,6 +146,7 @@ def recommend(
             }
         )
     gross = sum(abs(w) for w in weights.values())
+    measured, figures_now = ex_ante_figures(closes, weights, profile.cvar_window)
     guard_rows = built.guard.rows if built.guard is not None else []
     doc.update(
         {
@@ -153,6 +158,7 @@ def recommend(
                 "vol_target": profile.vol_target,
                 "max_drawdown": profile.max_drawdown,
                 "max_name_vol": profile.max_name_vol,
+                "max_cvar_95": profile.max_cvar_95,
                 "exclude": sorted(profile.exclude),
                 "horizon_weeks": profile.horizon_weeks,
             },
@@ -160,6 +166,9 @@ def recommend(
             "gross_exposure": gross,
             "cash_weight": 1.0 - sum(weights.values()),
             "expected_volatility": portfolio_volatility(closes, weights, profile.vol_window),
+            "expected_risk": nan_to_none(
+                {"window": profile.cvar_window, "weeks": measured, **figures_now}
+            ),
             "bounds": [{"reason": r, "ticker": t, "detail": d} for _w, r, t, d in guard_rows],
             "notes": (
                 ["the drawdown stop needs an account's equity: use foliosim replay to apply it"]

@@ -47,6 +47,7 @@ from simulator.sections import (
     prediction_html,
     profile_html,
     reference_html,
+    risk_html,
 )
 from simulator.summary import REMEDY, RunSummary, read_summary
 
@@ -191,6 +192,7 @@ def write_tearsheet(run_dir: Path) -> Path:
         }
     models = read_models(run_dir)
     extra = [
+        risk_html(summary, column_labels(summary)),
         profile_html(summary),
         exposure_html(summary, read_exposure(run_dir)),
         reference_html(summary),

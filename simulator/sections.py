@@ -50,6 +50,7 @@ from simulator.summary import (
     RunSummary,
     nan_to_none,
 )
+from strategies.risk import FIGURES, METHOD_LABELS
 
 #: Published figures, by ``report.reference`` name: columns benchmark, 1/N, strategy.
 REFERENCES: dict[str, dict[str, Any]] = {
@@ -494,6 +495,7 @@ def honesty_html(summary: RunSummary, models: Mapping[str, Any] | None) -> str:
 PROFILE_REASONS = {
     "cap": "a weight reached the single-stock cap",
     "vol_target": "exposure scaled down to the volatility target",
+    "cvar_limit": "exposure scaled down to the CVaR limit",
     "drawdown_stop": "in cash after the drawdown stop",
     "excluded": "an excluded ticker was left out",
     "name_vol": "a name above the per-name volatility ceiling was left out",
@@ -509,11 +511,15 @@ def profile_html(summary: RunSummary) -> str:
     def pct(value: float | None) -> str:
         return "off" if value is None else f"{value:.0%}"
 
+    def pct2(value: float | None) -> str:
+        return "off" if value is None else f"{value:.2%}"
+
     limits = [
         ("single-stock cap", f"{p.max_weight:.2%}"),
         ("gross exposure", f"{p.gross:.0%}"),
         ("shorts", "allowed" if p.allow_short else "not allowed"),
         ("volatility target (annual, trailing 26 weeks)", pct(p.vol_target)),
+        ("CVaR limit (weekly, 95%, historical, trailing 52 weeks)", pct2(p.max_cvar_95)),
         ("drawdown stop", pct(p.max_drawdown)),
         ("excluded tickers", ", ".join(p.exclude) or "none"),
         ("per-name volatility ceiling (annual, trailing 26 weeks)", pct(p.max_name_vol)),
@@ -530,6 +536,43 @@ def profile_html(summary: RunSummary) -> str:
 <p>Weeks in which each limit bound (the limits act inside the sizing rule; bounds.csv lists
 every case with its figures):</p>
 {_table(["limit bound", "weeks", "of"], counts, "profile-bounds")}
+"""
+
+
+# --- portfolio risk -----------------------------------------------------------------------
+
+#: The rows of the portfolio risk table: (label, method, figure).
+RISK_ROWS = [
+    (f"{name} {label}", method, figure)
+    for method, name in METHOD_LABELS.items()
+    for figure, label in FIGURES.items()
+]
+
+
+def risk_html(summary: RunSummary, labels: Mapping[str, str]) -> str:
+    """The "Portfolio risk" table: weekly VaR and CVaR of each series (columns ``labels``,
+    series key -> label, in Table 2's order) by method and level ('' for a summary written
+    before them)."""
+    facts = summary.risk
+    if facts is None:
+        return ""
+    shown = {key: label for key, label in labels.items() if key in facts.series}
+    rows = []
+    for text, method, figure in RISK_ROWS:
+        cells = [_esc(text)]
+        for key in shown:
+            value = getattr(getattr(facts.series[key], method), figure)
+            cells.append(_num(None if value is None else value * 100, ".2f"))
+        rows.append(cells)
+    weeks = {facts.series[key].weeks for key in shown}
+    count = f"{weeks.pop()} weekly returns" if len(weeks) == 1 else "all the weekly returns"
+    return f"""
+<h3>Portfolio risk</h3>
+<p>Weekly value at risk (VaR) and conditional value at risk (CVaR) of each series, ex post over
+the run's {_esc(count)}: the loss in one week, in percent of the portfolio value, that only 5%
+(1%) of the weeks exceed (VaR), and the mean loss of those worst weeks (CVaR). A negative
+figure means even those weeks gained. Conventions: {_esc(facts.rule)}.</p>
+{_table(["risk (% a week)", *shown.values()], rows, "portfolio-risk")}
 """
 
 

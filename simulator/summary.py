@@ -27,7 +27,7 @@ from simulator.metrics import SHORT_RUN_WEEKS
 #: The summary.json schema this foliosim writes and reads.
 SCHEMA = 2
 #: The optimisers a run may set beside the strategy (``[report] baselines``).
-BASELINES = ("min_variance", "mean_variance")
+BASELINES = ("min_variance", "mean_variance", "min_cvar")
 #: The series every run has, besides the baselines.
 MAIN_SERIES = ("strategy", "equal_weight", "benchmark")
 REMEDY = "it is written by a backtest run: run the backtest again or pass the right run directory"
@@ -89,6 +89,35 @@ class Analytics(_Part):
     stocks: list[StockFigures]
 
 
+class RiskFigures(_Part):
+    """Weekly VaR and CVaR at 95% and 99% by one method, as positive loss fractions
+    (:func:`strategies.risk.risk_figures`; null below :data:`strategies.risk.MIN_WEEKS`
+    returns)."""
+
+    var_95: float | None
+    cvar_95: float | None
+    var_99: float | None
+    cvar_99: float | None
+
+
+class SeriesRisk(_Part):
+    """The risk figures of one return series, by method, over its ``weeks`` returns."""
+
+    weeks: int
+    historical: RiskFigures
+    gaussian: RiskFigures
+    cornish_fisher: RiskFigures
+
+
+class PortfolioRisk(_Part):
+    """Ex-post risk of each return series of the run (``strategy``, ``equal_weight``,
+    ``benchmark``, each baseline) over all its weekly returns, and the convention in words
+    (:data:`strategies.risk.RULE`)."""
+
+    rule: str
+    series: dict[str, SeriesRisk]
+
+
 class ProfileFacts(_Part):
     """The investor profile's limits, and in how many weeks each bound."""
 
@@ -102,6 +131,7 @@ class ProfileFacts(_Part):
     exclude: list[str]
     weeks_bound: dict[str, int]
     max_name_vol: float | None = None
+    max_cvar_95: float | None = None
 
 
 class ModelUse(_Part):
@@ -226,6 +256,8 @@ class RunSummary(_Part):
         was closed at its last close (orders.csv status ``Delisted``).
     costs
         The cost settings and the strategy's totals (None in a summary written before them).
+    risk
+        Weekly VaR and CVaR of every series (None in a summary written before them).
     """
 
     schema_version: int = SCHEMA
@@ -258,6 +290,7 @@ class RunSummary(_Part):
     delisted: dict[str, dt.date] = Field(default_factory=dict)
     costs: CostFacts | None = None
     exposure: ExposureFacts | None = None
+    risk: PortfolioRisk | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -312,7 +345,7 @@ class RunSummary(_Part):
 
 
 #: Parts of the summary only some runs have; absent from the JSON when a run has none.
-_OPTIONAL_SECTIONS = ("profile", "replay", "prediction", "models", "exposure")
+_OPTIONAL_SECTIONS = ("profile", "replay", "prediction", "models", "exposure", "risk")
 
 
 def nan_to_none(value: Any) -> Any:

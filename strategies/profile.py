@@ -17,6 +17,13 @@ wraps the strategy's decision and enforces the rest, recording every week where 
   (ex ante: the weekly returns the stocks had, at today's target weights, annualised with
   52 weeks) is above ``vol_target``; every weight is scaled down by ``vol_target / vol``, the
   rest stays in cash;
+- ``cvar_limit``: the target portfolio's weekly historical CVaR at 95% over the trailing
+  ``cvar_window`` weeks (ex ante, the same weekly returns at today's weights;
+  :func:`strategies.risk.portfolio_cvar`) is above ``max_cvar_95``; every weight is scaled
+  down by ``max_cvar_95 / cvar``, exactly as for the volatility target. The historical CVaR
+  scales with the weights (``CVaR(s w) = s CVaR(w)`` for ``s > 0``), so the scaled portfolio's
+  CVaR is the limit; with both limits the weights end up scaled by ``min(1, vol_target / vol,
+  max_cvar_95 / cvar)`` (the volatility target is applied first);
 - ``drawdown_stop``: the account's equity fell ``max_drawdown`` or more below its peak since
   trading last (re)started; the strategy goes to cash until the next retrain (the first week a
   new model decides), or ``resume_after`` weeks when no retrain comes.
@@ -34,11 +41,12 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pandas as pd
 
+from strategies.risk import ex_ante_returns, portfolio_cvar
 from strategies.rule import Decision, DecisionRule, History, State, as_decision
 from strategies.sizing import Limits
 
 BOUND_COLUMNS = ["week", "reason", "ticker", "detail"]
-REASONS = ("excluded", "name_vol", "cap", "vol_target", "drawdown_stop")
+REASONS = ("excluded", "name_vol", "cap", "vol_target", "cvar_limit", "drawdown_stop")
 #: Weekly returns a ticker needs in the trailing window for its volatility to be measured.
 MIN_NAME_WEEKS = 8
 
@@ -64,6 +72,13 @@ class Profile:
     max_name_vol
         Annualised volatility of a ticker's own weekly returns over the trailing
         ``vol_window`` weeks above which it is not held that week (None: off).
+    max_cvar_95
+        Weekly historical CVaR at 95% (a positive loss fraction, 0.03 = 3% a week) of the
+        target portfolio over the trailing ``cvar_window`` weeks above which exposure is
+        scaled down (None: off).
+    vol_window, cvar_window
+        Trailing weeks of returns of the volatility measures (26) and of the CVaR limit (52:
+        a 95% tail of 2.6 weeks).
     """
 
     name: str = "custom"
@@ -75,6 +90,8 @@ class Profile:
     vol_window: int = 26
     resume_after: int = 13
     max_name_vol: float | None = None
+    max_cvar_95: float | None = None
+    cvar_window: int = 52
 
     def __post_init__(self) -> None:
         if self.vol_target is not None and not 0 < self.vol_target <= 2:
@@ -83,8 +100,12 @@ class Profile:
             raise ValueError(f"max_name_vol must be in (0, 5], got {self.max_name_vol}")
         if self.max_drawdown is not None and not 0 < self.max_drawdown < 1:
             raise ValueError(f"max_drawdown must be in (0, 1), got {self.max_drawdown}")
-        if self.vol_window < 4 or self.resume_after < 1 or self.horizon_weeks < 1:
-            raise ValueError("vol_window >= 4, resume_after >= 1 and horizon_weeks >= 1")
+        if self.max_cvar_95 is not None and not 0 < self.max_cvar_95 <= 1:
+            raise ValueError(f"max_cvar_95 must be in (0, 1], got {self.max_cvar_95}")
+        if self.vol_window < 4 or self.cvar_window < 4:
+            raise ValueError("vol_window >= 4 and cvar_window >= 4")
+        if self.resume_after < 1 or self.horizon_weeks < 1:
+            raise ValueError("resume_after >= 1 and horizon_weeks >= 1")
 
 
 #: The built-in profiles. ``aggressive`` is the paper's rules. The per-name ceilings: 35% is
@@ -122,15 +143,13 @@ def preset(name: str, **changes: object) -> Profile:
 
 def portfolio_volatility(closes: pd.DataFrame, weights: Mapping[str, float], window: int) -> float:
     """Annualised volatility the ``weights`` would have had over the last ``window`` weekly
-    returns of ``closes`` (rows up to the decision week; a missing return counts as 0)."""
-    names = [t for t, w in weights.items() if w]
-    if not names:
+    returns of ``closes`` (rows up to the decision week; a missing return counts as 0;
+    :func:`strategies.risk.ex_ante_returns`)."""
+    if not any(weights.values()):
         return 0.0
-    returns = closes[names].pct_change(fill_method=None).iloc[1:].tail(window)
-    if len(returns) < 2:
+    path = ex_ante_returns(closes, weights, window).to_numpy()
+    if len(path) < 2:
         return 0.0
-    w = np.array([weights[t] for t in names], dtype=float)
-    path = returns.fillna(0.0).to_numpy(dtype=float) @ w
     return float(np.std(path, ddof=1) * math.sqrt(52))
 
 
@@ -246,6 +265,13 @@ class ProfileGuard:
                 weights = {t: w * scale for t, w in weights.items()}
                 detail = f"trailing volatility {vol:.2%} > target {p.vol_target:.2%}: x{scale:.4f}"
                 self.rows.append((week, "vol_target", "", detail))
+        if p.max_cvar_95 is not None:
+            tail = portfolio_cvar(history.closes, weights, p.cvar_window)
+            if tail > p.max_cvar_95:
+                scale = p.max_cvar_95 / tail
+                weights = {t: w * scale for t, w in weights.items()}
+                detail = f"trailing CVaR 95% {tail:.2%} > limit {p.max_cvar_95:.2%}: x{scale:.4f}"
+                self.rows.append((week, "cvar_limit", "", detail))
         return replace(decision, weights=weights)
 
     @property

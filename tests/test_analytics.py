@@ -24,7 +24,6 @@ from simulator.analytics import (
     analytics_html,
     analytics_json,
     analytics_rows,
-    historical_var_cvar,
     risk_level,
     risk_words,
     stock_analytics,
@@ -33,6 +32,7 @@ from simulator.analytics import (
 from simulator.config import DataConfig
 from simulator.data import load_daily, make_weekly
 from simulator.errors import ConfigError, DataError
+from strategies.risk import cvar, var
 
 # 12 weekly returns of a stock and of the index.
 R_A = [0.02, -0.01, 0.03, -0.04, 0.01, 0.05, -0.02, 0.0, 0.03, -0.06, 0.02, 0.01]
@@ -150,29 +150,34 @@ def _tail(n: int) -> np.ndarray:
     return np.random.default_rng(n).permutation(np.concatenate([[-0.05, -0.09, -0.07], body]))
 
 
+def historical_var_cvar(r: np.ndarray) -> tuple[float, float]:
+    """The analytics' 95% figures: strategies.risk's historical VaR and CVaR."""
+    return var(r, 0.95), cvar(r, 0.95)
+
+
 @pytest.mark.parametrize(
-    ("n", "var", "cvar"),
+    ("n", "var_95", "cvar_95"),
     [
-        (20, 0.09, 0.09),  # k = ceil(1.0) = 1: the worst week
-        (21, 0.07, 0.08),  # k = ceil(1.05) = 2
-        (40, 0.07, 0.08),  # k = 2
-        (52, 0.05, 0.07),  # k = ceil(2.6) = 3: mean of -9, -7, -5
-        (60, 0.05, 0.07),  # k = 3
+        (20, 0.09, 0.09),  # a = 0.05 n = 1, k = 1: the worst week
+        (21, 0.07, (0.09 + 0.05 * 0.07) / 1.05),  # a = 1.05, k = 2: 5% of the second worst
+        (40, 0.07, 0.08),  # a = k = 2: the mean of the two worst
+        (52, 0.05, (0.09 + 0.07 + 0.6 * 0.05) / 2.6),  # a = 2.6, k = 3
+        (60, 0.05, 0.07),  # a = k = 3
     ],
 )
-def test_var_is_the_kth_worst_week(n: int, var: float, cvar: float) -> None:
+def test_var_is_the_kth_worst_week(n: int, var_95: float, cvar_95: float) -> None:
     r = _tail(n)
     got = historical_var_cvar(r)
-    assert got == pytest.approx((var, cvar), rel=1e-12)
+    assert got == pytest.approx((var_95, cvar_95), rel=1e-12)
     # The same quantile as numpy's empirical (inverted_cdf) one.
     assert got[0] == pytest.approx(-np.quantile(r, 0.05, method="inverted_cdf"), rel=1e-12)
 
 
-def test_cvar_counts_ties_at_the_quantile() -> None:
+def test_cvar_takes_a_tail_of_exactly_five_percent_of_the_weeks_with_ties() -> None:
     r = np.array([0.01] * 37 + [-0.04, -0.09, -0.04])
-    var, cvar = historical_var_cvar(r)  # n = 40, k = 2: q = -4%, three weeks at or below
-    assert var == pytest.approx(0.04, rel=1e-12)
-    assert cvar == pytest.approx((0.09 + 0.04 + 0.04) / 3, rel=1e-12)
+    var_95, cvar_95 = historical_var_cvar(r)  # n = 40, a = k = 2: two of the three worst
+    assert var_95 == pytest.approx(0.04, rel=1e-12)
+    assert cvar_95 == pytest.approx((0.09 + 0.04) / 2, rel=1e-12)
 
 
 def test_var_through_stock_analytics_on_52_weeks() -> None:
@@ -180,12 +185,12 @@ def test_var_through_stock_analytics_on_52_weeks() -> None:
     idx = weeks(53)
     out = stock_analytics(pd.DataFrame({"A": prices(r)}, index=idx), pd.Series(1.0, idx), idx[-1])
     assert out.loc["A", "var_95"] == pytest.approx(0.05, rel=1e-9)
-    assert out.loc["A", "cvar_95"] == pytest.approx(0.07, rel=1e-9)
+    assert out.loc["A", "cvar_95"] == pytest.approx((0.09 + 0.07 + 0.6 * 0.05) / 2.6, rel=1e-9)
 
 
 def test_var_is_negative_when_even_the_worst_weeks_gained() -> None:
-    var, cvar = historical_var_cvar(np.array([0.01, 0.02, 0.03]))
-    assert (var, cvar) == pytest.approx((-0.01, -0.01))
+    var_95, cvar_95 = historical_var_cvar(np.array([0.01, 0.02, 0.03]))
+    assert (var_95, cvar_95) == pytest.approx((-0.01, -0.01))
 
 
 # --- the risk rule ----------------------------------------------------------------------------

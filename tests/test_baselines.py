@@ -1,7 +1,9 @@
-"""Minimum-variance and mean-variance baselines (strategies.optimize).
+"""Minimum-variance, mean-variance and minimum-CVaR baselines (strategies.optimize).
 
 - The optimiser against closed forms on returns built to have an exact sample mean and
-  covariance, and against the KKT conditions where bounds bind.
+  covariance, and against the KKT conditions where bounds bind; minimum CVaR against a
+  minimax problem solved by hand and against the same linear program solved exactly by
+  HiGHS' simplex (scipy).
 - Limits: caps, shorts off, a budget the cap makes unreachable, the optional gross bound.
 - Failures surface as OptimizationError; the rule's fallbacks are recorded.
 - BaselineRule: point in time, eligibility, the missing-data policy, determinism, and a short
@@ -17,6 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from scipy.optimize import linprog
 from skfolio.exceptions import ConvexOptimizationError
 
 import strategies.optimize as optimize
@@ -28,6 +31,7 @@ from strategies.optimize import (
     net_budget,
     optimal_weights,
 )
+from strategies.risk import cvar
 from strategies.rule import History
 from strategies.sizing import Limits
 from tests.helpers import ask, decide
@@ -263,6 +267,70 @@ def test_solver_failures_raise_optimization_error(monkeypatch: pytest.MonkeyPatc
         optimal_weights(r.iloc[:50], "min_variance", Limits())
 
 
+# --- minimum CVaR ----------------------------------------------------------------------------
+
+
+def minimax_returns() -> pd.DataFrame:
+    """20 weeks in which A and B both gain 1%, except week 3 (A -10%, B +5%) and week 11
+    (A +5%, B -20%). With 20 weeks a tail of 5% is one week, so a portfolio's CVaR 95% is its
+    worst loss: max(0.15 wA - 0.05, 0.2 - 0.25 wA) for wA + wB = 1 (the 1% weeks are gains),
+    smallest where both are equal: wA = 0.25 / 0.4 = 0.625, a CVaR of 0.04375."""
+    r = np.full((20, 2), 0.01)
+    r[3] = [-0.10, 0.05]
+    r[11] = [0.05, -0.20]
+    return pd.DataFrame(r, columns=["A", "B"])
+
+
+def test_min_cvar_is_the_minimax_portfolio_solved_by_hand() -> None:
+    r = minimax_returns()
+    w = optimal_weights(r, "min_cvar", Limits(max_weight=LOOSE, allow_short=False))
+    assert w.to_numpy() == pytest.approx([0.625, 0.375], abs=1e-7)
+    x = r.to_numpy()
+    assert cvar(x @ w.to_numpy()) == pytest.approx(0.04375, abs=1e-8)
+    # Every other split of the budget has a larger CVaR.
+    for a in np.linspace(0.0, 1.0, 41):
+        if abs(a - 0.625) > 1e-9:
+            assert cvar(x @ np.array([a, 1 - a])) > 0.04375 + 1e-6
+    # A cap of 0.5 binds: A at the cap, the loss 0.2 - 0.25 x 0.5 = 7.5% in week 11.
+    capped = optimal_weights(r, "min_cvar", Limits(max_weight=0.5, allow_short=False))
+    assert capped.to_numpy() == pytest.approx([0.5, 0.5], abs=1e-7)
+
+
+def exact_cvar_lp(
+    x: np.ndarray, lower: float, cap: float, budget: float, level: float = 0.95
+) -> tuple[np.ndarray, float]:
+    """Rockafellar and Uryasev's linear program, solved by HiGHS' simplex: minimise
+    ``v + sum(u) / a`` with ``u >= -x w - v``, ``u >= 0``, ``sum(w) = budget`` and
+    ``lower <= w <= cap`` (``a = (1 - level) n``). Returns the weights and the optimum."""
+    n, m = x.shape
+    a = (1 - level) * n
+    cost = np.concatenate([np.zeros(m), [1.0], np.full(n, 1.0 / a)])
+    rows = np.hstack([-x, -np.ones((n, 1)), -np.eye(n)])  # -x w - v - u <= 0
+    total = np.concatenate([np.ones(m), [0.0], np.zeros(n)])[None, :]
+    bounds = [(lower, cap)] * m + [(None, None)] + [(0.0, None)] * n
+    out = linprog(cost, rows, np.zeros(n), total, [budget], bounds, method="highs")
+    assert out.status == 0, out.message
+    return out.x[:m], float(out.fun)
+
+
+@pytest.mark.parametrize(
+    "limits", [Limits(1 / 3, 1.0, False), Limits(1 / 3, 1.0, True), Limits(0.15, 0.6, False)]
+)
+def test_min_cvar_reaches_the_exact_optimum_of_its_linear_program(limits: Limits) -> None:
+    rng = np.random.default_rng(3)
+    x = rng.standard_t(4, size=(104, 12)) * 0.03 + 0.002
+    returns = pd.DataFrame(x, columns=[f"S{i}" for i in range(12)])
+    w = optimal_weights(returns, "min_cvar", limits).to_numpy()
+    lower = -limits.max_weight if limits.allow_short else 0.0
+    exact_w, optimum = exact_cvar_lp(x, lower, limits.max_weight, limits.gross)
+    # The LP's optimum is our historical CVaR of the optimal portfolio.
+    assert cvar(x @ exact_w) == pytest.approx(optimum, rel=1e-9)
+    assert cvar(x @ w) == pytest.approx(optimum, rel=1e-8)
+    np.testing.assert_allclose(w, exact_w, atol=1e-6)
+    assert w.sum() == pytest.approx(limits.gross, abs=1e-9)
+    assert w.min() >= lower and w.max() <= limits.max_weight
+
+
 # --- the weekly rule -----------------------------------------------------------------------
 
 
@@ -292,7 +360,7 @@ def window_of(rule: BaselineRule, closes: pd.DataFrame, week: pd.Timestamp) -> p
     return rule.estimation_window(History.cut(closes, week, names), names)
 
 
-@pytest.mark.parametrize("kind", ["min_variance", "mean_variance"])
+@pytest.mark.parametrize("kind", ["min_variance", "mean_variance", "min_cvar"])
 def test_rule_is_point_in_time(kind: optimize.Kind) -> None:
     closes = hand_closes()
     cut = 100
@@ -377,8 +445,9 @@ def test_rule_is_deterministic_and_does_not_mutate_closes() -> None:
     [("cash", "all cash"), ("previous", "kept the previous targets of 5 name(s), rest in cash")],
     ids=["cash", "previous"],
 )
+@pytest.mark.parametrize("kind", ["min_variance", "min_cvar"])
 def test_a_failed_week_falls_back_and_is_noted(
-    monkeypatch: pytest.MonkeyPatch, on_failure: optimize.OnFailure, done: str
+    monkeypatch: pytest.MonkeyPatch, on_failure: optimize.OnFailure, done: str, kind: optimize.Kind
 ) -> None:
     closes = hand_closes()
     bad = WEEKS[140]
@@ -386,17 +455,48 @@ def test_a_failed_week_falls_back_and_is_noted(
 
     def flaky(returns: pd.DataFrame, *args: Any, **kwargs: Any) -> pd.Series:
         if returns.index[-1] == bad:
-            raise OptimizationError("min_variance: solver CLARABEL failed")
+            raise OptimizationError(f"{kind}: solver CLARABEL failed")
         return solve(returns, *args, **kwargs)
 
     monkeypatch.setattr(optimize, "optimal_weights", flaky)
-    rule = BaselineRule("min_variance", Limits(), on_failure=on_failure)
+    rule = BaselineRule(kind, Limits(), on_failure=on_failure)
     before, failed = run(rule, closes, WEEKS[139:141])
     assert failed == (before if on_failure == "previous" else dict.fromkeys("ABCDE", 0.0))
-    assert rule.notes == [(bad, f"min_variance: solver CLARABEL failed; {done}")]
-    raising = BaselineRule("min_variance", Limits(), on_failure="raise")
+    assert rule.notes == [(bad, f"{kind}: solver CLARABEL failed; {done}")]
+    raising = BaselineRule(kind, Limits(), on_failure="raise")
     with pytest.raises(OptimizationError, match="CLARABEL failed"):
         ask(raising, closes, bad, bars(closes, bad))
+
+
+def test_a_failed_min_cvar_week_is_spent_in_cash_with_a_note_in_decisions_csv(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from simulator.backtest import run_backtest
+    from simulator.rundir import write_run
+    from tests.conftest import REPO
+
+    bad = pd.Timestamp("2023-03-10")
+    solve = optimize.optimal_weights
+
+    def flaky(returns: pd.DataFrame, *args: Any, **kwargs: Any) -> pd.Series:
+        if returns.index[-1] == bad:  # the window of the decision at the close of `bad`
+            raise OptimizationError("min_cvar: solver CLARABEL failed")
+        return solve(returns, *args, **kwargs)
+
+    monkeypatch.setattr(optimize, "optimal_weights", flaky)
+    sets = ["backtest.strategy=min_cvar", "backtest.start=2023-02-03", "backtest.end=2023-04-28"]
+    cfg = load_config(REPO / "examples" / "paper12_equal_weight.toml", sets)
+    out = write_run(run_backtest(cfg, tmp_path), tmp_path / "run", tearsheet=False)
+    decisions = pd.read_csv(out / "decisions.csv", parse_dates=["week"])
+    noted = decisions["note"].notna()
+    assert decisions.loc[noted, ["week", "note"]].values.tolist() == [
+        [bad, "min_cvar: solver CLARABEL failed; all cash"]
+    ]
+    assert decisions.loc[noted, "ticker"].isna().all()  # a week's note has no ticker
+    targets = decisions[~noted]
+    assert (targets.loc[targets["week"] == bad, "target"] == 0.0).sum() == 12
+    invested = targets[targets["week"] != bad].groupby("week")["target"].sum()
+    assert len(invested) == 11 and np.allclose(invested, 1.0, atol=1e-9)
 
 
 def test_rule_refuses_bad_arguments() -> None:
@@ -436,7 +536,7 @@ def test_paper12_weekly_weights_meet_the_limits(paper12: Path, tmp_path: Path) -
     weeks = backtest_weeks(weekly, cfg)
     assert len(weeks) == 26
     eligible = eligibility(weekly, weeks, 26)
-    for kind in ("min_variance", "mean_variance"):
+    for kind in ("min_variance", "mean_variance", "min_cvar"):
         for limits in (Limits(), Limits(0.25, 1.0, False)):
             rule = BaselineRule(kind, limits)
             for week in weeks[:-1]:
@@ -512,11 +612,10 @@ def test_baseline_columns_are_the_baselines_own_runs(tmp_path: Path, profile: st
     """A baseline column holds exactly the returns of a run with that optimiser as the
     strategy: the same engine, universe, limits and investor profile."""
     extra = [profile] if profile else []
-    both = "report.baselines=min_variance,mean_variance"
-    beside = backtest_of(tmp_path, both, *extra)
-    cols = ["strategy", "equal_weight", "benchmark", "min_variance", "mean_variance"]
-    assert beside.returns.columns.tolist() == cols
-    for kind in ("min_variance", "mean_variance"):
+    kinds = ["min_variance", "mean_variance", "min_cvar"]
+    beside = backtest_of(tmp_path, f"report.baselines={','.join(kinds)}", *extra)
+    assert beside.returns.columns.tolist() == ["strategy", "equal_weight", "benchmark", *kinds]
+    for kind in kinds:
         alone = backtest_of(tmp_path, f"backtest.strategy={kind}", *extra)
         assert beside.returns[kind].tolist() == alone.returns["strategy"].tolist()
         assert beside.summary.series[kind] == alone.summary.series["strategy"]
@@ -530,11 +629,9 @@ def test_baseline_columns_are_the_baselines_own_runs(tmp_path: Path, profile: st
     # The strategy and its statistics are those of a run without baselines.
     plain = backtest_of(tmp_path, *extra)
     assert beside.returns[plain.returns.columns].equals(plain.returns)
-    assert set(beside.summary.confidence) == {
-        "strategy",
-        "over_min_variance",
-        "over_mean_variance",
-    }
+    assert set(beside.summary.confidence) == {"strategy", *(f"over_{k}" for k in kinds)}
+    assert beside.summary.risk is not None
+    assert list(beside.summary.risk.series) == ["strategy", "equal_weight", "benchmark", *kinds]
     if profile:  # conservative: no shorts, cap 0.15 also for the baselines
         alone = backtest_of(tmp_path, "backtest.strategy=min_variance", *extra)
         held = alone.weights[alone.weights["date"] < alone.weights["date"].max()]
@@ -585,13 +682,19 @@ def test_a_paper_accounts_report_has_the_same_baseline_columns(tmp_path: Path) -
         report = replay.account_result(account, workspace=tmp_path)
     assert report.returns.equals(result.returns)
     assert report.summary.baselines == result.summary.baselines
+    # The same weekly VaR and CVaR of every series in the account's report.
+    assert report.summary.risk is not None
+    assert report.summary.risk == result.summary.risk
 
 
 @pytest.mark.parametrize(
     ("sets", "message"),
     [
         (["report.baselines=min_variance,min_variance"], "names a baseline twice"),
-        (["report.baselines=max_sharpe"], "Input should be 'min_variance' or 'mean_variance'"),
+        (
+            ["report.baselines=max_sharpe"],
+            "Input should be 'min_variance', 'mean_variance' or 'min_cvar'",
+        ),
         (
             ["backtest.strategy=mean_variance", "report.baselines=mean_variance"],
             "report.baselines lists mean_variance, the strategy itself",

@@ -45,6 +45,7 @@ from strategies.profile import (
     name_volatility,
     portfolio_volatility,
 )
+from strategies.risk import portfolio_cvar
 from strategies.rule import Decision, DecisionRule, History, State, as_decision
 from strategies.sizing import Limits
 from tests.conftest import PAPER12, PAPER_CONFIG, PAPER_FAST, PaperModel, tiny_daily
@@ -105,7 +106,8 @@ def test_presets_have_their_documented_limits(
     got = profile_of(f"profile.name={name}")
     assert got == expected
     assert got.max_drawdown is None and got.exclude == frozenset()
-    assert (got.vol_window, got.resume_after) == (26, 13)
+    assert got.max_cvar_95 is None  # no preset has a CVaR limit
+    assert (got.vol_window, got.cvar_window, got.resume_after) == (26, 52, 13)
 
 
 def test_profile_fields_override_the_preset() -> None:
@@ -145,6 +147,9 @@ def test_zero_turns_the_vol_target_and_the_drawdown_stop_off() -> None:
     custom = profile_of("profile.name=custom", "profile.vol_target=0", "profile.max_drawdown=0")
     assert custom is not None
     assert (custom.vol_target, custom.max_drawdown) == (None, None)
+    with_cvar = profile_of("profile.name=moderate", "profile.max_cvar_95=0.03")
+    assert with_cvar == replace(PRESETS["moderate"], max_cvar_95=0.03)
+    assert profile_of("profile.name=moderate", "profile.max_cvar_95=0") == PRESETS["moderate"]
 
 
 def test_custom_starts_from_the_strategy_limits_and_no_profile_is_none() -> None:
@@ -179,6 +184,10 @@ def test_a_profile_table_in_a_toml_file(tmp_path: Path) -> None:
         ("profile.max_drawdown=1.5", "profile.max_drawdown: Input should be less than 1"),
         ("profile.max_drawdown=-0.1", "profile.max_drawdown"),
         ("profile.vol_target=2.5", "profile.vol_target"),
+        ("profile.max_cvar_95=1.5", "profile.max_cvar_95: Input should be less than or equal to 1"),
+        ("profile.max_cvar_95=-0.01", "profile.max_cvar_95: Input should be greater than or equal"),
+        ("profile.max_cvar_95=nan", "profile.max_cvar_95"),
+        ("profile.max_cvar_95=high", "profile.max_cvar_95: Input should be a valid number"),
         ("profile.max_weight=0", "profile.max_weight"),
         ("profile.name=reckless", "profile.name: Input should be"),
         ("profile.resume_after=3", "unknown field 'profile.resume_after'"),
@@ -373,6 +382,7 @@ def test_a_backtest_goes_to_cash_at_the_stop_for_13_weeks(tmp_path: Path) -> Non
         "name_vol": 0,
         "cap": 8,  # 1/N of one name is the cap 1.0: weeks 0-3 and 17-20 (21 decides nothing)
         "vol_target": 0,
+        "cvar_limit": 0,
         "drawdown_stop": 13,
     }
 
@@ -522,6 +532,73 @@ def test_names_above_the_volatility_ceiling_are_left_out_before_sizing() -> None
     for ceiling, kept in ((measured, {"A": 0.5, "B": 0.5}), (measured * (1 - 1e-9), {"B": 1.0})):
         at = Profile("custom", Limits(1.0, 1.0, False), vol_window=4, max_name_vol=ceiling)
         assert ask(ProfileGuard(Scripted(one_over_n), at), closes, week, ["A", "B"]) == kept
+
+
+def hand_cvar(weights: Mapping[str, float]) -> float:
+    """The 4-week ex-ante historical CVaR 95% by hand: 4 weeks, a tail of 0.05 x 4 = 0.2
+    weeks, so the worst week's loss. A's returns are +10%, -10%, +10%, -10%, B's 0: the
+    worst week loses |wA| / 10."""
+    return abs(weights["A"]) / 10
+
+
+def test_cvar_limit_scales_by_exactly_limit_over_cvar() -> None:
+    week = VOL_CLOSES.index[5]
+    profile = Profile("custom", Limits(1.0, 1.0, False), max_cvar_95=0.02, cvar_window=4)
+    sized = {"A": 0.5, "B": 0.5}
+    guard = ProfileGuard(Scripted(lambda _w, _t: dict(sized)), profile)
+    tail = hand_cvar(sized)  # 5% a week
+    assert portfolio_cvar(VOL_CLOSES.loc[:week], sized, 4) == pytest.approx(tail, rel=1e-12)
+    got = ask(guard, VOL_CLOSES, week, ["A", "B"])
+    scale = 0.02 / portfolio_cvar(VOL_CLOSES.loc[:week], sized, 4)
+    assert scale == pytest.approx(0.4, rel=1e-12)
+    assert got == {"A": 0.5 * scale, "B": 0.5 * scale}
+    # The scaled portfolio's CVaR is the limit: CVaR scales with the weights.
+    assert portfolio_cvar(VOL_CLOSES.loc[:week], got, 4) == pytest.approx(0.02, rel=1e-12)
+    assert guard.rows == [
+        (week, "cvar_limit", "", "trailing CVaR 95% 5.00% > limit 2.00%: x0.4000")
+    ]
+    # Below the limit (A at 0.1: 1% a week), or at it, nothing is scaled.
+    for weights in ({"A": 0.1, "B": 0.9}, {"A": 0.2, "B": 0.8}):
+        calm = ProfileGuard(Scripted(lambda _w, _t, w=weights: dict(w)), profile)
+        assert ask(calm, VOL_CLOSES, week, ["A", "B"]) == weights
+        assert calm.rows == []
+
+
+def test_cvar_limit_and_vol_target_together_scale_by_the_smaller_ratio() -> None:
+    week = VOL_CLOSES.index[5]
+    sized = {"A": 0.5, "B": 0.5}
+    vol, tail = hand_vol(sized), hand_cvar(sized)  # 41.63% a year, 5% a week
+    for vol_target, limit in ((0.10, 0.03), (0.30, 0.01)):
+        profile = Profile(
+            "custom",
+            Limits(1.0, 1.0, False),
+            vol_target=vol_target,
+            max_cvar_95=limit,
+            vol_window=4,
+            cvar_window=4,
+        )
+        guard = ProfileGuard(Scripted(lambda _w, _t: dict(sized)), profile)
+        got = ask(guard, VOL_CLOSES, week, ["A", "B"])
+        scale = min(vol_target / vol, limit / tail)
+        assert got == pytest.approx({"A": 0.5 * scale, "B": 0.5 * scale}, rel=1e-12)
+        reasons = [row[1] for row in guard.rows]
+        # The volatility target scales first; the CVaR limit binds only if still above it.
+        assert reasons == (
+            ["vol_target"] if vol_target / vol < limit / tail else ["vol_target", "cvar_limit"]
+        )
+
+
+def test_the_cvar_limit_reads_no_later_price() -> None:
+    week = VOL_CLOSES.index[5]
+    profile = Profile("custom", Limits(1.0, 1.0, False), max_cvar_95=0.02, cvar_window=4)
+    later = VOL_CLOSES.copy()
+    later.iloc[6:] = [[3.0, 1.0], [7.0, 900.0]]  # the future, changed
+    asked = [
+        ask(ProfileGuard(Scripted(one_over_n), profile), closes, week, ["A", "B"])
+        for closes in (VOL_CLOSES, later, VOL_CLOSES.iloc[:6])
+    ]
+    assert asked[0] == asked[1] == asked[2]  # exactly
+    assert asked[0] == pytest.approx({"A": 0.2, "B": 0.2}, rel=1e-12)  # 1/N x 0.02 / 0.05
 
 
 def test_no_scaling_below_the_vol_target() -> None:
@@ -749,6 +826,8 @@ def test_summary_and_tear_sheet_count_the_weeks_in_bounds_csv(
     # A 90% per-name ceiling leaves SHOP out only in its wildest weeks: every limit binds in
     # some week (at the preset's 50%, the portfolio never reaches the volatility target).
     items.append("profile.max_name_vol=0.9")
+    # A weekly CVaR limit of 3.5% binds in 7 weeks the volatility target leaves above it.
+    items.append("profile.max_cvar_95=0.035")
     cfg = load_config(PAPER_CONFIG, [*EQUAL, *items, "profile.exclude=TSLA"])
     result = run_backtest(cfg, tmp_path / "ws")
     out = write_run(result, tmp_path / "run")
@@ -769,6 +848,7 @@ def test_summary_and_tear_sheet_count_the_weeks_in_bounds_csv(
         "exclude": ["TSLA"],
         "weeks_bound": counts,
         "max_name_vol": 0.9,
+        "max_cvar_95": 0.035,
     }
     assert all(counts.values()), counts  # every limit bound in some week
     assert counts["excluded"] == summary["weeks"] == 51
@@ -795,7 +875,7 @@ def test_summary_and_tear_sheet_count_the_weeks_in_bounds_csv(
         assert f"<tr><td>{text}</td><td>{counts[reason]}</td><td>51</td></tr>" in found.group(0)
     limits = re.search(r'<table id="profile">.*?</table>', page, flags=re.DOTALL)
     assert limits is not None
-    for cell in ("5.00%", "not allowed", "15%", "3%", "TSLA", "104 weeks"):
+    for cell in ("5.00%", "not allowed", "15%", "3%", "TSLA", "104 weeks", "3.50%"):
         assert f"<td>{cell}</td>" in limits.group(0), cell
 
 

@@ -2,8 +2,9 @@
 
 A recommendation on a fixed registry version is deterministic and point in time: changing or
 deleting every price after the as-of week changes nothing. Its weights obey the profile; its
-figures are the analytics module's; the command line prints them and refuses bad input with
-one line.
+figures are the analytics module's, and the portfolio's weekly VaR and CVaR at its weights
+those of ``strategies.risk``; the command line prints them and refuses bad input with one
+line.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import datetime as dt
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -20,6 +22,7 @@ from simulator.config import load_config
 from simulator.data import load_daily, make_weekly
 from simulator.errors import ConfigError
 from simulator.recommend import recommend
+from strategies.risk import cvar, risk_figures
 from tests.conftest import PAPER12, PAPER_CONFIG, PaperModel
 from tests.helpers import cli, error_line, sets
 
@@ -128,3 +131,36 @@ def test_profile_file_with_a_bad_value_is_one_line(
     argv += ["--set", f"data.path={PAPER12}", "--set", "backtest.strategy=equal_weight"]
     assert cli([*argv, "--profile", str(bad)], monkeypatch) == 2
     assert "--profile" in error_line(capsys)
+
+
+def test_recommend_shows_the_weekly_risk_of_its_weights(
+    paper12: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    items = ["data.source=csv", f"data.path={paper12}", "backtest.strategy=equal_weight"]
+    base = ["recommend", str(PAPER_CONFIG), *sets(items), "--as-of", AS_OF.isoformat()]
+    assert cli([*base, "--profile", "moderate", "--json"], monkeypatch) == 0
+    doc = json.loads(capsys.readouterr().out)
+    weights = {p["ticker"]: p["weight"] for p in doc["positions"]}
+    assert len(weights) == 7  # the 50% ceiling leaves 5 names out in January 2023
+    # By hand: the last 52 weekly returns up to the as-of week at these weights (a missing
+    # return counts as 0), then every figure of strategies.risk.
+    cfg = load_config(PAPER_CONFIG, items)
+    closes = make_weekly(load_daily(cfg.data, 0.0, tmp_path)).closes().loc[: pd.Timestamp(AS_OF)]
+    names = list(weights)
+    returns = (closes[names] / closes[names].shift(1) - 1).iloc[1:].tail(52).fillna(0.0)
+    path = returns.to_numpy() @ np.array([weights[t] for t in names])
+    assert doc["expected_risk"] == {"window": 52, "weeks": 52, **risk_figures(path)}
+    hist = doc["expected_risk"]["historical"]
+    assert hist["cvar_95"] == pytest.approx(cvar(path), rel=1e-15)
+
+    assert cli([*base, "--profile", "moderate"], monkeypatch) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    by = [doc["expected_risk"][m]["var_95"] for m in ("historical", "gaussian", "cornish_fisher")]
+    line = " / ".join(f"{v:.1%}" for v in by)
+    assert (
+        "its weekly losses over the last 52 weeks at these weights (historical / Gaussian / "
+        f"Cornish-Fisher): VaR 95% {line}, CVaR 95% "
+    ) in out

@@ -2,7 +2,8 @@
 
 - Replay equals backtest: an LSTM account pinned to the session's model and stepped in uneven
   chunks records exactly the weekly returns, orders and decisions of ``run_backtest`` (both fill
-  modes); a 1/N account driven through the command line does the same.
+  modes); a 1/N account driven through the command line does the same, also under a profile
+  whose CVaR limit scales exposure (its bounds journaled as the backtest's bounds.csv).
 - Crashes: ``foliosim replay step --weeks 20`` in a real process, killed with SIGKILL at
   several points (after 0.5 s, after 3 and 9 weeks were seen in the journal, inside a week's
   transaction, just before its COMMIT), then resumed with ``--until``: the journal equals an
@@ -60,6 +61,8 @@ from tests.helpers import (
     sets,
 )
 
+#: The last week of the 1/N account driven through the command line.
+LAST_WEEK_OF_2022 = pd.Timestamp("2022-12-30")
 #: How many weeks the crash tests step (``--weeks 20`` from FIRST_WEEK).
 CRASH_WEEKS = 20
 
@@ -162,10 +165,22 @@ def test_lstm_account_stepped_in_chunks_equals_the_backtest(
         )
 
 
+@pytest.mark.parametrize(
+    "profile",
+    [
+        [],
+        # A CVaR limit that binds: exposure scaled down in some weeks, journaled as bounds.
+        ["profile.name=moderate", "profile.max_cvar_95=0.03"],
+    ],
+    ids=["no-profile", "cvar-limit"],
+)
 def test_equal_weight_account_through_the_cli_equals_the_backtest(
-    paper12: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    profile: list[str],
+    paper12: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    extra = ["backtest.fill=next_open", "backtest.end=2022-12-30"]
+    extra = ["backtest.fill=next_open", "backtest.end=2022-12-30", *profile]
     cfg = ew_config(*extra)
     result = run_backtest(cfg, workspace_dir())
     base = ["replay", "step", "--account", "ew"]
@@ -184,6 +199,17 @@ def test_equal_weight_account_through_the_cli_equals_the_backtest(
         assert account.model_version == ""
         assert_journal_is_the_backtest(account.journal, result)
         assert (account.journal.weeks()["model_version"] == "").all()
+        bounds = account.journal.bounds()
+    if profile:
+        # Every bound of the backtest, its figures to the last digit; the account's last week
+        # decided too (the backtest's last week decides nothing).
+        assert result.bounds is not None
+        theirs = result.bounds
+        assert (theirs["reason"] == "cvar_limit").sum() > 0
+        mine = bounds[bounds["week"] < LAST_WEEK_OF_2022].reset_index(drop=True)
+        pd.testing.assert_frame_equal(mine, theirs, check_dtype=False)
+    else:
+        assert bounds.empty
 
 
 # --- 2. crashes -----------------------------------------------------------------------------

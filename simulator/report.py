@@ -45,6 +45,7 @@ from simulator.sections import (
     prediction_html,
     profile_html,
     reference_html,
+    stress_html,
 )
 from simulator.summary import REMEDY, RunSummary, read_summary
 
@@ -205,6 +206,7 @@ def write_tearsheet(run_dir: Path) -> Path:
                 benchmark_name=benchmark_label,
             )
         )
+    extra.append(stress_html(summary))
     if models is not None:
         extra.append(prediction_html(run_dir, models))
     extra.append(honesty_html(summary, models))

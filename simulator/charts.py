@@ -211,6 +211,7 @@ def stress_figure(figures: Mapping[str, tuple[float, float]]) -> Figure:
     ax.set_yticks(positions, names)
     ax.grid(True, axis="x", color="#dddddd", lw=0.5)
     ax.xaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
-    ax.legend(frameon=False, fontsize=8, loc="lower right")
+    ax.margins(x=0.05)
+    fig.legend(frameon=False, fontsize=8, loc="outside lower center", ncols=2)
     ax.set_title("Stress scenarios: the portfolio's return and its largest fall", fontsize=11)
     return fig

@@ -651,7 +651,7 @@ def stress(
                     for t, r in est.iterrows()
                 ],
                 "scenarios": [r.model_dump(mode="json") for r in results],
-                "notes": [] if data.yields is not None else [data.yield_note],
+                "notes": [],
             }
         )
     )

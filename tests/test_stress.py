@@ -155,6 +155,20 @@ def test_covid_uses_five_weeks_and_proxies_an_unlisted_stock_through_its_beta() 
     assert by_ticker["A"].contribution == pytest.approx(-0.04262, rel=1e-12)
 
 
+def test_the_exposure_and_the_estimates_of_the_summary() -> None:
+    facts = stress(W, hand_data(), WEEKS[-1], parse_scenarios(["gap_down_50"]), "hand-made")
+    assert (facts.gross, facts.net, facts.cash) == pytest.approx((1.0, 0.6, 0.4), rel=1e-15)
+    assert (facts.as_of, facts.history_start, facts.history_end) == (
+        WEEKS[-1].date(),
+        WEEKS[0].date(),
+        WEEKS[-1].date(),
+    )
+    assert facts.weights == W and facts.yield_series == "DGS2" and facts.benchmark == "IDX"
+    by_ticker = {e.ticker: e for e in facts.estimates}
+    assert by_ticker["C"].beta == pytest.approx(2.0, rel=1e-12)
+    assert by_ticker["C"].rate_sensitivity == pytest.approx(-0.4, rel=1e-12)
+
+
 def test_a_week_without_a_bar_keeps_the_last_close() -> None:
     data = hand_data()
     closes = data.closes.copy()

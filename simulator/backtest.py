@@ -86,8 +86,9 @@ class BacktestResult:
         (:func:`simulator.exposure.exposure_frame`).
     timings
         Seconds per stage: ``data``, ``equal_weight`` (its engine run), ``models`` (training
-        or loading them), ``strategy`` (its engine run) and ``baselines`` (their engine runs).
-        Not written to the run directory.
+        or loading them), ``strategy`` (its engine run), ``baselines`` (their engine runs) and
+        ``stress`` (the stress test of the last week's positions, with its history). Not
+        written to the run directory.
     """
 
     config: Config
@@ -391,6 +392,11 @@ def run_backtest(
     if baselines:
         lap("baselines")
     returns, rf, summary = assemble(plan, weekly, weeks, main, one_over_n, baselines)
+    from simulator.stress_inputs import run_stress  # its figures' module needs matplotlib
+
+    stressed = run_stress(config, main.weights.iloc[-1], weeks[-1], workspace, weekly)
+    summary = summary.model_copy(update={"stress": stressed})
+    lap("stress")
     bounds = None
     if plan.profile is not None:
         guard = built.guard

@@ -219,3 +219,27 @@ def attribution_figure(positions: list[Mapping[str, object]], features: list[str
     ax.set_ylabel("input week")
     fig.colorbar(image, ax=ax, label="bp of next-week return")
     return fig
+
+
+# --- stress scenarios ------------------------------------------------------------------------
+
+
+def stress_figure(figures: Mapping[str, tuple[float, float]]) -> Figure:
+    """Horizontal bars of each stress scenario's return and maximum drawdown (fractions;
+    ``figures`` maps a scenario's name to the pair), the first scenario at the top."""
+    names = list(figures)
+    positions = np.arange(len(names))[::-1]
+    returns = np.array([figures[n][0] for n in names])
+    drawdowns = np.array([figures[n][1] for n in names])
+    fig = Figure(figsize=(8, 0.45 * len(names) + 1.2), dpi=100, layout="constrained")
+    ax = fig.add_subplot()
+    ax.barh(positions + 0.2, returns, height=0.4, color="#c44e52", label="return")
+    ax.barh(positions - 0.2, drawdowns, height=0.4, color="#8c8c8c", label="max drawdown")
+    ax.axvline(0.0, color="black", lw=0.8)
+    ax.set_yticks(positions, names)
+    ax.grid(True, axis="x", color="#dddddd", lw=0.5)
+    ax.xaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
+    ax.margins(x=0.05)
+    fig.legend(frameon=False, fontsize=8, loc="outside lower center", ncols=2)
+    ax.set_title("Stress scenarios: the portfolio's return and its largest fall", fontsize=11)
+    return fig

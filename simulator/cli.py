@@ -37,7 +37,7 @@ from simulator.workspace import workspace_dir, writable_workspace
 
 if TYPE_CHECKING:
     from models.registry import Registry
-    from simulator.summary import RunSummary
+    from simulator.summary import RunSummary, StressFacts
 
 app = typer.Typer(
     add_completion=False,
@@ -449,6 +449,112 @@ def analytics(
         row = frame.loc[ticker].copy()
         row.name = ticker
         console.print(risk_words(row), markup=False, highlight=False)
+
+
+@app.command()
+def stress(
+    config: Annotated[
+        Path | None,
+        typer.Argument(
+            help="TOML config file: its strategy's allocation for next week, as recommend "
+            "decides it."
+        ),
+    ] = None,
+    run: Annotated[
+        Path | None,
+        typer.Option("--run", metavar="RUN_DIR", help="A run directory's positions instead."),
+    ] = None,
+    account: Annotated[
+        str | None,
+        typer.Option("--account", metavar="NAME", help="A paper account's holdings instead."),
+    ] = None,
+    weights_as_of: Annotated[
+        str | None,
+        typer.Option(
+            "--weights-as-of",
+            metavar="DATE",
+            help="The weights of the last week on or before DATE (default: the newest).",
+        ),
+    ] = None,
+    scenario: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--scenario",
+            metavar="NAME|START:END",
+            help="dotcom, gfc, downgrade_2011, covid, rates_2022, bench_down_X, gap_down_X, "
+            "rates_up_Nbp or a window START:END (repeatable; default: every named one).",
+        ),
+    ] = None,
+    json_: JsonOption = False,
+    set_: SetOption = None,
+) -> None:
+    """Put a portfolio through past crises and hypothetical shocks: per scenario its return,
+    worst week, largest fall and the three largest contributions (docs/stress.md)."""
+    from simulator.replay import held_weights, open_account
+    from simulator.rundir import check_run_dir
+    from simulator.stress import DEFAULT_SCENARIOS, parse_scenarios, stress_json
+    from simulator.stress_inputs import config_weights, run_weights, stress_of
+
+    given = [n for n, v in (("CONFIG", config), ("--run", run), ("--account", account)) if v]
+    if len(given) != 1:
+        got = f" (got {' and '.join(given)})" if given else ""
+        raise FoliosimError(f"give one of CONFIG, --run RUN_DIR or --account NAME{got}")
+    names = scenario or list(DEFAULT_SCENARIOS)
+    parse_scenarios(names)  # an unknown scenario fails before any data is read
+    day = parse_day(weights_as_of, "--weights-as-of") if weights_as_of else None
+    workspace = workspace_dir()
+    if account is not None:
+        if set_:
+            raise FoliosimError(
+                "--set does not apply to --account: the account's config is frozen in its journal"
+            )
+        with open_account(workspace, account) as acct:
+            cfg = acct.config
+            as_of, weights = held_weights(acct, day)
+        source = f"account {account}"
+    elif run is not None:
+        check_run_dir(run)
+        cfg = load_config(run / "config.toml", set_ or [])
+        as_of, weights = run_weights(run, day)
+        source = f"run {run}"
+    elif config is not None:
+        cfg = load_config(config, set_ or [])
+        as_of, weights = config_weights(cfg, workspace, day)
+        source = f"config {config}"
+    facts = stress_of(cfg, weights, as_of, names, source, workspace)
+    if json_:
+        print_json(stress_json(facts))
+        return
+    _print_stress(facts)
+
+
+def _print_stress(facts: StressFacts) -> None:
+    from simulator.stress import HELD_RULE, STRESS_HEAD, stress_rows
+
+    say = console.print
+    table = Table(
+        title=f"stress of {facts.source}: the weights at the close of {facts.as_of} (gross "
+        f"{facts.gross:.0%}, net {facts.net:.0%}, cash {facts.cash:.0%})"
+    )
+    for i, col in enumerate(STRESS_HEAD):
+        table.add_column(col, justify="right" if 1 < i < len(STRESS_HEAD) - 1 else "left")
+    for row in stress_rows(facts):
+        table.add_row(*row)
+    console.print(table)
+    say(f"held: {HELD_RULE}", markup=False, highlight=False)
+    betas = {e.ticker: e.beta for e in facts.estimates}
+    for s in facts.scenarios:
+        if s.proxied:
+            names = ", ".join(f"{t} (beta {betas[t]:.2f})" for t in s.proxied)
+            say(
+                f"{s.name}: * not listed by {s.base_week}, moved with {facts.benchmark}: {names}",
+                markup=False,
+                highlight=False,
+            )
+        if s.name.startswith("gap_down_") and s.available:
+            say(f"{s.name}: {s.description}", markup=False, highlight=False)
+    for note in facts.notes:
+        say(f"note: {note}", markup=False, highlight=False)
 
 
 @app.command()

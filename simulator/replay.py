@@ -558,10 +558,7 @@ def status(account: Account) -> dict[str, Any]:
             "equity": equity,
             "total_return": equity / cfg.backtest.cash - 1.0,
             "positions": {t: float(s) for t, s in zip(held["ticker"], held["shares"], strict=True)},
-            "weights": {
-                t: float(s * c / equity)
-                for t, s, c in zip(held["ticker"], held["shares"], held["close"], strict=True)
-            },
+            "weights": holding_weights(held, equity),
             "pending": {
                 "decided": last["week"].date().isoformat(),
                 "model_version": str(last["model_version"]),
@@ -583,6 +580,46 @@ def status(account: Account) -> dict[str, Any]:
         }
     )
     return doc
+
+
+def holding_weights(held: pd.DataFrame, equity: float) -> dict[str, float]:
+    """Each holding's weight: its shares times the week's close over the equity
+    (``held`` as :meth:`simulator.journal.Journal.holdings` reads it)."""
+    return {
+        str(t): float(s * c / equity)
+        for t, s, c in zip(held["ticker"], held["shares"], held["close"], strict=True)
+    }
+
+
+def held_weights(
+    account: Account, as_of: dt.date | None = None
+) -> tuple[pd.Timestamp, dict[str, float]]:
+    """The weights the account held at the close of its last recorded week, or of the last one
+    on or before ``as_of``: the journal's holdings of that week (as ``replay status`` shows
+    them; orders decided at that close and not yet filled are not in them).
+
+    Raises
+    ------
+    JournalError
+        An account with no recorded week (on or before ``as_of``).
+    """
+    weeks = account.journal.weeks()
+    if weeks.empty:
+        raise JournalError(
+            f"account {account.name!r} has no recorded week yet; step it first with "
+            f"`foliosim replay step --account {account.name}`"
+        )
+    if as_of is not None:
+        first = weeks["week"].iloc[0].date()
+        weeks = weeks[weeks["week"] <= pd.Timestamp(as_of)]
+        if weeks.empty:
+            raise JournalError(
+                f"account {account.name!r} has no week recorded on or before {as_of} (its first "
+                f"is {first}); pick a later date"
+            )
+    row = weeks.iloc[-1]
+    held = account.journal.holdings(int(row["seq"]))
+    return pd.Timestamp(row["week"]), holding_weights(held, float(row["equity"]))
 
 
 def list_accounts(workspace: Path) -> list[dict[str, Any]]:
@@ -711,7 +748,10 @@ def account_result(account: Account, workspace: Path) -> BacktestResult:
                 trained_by_this_run=False,
             )
         )
-    summary = summary.model_copy(update={"replay": facts, "models": used})
+    from simulator.stress_inputs import run_stress  # its figures' module needs matplotlib
+
+    stressed = run_stress(cfg, weights.iloc[-1], weeks[-1], workspace, weekly)
+    summary = summary.model_copy(update={"replay": facts, "models": used, "stress": stressed})
     return BacktestResult(
         cfg,
         returns,

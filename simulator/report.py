@@ -48,6 +48,7 @@ from simulator.sections import (
     profile_html,
     reference_html,
     risk_html,
+    stress_html,
 )
 from simulator.summary import REMEDY, RunSummary, read_summary
 
@@ -209,6 +210,7 @@ def write_tearsheet(run_dir: Path) -> Path:
                 benchmark_name=benchmark_label,
             )
         )
+    extra.append(stress_html(summary))
     if models is not None:
         extra.append(prediction_html(run_dir, models))
         extra.append(explanations_html(read_explanations(run_dir)))

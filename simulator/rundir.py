@@ -249,3 +249,30 @@ def read_exposure(run_dir: Path) -> pd.DataFrame | None:
         raise RunDirError(f"{path} has a missing or non-numeric figure; {REMEDY}")
     values.index = index
     return values.astype(float)
+
+
+def read_weights(run_dir: Path) -> pd.DataFrame:
+    """weights.csv: the long table ``date, ticker, weight`` (a row per position held after each
+    week's fills, valued at that week's close; a week in cash has no row), dates parsed,
+    weights as floats (NaN where not a number)."""
+    path = run_dir / "weights.csv"
+    frame = read_run_csv(path)
+    missing = [c for c in ("date", "ticker", "weight") if c not in frame.columns]
+    if missing:
+        raise RunDirError(f"{path} lacks column(s) {', '.join(missing)}; {REMEDY}")
+    try:
+        dates = pd.to_datetime(frame["date"], format="ISO8601")
+    except (ValueError, TypeError) as exc:
+        raise RunDirError(f"{path} has a date that is not an ISO date ({exc}); {REMEDY}") from exc
+    out = pd.DataFrame(
+        {
+            "date": dates,
+            "ticker": frame["ticker"].astype(str),
+            "weight": pd.to_numeric(frame["weight"], errors="coerce"),
+        }
+    )
+    twice = out.duplicated(["date", "ticker"])
+    if twice.any():
+        row = out[twice].iloc[0]
+        raise RunDirError(f"{path} lists {row['ticker']} twice on {row['date'].date()}; {REMEDY}")
+    return out

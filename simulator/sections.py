@@ -1,11 +1,13 @@
 """Tear-sheet sections beyond Table 2: the paper side by side, predictions, honesty, profile,
-exposure and turnover.
+exposure and turnover, stress scenarios.
 
 - :func:`reference_html`: our Table 2 next to published figures (``report.reference``), with
   a plain sentence for every figure that differs.
 - :func:`prediction_html`: the forecasts' errors over the traded weeks next to the naive
   forecast, each model's registered test record, learning curves and predicted-vs-actual plots.
 - :func:`exposure_html`: gross, net, long and short exposure and weekly turnover over time.
+- :func:`stress_html`: what the last week's positions would make or lose in past crises and in
+  hypothetical shocks (:mod:`simulator.stress`), as a table and a bar chart.
 - :func:`honesty_html`: the leakage audit (train_end against the first week each model traded,
   scaler windows, fill timing) and how sure the result is (probabilistic Sharpe ratios).
 
@@ -34,7 +36,7 @@ from models.plots import (
     learning_curves_figure,
     learning_summary_figure,
 )
-from simulator.charts import attribution_figure, exposure_figure
+from simulator.charts import attribution_figure, exposure_figure, stress_figure
 from simulator.errors import RunDirError
 from simulator.htmlkit import esc as _esc
 from simulator.htmlkit import num as _num
@@ -42,6 +44,7 @@ from simulator.htmlkit import png as _png
 from simulator.htmlkit import table as _table
 from simulator.metrics import SHORT_RUN_WEEKS
 from simulator.rundir import read_predictions
+from simulator.stress import HELD_RULE, MIN_WEEKS, STRESS_HEAD, stress_rows
 from simulator.summary import (
     REMEDY,
     Confidence,
@@ -682,3 +685,53 @@ feature whose shuffling leaves both unchanged was not used; one shuffle is one d
 
 def _ratio(a: float | None, b: float | None) -> float | None:
     return None if a is None or b is None or b == 0 else a / b
+
+
+# --- stress scenarios ----------------------------------------------------------------------
+
+
+def stress_html(summary: RunSummary) -> str:
+    """The stress test of the positions held at the run's last week: a bar chart of each
+    scenario's return and drawdown, the table, and what was proxied or unavailable, and why."""
+    facts = summary.stress
+    if facts is None:
+        return (
+            "<h3>Stress</h3>\n<p>No stress test in this run's summary (written by a foliosim "
+            "before it had one): <code>foliosim stress --run RUN_DIR</code> computes it, and a "
+            "new run has it here.</p>"
+        )
+    notes = "".join(f"<li>{_esc(n)}</li>" for n in facts.notes)
+    if not facts.scenarios:
+        return f"<h3>Stress</h3>\n<ul>\n{notes}\n</ul>"
+    shown = {s.name: (s.return_, s.max_drawdown) for s in facts.scenarios if s.available}
+    chart = ""
+    if shown:
+        figure = stress_figure({k: (v[0] or 0.0, v[1] or 0.0) for k, v in shown.items()})
+        chart = f'<img src="data:image/png;base64,{_png(figure, dpi=100)}" alt="stress scenarios">'
+    rows = [[_esc(cell) for cell in row] for row in stress_rows(facts)]
+    described = "".join(
+        f"<li><b>{_esc(s.name)}</b>: {_esc(s.description)}.</li>" for s in facts.scenarios
+    )
+    history = (
+        f"{_esc(facts.history_start)} to {_esc(facts.history_end)}"
+        if facts.history_start is not None
+        else "the run's data"
+    )
+    return f"""
+<h3>Stress</h3>
+<p>The positions held at the close of {_esc(facts.as_of)} (gross {_num(facts.gross, ".0%")},
+net {_num(facts.net, ".0%")}, cash {_num(facts.cash, ".0%")}) put through past crises and
+hypothetical shocks: {_esc(HELD_RULE)}. A historical window uses each stock's own weekly closes
+({history}), from the close of the last week on or before the window's start through every week
+that ends after it and on or before its end; a stock not yet listed then moves with its beta to
+{_esc(facts.benchmark)} each week and is marked *. A hypothetical shock is one instant move. Beta
+and rate sensitivity are OLS slopes of the weekly returns up to {_esc(facts.as_of)} only (at
+least {MIN_WEEKS} weeks). Contributions are weight times the stock's move, in points of the
+portfolio's return; they add up to it.</p>
+{chart}
+{_table(list(STRESS_HEAD), rows, "stress")}
+<ul>
+{described}
+{notes}
+</ul>
+"""

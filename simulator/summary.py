@@ -230,6 +230,81 @@ class ReplayFacts(_Part):
     weeks: int
 
 
+class StressContributor(_Part):
+    """One position's part in a stress scenario (:mod:`simulator.stress`): its weight, the
+    stock's move over the scenario and ``contribution = weight * move`` (a fraction of the
+    portfolio value; the contributions of every position add up to the scenario's return)."""
+
+    ticker: str
+    weight: float
+    move: float
+    contribution: float
+    proxied: bool = False
+
+
+class StressEstimate(_Part):
+    """A held stock's beta to the benchmark and its sensitivity to the yield (return per
+    percentage point of weekly change), estimated up to the as-of week, and the weekly returns
+    each rests on (None below the minimum; :mod:`simulator.stress`)."""
+
+    ticker: str
+    beta: float | None
+    beta_weeks: int
+    rate_sensitivity: float | None
+    rate_weeks: int
+
+
+class StressScenario(_Part):
+    """One stress scenario's figures (:mod:`simulator.stress`). In JSON the portfolio's return
+    over the scenario is ``return`` (negative for a loss); an unavailable scenario has
+    ``available = false``, a ``reason`` and no figures."""
+
+    model_config = ConfigDict(
+        frozen=True,
+        extra="ignore",
+        validate_by_name=True,
+        validate_by_alias=True,
+        serialize_by_alias=True,
+    )
+    name: str
+    kind: Literal["historical", "hypothetical"]
+    description: str
+    available: bool
+    reason: str | None = None
+    start: dt.date | None = None
+    end: dt.date | None = None
+    base_week: dt.date | None = None
+    first_week: dt.date | None = None
+    last_week: dt.date | None = None
+    weeks: int = 0
+    return_: float | None = Field(default=None, alias="return")
+    worst_week: dt.date | None = None
+    worst_week_return: float | None = None
+    max_drawdown: float | None = None
+    contributors: list[StressContributor] = Field(default_factory=list)
+    proxied: list[str] = Field(default_factory=list)
+
+
+class StressFacts(_Part):
+    """The stress test of the weights held at ``as_of`` (:func:`simulator.stress.stress`):
+    the weights and their exposure, the estimates behind the hypothetical shocks, every
+    scenario, and notes (an empty portfolio has no scenario and says so in ``notes``)."""
+
+    as_of: dt.date
+    source: str
+    benchmark: str
+    yield_series: str | None = None
+    history_start: dt.date | None = None
+    history_end: dt.date | None = None
+    weights: dict[str, float] = Field(default_factory=dict)
+    gross: float = 0.0
+    net: float = 0.0
+    cash: float = 1.0
+    estimates: list[StressEstimate] = Field(default_factory=list)
+    scenarios: list[StressScenario] = Field(default_factory=list)
+    notes: list[str] = Field(default_factory=list)
+
+
 class RunSummary(_Part):
     """summary.json (see the module docstring).
 
@@ -258,6 +333,9 @@ class RunSummary(_Part):
         The cost settings and the strategy's totals (None in a summary written before them).
     risk
         Weekly VaR and CVaR of every series (None in a summary written before them).
+    stress
+        The stress test of the weights held at the last week (None in a summary written
+        before it existed).
     """
 
     schema_version: int = SCHEMA
@@ -291,6 +369,7 @@ class RunSummary(_Part):
     costs: CostFacts | None = None
     exposure: ExposureFacts | None = None
     risk: PortfolioRisk | None = None
+    stress: StressFacts | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -345,7 +424,7 @@ class RunSummary(_Part):
 
 
 #: Parts of the summary only some runs have; absent from the JSON when a run has none.
-_OPTIONAL_SECTIONS = ("profile", "replay", "prediction", "models", "exposure", "risk")
+_OPTIONAL_SECTIONS = ("profile", "replay", "prediction", "models", "exposure", "risk", "stress")
 
 
 def nan_to_none(value: Any) -> Any:

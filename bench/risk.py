@@ -13,8 +13,10 @@ the whole of :func:`simulator.stress.stress`: the point-in-time betas and rate s
 timing is a fresh call (nothing is cached between calls); the median and the best of
 ``--repeat`` are printed, with a check that every scenario ran.
 
-Target: under 1 s at N = 100 (median). It is a report, not a test: it exits 0 unless a check
-fails.
+Target: under 1 s at N = 100 (median). Then the ``min_cvar`` baseline's weekly solve at N = 20
+and N = 100 (:func:`risk_solve.solve_figures`, beside ``min_variance``; ``--solve-n`` and
+``--solve-repeat``; ``bench/risk_solve.py`` runs that part alone). It is a report, not a test:
+it exits 0 unless a check fails.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import time
 import numpy as np
 import pandas as pd
 from common import cpu_model, machine_line
+from risk_solve import solve_figures
 
 from simulator.stress import DEFAULT_SCENARIOS, StressData, parse_scenarios, stress
 
@@ -93,10 +96,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", default="100", help="Numbers of stocks, comma-separated.")
     parser.add_argument("--repeat", type=int, default=7, help="Timed calls per size.")
+    parser.add_argument("--solve-n", default="20,100", help="Names of the min_cvar solves.")
+    parser.add_argument("--solve-repeat", type=int, default=15, help="Weeks timed per solve case.")
     args = parser.parse_args()
     print(machine_line(cpu_model(), f"numpy {np.__version__}, pandas {pd.__version__}"))
     for n in (int(x) for x in args.n.split(",")):
         time_one(n, args.repeat)
+    solve_figures([int(x) for x in args.solve_n.split(",")], args.solve_repeat)
 
 
 if __name__ == "__main__":

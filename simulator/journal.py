@@ -28,7 +28,7 @@ from urllib.parse import quote
 
 import pandas as pd
 
-from simulator.errors import JournalError
+from simulator.errors import AccountBusyError, JournalError
 from strategies.rebalance import ORDER_COLUMNS, WeekRecord
 from strategies.rule import DECISION_COLUMNS
 
@@ -379,6 +379,27 @@ class Journal:
 
     # --- writing -------------------------------------------------------------------------
 
+    def set_meta(self, updates: Mapping[str, str]) -> None:
+        """Write ``updates`` into ``meta`` in one transaction (the caller holds the lock)."""
+        if self.read_only:
+            raise JournalError(
+                f"cannot change {self.path}: the file or its folder is read-only; make it "
+                "writable and run the command again"
+            )
+        try:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._conn.executemany(
+                    "INSERT OR REPLACE INTO meta VALUES (?, ?)", sorted(updates.items())
+                )
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+        except sqlite3.DatabaseError as err:
+            raise JournalError(f"could not change the settings in {self.path} ({err})") from None
+        self.meta.update(updates)
+
     def append(
         self,
         record: WeekRecord,
@@ -499,7 +520,7 @@ def locked(path: Path, what: str) -> Iterator[None]:
             handle.seek(0)
             holder = handle.read().strip()
             pid = f" (pid {holder})" if holder.isdigit() else ""
-            raise JournalError(
+            raise AccountBusyError(
                 f"another foliosim process is changing {what} right now{pid}; wait for it to "
                 "finish and run the command again"
             ) from None

@@ -339,12 +339,15 @@ class Journal:
         frame["week"] = pd.to_datetime(frame["week"])
         return frame
 
-    def orders(self) -> pd.DataFrame:
+    def orders(self, seq: int | None = None) -> pd.DataFrame:
         """Every order row, in the order it was recorded (``ORDER_COLUMNS`` plus ``week``,
-        the week whose processing recorded it)."""
+        the week whose processing recorded it); those of week ``seq`` only when given."""
         cols = ", ".join(f"o.{c}" for c in ORDER_COLUMNS)
+        where, args = ("WHERE o.seq = ?", (seq,)) if seq is not None else ("", ())
         rows = self._read(
-            f"SELECT w.week, {cols} FROM orders o JOIN weeks w USING (seq) ORDER BY o.seq, o.n"
+            f"SELECT w.week, {cols} FROM orders o JOIN weeks w USING (seq) {where} "
+            "ORDER BY o.seq, o.n",
+            args,
         )
         frame = pd.DataFrame(rows, columns=["week", *ORDER_COLUMNS])
         for col in ("week", "date_submitted", "date_filled"):

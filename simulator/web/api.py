@@ -56,14 +56,18 @@ class StepRequest(BaseModel):
     live: bool = False
 
 
-def account_doc(site: Site, name: str, log_entries: int = 50) -> dict[str, Any]:
-    """``replay status --json`` of account ``name`` with its schedule log (newest last)."""
-    replay.journal_path(site.workspace, name)  # a malformed name is refused before any IO
-    with replay.open_account(site.workspace, name) as account:
-        doc = replay.status(account)
+def account_doc(site: Site, account: replay.Account, log_entries: int = 50) -> dict[str, Any]:
+    """``replay status --json`` of ``account`` with its schedule log (newest last)."""
+    doc = replay.status(account)
     doc.pop("journal")  # a server path: not the client's business
-    doc["schedule_log"] = read_log(site.workspace, name, log_entries)
+    doc["schedule_log"] = read_log(site.workspace, account.name, log_entries)
     return doc
+
+
+def open_account(site: Site, name: str) -> replay.Account:
+    """Account ``name``; a malformed name is refused (400) before any file is touched."""
+    replay.journal_path(site.workspace, name)
+    return replay.open_account(site.workspace, name)
 
 
 @router.get("/accounts", summary="Every paper account (replay list --json)", responses={500: ERROR})
@@ -77,7 +81,9 @@ def accounts(request: Request) -> list[dict[str, Any]]:
     responses={400: ERROR, 404: ERROR, 422: ERROR},
 )
 def account(request: Request, name: str) -> dict[str, Any]:
-    return account_doc(site_of(request), name)
+    site = site_of(request)
+    with open_account(site, name) as acct:
+        return account_doc(site, acct)
 
 
 @router.post(
@@ -111,7 +117,8 @@ def step(
     if len(done):
         site.warm(name)
     recorded = [w.date().isoformat() for w in done]
-    return {"account": name, "recorded": recorded, "status": account_doc(site, name)}
+    with open_account(site, name) as acct:
+        return {"account": name, "recorded": recorded, "status": account_doc(site, acct)}
 
 
 @router.get(

@@ -18,7 +18,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from simulator import replay
 from simulator.htmlkit import num
-from simulator.web.api import ERROR, account_doc, recommendation, site_of
+from simulator.web.api import ERROR, account_doc, open_account, recommendation, site_of
 from simulator.web.site import SAFE_NAME, ApiError, Site, check_name, not_found
 
 router = APIRouter(include_in_schema=False)
@@ -55,13 +55,14 @@ def _series(values: pd.Series | Any) -> list[float | None]:
 
 def account_view(site: Site, name: str) -> dict[str, Any]:
     """Everything the account's page shows, as plain data."""
-    doc = account_doc(site, name, LOG_ROWS)
-    with replay.open_account(site.workspace, name) as account:
+    with open_account(site, name) as account:
+        doc = account_doc(site, account, LOG_ROWS)
         frame = site.comparison(account)
         journal = account.journal
         last = journal.last()
-        orders = journal.orders()
-        held = journal.holdings(journal.count()) if last is not None else None
+        seq = journal.count()
+        recent = journal.orders(seq) if last is not None else journal.orders().iloc[:0]
+        held = journal.holdings(seq) if last is not None else None
     chart: dict[str, Any] = {}
     if frame is not None:
         chart["equity"] = {
@@ -89,7 +90,6 @@ def account_view(site: Site, name: str) -> dict[str, Any]:
             "tickers": [p["ticker"] for p in positions],
             "weights": _series(pd.Series([p["weight"] for p in positions], dtype=float)),
         }
-    recent = orders[orders["week"] == last.week] if last is not None else orders.iloc[:0]
     decided = recent["date_submitted"].dt.strftime("%Y-%m-%d").fillna("")
     doc["last_orders"] = [
         {**row, "decided": day}

@@ -109,7 +109,8 @@ def start(
         console.print(
             f"account {account}: {acct.config.backtest.strategy}{model_part}, cash "
             f"{_money(acct.config.backtest.cash)}, first week {doc['start_week']} "
-            f"(fill {acct.config.backtest.fill}, schedule {acct.schedule})",
+            f"(fill {acct.config.backtest.fill})"
+            + (f", schedule {acct.schedule}" if acct.schedule != "off" else ""),
             markup=False,
             highlight=False,
         )

@@ -29,13 +29,17 @@ from simulator.summary import nan_to_none
 from simulator.web import scheduler
 from tests.conftest import PAPER_CONFIG, PAPER_FAST, REPO, PaperModel
 from tests.helpers import (
+    EQUAL,
     TOKEN,
     advance,
     assert_journal_is_the_backtest,
+    cli,
+    error_line,
     ew_config,
     make_run,
     open_new,
     served,
+    sets,
     weekly_returns,
 )
 
@@ -337,6 +341,13 @@ def test_the_scheduler_steps_a_weekly_account_once_per_closed_week_and_logs_it(
     assert scheduler.read_log(_workspace, "weekly") == [entry, again]
     with replay.open_account(_workspace, "by-hand") as acct:
         assert acct.journal.count() == 0
+    with served(_workspace, _workspace / "runs", REPO) as url:
+        doc = httpx.get(f"{url}/api/accounts/weekly").json()
+        page = httpx.get(f"{url}/accounts/weekly").text
+    assert doc["schedule"] == "weekly" and doc["schedule_log"] == [entry, again]
+    # The page lists the actions newest first, each with its outcome.
+    assert page.index('class="outcome-nothing-to-do"') < page.index('class="outcome-ok"')
+    assert "recorded 6 week(s)" in page
 
 
 def test_a_busy_account_is_logged_and_tried_at_the_next_tick(
@@ -401,3 +412,44 @@ def test_a_scheduled_account_retrains_as_the_walk_forward_backtest(
     assert [m.decisions for m in result.summary.models] == [4, 4, 2]
     assert [m["decisions"] for m in doc["models"]] == [4, 4, 3]
     assert entries[1]["detail"] == f"pinned {used[1][0]} (trained up to {used[1][1]})"
+
+
+# --- the command line -----------------------------------------------------------------------------
+
+
+def test_schedule_on_the_command_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], paper12: Path
+) -> None:
+    start = ["replay", "start", str(PAPER_CONFIG), "--account", "a", *sets(EQUAL)]
+    assert cli([*start, "--schedule", "weekly"], monkeypatch) == 0
+    assert "(fill close), schedule weekly" in capsys.readouterr().out
+
+    def schedule() -> str:
+        assert cli(["replay", "status", "--account", "a", "--json"], monkeypatch) == 0
+        return str(json.loads(capsys.readouterr().out)["schedule"])
+
+    assert schedule() == "weekly"
+    assert cli(["replay", "schedule", "--account", "a", "off"], monkeypatch) == 0
+    assert capsys.readouterr().out == "account a: schedule off\n"
+    assert schedule() == "off"
+    assert cli(["replay", "schedule", "--account", "a", "daily"], monkeypatch) == 2
+    assert error_line(capsys) == "error: schedule 'daily': use one of off, weekly"
+    assert cli(["replay", "schedule", "--account", "nope", "weekly"], monkeypatch) == 2
+    assert "no paper account 'nope'" in error_line(capsys)
+    assert cli([*start[:4], "b", *sets(EQUAL), "--schedule", "hourly"], monkeypatch) == 2
+    assert error_line(capsys) == "error: schedule 'hourly': use one of off, weekly"
+
+
+def test_serve_refuses_a_port_in_use_and_a_short_token(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from simulator.web.app import bind
+
+    with bind("127.0.0.1", 0) as taken:
+        port = taken.getsockname()[1]
+        assert cli(["serve", "--port", str(port)], monkeypatch) == 2
+    line = error_line(capsys)
+    assert line.startswith(f"error: cannot listen on 127.0.0.1:{port} (Address already in use)")
+    monkeypatch.setenv("FOLIOSIM_TOKEN", "short")
+    assert cli(["serve", "--port", "0"], monkeypatch) == 2
+    assert "FOLIOSIM_TOKEN is 5 characters long; use at least 16" in error_line(capsys)

@@ -42,8 +42,6 @@ from simulator.web.scheduler import Scheduler
 from simulator.web.security import add_headers, allowed_hosts, check_request
 from simulator.web.site import ApiError, Settings, Site
 
-log = logging.getLogger("foliosim.serve")
-
 _STATUS: list[tuple[type[Exception], int, str]] = [
     (UnknownAccountError, 404, "not_found"),
     (AccountBusyError, 409, "busy"),
@@ -177,6 +175,12 @@ def serve(settings: Settings, sock: socket.socket) -> None:
     """Run the app on ``sock`` until interrupted (Ctrl-C)."""
     import uvicorn
 
+    # The scheduler's news (what it steps, trains and pins) goes to the terminal too.
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%Y-%m-%d %H:%M:%S"))
+    news = logging.getLogger("foliosim.serve")
+    news.addHandler(handler)
+    news.setLevel(logging.INFO)
     config = uvicorn.Config(
         create_app(settings), log_level="warning", access_log=False, lifespan="on"
     )

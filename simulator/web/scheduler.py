@@ -199,6 +199,10 @@ class Scheduler:
                 continue  # listed as unreadable on the accounts page
             if ready:
                 out[name] = run_scheduled(self.workspace, name, now)
+                for entry in out[name]:
+                    log.info(
+                        "%s: %s %s: %s", name, entry["action"], entry["outcome"], entry["detail"]
+                    )
                 if self.on_step is not None and any(e["weeks"] for e in out[name]):
                     self.on_step(name)
         return out

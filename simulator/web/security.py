@@ -25,6 +25,7 @@ import secrets
 from starlette.requests import Request
 from starlette.responses import Response
 
+from simulator.errors import ConfigError
 from simulator.web.site import ApiError
 
 TOKEN_VAR = "FOLIOSIM_TOKEN"
@@ -48,8 +49,6 @@ def server_token() -> tuple[str, bool]:
     given = os.environ.get(TOKEN_VAR, "")
     if given:
         if len(given) < 16:
-            from simulator.errors import ConfigError
-
             raise ConfigError(
                 f"{TOKEN_VAR} is {len(given)} characters long; use at least 16 (or unset it "
                 "and use the token printed at start)"

@@ -27,7 +27,8 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
-# The browser test of the tear sheets needs Debian's chromium (no browser download).
+# The browser tests (tear sheets; `foliosim serve` through Playwright) need Debian's chromium:
+# Playwright drives it by its path, and never downloads a browser of its own.
 CHROMIUM ?= /usr/bin/chromium
 
 $(CHROMIUM):

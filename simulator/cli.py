@@ -1016,6 +1016,67 @@ def models_predict(
         )
 
 
+@app.command()
+def serve(
+    host: Annotated[
+        str,
+        typer.Option(
+            "--host",
+            metavar="ADDRESS",
+            help="Address to listen on (default: this machine only; 0.0.0.0 opens it to the "
+            "network).",
+        ),
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="TCP port.")] = 8765,
+    runs: Annotated[
+        Path, typer.Option("--runs", metavar="DIR", help="The folder of run directories.")
+    ] = Path("runs"),
+    schedule: Annotated[
+        bool,
+        typer.Option(
+            "--schedule/--no-schedule",
+            help="Step the accounts marked weekly after each week closes (New York time).",
+        ),
+    ] = True,
+) -> None:
+    """A local web app over the workspace: accounts, recommendations, models, runs, JSON API."""
+    from simulator.web.app import bind
+    from simulator.web.app import serve as run_server
+    from simulator.web.security import TOKEN_VAR, server_token
+    from simulator.web.site import Settings
+
+    token, from_env = server_token()
+    sock = bind(host, port)
+    bound = sock.getsockname()[1]
+    shown = f"[{host}]" if ":" in host else host
+    address = f"http://{shown}:{bound}/"
+    settings = Settings(
+        workspace=workspace_dir(),
+        runs=runs,
+        root=Path.cwd(),
+        token=token,
+        host=host,
+        port=bound,
+        schedule=schedule,
+    )
+    say = console.print
+    say(f"foliosim serve: {address}", markup=False, highlight=False, soft_wrap=True)
+    say(f"workspace: {settings.workspace}; runs: {runs}", markup=False, highlight=False)
+    if from_env:
+        say(f"token: from {TOKEN_VAR}", markup=False, highlight=False)
+    else:
+        say(f"token: {token}", markup=False, highlight=False)
+        say(f"open {address}#token={token} to step accounts from the browser", markup=False)
+    if host in ("0.0.0.0", "::"):
+        err_console.print(
+            "warning: listening on every interface: anyone who can reach this machine can "
+            "read the workspace (and step accounts with the token)",
+            markup=False,
+        )
+    say("Ctrl-C stops the server", markup=False)
+    run_server(settings, sock)
+
+
 def _with_overrides(raw: dict[str, object], overrides: list[str]) -> dict[str, object]:
     from simulator.config import apply_overrides
 

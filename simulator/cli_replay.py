@@ -72,6 +72,15 @@ def start(
             "say so).",
         ),
     ] = False,
+    schedule: Annotated[
+        str,
+        typer.Option(
+            "--schedule",
+            metavar="off|weekly",
+            help="weekly: `foliosim serve` steps the account --live after each week closes "
+            "(and retrains on model.retrain_every).",
+        ),
+    ] = "off",
     set_: SetOption = None,
 ) -> None:
     """Open a paper account: cash from CONFIG, one pinned model version, a start week."""
@@ -90,6 +99,7 @@ def start(
             from_date=begin,
             model=model,
             allow_later_model=allow_later_model,
+            schedule=schedule,
             train_progress=reporter.training,
             note=reporter.say,
         )
@@ -99,7 +109,8 @@ def start(
         console.print(
             f"account {account}: {acct.config.backtest.strategy}{model_part}, cash "
             f"{_money(acct.config.backtest.cash)}, first week {doc['start_week']} "
-            f"(fill {acct.config.backtest.fill})",
+            f"(fill {acct.config.backtest.fill})"
+            + (f", schedule {acct.schedule}" if acct.schedule != "off" else ""),
             markup=False,
             highlight=False,
         )
@@ -236,10 +247,16 @@ def _print_status(doc: dict[str, Any]) -> None:
     model = f", model {doc['model_version']} (trained up to {doc['model_train_end']})"
     say(
         f"account {doc['account']}: {doc['strategy']}"
-        f"{model if doc['model_version'] else ''}, fill {doc['fill']}",
+        f"{model if doc['model_version'] else ''}, fill {doc['fill']}, schedule "
+        f"{doc['schedule']}",
         markup=False,
         highlight=False,
     )
+    if len(doc["models"]) > 1:
+        later = ", ".join(
+            f"{m['version']} (trained up to {m['train_end']})" for m in doc["models"][1:]
+        )
+        say(f"retrained: {later}", markup=False, highlight=False)
     if doc["look_ahead"]:
         say(
             f"warning: LOOK-AHEAD: the model was trained on data up to {doc['model_train_end']}, "
@@ -328,6 +345,20 @@ def list_(
             f"{r['total_return']:+.2%}",
         )
     console.print(table)
+
+
+@replay_app.command("schedule")
+def schedule(
+    account: AccountOption,
+    when: Annotated[
+        str, typer.Argument(metavar="off|weekly", help="weekly: stepped by `foliosim serve`.")
+    ],
+) -> None:
+    """Mark an account as stepped by `foliosim serve` after each week closes, or not."""
+    from simulator.replay import set_schedule
+
+    set_schedule(writable_workspace("replay schedule", "replay"), account, when)
+    console.print(f"account {account}: schedule {when}", markup=False, highlight=False)
 
 
 @replay_app.command("reset")

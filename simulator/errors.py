@@ -10,6 +10,7 @@ from __future__ import annotations
 from models.errors import did_you_mean
 
 __all__ = [
+    "AccountBusyError",
     "ConfigError",
     "DataError",
     "FoliosimError",
@@ -18,6 +19,7 @@ __all__ = [
     "NetworkError",
     "RunDirError",
     "StrategyError",
+    "UnknownAccountError",
     "did_you_mean",
 ]
 
@@ -52,3 +54,11 @@ class JournalError(FoliosimError):
 
 class StrategyError(FoliosimError):
     """A decision rule failed or answered weights the engine cannot trade."""
+
+
+class UnknownAccountError(JournalError):
+    """No paper account of that name in the workspace."""
+
+
+class AccountBusyError(JournalError):
+    """Another process (or thread) holds the account's lock: it is changing the account."""

@@ -155,19 +155,21 @@ def from_account(name: str, workspace: Path) -> Traded:
                 f"(`foliosim replay step --account {name}`)"
             )
         targets = journal.targets()
+        # Each week's deciding version (a scheduled account retrains between weeks).
+        version = dict(zip(weeks["week"], weeks["model_version"], strict=True))
         forecasts = pd.DataFrame(
             {
                 "week": targets["week"],
                 "ticker": targets["ticker"],
-                "model_version": account.model_version,
+                "model_version": targets["week"].map(version),
                 "predicted_return": targets["predicted_return"],
                 "target": targets["weight"],
             }
         )
         orders = journal.orders()
         weekly = _weekly(cfg, workspace, pd.Timestamp(weeks["week"].iloc[-1]))
-        model = _provider(account, weekly).models[0].model
-    return Traded(f"account {name!r}", cfg, forecasts, orders, lambda _ref: model)
+        models = {m.info.ref: m.model for m in _provider(account, weekly).models}
+    return Traded(f"account {name!r}", cfg, forecasts, orders, models.__getitem__)
 
 
 def _check_models(cfg: Config, who: str) -> None:

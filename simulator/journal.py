@@ -28,7 +28,7 @@ from urllib.parse import quote
 
 import pandas as pd
 
-from simulator.errors import JournalError
+from simulator.errors import AccountBusyError, JournalError
 from strategies.rebalance import ORDER_COLUMNS, WeekRecord
 from strategies.rule import DECISION_COLUMNS
 
@@ -339,12 +339,15 @@ class Journal:
         frame["week"] = pd.to_datetime(frame["week"])
         return frame
 
-    def orders(self) -> pd.DataFrame:
+    def orders(self, seq: int | None = None) -> pd.DataFrame:
         """Every order row, in the order it was recorded (``ORDER_COLUMNS`` plus ``week``,
-        the week whose processing recorded it)."""
+        the week whose processing recorded it); those of week ``seq`` only when given."""
         cols = ", ".join(f"o.{c}" for c in ORDER_COLUMNS)
+        where, args = ("WHERE o.seq = ?", (seq,)) if seq is not None else ("", ())
         rows = self._read(
-            f"SELECT w.week, {cols} FROM orders o JOIN weeks w USING (seq) ORDER BY o.seq, o.n"
+            f"SELECT w.week, {cols} FROM orders o JOIN weeks w USING (seq) {where} "
+            "ORDER BY o.seq, o.n",
+            args,
         )
         frame = pd.DataFrame(rows, columns=["week", *ORDER_COLUMNS])
         for col in ("week", "date_submitted", "date_filled"):
@@ -378,6 +381,27 @@ class Journal:
         )
 
     # --- writing -------------------------------------------------------------------------
+
+    def set_meta(self, updates: Mapping[str, str]) -> None:
+        """Write ``updates`` into ``meta`` in one transaction (the caller holds the lock)."""
+        if self.read_only:
+            raise JournalError(
+                f"cannot change {self.path}: the file or its folder is read-only; make it "
+                "writable and run the command again"
+            )
+        try:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._conn.executemany(
+                    "INSERT OR REPLACE INTO meta VALUES (?, ?)", sorted(updates.items())
+                )
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+        except sqlite3.DatabaseError as err:
+            raise JournalError(f"could not change the settings in {self.path} ({err})") from None
+        self.meta.update(updates)
 
     def append(
         self,
@@ -499,7 +523,7 @@ def locked(path: Path, what: str) -> Iterator[None]:
             handle.seek(0)
             holder = handle.read().strip()
             pid = f" (pid {holder})" if holder.isdigit() else ""
-            raise JournalError(
+            raise AccountBusyError(
                 f"another foliosim process is changing {what} right now{pid}; wait for it to "
                 "finish and run the command again"
             ) from None

@@ -42,6 +42,7 @@ from simulator.errors import (
     JournalError,
     LookAheadError,
     NetworkError,
+    UnknownAccountError,
 )
 from simulator.exposure import strategy_exposure
 from simulator.journal import Journal, locked, meta_json, remove
@@ -52,10 +53,14 @@ from strategies.rule import DECISION_COLUMNS
 
 if TYPE_CHECKING:
     from models.forecaster import TrainProgress
+    from models.registry import Registry, VersionInfo
     from simulator.backtest import BacktestResult
     from simulator.walkforward import Note, RegistrySignal
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+#: The values of an account's ``schedule`` (journal meta): ``weekly`` accounts are stepped
+#: ``--live`` by ``foliosim serve`` after each week closes (see :mod:`simulator.web.scheduler`).
+SCHEDULES = ("off", "weekly")
 #: New York time after which a weekday's daily bar is taken as final (the close is 16:00).
 _SETTLED = dt.time(16, 30)
 
@@ -81,7 +86,7 @@ def open_account(workspace: Path, name: str) -> Account:
     """The account ``name`` of ``workspace``, its journal checked (see :class:`Account`)."""
     path = journal_path(workspace, name)
     if not path.is_file():
-        raise JournalError(
+        raise UnknownAccountError(
             f"no paper account {name!r} in {path.parent}; start one with "
             f"`foliosim replay start CONFIG --account {name}` (see `foliosim replay list`)"
         )
@@ -107,6 +112,31 @@ def _meta_config(journal: Journal, name: str) -> Config:
     return config_from_dict(raw, f"the config stored in {journal.path}")
 
 
+@dataclass(frozen=True)
+class Pin:
+    """A registry version an account decides with, read from its files (no MLflow)."""
+
+    version: str
+    train_end: pd.Timestamp
+    folder: Path
+    tags: dict[str, str]
+    created: dt.datetime
+
+    @classmethod
+    def from_meta(cls, meta: dict[str, str]) -> Pin:
+        """The pin of the meta keys ``model_version, model_train_end, model_folder,
+        model_tags, model_created`` (as :func:`_pin` writes them)."""
+        import json
+
+        return cls(
+            meta["model_version"],
+            pd.Timestamp(meta["model_train_end"]),
+            Path(meta["model_folder"]),
+            dict(json.loads(meta["model_tags"])),
+            dt.datetime.fromisoformat(meta["model_created"]),
+        )
+
+
 @dataclass
 class Account:
     """An open paper account: its journal and the config frozen into it at start."""
@@ -130,6 +160,27 @@ class Account:
     @property
     def allow_later_model(self) -> bool:
         return self.meta.get("allow_later_model") == "1"
+
+    @property
+    def schedule(self) -> str:
+        """``weekly`` (stepped by ``foliosim serve``) or ``off``."""
+        return self.meta.get("schedule", "off")
+
+    @property
+    def pins(self) -> list[Pin]:
+        """The pinned model versions, oldest first: the one pinned at start, then one per
+        scheduled retraining (none for a strategy without models)."""
+        import json
+
+        if not self.model_version:
+            return []
+        try:
+            later = json.loads(self.meta.get("retrained", "[]"))
+            return [Pin.from_meta(self.meta), *(Pin.from_meta(d) for d in later)]
+        except (ValueError, KeyError, TypeError) as err:
+            raise JournalError(
+                f"{self.journal.path} is damaged (meta model pins: {err}); {_fix(self.name)}"
+            ) from None
 
     @property
     def look_ahead(self) -> bool:
@@ -215,6 +266,7 @@ def start(
     from_date: dt.date | None = None,
     model: str | None = None,
     allow_later_model: bool = False,
+    schedule: str = "off",
     train_progress: TrainProgress | None = None,
     note: Note | None = None,
 ) -> Account:
@@ -223,9 +275,11 @@ def start(
     ``model`` pins a registry version (``NAME/N``, ``NAME@ALIAS`` or ``@ALIAS`` of the config's
     model name); without it, ``model.version`` of the config, else the version a backtest
     would use first (trained up to ``model.train_end``, reused from the registry or trained).
+    ``schedule`` is one of :data:`SCHEDULES`.
     """
     say = note or (lambda _line: None)
     path = journal_path(workspace, name)
+    _check_schedule(schedule)
     plan = resolve(cfg)  # a user rule that cannot be imported is refused before anything
     if model and not plan.strategy.uses_models:
         raise ConfigError(
@@ -269,10 +323,22 @@ def start(
             "start_week": week.date().isoformat(),
             "strategy": cfg.backtest.strategy,
             "allow_later_model": "1" if allow_later_model else "0",
+            "schedule": schedule,
         }
         if plan.strategy.uses_models:
+            scheduled = schedule != "off"
             meta.update(
-                _pin(cfg, weekly, week, workspace, model, allow_later_model, say, train_progress)
+                _pin(
+                    cfg,
+                    weekly,
+                    week,
+                    workspace,
+                    model,
+                    allow_later_model,
+                    say,
+                    train_progress,
+                    scheduled,
+                )
             )
         Journal.create(path, meta).close()
     return open_account(workspace, name)
@@ -287,6 +353,7 @@ def _pin(
     allow_later: bool,
     say: Callable[[str], None],
     progress: TrainProgress | None,
+    scheduled: bool = False,
 ) -> dict[str, str]:
     """The meta fields of the pinned version: ref, train_end, files and their digests."""
     from simulator.training import open_registry
@@ -301,10 +368,11 @@ def _pin(
         info = registry.resolve(ref)
         registry.load(info, tickers)  # checks files, digests and tickers now, not at a step
     else:
-        if cfg.model.retrain_every:
+        if cfg.model.retrain_every and not scheduled:
             say(
-                f"a paper account keeps one model version: model.retrain_every = "
-                f"{cfg.model.retrain_every} does not apply"
+                f"an account stepped by hand keeps one model version: model.retrain_every = "
+                f"{cfg.model.retrain_every} applies only to a scheduled account (--schedule "
+                "weekly, stepped by `foliosim serve`)"
             )
         once = cfg.model_copy(update={"model": cfg.model.model_copy(update={"retrain_every": 0})})
         used = prepare_models(
@@ -324,6 +392,11 @@ def _pin(
             f"the start week {week.date()}: this account uses look-ahead (--allow-later-model)"
         )
     say(f"pinned {info.ref} (trained up to {info.train_end.date()})")
+    return _pin_meta(info, registry)
+
+
+def _pin_meta(info: VersionInfo, registry: Registry) -> dict[str, str]:
+    """The meta keys of a pinned version (read back by :meth:`Pin.from_meta`)."""
     return {
         "model_version": info.ref,
         "model_train_end": info.train_end.date().isoformat(),
@@ -346,39 +419,50 @@ class WeekDone:
     fill: str
 
 
-def _provider(account: Account, weekly: WeeklyData) -> RegistrySignal:
-    """The pinned version, read from its files (no MLflow), verified against its digests."""
-    import json
+def _provider(
+    account: Account, weekly: WeeklyData, first: pd.Timestamp | None = None
+) -> RegistrySignal:
+    """The pinned versions, read from their files (no MLflow), verified against their digests.
 
+    With ``first`` (the first week to decide), only the versions a decision from then on can
+    pick: the newest one trained before ``first`` and those trained later.
+    """
+    pins = account.pins
+    if first is not None:
+        before = [i for i, p in enumerate(pins) if p.train_end < first]
+        pins = pins[before[-1] :] if before else pins
+    return _signal(account, pins, weekly)
+
+
+def _signal(account: Account, pins: list[Pin], weekly: WeeklyData) -> RegistrySignal:
     from models.artifacts import read_version
     from models.errors import ModelError
     from models.registry import VersionInfo
     from simulator.walkforward import RegistrySignal, UsedModel
 
-    meta = account.meta
-    tags = json.loads(meta["model_tags"])
-    folder = Path(meta["model_folder"])
-    if not folder.is_dir():
-        raise JournalError(
-            f"the files of {meta['model_version']}, pinned by account {account.name!r}, are "
-            f"missing ({folder}); the workspace was moved or cleaned"
-        )
-    try:
-        model = read_version(
-            folder,
-            weights_sha256=tags.get("weights_sha256", ""),
-            manifest_sha256=tags.get("manifest_sha256", ""),
-        )
-    except ModelError as err:
-        raise JournalError(
-            f"account {account.name!r} is pinned to {meta['model_version']}, whose files no "
-            f"longer match: {err}"
-        ) from None
-    model.version = meta["model_version"]
-    model.check_tickers(weekly.tickers)
-    created = dt.datetime.fromisoformat(meta["model_created"])
-    info = VersionInfo.pinned(meta["model_version"], tags, created)
-    return RegistrySignal([UsedModel(model, info, trained=False)], account.allow_later_model)
+    used = []
+    for pin in pins:
+        if not pin.folder.is_dir():
+            raise JournalError(
+                f"the files of {pin.version}, pinned by account {account.name!r}, are "
+                f"missing ({pin.folder}); the workspace was moved or cleaned"
+            )
+        try:
+            model = read_version(
+                pin.folder,
+                weights_sha256=pin.tags.get("weights_sha256", ""),
+                manifest_sha256=pin.tags.get("manifest_sha256", ""),
+            )
+        except ModelError as err:
+            raise JournalError(
+                f"account {account.name!r} is pinned to {pin.version}, whose files no "
+                f"longer match: {err}"
+            ) from None
+        model.version = pin.version
+        model.check_tickers(weekly.tickers)
+        info = VersionInfo.pinned(pin.version, pin.tags, pin.created)
+        used.append(UsedModel(model, info, trained=False))
+    return RegistrySignal(used, account.allow_later_model)
 
 
 def pending_weeks(
@@ -470,10 +554,11 @@ def _step(
 
     def signal() -> RegistrySignal:
         nonlocal provider
-        provider = _provider(account, weekly)
+        provider = _provider(account, weekly, todo[0])
         return provider
 
-    # One pinned model never retrains: a drawdown stop ends after profile.resume_after weeks.
+    # A step never retrains (a scheduled account retrains between steps, see retrain): a
+    # drawdown stop ends after profile.resume_after weeks.
     built = plan.strategy_rule(Resources(signal=signal, decisions=todo))
     guard = built.guard
     if guard is not None:
@@ -511,6 +596,68 @@ def _step(
     return todo
 
 
+# --- schedule and retraining -------------------------------------------------------------------
+
+
+def _check_schedule(schedule: str) -> None:
+    if schedule not in SCHEDULES:
+        raise ConfigError(f"schedule {schedule!r}: use one of {', '.join(SCHEDULES)}")
+
+
+def set_schedule(workspace: Path, name: str, schedule: str) -> None:
+    """Mark account ``name`` as stepped by ``foliosim serve`` (``weekly``) or not (``off``)."""
+    _check_schedule(schedule)
+    path = journal_path(workspace, name)
+    with locked(path, f"account {name!r}"), open_account(workspace, name) as account:
+        account.journal.set_meta({"schedule": schedule})
+
+
+def retrain_due(account: Account) -> bool:
+    """Whether a scheduled account's newest pinned version has made ``model.retrain_every``
+    decisions (as a walk-forward backtest retrains after every K decision weeks)."""
+    every = account.config.model.retrain_every
+    pins = account.pins
+    if account.schedule == "off" or not every or not pins:
+        return False
+    decided = account.journal.weeks()["model_version"] == pins[-1].version
+    return int(decided.sum()) >= every
+
+
+def retrain(
+    workspace: Path,
+    name: str,
+    progress: TrainProgress | None = None,
+    note: Note | None = None,
+) -> Pin | None:
+    """Pin a new version to scheduled account ``name`` when :func:`retrain_due`: the config's
+    model trained on every week up to the last recorded one (reused from the registry when it
+    holds one of the same spec and data, as a backtest would), used from the next decision on.
+
+    Holds the account's lock throughout; returns the new pin, or None when none was due.
+    """
+    import json
+
+    from simulator.training import open_registry
+    from simulator.walkforward import prepare_models
+
+    path = journal_path(workspace, name)
+    with locked(path, f"account {name!r}"), open_account(workspace, name) as account:
+        last = account.journal.last()
+        if last is None or not retrain_due(account):
+            return None
+        cfg = account.config
+        closes = _weekly(cfg, workspace, last.week, note).closes().loc[: last.week]
+        section = {"train_end": last.week.date(), "retrain_every": 0, "version": None}
+        once = cfg.model_copy(update={"model": cfg.model.model_copy(update=section)})
+        registry = open_registry(workspace, cfg.model.registry_uri)
+        after = pd.DatetimeIndex([last.week + pd.Timedelta(days=1)])
+        info = prepare_models(once, closes, after, registry, progress, note)[0].info
+        entry = _pin_meta(info, registry)
+        later = json.loads(account.meta.get("retrained", "[]"))
+        account.journal.set_meta({"retrained": meta_json([*later, entry])})
+        return Pin.from_meta(entry)
+
+
 # --- status, list, reset ----------------------------------------------------------------------
 
 
@@ -529,6 +676,15 @@ def status(account: Account) -> dict[str, Any]:
         "model_train_end": account.meta.get("model_train_end"),
         "allow_later_model": account.allow_later_model,
         "look_ahead": account.look_ahead,
+        "schedule": account.schedule,
+        "models": [
+            {
+                "version": pin.version,
+                "train_end": pin.train_end.date().isoformat(),
+                "decisions": int((weeks["model_version"] == pin.version).sum()),
+            }
+            for pin in account.pins
+        ],
         "start_week": account.start_week.date().isoformat(),
         "start_cash": cfg.backtest.cash,
         "weeks_processed": len(weeks),
@@ -647,6 +803,7 @@ _LIST_KEYS = (
     "equity",
     "total_return",
     "look_ahead",
+    "schedule",
 )
 
 
@@ -659,6 +816,13 @@ def reset(workspace: Path, name: str) -> None:
         )
     with locked(path, f"account {name!r}"):
         remove(path)
+        schedule_log_path(workspace, name).unlink(missing_ok=True)
+
+
+def schedule_log_path(workspace: Path, name: str) -> Path:
+    """``<workspace>/replay/<name>.schedule.jsonl``: the scheduled actions of the account and
+    their outcomes (:mod:`simulator.web.scheduler` writes it)."""
+    return journal_path(workspace, name).with_name(f"{name}.schedule.jsonl")
 
 
 def describe(workspace: Path, name: str) -> str:
@@ -678,6 +842,47 @@ def describe(workspace: Path, name: str) -> str:
 # --- report -----------------------------------------------------------------------------------
 
 
+def _replayed(
+    account: Account, workspace: Path, least: int, what: str
+) -> tuple[pd.DataFrame, pd.DatetimeIndex, WeeklyData]:
+    """The account's recorded weeks (at least ``least``, for ``what``), their index, and the
+    weekly data that holds every one of them."""
+    rows = account.journal.weeks()
+    if len(rows) < least:
+        raise JournalError(
+            f"account {account.name!r} has {len(rows)} recorded week(s); {what} needs at "
+            f"least {least}: step it further first"
+        )
+    weeks = pd.DatetimeIndex(rows["week"])
+    weekly = _weekly(account.config, workspace, weeks[-1])
+    absent = weeks.difference(weekly.calendar)
+    if len(absent):
+        raise DataError(f"the data no longer holds recorded week {absent[0].date()}")
+    return rows, weeks, weekly
+
+
+def comparison(account: Account, workspace: Path) -> pd.DataFrame:
+    """The account's equity beside 1/N and the index over its recorded weeks, in money.
+
+    Shape ``(n_weeks, 3)``, columns ``account, equal_weight, benchmark``: 1/N is the engine's
+    run of the 1/N rule from the start cash over the same weeks with the account's settings
+    (the tear sheet's 1/N); the index is scaled to the start cash at the first week (NaN where
+    it has no price).
+    """
+    rows, weeks, weekly = _replayed(account, workspace, 2, "a comparison")
+    plan = resolve(account.config)
+    one_over_n = plan.run(plan.one_over_n_rule(), weekly, weeks, weeks[:-1])
+    bench = weekly.benchmark.reindex(weeks)
+    return pd.DataFrame(
+        {
+            "account": rows["equity"].to_numpy(float),
+            "equal_weight": one_over_n.values.to_numpy(float),
+            "benchmark": (bench / bench.iloc[0] * account.config.backtest.cash).to_numpy(float),
+        },
+        index=weeks,
+    )
+
+
 def account_result(account: Account, workspace: Path) -> BacktestResult:
     """The account so far as a backtest result (for a tear sheet): its equity, orders and
     weights from the journal, 1/N and the index over the same weeks from the data."""
@@ -685,17 +890,7 @@ def account_result(account: Account, workspace: Path) -> BacktestResult:
 
     cfg = account.config
     journal = account.journal
-    rows = journal.weeks()
-    if len(rows) < 3:
-        raise JournalError(
-            f"account {account.name!r} has {len(rows)} recorded week(s); a tear sheet needs "
-            "at least 3: step it further first"
-        )
-    weeks = pd.DatetimeIndex(rows["week"])
-    weekly = _weekly(cfg, workspace, weeks[-1])
-    absent = weeks.difference(weekly.calendar)
-    if len(absent):
-        raise DataError(f"the data no longer holds recorded week {absent[0].date()}")
+    rows, weeks, weekly = _replayed(account, workspace, 3, "a tear sheet")
     values = pd.Series(rows["equity"].to_numpy(float), index=weeks, name="value")
     orders = journal.orders().drop(columns="week")
     holdings = journal.all_holdings()
@@ -736,15 +931,18 @@ def account_result(account: Account, workspace: Path) -> BacktestResult:
         weeks=len(weeks),
     )
     used = []
-    if account.model_version:
+    for pin in account.pins:
+        decided = weeks[(rows["model_version"] == pin.version).to_numpy()]
+        if decided.empty:
+            continue
         used.append(
             ModelUse(
-                version=account.model_version,
-                train_end=account.meta.get("model_train_end"),
-                first_decision=weeks[0].date().isoformat(),
-                last_decision=weeks[-1].date().isoformat(),
-                decisions=len(weeks),
-                orders=len(orders),
+                version=pin.version,
+                train_end=pin.train_end.date().isoformat(),
+                first_decision=decided[0].date().isoformat(),
+                last_decision=decided[-1].date().isoformat(),
+                decisions=len(decided),
+                orders=int((orders["model_version"] == pin.version).sum()),
                 trained_by_this_run=False,
             )
         )

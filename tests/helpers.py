@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -9,7 +10,7 @@ import select
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -408,3 +409,40 @@ def make_run(path: Path, returns: pd.DataFrame, **facts: Any) -> Path:
     out.to_csv(path / "returns.csv", index_label="date")
     (path / "summary.json").write_text(json.dumps(summary_doc(returns, **facts)), encoding="utf-8")
     return path
+
+
+# --- the web app -----------------------------------------------------------------------------
+
+#: The token of the apps :func:`served` runs.
+TOKEN = "test-token-0123456789abcdef"
+
+
+@contextlib.contextmanager
+def served(workspace: Path, runs: Path, root: Path, **settings: Any) -> Iterator[str]:
+    """The real app of ``foliosim serve`` on a free loopback port, in a thread; yields its
+    base URL (``http://127.0.0.1:PORT``). The scheduler is off unless ``schedule=True``."""
+    import threading
+
+    import uvicorn
+
+    from simulator.web.app import bind, create_app
+    from simulator.web.site import Settings
+
+    sock = bind("127.0.0.1", 0)
+    port = sock.getsockname()[1]
+    options: dict[str, Any] = {"schedule": False, **settings}
+    app = create_app(Settings(workspace, runs, root, TOKEN, port=port, **options))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("the app did not start")
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(30)
+        sock.close()

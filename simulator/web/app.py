@@ -1,0 +1,187 @@
+"""The FastAPI app of ``foliosim serve``, and the server that runs it.
+
+:func:`create_app` builds the app over a workspace (:class:`~simulator.web.site.Settings`);
+:func:`serve` binds the address first (a port in use is one ``error:`` line), prints the
+address and the token, and runs uvicorn until interrupted. Errors have the HTTP status of
+their kind, as JSON under ``/api`` and as a page elsewhere:
+
+- 400: a malformed name, a bad query value or config (``ConfigError``);
+- 401: no token or a wrong one; 403: a cross-site request; 415: a body that is not JSON;
+- 404: an unknown account, run, model version, config or page;
+- 409: the account is being changed right now (its lock is held: ``AccountBusyError``);
+- 422: a valid request the data or the journal cannot serve (other foliosim errors);
+- 502: Yahoo could not be reached (``--live``); nothing was recorded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+from collections.abc import AsyncIterator
+from importlib import resources
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException
+
+import simulator
+from models.errors import ModelError
+from simulator.errors import (
+    AccountBusyError,
+    ConfigError,
+    FoliosimError,
+    NetworkError,
+    UnknownAccountError,
+)
+from simulator.web import api, pages
+from simulator.web.scheduler import Scheduler
+from simulator.web.security import add_headers, allowed_hosts, check_request
+from simulator.web.site import ApiError, Settings, Site
+
+_STATUS: list[tuple[type[Exception], int, str]] = [
+    (UnknownAccountError, 404, "not_found"),
+    (AccountBusyError, 409, "busy"),
+    (NetworkError, 502, "network"),
+    (ConfigError, 400, "bad_request"),
+]
+
+
+def as_api_error(err: Exception) -> ApiError:
+    """The HTTP status and code of a foliosim or model error (see the module docstring)."""
+    if isinstance(err, ApiError):
+        return err
+    message = " ".join(str(err).split())
+    for kind, status, code in _STATUS:
+        if isinstance(err, kind):
+            return ApiError(status, code, message)
+    if "no registered model named" in message or "there is no version" in message:
+        return ApiError(404, "not_found", message)
+    return ApiError(422, "unprocessable", message)
+
+
+def _wants_json(request: Request) -> bool:
+    path = request.url.path
+    return path.startswith("/api/") or path in ("/api", "/openapi.json")
+
+
+def error_response(request: Request, err: ApiError) -> Response:
+    """``err`` as JSON under /api, else as a page (both with its status)."""
+    headers = {"WWW-Authenticate": "Bearer"} if err.status == 401 else None
+    if _wants_json(request):
+        body = {"error": {"status": err.status, "code": err.code, "message": err.message}}
+        return JSONResponse(body, status_code=err.status, headers=headers)
+    return pages.render(request, "error.html", status=err.status, error=err)
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """The app over ``settings.workspace`` (see the module docstring)."""
+    site = Site(settings)
+    scheduler = Scheduler(settings.workspace, settings.tick_seconds, on_step=site.warm)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        folder = settings.workspace / "replay"
+        for path in sorted(folder.glob("*.sqlite")) if folder.is_dir() else []:
+            site.warm(path.stem)
+        if settings.schedule:
+            scheduler.start()
+        try:
+            yield
+        finally:
+            scheduler.stop()
+            site.warmer.shutdown(wait=False, cancel_futures=True)
+
+    app = FastAPI(
+        title="foliosim",
+        version=simulator.__version__,
+        description="Paper accounts, recommendations, models and runs of a foliosim "
+        "workspace. Mutating endpoints need `Authorization: Bearer TOKEN`.",
+        docs_url=None,  # Swagger UI and ReDoc load from a CDN: /docs is rendered here
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.site = site
+    app.state.scheduler = scheduler
+    app.state.templates = pages.templates()
+    hosts = allowed_hosts(settings.host)
+
+    @app.middleware("http")
+    async def guard(request: Request, call_next: Any) -> Response:
+        problem = check_request(request, hosts)
+        response = error_response(request, problem) if problem else await call_next(request)
+        add_headers(response, request.url.path)
+        return response
+
+    @app.exception_handler(ApiError)
+    async def on_api_error(request: Request, err: ApiError) -> Response:
+        return error_response(request, err)
+
+    @app.exception_handler(FoliosimError)
+    async def on_foliosim_error(request: Request, err: FoliosimError) -> Response:
+        return error_response(request, as_api_error(err))
+
+    @app.exception_handler(ModelError)
+    async def on_model_error(request: Request, err: ModelError) -> Response:
+        return error_response(request, as_api_error(err))
+
+    @app.exception_handler(RequestValidationError)
+    async def on_invalid(request: Request, err: RequestValidationError) -> Response:
+        first = err.errors()[0] if err.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
+        message = f"{where or 'request'}: {first.get('msg', 'invalid')}"
+        return error_response(request, ApiError(422, "invalid", message))
+
+    @app.exception_handler(HTTPException)
+    async def on_http(request: Request, err: HTTPException) -> Response:
+        message = "no such page" if err.status_code == 404 else str(err.detail)
+        code = "not_found" if err.status_code == 404 else "http_error"
+        return error_response(request, ApiError(err.status_code, code, message))
+
+    static = resources.files("simulator.web") / "static"
+    app.mount("/static/app", StaticFiles(directory=str(static)), name="static")
+
+    @app.get("/static/vendor/plotly.min.js", include_in_schema=False)
+    def plotly() -> FileResponse:
+        return pages.plotly_js()
+
+    app.include_router(api.router)
+    app.include_router(pages.router)
+    return app
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening socket on ``host:port``; a port in use is one ConfigError line."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as err:
+        sock.close()
+        raise ConfigError(
+            f"cannot listen on {host}:{port} ({err.strerror}); choose another --port, or stop "
+            "the program that uses it"
+        ) from None
+    sock.listen(128)
+    sock.set_inheritable(True)
+    return sock
+
+
+def serve(settings: Settings, sock: socket.socket) -> None:
+    """Run the app on ``sock`` until interrupted (Ctrl-C)."""
+    import uvicorn
+
+    # The scheduler's news (what it steps, trains and pins) goes to the terminal too.
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%Y-%m-%d %H:%M:%S"))
+    news = logging.getLogger("foliosim.serve")
+    news.addHandler(handler)
+    news.setLevel(logging.INFO)
+    config = uvicorn.Config(
+        create_app(settings), log_level="warning", access_log=False, lifespan="on"
+    )
+    uvicorn.Server(config).run(sockets=[sock])

@@ -115,8 +115,8 @@ def positions(window: int, d_model: int) -> torch.Tensor:
     """Sinusoidal positional encoding ``(window, d_model)`` (Vaswani et al. 2017):
     ``PE[p, 2i] = sin(p / 10000^(2i/d))``, ``PE[p, 2i+1] = cos(p / 10000^(2i/d))``.
 
-    >>> positions(3, 4)[:, 0].tolist() == [0.0, math.sin(1.0), math.sin(2.0)]
-    True
+    >>> positions(3, 4)[0].tolist()  # sin 0, cos 0, sin 0, cos 0
+    [0.0, 1.0, 0.0, 1.0]
     """
     position = torch.arange(window, dtype=torch.float64).unsqueeze(1)
     rate = torch.exp(torch.arange(0, d_model, 2, dtype=torch.float64) * (-math.log(1e4) / d_model))

@@ -404,7 +404,7 @@ class Registry:
                 )
                 run_id = run.info.run_id
                 try:
-                    params = {"arch": model.spec.arch}
+                    params: dict[str, str] = {"arch": model.spec.arch}
                     params.update((k, str(v)) for k, v in model.spec.to_dict().items())
                     params.update(
                         tickers=",".join(model.tickers),

@@ -49,8 +49,8 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 #: A preset's changes for one architecture. The paper transformer's ``d_model`` is 128, not
-#: 256: its encoder does about twice the LSTM's arithmetic per window at 256 and would miss the
-#: 3-minute budget for 12 models on 2 cores (docs/benchmarks.md).
+#: 256: at 256 an epoch took 3.3 times as long, about 5 minutes for 12 models on 2 cores
+#: against a budget of 3 (docs/benchmarks.md).
 ARCH_PRESETS: dict[tuple[str, Arch], dict[str, Any]] = {
     ("paper", "transformer"): {"hidden": 128},
 }

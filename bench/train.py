@@ -1,18 +1,20 @@
-"""Training benchmark: LSTM forecasters of the ``paper`` and ``small`` presets on 12 tickers.
+"""Training benchmark: 12 per-ticker forecasters of each architecture and preset.
 
-Run ``python bench/train.py`` (a few minutes) or ``python bench/train.py --quick`` (a smoke run:
-the small preset only, 3 tickers, 3 epochs). For each preset, in per-ticker mode on the paper12
-weekly closes trained up to ``TRAIN_END``, it prints per model the epochs run, the best epoch
-(early stopping), seconds, seconds per epoch, the training windows and the test MSE ratio
-model/naive on returns; then totals: training seconds, samples per second, the achieved
-GFLOP/s from an analytical FLOP count of the LSTM against the machine's float32 matmul peak
-(measured here, with torch.mm and with oneDNN) and against the nominal AVX2 peak, and the peak
-resident memory of the
+Run ``python bench/train.py`` (about 8 minutes: the ``paper`` and ``small`` LSTMs, then the
+``paper`` attention LSTM and transformer), ``python bench/train.py --arch transformer`` (the
+paper preset of one architecture, a few minutes) or ``python bench/train.py --quick`` (a smoke
+run: the small preset of every architecture, 3 tickers, 3 epochs). For each run, in per-ticker
+mode on the paper12 weekly closes trained up to ``TRAIN_END``, it prints per model the epochs
+run, the best epoch (early stopping), seconds, seconds per epoch, the training windows and the
+test MSE ratio model/naive on returns; then totals: the training time of the 12 models, samples
+per second, the achieved GFLOP/s from an analytical FLOP count of the architecture
+(:func:`forward_flops`) against the machine's float32 matmul peak (measured here, with torch.mm
+and with oneDNN) and against the nominal AVX2 peak, and the peak resident memory of the
 training process. Finally the latency of one week's predictions for every ticker from a
 registered version, cold (a fresh process: imports, registry load, predict) and warm (repeated
 ``predict`` calls in one process). It is a report, not a test: it exits 0.
 
-Every preset trains in a fresh subprocess (``--child train``) so that its peak memory
+Every run trains in a fresh subprocess (``--child train``) so that its peak memory
 (``ru_maxrss``) is its own; the cold prediction runs in another (``--child predict``) and the
 matmul peaks in a third (``--child peak``). The parent imports nothing heavy until every child
 has run: on Linux a child's ``ru_maxrss`` starts at its parent's resident size when it was
@@ -36,6 +38,8 @@ from typing import Any
 
 from common import cpu_model, machine_line, max_rss_mib, progress
 
+from models.spec import ARCHS
+
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = "../shared/data/paper12"
 TICKERS = (
@@ -55,7 +59,13 @@ TICKERS = (
 BENCHMARK = "IXIC"
 DATA_START, DATA_END = "2000-01-01", "2023-06-30"
 TRAIN_END = "2022-06-24"
-PRESETS = ("paper", "small")
+#: The runs of a full benchmark, ``(preset, arch)``; ``--arch`` keeps the paper preset of some.
+RUNS = (
+    ("paper", "lstm"),
+    ("small", "lstm"),
+    ("paper", "lstm_attention"),
+    ("paper", "transformer"),
+)
 QUICK_TICKERS = 3
 QUICK_EPOCHS = 3
 WARM_CALLS = 50
@@ -119,6 +129,59 @@ def lstm_forward_flops(hidden: int, layers: int, window: int, inputs: int = 1) -
     return window * per_step + 2 * hidden
 
 
+def attention_forward_flops(hidden: int, layers: int, window: int) -> int:
+    """The LSTM's FLOPs (:func:`lstm_forward_flops`) plus additive attention over the T weeks:
+    ``W h_t`` for every week (``2 H^2 T``), ``U h_T`` once (``2 H^2``), the scores ``v . tanh``
+    (``2 H T``), the context ``sum a_t h_t`` (``2 H T``), and the head on ``[c, h_T]`` (``2 H``
+    more than the LSTM's). tanh, softmax and biases are not counted.
+
+    >>> attention_forward_flops(2, 1, 3) - lstm_forward_flops(2, 1, 3)
+    60
+    """
+    h, t = hidden, window
+    return lstm_forward_flops(hidden, layers, window) + 2 * h * h * (t + 1) + 4 * h * t + 2 * h
+
+
+def transformer_forward_flops(d_model: int, layers: int, window: int, feedforward: int) -> int:
+    """Multiply-add FLOPs of the transformer's forward pass over one window of T weeks: the
+    input projection (``2 d T``), then per encoder layer the Q, K, V and output projections
+    (``8 T d^2``), the attention scores ``Q K^T`` and the weighted sum of V (``4 T^2 d``) and
+    the feed-forward block (``4 T d f``, f its width), and the head (``2 d``). LayerNorm,
+    softmax, ReLU, biases and the positional add are not counted.
+
+    >>> transformer_forward_flops(4, 1, 2, 8)  # 16 + (256 + 64 + 256) + 8
+    600
+    """
+    d, t, f = d_model, window, feedforward
+    return 2 * d * t + layers * (8 * t * d * d + 4 * t * t * d + 4 * t * d * f) + 2 * d
+
+
+def forward_flops(arch: str, hidden: int, layers: int, window: int) -> int:
+    """FLOPs of one forward pass over one window of the network ``arch`` builds (called in a
+    training child: it imports torch)."""
+    if arch == "transformer":
+        from models.net import FEEDFORWARD
+
+        return transformer_forward_flops(hidden, layers, window, FEEDFORWARD * hidden)
+    if arch == "lstm_attention":
+        return attention_forward_flops(hidden, layers, window)
+    return lstm_forward_flops(hidden, layers, window)
+
+
+def run_label(preset: str, arch: str) -> str:
+    """``paper`` for the paper LSTM (as before architectures), else ``paper transformer``."""
+    return preset if arch == "lstm" else f"{preset} {arch}"
+
+
+def net_text(arch: str, hidden: int, layers: int) -> str:
+    """The network in words, for the report."""
+    if arch == "transformer":
+        return f"transformer encoder, {layers} layers, d_model {hidden}, 4 heads + linear head"
+    if arch == "lstm_attention":
+        return f"{layers} x {hidden} LSTM + additive attention + linear head"
+    return f"{layers} x {hidden} LSTM + linear head"
+
+
 def stop_kind(reason: str) -> str:
     if reason.startswith("validation loss did not improve"):
         return "early"
@@ -133,7 +196,8 @@ def stop_kind(reason: str) -> str:
 
 
 def child_train(args: argparse.Namespace) -> None:
-    """Train one preset on ``args.tickers`` in this (fresh) process; print one JSON line.
+    """Train one preset and arch on ``args.tickers`` in this (fresh) process; print one JSON
+    line.
 
     With ``args.workspace``, the trained model is then registered there (after the training
     memory figure is taken: registering imports MLflow) and the weekly closes are pickled to
@@ -149,23 +213,26 @@ def child_train(args: argparse.Namespace) -> None:
     from models.forecaster import TrainEvent, train
     from models.spec import ModelSpec
 
-    fields: dict[str, Any] = {"mode": "per_ticker", "threads": args.threads}
+    arch = args.child_arch
+    fields: dict[str, Any] = {"mode": "per_ticker", "threads": args.threads, "arch": arch}
     if args.max_epochs:
         fields["max_epochs"] = args.max_epochs
-    spec = ModelSpec.from_preset(f"bench-{args.preset}", args.preset, **fields)
+    spec = ModelSpec.from_preset(f"bench-{args.preset}-{arch}", args.preset, **fields)
+    label = run_label(args.preset, arch)
     before_mib = max_rss_mib()
 
     def on_event(event: TrainEvent) -> None:
         if event.result is not None:
             r = event.result
             progress(
-                f"  {args.preset} {event.key:<5} ({event.index + 1}/{event.total}): "
+                f"  {label} {event.key:<5} ({event.index + 1}/{event.total}): "
                 f"{r.epochs} epochs (best {r.best_epoch}) in {r.seconds:.1f} s"
             )
 
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     model, report = train(closes, spec, TRAIN_END, on_event)
     train_seconds = time.perf_counter() - started
+    train_cpu_seconds = time.process_time() - cpu_started
     train_mib = max_rss_mib()
     train_hwm = vm_hwm_mib()
 
@@ -188,8 +255,11 @@ def child_train(args: argparse.Namespace) -> None:
     net = next(iter(model.nets.values()))
     result: dict[str, Any] = {
         "preset": args.preset,
+        "arch": arch,
+        "label": label,
         "hidden": spec.hidden,
         "layers": spec.layers,
+        "forward_flops": forward_flops(spec.arch, spec.hidden, spec.layers, spec.window),
         "window": spec.window,
         "batch": spec.batch,
         "max_epochs": spec.max_epochs,
@@ -198,6 +268,7 @@ def child_train(args: argparse.Namespace) -> None:
         "threads": torch.get_num_threads(),
         "load_seconds": load_seconds,
         "train_seconds": train_seconds,
+        "train_cpu_seconds": train_cpu_seconds,
         "before_mib": before_mib,
         "train_mib": train_mib,
         "train_hwm_mib": train_hwm,
@@ -376,10 +447,10 @@ def met(ok: bool) -> str:
     return "met" if ok else "NOT met"
 
 
-def preset_totals(r: dict[str, Any]) -> dict[str, float]:
-    """Totals over a preset's models: seconds, epochs, windows processed and FLOPs."""
+def run_totals(r: dict[str, Any]) -> dict[str, float]:
+    """Totals over a run's models: seconds, epochs, windows processed and FLOPs."""
     fits = r["fits"].values()
-    forward = lstm_forward_flops(r["hidden"], r["layers"], r["window"])
+    forward = r["forward_flops"]
     fit_seconds = sum(f["seconds"] for f in fits)
     epochs = sum(f["epochs"] for f in fits)
     train_windows = sum(f["epochs"] * f["n_train"] for f in fits)
@@ -396,10 +467,10 @@ def preset_totals(r: dict[str, Any]) -> dict[str, float]:
     }
 
 
-def print_preset(r: dict[str, Any], peaks: Peaks) -> dict[str, float]:
-    t = preset_totals(r)
+def print_run(r: dict[str, Any], peaks: Peaks) -> dict[str, float]:
+    t = run_totals(r)
     print(
-        f"preset {r['preset']}: {r['layers']} x {r['hidden']} LSTM + linear head, "
+        f"{r['label']}: {net_text(r['arch'], r['hidden'], r['layers'])}, "
         f"{r['params']:,} parameters per model, window {r['window']}, batch {r['batch']}, "
         f"max_epochs {r['max_epochs']}, patience {r['patience']}, torch threads {r['threads']}"
     )
@@ -424,7 +495,8 @@ def print_preset(r: dict[str, Any], peaks: Peaks) -> dict[str, float]:
     print(
         f"  training: {r['train_seconds']:.1f} s for train() (windows, scalers, {n} fits, test "
         f"predictions); {t['fit_seconds']:.1f} s in the fits; data loading "
-        f"{r['load_seconds']:.1f} s (not included)"
+        f"{r['load_seconds']:.1f} s (not included); {r['train_cpu_seconds']:.1f} CPU seconds "
+        "of the process in train(), all threads (waiting threads that spin count too)"
     )
     print(
         f"  {t['epochs']:.0f} epochs in all: {t['fit_seconds'] / t['epochs']:.3f} s/epoch "
@@ -463,6 +535,12 @@ def main(argv: list[str] | None = None) -> int:
         help=f"small preset only, {QUICK_TICKERS} tickers, {QUICK_EPOCHS} epochs",
     )
     parser.add_argument(
+        "--arch",
+        action="append",
+        choices=ARCHS,
+        help="only this architecture's paper preset (repeatable; default: every run)",
+    )
+    parser.add_argument(
         "--threads", type=int, default=0, help="torch threads for training (0 = every core)"
     )
     parser.add_argument(
@@ -472,6 +550,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--child", choices=["train", "predict", "peak"], help=argparse.SUPPRESS)
     parser.add_argument("--preset", default="paper", help=argparse.SUPPRESS)
+    parser.add_argument("--child-arch", default="lstm", choices=ARCHS, help=argparse.SUPPRESS)
     parser.add_argument("--tickers", default=",".join(TICKERS), help=argparse.SUPPRESS)
     parser.add_argument("--max-epochs", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--workspace", default="", help=argparse.SUPPRESS)
@@ -494,9 +573,13 @@ def main(argv: list[str] | None = None) -> int:
 
     data = Path(args.data).resolve() if args.data else (REPO / DEFAULT_DATA).resolve()
     tickers = TICKERS[:QUICK_TICKERS] if args.quick else TICKERS
-    presets = ("small",) if args.quick else PRESETS
+    if args.quick:
+        runs = tuple(("small", arch) for arch in args.arch or ARCHS)
+    else:
+        runs = tuple(("paper", arch) for arch in args.arch) if args.arch else RUNS
+    labels = [run_label(*run) for run in runs]
     max_epochs = QUICK_EPOCHS if args.quick else 0
-    registered = presets[0]  # paper in a full run; small with --quick
+    registered = labels[0]  # the paper LSTM in a full run
     threads = args.threads or os.cpu_count() or 1
     matmul_n = QUICK_MATMUL_N if args.quick else MATMUL_N
 
@@ -516,8 +599,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="foliosim-bench-train-") as tmp:
         workspace = Path(tmp) / "workspace"
         closes_file = Path(tmp) / "closes.pkl"
-        for preset in presets:
-            progress(f"training {preset} on {len(tickers)} tickers (fresh process) ...")
+        for (preset, arch), label in zip(runs, labels, strict=True):
+            progress(f"training {label} on {len(tickers)} tickers (fresh process) ...")
             cmd = [
                 sys.executable,
                 __file__,
@@ -525,6 +608,8 @@ def main(argv: list[str] | None = None) -> int:
                 "train",
                 "--preset",
                 preset,
+                "--child-arch",
+                arch,
                 "--tickers",
                 ",".join(tickers),
                 "--threads",
@@ -534,9 +619,9 @@ def main(argv: list[str] | None = None) -> int:
                 "--data",
                 str(data),
             ]
-            if preset == registered:
+            if label == registered:
                 cmd += ["--workspace", str(workspace), "--closes", str(closes_file)]
-            results[preset], _ = spawn(cmd, f"training {preset}")
+            results[label], _ = spawn(cmd, f"training {label}")
         reg = results[registered]
         progress(f"cold and warm prediction from {reg['ref']} (fresh process) ...")
         cold, cold_wall = spawn(
@@ -564,14 +649,14 @@ def main(argv: list[str] | None = None) -> int:
     peaks_after = Peaks(**spawn(peak_cmd, "matmul peak")[0])
     peaks = peaks_before.best(peaks_after)
 
-    print("foliosim training benchmark: per-ticker LSTM forecasters on weekly closes")
+    print("foliosim training benchmark: per-ticker forecasters on weekly closes, per architecture")
     print(f"machine: {machine()}")
     print(
         f"data: {data} ({len(tickers)} tickers: {', '.join(tickers)}), weekly closes "
         f"{DATA_START}..{DATA_END}; trained up to {TRAIN_END}, later weeks are the test split"
     )
     print(
-        f"runs: each preset in a fresh subprocess, --threads {args.threads} "
+        f"runs: {', '.join(labels)}, each in a fresh subprocess, --threads {args.threads} "
         f"({threads} threads)" + (f"; --quick: max_epochs {QUICK_EPOCHS}" if args.quick else "")
     )
     print(
@@ -596,7 +681,7 @@ def main(argv: list[str] | None = None) -> int:
         "close); < 1 beats naive. stop: early = patience ran out, max = max_epochs reached"
     )
     print()
-    totals = {preset: print_preset(results[preset], peaks) for preset in presets}
+    totals = {label: print_run(results[label], peaks) for label in labels}
 
     warm = sorted(cold["warm"])
     warm_ms = 1000 * statistics.median(warm)
@@ -607,7 +692,7 @@ def main(argv: list[str] | None = None) -> int:
     diff = max(diffs, default=float("nan"))
     print(
         f"prediction: one week (as of {reg['as_of']}) for {cold['tickers']} tickers from the "
-        f"registered version {reg['ref']} ({registered} preset), torch threads {cold['threads']}"
+        f"registered version {reg['ref']} ({registered}), torch threads {cold['threads']}"
     )
     print(
         f"  registering it took {reg['register_seconds']:.1f} s (MLflow import, files, plots, "
@@ -636,21 +721,26 @@ def main(argv: list[str] | None = None) -> int:
     )
     print()
 
-    head = results[registered]
     memory = max(r["train_mib"] for r in results.values())
     print("summary")
-    print(
-        f"  {len(head['fits'])} {registered} models trained in {head['train_seconds']:.1f} s "
-        f"(target: 12 paper models < {TARGET_TRAIN_S:.0f} s): "
-        + (met(head["train_seconds"] < TARGET_TRAIN_S) if not args.quick else "n/a (--quick)")
-    )
+    for label in labels:
+        r, t = results[label], totals[label]
+        paper = r["preset"] == "paper" and not args.quick
+        target = f"target < {TARGET_TRAIN_S:.0f} s: " + met(r["train_seconds"] < TARGET_TRAIN_S)
+        print(
+            f"  {label}: {len(r['fits'])} models trained in {r['train_seconds']:.1f} s "
+            f"({target if paper else 'no target'}; {r['train_cpu_seconds']:.0f} CPU s); "
+            f"{t['epochs']:.0f} epochs, {t['fit_seconds'] / t['epochs']:.3f} "
+            f"s/epoch, {t['train_windows'] / t['fit_seconds']:,.0f} train windows/s, "
+            f"{t['gflops']:.1f} GFLOP/s = {percent_of(t['gflops'], peaks, 0)}"
+        )
     print(
         f"  warm predict of one week, {cold['tickers']} tickers: {warm_ms:.2f} ms median "
         f"(target < {TARGET_WARM_MS:.0f} ms): "
         + (met(warm_ms < TARGET_WARM_MS) if not args.quick else "n/a (--quick, small preset)")
     )
     print(
-        f"  training process peak memory: {memory:.0f} MiB, max over presets "
+        f"  training process peak memory: {memory:.0f} MiB, max over runs "
         f"(target < {TARGET_MEM_MIB:.0f} MiB): "
         + (met(memory < TARGET_MEM_MIB) if not args.quick else "n/a (--quick)")
     )
@@ -658,13 +748,6 @@ def main(argv: list[str] | None = None) -> int:
         f"  cold predict: {cold['ready_seconds']:.2f} s from process start to predictions, "
         f"{in_process:.2f} s load + predict in process (no target)"
     )
-    for preset in presets:
-        t = totals[preset]
-        print(
-            f"  {preset}: {t['fit_seconds'] / t['epochs']:.3f} s/epoch, "
-            f"{t['train_windows'] / t['fit_seconds']:,.0f} train windows/s, "
-            f"{t['gflops']:.1f} GFLOP/s = {percent_of(t['gflops'], peaks, 0)}"
-        )
     return 0
 
 

@@ -32,8 +32,8 @@ from safetensors import SafetensorError
 
 from models.errors import IntegrityError, SpecError
 from models.forecaster import POOLED, Forecaster, TrainingReport
-from models.net import LSTMForecaster
-from models.spec import ModelSpec
+from models.net import FEEDFORWARD, WindowNet, make_net
+from models.spec import HEADS, ModelSpec
 from models.windows import Scaler
 
 SCHEMA_VERSION = 1
@@ -115,6 +115,28 @@ def _fit_summary(report: TrainingReport) -> dict[str, Any]:
     }
 
 
+#: How the model card names each architecture.
+ARCH_TITLES = {"lstm": "LSTM", "lstm_attention": "Attention-LSTM", "transformer": "Transformer"}
+
+
+def architecture(spec: ModelSpec) -> str:
+    """The network of ``spec`` in words, for the model card.
+
+    >>> architecture(ModelSpec("m", arch="lstm_attention", hidden=64))
+    '2 x 64 LSTM, dropout 0.0, additive attention over the 24 weeks, one linear head'
+    """
+    if spec.arch == "transformer":
+        return (
+            f"{spec.layers} encoder layers, d_model {spec.hidden}, {HEADS} heads, feed-forward "
+            f"{FEEDFORWARD * spec.hidden}, sinusoidal positions, dropout {spec.dropout}, one "
+            "linear head on the last week"
+        )
+    size = f"{spec.layers} x {spec.hidden} LSTM, dropout {spec.dropout}"
+    if spec.arch == "lstm_attention":
+        return f"{size}, additive attention over the {spec.window} weeks, one linear head"
+    return f"{size}, one linear head"
+
+
 def _fmt(value: Any, digits: int = 4) -> str:
     return "n/a" if value is None else f"{value:.{digits}g}"
 
@@ -127,7 +149,7 @@ def model_card(
     lines = [
         f"# {spec.name}",
         "",
-        "LSTM forecaster of next week's adjusted close from the last "
+        f"{ARCH_TITLES[spec.arch]} forecaster of next week's adjusted close from the last "
         f"{spec.window} weekly closes (foliosim). Research use: it is not investment advice.",
         "",
         "## Data",
@@ -142,8 +164,8 @@ def model_card(
     lines += [
         "",
         "## Model",
-        f"- Mode: {spec.mode}; preset: {spec.preset}; {spec.layers} x {spec.hidden} LSTM, "
-        f"dropout {spec.dropout}, one linear head",
+        f"- Architecture: `{spec.arch}`, {architecture(spec)}",
+        f"- Mode: {spec.mode}; preset: {spec.preset}",
         f"- Scaling: {spec.scaling}; optimiser {spec.optimizer} (lr {spec.lr}, weight decay "
         f"{spec.weight_decay}), batch {spec.batch}, MSE loss",
         f"- Early stopping: patience {spec.patience}, at most {spec.max_epochs} epochs, "
@@ -355,12 +377,12 @@ def read_version(
         scalers = {t: Scaler.from_dict(raw_scalers[t]) for t in tickers}
     except (KeyError, TypeError, ValueError) as err:
         raise IntegrityError(f"{folder / 'scaler.json'} is malformed ({err})") from None
-    nets: dict[str, LSTMForecaster] = {}
+    nets: dict[str, WindowNet] = {}
     for key, rel in networks.items():
         path = folder / rel
         if not path.is_file():
             raise IntegrityError(f"model file missing: {path}")
-        net = LSTMForecaster(spec.hidden, spec.layers, spec.dropout)
+        net = make_net(spec)
         try:
             state = safetensors.torch.load_file(str(path))
             net.load_state_dict(state, strict=True)

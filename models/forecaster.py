@@ -1,4 +1,5 @@
-"""Training LSTM forecasters on weekly closes and predicting next week's returns.
+"""Training forecasters (any :mod:`models.net` architecture) on weekly closes and predicting
+next week's returns.
 
 :func:`train` is the offline entry point (windows, splits, scalers, the training loop, test
 metrics); :class:`Forecaster` is what it returns and what the registry loads back: it predicts
@@ -20,7 +21,7 @@ import torch
 
 from models.errors import TrainingDataError, did_you_mean
 from models.metrics import compare
-from models.net import LSTMForecaster
+from models.net import WindowNet, make_net
 from models.spec import ModelSpec
 from models.train import FitResult, fit
 from models.windows import (
@@ -159,14 +160,14 @@ class Forecaster:
 
     spec: ModelSpec
     tickers: tuple[str, ...]
-    nets: dict[str, LSTMForecaster]
+    nets: dict[str, WindowNet]
     scalers: dict[str, Scaler]
     train_start: pd.Timestamp
     train_end: pd.Timestamp
     data_fingerprint: str
     version: str | None = None
 
-    def net_for(self, ticker: str) -> LSTMForecaster:
+    def net_for(self, ticker: str) -> WindowNet:
         return self.nets[POOLED] if self.spec.mode == "pooled" else self.nets[ticker]
 
     def check_tickers(self, tickers: Sequence[str]) -> None:
@@ -245,7 +246,7 @@ class Forecaster:
         return self.forecast(closes, as_of, tickers)["predicted_return"]
 
 
-def _predict_prices(net: LSTMForecaster, scaler: Scaler, prices: np.ndarray) -> np.ndarray:
+def _predict_prices(net: WindowNet, scaler: Scaler, prices: np.ndarray) -> np.ndarray:
     """Predicted next-week closes for ``(n, window)`` windows of prices."""
     if len(prices) == 0:
         return np.empty(0)
@@ -360,13 +361,13 @@ def train(
         return torch.from_numpy(x), torch.from_numpy(y)
 
     groups = {POOLED: tickers} if spec.mode == "pooled" else {t: [t] for t in tickers}
-    nets: dict[str, LSTMForecaster] = {}
+    nets: dict[str, WindowNet] = {}
     fits: dict[str, FitResult] = {}
     total = len(groups)
     for index, (key, names) in enumerate(groups.items()):
         seed = model_seed(spec.seed, key)
         torch.manual_seed(seed)
-        net = LSTMForecaster(spec.hidden, spec.layers, spec.dropout)
+        net = make_net(spec)
         generator = torch.Generator().manual_seed(seed)
         if progress is not None:
             progress(TrainEvent(key, index, total, 0, spec.max_epochs))

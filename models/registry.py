@@ -121,6 +121,7 @@ class VersionInfo:
             "version": self.version,
             "aliases": list(self.aliases),
             "tickers": list(self.tickers),
+            "arch": tags.get("arch", "lstm"),  # versions from before architectures: LSTMs
             "mode": tags.get("mode"),
             "preset": tags.get("preset"),
             "window": integer("window"),
@@ -403,7 +404,8 @@ class Registry:
                 )
                 run_id = run.info.run_id
                 try:
-                    params = {k: str(v) for k, v in model.spec.to_dict().items()}
+                    params: dict[str, str] = {"arch": model.spec.arch}
+                    params.update((k, str(v)) for k, v in model.spec.to_dict().items())
                     params.update(
                         tickers=",".join(model.tickers),
                         train_start=model.train_start.date().isoformat(),
@@ -496,6 +498,7 @@ class Registry:
         hit = overall.get("model", {}).get("return", {}).get("hit_rate") if overall else None
         return {
             "tickers": ",".join(model.tickers),
+            "arch": model.spec.arch,
             "mode": model.spec.mode,
             "preset": model.spec.preset,
             "window": str(model.spec.window),

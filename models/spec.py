@@ -1,7 +1,8 @@
 """Model parameters: presets and the frozen :class:`ModelSpec`.
 
 A spec says everything that determines a trained model besides its data: architecture
-(hidden size, layers, dropout), windows and scaling, optimiser, stopping rule and seed.
+(network kind, hidden size, layers, dropout), windows and scaling, optimiser, stopping rule and
+seed.
 """
 
 from __future__ import annotations
@@ -16,6 +17,12 @@ from models.names import MODEL_NAME
 Mode = Literal["per_ticker", "pooled"]
 Scaling = Literal["window", "ticker"]
 Optimizer = Literal["adam", "adamw"]
+Arch = Literal["lstm", "lstm_attention", "transformer"]
+
+#: The network architectures (:func:`models.net.make_net` builds them).
+ARCHS: tuple[Arch, ...] = ("lstm", "lstm_attention", "transformer")
+#: Attention heads of the transformer; its ``d_model`` (``hidden``) must be a multiple.
+HEADS = 4
 
 #: Architecture and optimiser of each preset. ``paper`` is seed 001 (2 x 256 LSTM, Adam,
 #: lr 1e-3, MSE); ``small`` is seed 002 (2 x 32 LSTM, AdamW). Batch size is not given by the
@@ -41,6 +48,13 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
 }
 
+#: A preset's changes for one architecture. The paper transformer's ``d_model`` is 128, not
+#: 256: at 256 an epoch took 3.3 times as long, about 5 minutes for 12 models on 2 cores
+#: against a budget of 3 (docs/benchmarks.md).
+ARCH_PRESETS: dict[tuple[str, Arch], dict[str, Any]] = {
+    ("paper", "transformer"): {"hidden": 128},
+}
+
 
 @dataclass(frozen=True)
 class ModelSpec:
@@ -61,8 +75,13 @@ class ModelSpec:
         sample once prices leave the training range, see ../shared/docs/PITFALLS.md).
     window
         Weekly prices per input window (the target is the week after the window).
+    arch
+        The network (:mod:`models.net`): ``lstm`` (stacked LSTM, a linear head on the last
+        hidden state), ``lstm_attention`` (the same LSTM with additive attention over the
+        window) or ``transformer`` (an encoder with :data:`HEADS` heads).
     hidden, layers, dropout
-        LSTM size; one linear head maps the last hidden state to the prediction.
+        Network size: the LSTM's hidden units and layers, or the transformer's ``d_model``
+        (a multiple of :data:`HEADS`) and encoder layers; dropout between layers.
     optimizer, lr, weight_decay, batch
         Training; the loss is MSE on the scaled target.
     max_epochs, patience
@@ -84,6 +103,7 @@ class ModelSpec:
     mode: Mode = "per_ticker"
     scaling: Scaling = "window"
     window: int = 24
+    arch: Arch = "lstm"
     hidden: int = 256
     layers: int = 2
     dropout: float = 0.0
@@ -104,6 +124,11 @@ class ModelSpec:
                 f"model name {self.name!r}: use letters, digits, '_', '.' or '-' "
                 "(e.g. 'paper12-lstm')"
             )
+        if self.arch not in ARCHS:
+            raise SpecError(
+                f"unknown model.arch {self.arch!r}{did_you_mean(str(self.arch), ARCHS)}: use "
+                f"one of {', '.join(ARCHS)}"
+            )
         checks: list[tuple[str, bool, str]] = [
             ("mode", self.mode in ("per_ticker", "pooled"), "'per_ticker' or 'pooled'"),
             ("scaling", self.scaling in ("window", "ticker"), "'window' or 'ticker'"),
@@ -120,6 +145,12 @@ class ModelSpec:
             ("val_fraction", 0.0 < self.val_fraction < 1.0, "in (0, 1)"),
             ("seed", 0 <= self.seed < 2**63, "a non-negative integer"),
             ("threads", 0 <= self.threads <= 1024, "0 (all cores) or a positive count"),
+            (
+                "hidden",
+                self.arch != "transformer" or self.hidden % HEADS == 0,
+                f"a multiple of {HEADS} with arch 'transformer' (d_model is split over "
+                f"{HEADS} attention heads)",
+            ),
         ]
         for field, ok, expected in checks:
             if not ok:
@@ -128,12 +159,15 @@ class ModelSpec:
 
     @classmethod
     def from_preset(cls, name: str, preset: str = "paper", **fields: Any) -> ModelSpec:
-        """A spec from a preset, with explicit ``fields`` (not None) taking precedence.
+        """A spec from a preset (with its :data:`ARCH_PRESETS` changes for ``fields["arch"]``),
+        explicit ``fields`` (not None) taking precedence.
 
         >>> ModelSpec.from_preset("m", "small", hidden=16).hidden
         16
         >>> ModelSpec.from_preset("m", "small").optimizer
         'adamw'
+        >>> ModelSpec.from_preset("m", "paper", arch="transformer").hidden
+        128
         """
         if preset not in PRESETS:
             raise SpecError(f"unknown model preset {preset!r}{did_you_mean(preset, PRESETS)}")
@@ -141,14 +175,30 @@ class ModelSpec:
         unknown = sorted(set(fields) - known)
         if unknown:
             raise SpecError(f"unknown model field {unknown[0]!r}{did_you_mean(unknown[0], known)}")
-        values = {**PRESETS[preset], **{k: v for k, v in fields.items() if v is not None}}
+        given = {k: v for k, v in fields.items() if v is not None}
+        arch_changes = ARCH_PRESETS.get((preset, given.get("arch", "lstm")), {})
+        values = {**PRESETS[preset], **arch_changes, **given}
         return cls(name=name, preset=preset, **values)
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """The stored form (``config.json``, the registry's ``spec_sha256``).
+
+        ``arch`` is left out when it is ``lstm``: specs stored before architectures existed
+        have no ``arch`` and load as ``lstm`` (:meth:`from_dict`), so an LSTM spec keeps the
+        form, and the digest, it always had and its registered versions are still reused.
+        Any other architecture is stored, so its digest never equals an LSTM's.
+
+        >>> "arch" in ModelSpec("m").to_dict(), ModelSpec("m", arch="transformer").to_dict()["arch"]
+        (False, 'transformer')
+        """
+        stored = dataclasses.asdict(self)
+        if self.arch == "lstm":
+            del stored["arch"]
+        return stored
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> ModelSpec:
+        """A spec from its stored form (:meth:`to_dict`); no ``arch`` means ``lstm``."""
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(raw) - known)
         if unknown:

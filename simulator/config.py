@@ -15,7 +15,9 @@ from typing import Annotated, Any, Literal
 import tomli_w
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from models.errors import SpecError
 from models.names import MODEL_NAME, TICKER_RULE, is_ticker
+from models.spec import ARCHS, Arch, ModelSpec
 from simulator.errors import ConfigError, did_you_mean
 from strategies.profile import Profile, preset
 from strategies.sizing import Limits
@@ -236,11 +238,13 @@ class ReportConfig(_Section):
 
 
 class ModelConfig(_Section):
-    """``[model]``: the LSTM forecasters trained by ``foliosim train``.
+    """``[model]``: the forecasters trained by ``foliosim train``.
 
-    Architecture fields left out take the preset's value (``paper``: 2 x 256, Adam, lr 1e-3;
-    ``small``: 2 x 32, AdamW). ``train_end`` is the last week the model may see; left out, it is
-    the last week before ``backtest.start``. A backtest of ``lstm_signal`` trains (or reuses)
+    ``arch`` is the network: ``lstm``, ``lstm_attention`` or ``transformer``
+    (:mod:`models.net`). Architecture fields left out take the preset's value (``paper``:
+    2 x 256, Adam, lr 1e-3, a transformer's d_model 128; ``small``: 2 x 32, AdamW).
+    ``train_end`` is the last week the model may see; left out, it is the last week before
+    ``backtest.start``. A backtest of ``lstm_signal`` trains (or reuses)
     a model up to ``train_end`` and, with ``retrain_every = K``, one more every K weeks;
     ``version`` (``NAME/V`` or ``NAME@alias``) pins one registered version instead.
     """
@@ -250,6 +254,7 @@ class ModelConfig(_Section):
     mode: Literal["per_ticker", "pooled"] = "per_ticker"
     scaling: Literal["window", "ticker"] = "window"
     window: Annotated[int, Field(ge=2, le=520)] = 24
+    arch: Arch = "lstm"
     hidden: Annotated[int, Field(ge=1, le=4096)] | None = None
     layers: Annotated[int, Field(ge=1, le=8)] | None = None
     dropout: Annotated[float, Field(ge=0, lt=1)] | None = None
@@ -277,6 +282,16 @@ class ModelConfig(_Section):
             )
         return value
 
+    @field_validator("arch", mode="before")
+    @classmethod
+    def _check_arch(cls, value: Any) -> Any:
+        if isinstance(value, str) and value not in ARCHS:
+            raise ValueError(
+                f"unknown architecture {value!r}{did_you_mean(value, ARCHS)}: use one of "
+                f"{', '.join(ARCHS)}"
+            )
+        return value
+
     @field_validator("version")
     @classmethod
     def _check_version(cls, value: str | None) -> str | None:
@@ -291,7 +306,34 @@ class ModelConfig(_Section):
                 f"model.version ({self.version}) pins one version, so model.retrain_every "
                 f"must be 0 (got {self.retrain_every}); drop one of them"
             )
+        try:  # the spec's own checks, e.g. a transformer's d_model against its heads
+            self.spec()
+        except SpecError as err:
+            raise ValueError(str(err)) from None
         return self
+
+    def spec(self) -> ModelSpec:
+        """This section as a :class:`~models.spec.ModelSpec` (its preset filled in)."""
+        return ModelSpec.from_preset(
+            self.name,
+            self.preset,
+            mode=self.mode,
+            scaling=self.scaling,
+            window=self.window,
+            arch=self.arch,
+            hidden=self.hidden,
+            layers=self.layers,
+            dropout=self.dropout,
+            optimizer=self.optimizer,
+            lr=self.lr,
+            weight_decay=self.weight_decay,
+            batch=self.batch,
+            max_epochs=self.max_epochs,
+            patience=self.patience,
+            val_fraction=self.val_fraction,
+            seed=self.seed,
+            threads=self.threads,
+        )
 
 
 #: The ``[profile]`` limits that 0 turns off.

@@ -17,26 +17,7 @@ from simulator.data.weekly import make_weekly
 
 def model_spec(cfg: Config) -> ModelSpec:
     """The :class:`~models.spec.ModelSpec` of ``cfg``'s ``[model]`` section."""
-    m = cfg.model
-    return ModelSpec.from_preset(
-        m.name,
-        m.preset,
-        mode=m.mode,
-        scaling=m.scaling,
-        window=m.window,
-        hidden=m.hidden,
-        layers=m.layers,
-        dropout=m.dropout,
-        optimizer=m.optimizer,
-        lr=m.lr,
-        weight_decay=m.weight_decay,
-        batch=m.batch,
-        max_epochs=m.max_epochs,
-        patience=m.patience,
-        val_fraction=m.val_fraction,
-        seed=m.seed,
-        threads=m.threads,
-    )
+    return cfg.model.spec()
 
 
 def open_registry(workspace: Path, uri: str = "") -> Registry:

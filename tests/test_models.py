@@ -23,8 +23,15 @@ from models.artifacts import SCHEMA_VERSION, read_version, write_version
 from models.errors import IntegrityError, ModelError, SpecError, TrainingDataError
 from models.forecaster import POOLED, Forecaster, TrainingReport, data_fingerprint, train
 from models.metrics import compare, score
-from models.net import LSTMForecaster
-from models.spec import ModelSpec
+from models.net import (
+    AttentionLSTM,
+    LSTMForecaster,
+    TransformerForecaster,
+    WindowNet,
+    make_net,
+    positions,
+)
+from models.spec import ARCHS, HEADS, Arch, ModelSpec
 from models.train import evaluate, fit
 from models.windows import Scaling, check_prices, fit_scaler, make_windows, validation_cut
 from tests.model_data import GAP, LISTED, TICKERS, TRAIN_END, WEEKS, tiny, walk_closes
@@ -262,6 +269,101 @@ def test_scaler_is_fitted_on_the_training_windows_only(scaling: Scaling) -> None
     assert weights_differ(retrained, model, "AAA")
 
 
+# -- networks ------------------------------------------------------------------------------------
+
+
+def test_make_net_builds_the_architecture_of_the_spec() -> None:
+    assert type(make_net(tiny())) is LSTMForecaster
+    assert type(make_net(tiny(arch="lstm_attention"))) is AttentionLSTM
+    net = make_net(tiny(arch="transformer", hidden=12, layers=3, dropout=0.25))
+    assert isinstance(net, TransformerForecaster)
+    assert len(net.encoder.layers) == 3
+    for layer in net.encoder.layers:
+        assert (layer.self_attn.num_heads, layer.self_attn.embed_dim) == (HEADS, 12) == (4, 12)
+        assert layer.linear1.out_features == 24  # feed-forward width 2 x d_model
+        assert layer.norm_first and layer.dropout.p == 0.25
+    assert net.pe.shape == (8, 12)  # window x d_model
+    # The positional table is rebuilt from the spec, never stored with the weights.
+    assert set(net.state_dict()) == {name for name, _ in net.named_parameters()}
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_every_arch_maps_windows_to_one_prediction_each(arch: Arch) -> None:
+    spec = tiny(arch=arch)
+    torch.manual_seed(0)
+    net = make_net(spec)
+    assert isinstance(net, WindowNet)
+    x = torch.randn(5, spec.window)
+    assert net(x).shape == (5,) and net(x).dtype == torch.float32
+    net.eval()
+    with torch.inference_mode():
+        batch = net(x)
+        # Each window is predicted on its own: the batch gives the single windows' values.
+        torch.testing.assert_close(batch, torch.cat([net(x[i : i + 1]) for i in range(5)]))
+        assert net(x[:0]).shape == (0,)
+
+
+def test_attention_weights_and_prediction_follow_the_documented_formula() -> None:
+    torch.manual_seed(3)
+    net = make_net(tiny(arch="lstm_attention"))
+    assert isinstance(net, AttentionLSTM)
+    net.eval()
+    x = torch.randn(4, 8)
+    with torch.no_grad():
+        h, _ = net.lstm(x.unsqueeze(-1))  # (4, 8 weeks, 8 hidden)
+        weights, out = net.attention(x), net(x)
+        w, u, b, v = net.w.weight, net.u.weight, net.u.bias, net.v.weight[0]
+        for i in range(4):
+            last = h[i, -1]
+            # score_t = v . tanh(W h_t + U h_T + b), softmax over the 8 weeks
+            scores = torch.stack([v @ torch.tanh(w @ h[i, t] + u @ last + b) for t in range(8)])
+            expected = torch.exp(scores) / torch.exp(scores).sum()
+            torch.testing.assert_close(weights[i], expected)
+            context = (expected[:, None] * h[i]).sum(dim=0)
+            head = net.head.weight[0] @ torch.cat([context, last]) + net.head.bias[0]
+            torch.testing.assert_close(out[i], head)
+    assert weights.shape == (4, 8) and bool((weights > 0).all())
+    torch.testing.assert_close(weights.sum(dim=1), torch.ones(4))
+
+
+def test_attention_of_a_trained_model_reads_one_batch_of_windows(
+    trained: tuple[Forecaster, TrainingReport],
+) -> None:
+    model, _ = trained
+    net = model.net_for("AAA")
+    if model.spec.arch != "lstm_attention":
+        assert not hasattr(net, "attention")
+        return
+    assert isinstance(net, AttentionLSTM)
+    windows = make_windows(walk_closes()["AAA"], 8).inputs[-3:]  # (3, 8) prices
+    with torch.inference_mode():
+        x = torch.from_numpy(model.scalers["AAA"].inputs(windows))
+        weights = net.attention(x)
+    assert weights.shape == (3, 8)
+    torch.testing.assert_close(weights.sum(dim=1), torch.ones(3))
+
+
+def test_positions_are_the_sinusoidal_table() -> None:
+    # d_model 4: frequencies 1 and 1 / 10000^(2/4) = 1/100.
+    expected = [[math.sin(p), math.cos(p), math.sin(p / 100), math.cos(p / 100)] for p in range(3)]
+    np.testing.assert_allclose(positions(3, 4).numpy(), expected, rtol=0, atol=1e-7)
+    assert positions(3, 4).dtype == torch.float32
+
+
+def test_the_transformer_sees_the_order_of_the_weeks_through_its_positions() -> None:
+    torch.manual_seed(1)
+    net = make_net(tiny(arch="transformer"))
+    assert isinstance(net, TransformerForecaster)
+    net.eval()
+    x = torch.randn(1, 8)
+    swapped = x[:, [1, 0, 2, 3, 4, 5, 6, 7]]  # the two oldest weeks exchanged
+    with torch.no_grad():
+        assert not torch.allclose(net(x), net(swapped), rtol=0, atol=1e-6)
+        # Without positions, self-attention is blind to the order of the other weeks.
+        net.pe.zero_()
+        torch.testing.assert_close(net(x), net(swapped))
+
+
 # -- 4-6. training -------------------------------------------------------------------------------
 
 
@@ -283,10 +385,11 @@ def test_a_model_overfits_a_short_periodic_series() -> None:
         assert forecast.loc["P", "predicted_close"] == pytest.approx(expected, rel=5e-3)
 
 
-def test_retraining_is_bit_identical_and_the_seed_matters() -> None:
+@pytest.mark.parametrize("arch", ARCHS)
+def test_retraining_is_bit_identical_and_the_seed_matters(arch: Arch) -> None:
     closes = walk_closes()
-    first, first_report = train(closes, tiny(), TRAIN_END)
-    second, second_report = train(closes, tiny(), TRAIN_END)
+    first, first_report = train(closes, tiny(arch=arch), TRAIN_END)
+    second, second_report = train(closes, tiny(arch=arch), TRAIN_END)
     assert_same_weights(first, second)
     assert first.scalers == second.scalers
     assert first_report.fits["AAA"].train_loss == second_report.fits["AAA"].train_loss
@@ -295,10 +398,10 @@ def test_retraining_is_bit_identical_and_the_seed_matters() -> None:
         pd.testing.assert_series_equal(
             first.predict(closes, week), second.predict(closes, week), check_exact=True
         )
-    other, _ = train(closes, tiny(seed=1), TRAIN_END)
+    other, _ = train(closes, tiny(arch=arch, seed=1), TRAIN_END)
     assert all(weights_differ(first, other, t) for t in TICKERS)
     # A network's seed does not depend on the other tickers trained beside it.
-    alone, _ = train(closes[["CCC"]], tiny(), TRAIN_END)
+    alone, _ = train(closes[["CCC"]], tiny(arch=arch), TRAIN_END)
     assert not weights_differ(first, alone, "CCC")
 
 
@@ -385,9 +488,10 @@ def test_a_loss_that_is_not_finite_from_the_first_epoch_is_a_clear_error() -> No
 # -- 10. point in time ---------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def trained() -> tuple[Forecaster, TrainingReport]:
-    return train(walk_closes(), tiny(), TRAIN_END)
+@pytest.fixture(scope="module", params=ARCHS)
+def trained(request: pytest.FixtureRequest) -> tuple[Forecaster, TrainingReport]:
+    """A tiny model of each architecture: every test that takes it runs once per arch."""
+    return train(walk_closes(), tiny(arch=request.param), TRAIN_END)
 
 
 @pytest.mark.parametrize("week", [60, 79, 85, 99])
@@ -493,6 +597,16 @@ def test_data_fingerprint_covers_prices_and_weeks_only_up_to_train_end(
         ({"scaling": "none"}, "model.scaling must be 'window' or 'ticker'"),
         ({"optimizer": "sgd"}, "model.optimizer must be 'adam' or 'adamw'"),
         ({"hiden": 8}, "unknown model field 'hiden' (did you mean 'hidden'?)"),
+        (
+            {"arch": "transformr"},
+            "unknown model.arch 'transformr' (did you mean 'transformer'?): use one of lstm, "
+            "lstm_attention, transformer",
+        ),
+        (
+            {"arch": "transformer", "hidden": 30},
+            "model.hidden must be a multiple of 4 with arch 'transformer' (d_model is split "
+            "over 4 attention heads) (got 30)",
+        ),
     ],
 )
 def test_spec_errors_name_the_field(fields: dict[str, Any], message: str) -> None:

@@ -19,10 +19,11 @@ import pandas as pd
 import pytest
 import torch
 
-from models.artifacts import SCHEMA_VERSION, code_version, files_digest
+from models.artifacts import SCHEMA_VERSION, code_version, files_digest, read_version, write_version
 from models.errors import IntegrityError, ModelError, RegistryError, TrainingDataError
 from models.forecaster import Forecaster, TrainingReport, data_fingerprint, train
-from models.registry import Registry, VersionInfo, parse_ref
+from models.registry import Registry, VersionInfo, parse_ref, spec_digest
+from models.spec import ARCHS, Arch, ModelSpec
 from tests.model_data import TICKERS, TRAIN_END, WEEKS, tiny, walk_closes
 
 #: An earlier cutoff for the point-in-time lookups.
@@ -126,6 +127,77 @@ def test_pooled_model_round_trip(registry: Registry) -> None:
         "weights.safetensors"
     ]
     assert_same_model(registry.load("rt-pooled"), model)
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_each_arch_round_trips_and_its_version_names_it(registry: Registry, arch: Arch) -> None:
+    model, report = trained(f"rt-{arch}", arch=arch)
+    info = registry.register(model, report)
+    assert info.tags["arch"] == info.describe()["arch"] == arch
+    folder = registry.artifact_dir(info)
+    stored = json.loads((folder / "config.json").read_text())["spec"]
+    assert stored.get("arch") == (None if arch == "lstm" else arch)  # lstm: the old form
+    assert info.tags["spec_sha256"] == spec_digest(stored)
+    card = (folder / "model_card.md").read_text()
+    title = {"lstm": "LSTM", "lstm_attention": "Attention-LSTM", "transformer": "Transformer"}
+    assert card.splitlines()[2].startswith(f"{title[arch]} forecaster of next week's")
+    assert f"- Architecture: `{arch}`, " in card
+    loaded = registry.load(info.ref)
+    assert loaded.spec.arch == arch
+    assert all(type(loaded.nets[t]) is type(model.nets[t]) for t in TICKERS)
+    assert_same_model(loaded, model)
+
+
+#: ``ModelSpec.from_preset("paper12-lstm", "paper")`` as foliosim stored it before
+#: ``model.arch`` existed (commit e5abca7), and the ``spec_sha256`` it had then.
+OLD_PAPER_SPEC = {
+    "name": "paper12-lstm",
+    "mode": "per_ticker",
+    "scaling": "window",
+    "window": 24,
+    "hidden": 256,
+    "layers": 2,
+    "dropout": 0.0,
+    "optimizer": "adam",
+    "lr": 0.001,
+    "weight_decay": 0.0,
+    "batch": 64,
+    "max_epochs": 200,
+    "patience": 10,
+    "val_fraction": 0.2,
+    "seed": 0,
+    "threads": 0,
+    "preset": "paper",
+}
+OLD_PAPER_DIGEST = "0f7579c8f411d0bff5de51e65b7e6a0fc3dbc81f22a23d440ee6e98e628a8c76"
+
+
+def test_lstm_specs_keep_their_stored_form_and_digest_and_others_differ() -> None:
+    spec = ModelSpec.from_preset("paper12-lstm", "paper")
+    assert spec.arch == "lstm"
+    assert spec.to_dict() == OLD_PAPER_SPEC
+    assert spec_digest(spec.to_dict()) == OLD_PAPER_DIGEST  # old versions are still reused
+    assert ModelSpec.from_dict(OLD_PAPER_SPEC) == spec  # and load as LSTMs
+    for arch in ("lstm_attention", "transformer"):
+        other = dataclasses.replace(spec, arch=arch)  # every other field the same
+        assert other.to_dict() == {**OLD_PAPER_SPEC, "arch": arch}
+        assert ModelSpec.from_dict(other.to_dict()) == other
+        assert spec_digest(other.to_dict()) != OLD_PAPER_DIGEST
+
+
+def test_weights_of_one_arch_never_load_as_another(tmp_path: Path) -> None:
+    model, report = trained("cross", arch="transformer")
+    folder = tmp_path / "v"
+    write_version(model, report, folder)
+    config = json.loads((folder / "config.json").read_text())
+    for claimed in ("lstm", "lstm_attention"):
+        config["spec"]["arch"] = claimed
+        (folder / "config.json").write_text(json.dumps(config))
+        # Without the registry's digests too: the weights do not fit the claimed network.
+        with pytest.raises(
+            IntegrityError, match=re.escape("AAA.safetensors is not a valid weights file for AAA")
+        ):
+            read_version(folder)
 
 
 def test_as_of_picks_the_latest_train_end_strictly_before_the_date(registry: Registry) -> None:
@@ -290,6 +362,16 @@ def test_tampered_versions_are_refused(
         registry.load(info.ref)
     # The other versions of the same name still load.
     assert registry.load(pristine.ref).version == pristine.ref
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_each_arch_refuses_a_changed_weight_byte(registry: Registry, arch: Arch) -> None:
+    info = registry.register(*trained(f"tamper-{arch}", arch=arch))
+    folder = registry.artifact_dir(info)
+    registry.load(info)  # intact before the change
+    flip_last_byte(folder / "weights" / "AAA.safetensors")
+    with pytest.raises(IntegrityError, match=re.escape(WEIGHTS_CHANGED.format(folder=folder))):
+        registry.load(info.ref)
 
 
 # -- 9. the current directory --------------------------------------------------------------------

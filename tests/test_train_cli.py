@@ -135,6 +135,31 @@ def test_second_training_adds_a_version_and_aliases_resolve(
     assert predicted["version"] == 1 and predicted["week"] == "2023-03-03"
 
 
+@pytest.mark.parametrize("arch", ["lstm_attention", "transformer"])
+def test_train_show_and_predict_each_arch(
+    train_config: Path,
+    arch: str,
+    _workspace: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture,
+) -> None:
+    assert cli(["train", str(train_config), "--set", f"model.arch={arch}"], monkeypatch) == 0
+    listed = run_json(["models", "list", "--json"], monkeypatch, capsys)
+    assert [(v["version"], v["arch"]) for v in listed["versions"]] == [(1, arch)]
+    shown = run_json(["models", "show", "t-lstm/1", "--json"], monkeypatch, capsys)
+    assert shown["integrity"] == "ok" and shown["config"]["spec"]["arch"] == arch
+    assert cli(["models", "show", "t-lstm/1"], monkeypatch) == 0
+    assert f"- Architecture: `{arch}`, " in capsys.readouterr().out
+    predicted = run_json(
+        ["models", "predict", "t-lstm/1", "--as-of", "2023-01-06", "--json"], monkeypatch, capsys
+    )
+    closes = weekly_closes(load_config(train_config).data, _workspace)
+    direct = Registry(_workspace).load("t-lstm/1").predict(closes, pd.Timestamp("2023-01-06"))
+    assert {t: row["predicted_return"] for t, row in predicted["predictions"].items()} == {
+        t: float(v) for t, v in direct.items()
+    }
+
+
 def test_predict_before_train_end_is_flagged(
     train_config: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ) -> None:
@@ -163,6 +188,8 @@ def one_error_line(capsys: pytest.CaptureFixture) -> str:
         (["model.window=1"], "model.window"),
         (["model.train_end=2016-02-05"], "too few"),
         (["data.tickers=AAPL,ZZZZ"], "ZZZZ"),
+        (["model.arch=transfomer"], "unknown architecture 'transfomer' (did you mean"),
+        (["model.arch=transformer", "model.hidden=10"], "model.hidden must be a multiple of 4"),
     ],
 )
 def test_train_config_errors(

@@ -51,6 +51,10 @@ class Explanation:
         ``|sum(attributions) - (prediction - baseline_prediction)|``: the quadrature error.
     steps
         Integration steps used.
+    attention
+        ``(window,)`` the network's attention weights over the input weeks (summing to 1) for
+        a network with attention (``lstm_attention``), else None. They say where the network
+        looked, not what moved its forecast: they are not an attribution.
     """
 
     prediction: float
@@ -58,6 +62,7 @@ class Explanation:
     attributions: np.ndarray
     gap: float
     steps: int
+    attention: np.ndarray | None = None
 
 
 def baseline_prices(prices: np.ndarray) -> np.ndarray:
@@ -89,9 +94,11 @@ def explain_window(
 
     x = torch.from_numpy(scaler.inputs(rows, np.float64))[..., None]
     base = torch.from_numpy(scaler.inputs(baseline_prices(prices)[None, :], np.float64))[..., None]
+    attend = getattr(double, "attention", None)
     with torch.no_grad():
         prediction = float(returns(x)[0])
         baseline_prediction = float(returns(base)[0])
+        attention = attend(x[..., 0])[0].numpy() if callable(attend) else None
     ig = IntegratedGradients(returns)
     for steps in STEPS:
         attr = ig.attribute(x, baselines=base, n_steps=steps, method="gausslegendre")
@@ -99,4 +106,4 @@ def explain_window(
         gap = abs(float(values.sum()) - (prediction - baseline_prediction))
         if gap < tol:
             break
-    return Explanation(prediction, baseline_prediction, values, gap, steps)
+    return Explanation(prediction, baseline_prediction, values, gap, steps, attention)

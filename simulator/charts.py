@@ -206,18 +206,41 @@ def attribution_figure(positions: list[Mapping[str, object]], features: list[str
         for j, feature in enumerate(features):
             columns.append(values[:, j])
             labels.append(f"{p['ticker']}\n{feature}" if len(features) > 1 else str(p["ticker"]))
+    bound = float(np.abs(np.column_stack(columns)).max()) or 1.0
+    weeks = [str(w) for w in positions[0]["input_weeks"]]  # type: ignore[attr-defined]
+    return _week_heatmap(
+        columns, labels, weeks, cmap="RdBu_r", limits=(-bound, bound), unit="bp of next-week return"
+    )
+
+
+def attention_figure(positions: list[Mapping[str, object]]) -> Figure:
+    """The attention weights of the explained positions (networks with attention): one column
+    per position, one row per input week, each column summing to 1."""
+    columns = [np.asarray(p["attention"], dtype=float) for p in positions]
+    weeks = [str(w) for w in positions[0]["input_weeks"]]  # type: ignore[attr-defined]
+    labels = [str(p["ticker"]) for p in positions]
+    return _week_heatmap(columns, labels, weeks, cmap="Greys", limits=(0.0, None), unit="weight")
+
+
+def _week_heatmap(
+    columns: list[np.ndarray],
+    labels: list[str],
+    weeks: list[str],
+    *,
+    cmap: str,
+    limits: tuple[float, float | None],
+    unit: str,
+) -> Figure:
     grid = np.column_stack(columns)
-    bound = float(np.abs(grid).max()) or 1.0
     window = grid.shape[0]
     fig = Figure(figsize=(1.6 + 1.1 * grid.shape[1], 4.8), dpi=100, layout="constrained")
     ax = fig.subplots()
-    image = ax.imshow(grid, aspect="auto", cmap="RdBu_r", vmin=-bound, vmax=bound)
+    image = ax.imshow(grid, aspect="auto", cmap=cmap, vmin=limits[0], vmax=limits[1])
     ax.set_xticks(range(grid.shape[1]), labels, fontsize=8)
-    weeks = [str(w) for w in positions[0]["input_weeks"]]  # type: ignore[attr-defined]
     rows = sorted({0, window // 2, window - 1})
     ax.set_yticks(rows, [weeks[i] for i in rows], fontsize=8)
     ax.set_ylabel("input week")
-    fig.colorbar(image, ax=ax, label="bp of next-week return")
+    fig.colorbar(image, ax=ax, label=unit)
     return fig
 
 

@@ -58,6 +58,7 @@ class TickerExplanation:
     prediction: float
     baseline_prediction: float
     attributions: np.ndarray  # (window, n_features)
+    attention: np.ndarray | None = None  # (window,), attention models only
 
     def words(self) -> str:
         """The explanation in plain words."""
@@ -87,6 +88,15 @@ class TickerExplanation:
             shares = np.abs(self.attributions).sum(axis=0)
             top = self.features[int(np.argmax(shares))]
             line += f" The feature that moved it most: {top}."
+        if self.attention is not None:
+            most = np.argsort(self.attention)[::-1][:NAMED]
+            looked = ", ".join(
+                f"{self.input_weeks[i].date()} ({self.attention[i]:.0%})" for i in most
+            )
+            line += (
+                f" Its attention fell most on the weeks of {looked}: where the network looked, "
+                "not an attribution."
+            )
         return line
 
     def to_json(self) -> dict[str, Any]:
@@ -99,6 +109,7 @@ class TickerExplanation:
             "target": self.target,
             "side": self.side,
             "model_version": self.version,
+            "attention": None if self.attention is None else self.attention.tolist(),
         }
 
 
@@ -264,6 +275,7 @@ def explain_week(
                 prediction=e.prediction,
                 baseline_prediction=e.baseline_prediction,
                 attributions=e.attributions,
+                attention=e.attention,
             )
         )
     return WeekExplanation(traded.label, week, out)
@@ -339,6 +351,7 @@ def run_explanations(
                 "baseline_prediction": e.baseline_prediction,
                 "input_weeks": [w.date().isoformat() for w in prices.index],
                 "attributions": e.attributions.tolist(),
+                "attention": None if e.attention is None else e.attention.tolist(),
             }
         )
     keyed = predictions.set_index(["week", "ticker"])

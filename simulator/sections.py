@@ -36,7 +36,7 @@ from models.plots import (
     learning_curves_figure,
     learning_summary_figure,
 )
-from simulator.charts import attribution_figure, exposure_figure, stress_figure
+from simulator.charts import attention_figure, attribution_figure, exposure_figure, stress_figure
 from simulator.errors import RunDirError
 from simulator.htmlkit import esc as _esc
 from simulator.htmlkit import num as _num
@@ -653,6 +653,15 @@ close to its baseline's was driven by the network's bias, not by the prices.
             }
 {_img(chart, "Integrated Gradients of the largest positions, input weeks by features")}"""
         )
+        attending = [p for p in positions if p.get("attention") is not None]
+        if attending:
+            weights = _png(attention_figure(attending), dpi=100)
+            parts.append(
+                f"""<p>The network has attention: its weights over the input weeks, for the same
+positions. They say where the network looked, not what moved its forecast; they are not an
+attribution (the heatmap above is).</p>
+{_img(weights, "attention weights of the largest positions over their input weeks")}"""
+            )
     perm = doc["permutation"]
     rows = [
         [

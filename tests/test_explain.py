@@ -63,10 +63,18 @@ def test_ticker_scaling_maps_the_output_through_the_last_close() -> None:
     assert e.attributions[:, 0] == pytest.approx([-0.2, 0.1, 0.0], abs=1e-9)
 
 
-@pytest.mark.parametrize("scaling", ["window", "ticker"])
-def test_completeness_on_a_trained_lstm(scaling: str) -> None:
+@pytest.mark.parametrize(
+    ("arch", "scaling"),
+    [
+        ("lstm", "window"),
+        ("lstm", "ticker"),
+        ("lstm_attention", "window"),
+        ("transformer", "window"),
+    ],
+)
+def test_completeness_on_a_trained_network(arch: str, scaling: str) -> None:
     closes = walk_closes()
-    model, _ = train(closes, tiny(scaling=scaling, max_epochs=5), TRAIN_END)
+    model, _ = train(closes, tiny(arch=arch, scaling=scaling, max_epochs=5), TRAIN_END)
     as_of = closes.index[-1]
     prices = closes["AAA"].iloc[-8:].to_numpy()
     e = explain_window(model.net_for("AAA"), model.scalers["AAA"], prices)
@@ -81,6 +89,14 @@ def test_completeness_on_a_trained_lstm(scaling: str) -> None:
     assert e.baseline_prediction == pytest.approx(baseline, abs=1e-6)
     if scaling == "window":
         assert e.attributions[-1, 0] == 0.0  # the last close is the level of reference
+    net = model.net_for("AAA")
+    if arch == "lstm_attention":  # the network's own weights over the 8 weeks
+        with torch.inference_mode():
+            own = net.attention(torch.from_numpy(model.scalers["AAA"].inputs(prices[None, :])))
+        assert e.attention is not None and e.attention.sum() == pytest.approx(1.0, abs=1e-12)
+        assert e.attention == pytest.approx(own[0].numpy(), abs=1e-6)
+    else:
+        assert e.attention is None
 
 
 def test_bad_windows_are_refused() -> None:
@@ -240,3 +256,22 @@ def test_a_runs_explanations_recompute_from_its_files(
     for p in doc["positions"]:
         gap = np.sum(p["attributions"]) - (p["prediction"] - p["baseline_prediction"])
         assert abs(gap) < 1e-4
+
+
+def test_an_attention_models_run_shows_its_attention_beside_the_attributions(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from simulator.rundir import read_explanations
+
+    sets = [*PAPER_FAST, "data.tickers=AAPL,MSFT,PEP", "model.arch=lstm_attention", *QUARTER]
+    workspace = tmp_path / "ws"
+    run = write_run(run_backtest(load_config(PAPER_CONFIG, sets), workspace), tmp_path / "run")
+    doc = read_explanations(run)
+    assert doc is not None and doc["positions"]
+    for p in doc["positions"]:
+        assert len(p["attention"]) == 24 and sum(p["attention"]) == pytest.approx(1.0)
+    page = (run / "tearsheet.html").read_text(encoding="utf-8")
+    assert "they are not an\nattribution" in page and "attention weights of the largest" in page
+    monkeypatch.setenv("FOLIOSIM_WORKSPACE", str(workspace))
+    assert cli(["explain", str(run), "--week", doc["week"]], monkeypatch) == 0
+    assert "not an attribution" in capsys.readouterr().out

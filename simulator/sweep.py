@@ -217,7 +217,8 @@ def _node() -> str:
 
 
 def summary_row(summary: RunSummary) -> dict[str, Any]:
-    """The figures of a trial: each series' metrics and the strategy's weekly Sharpe facts."""
+    """The figures of a trial: each series' metrics, the strategy's weekly Sharpe facts and,
+    for a model strategy, its forecasts' MSE ratio against the naive forecast."""
     row: dict[str, Any] = {
         "weeks": summary.weeks,
         "start": summary.start.isoformat(),
@@ -231,6 +232,8 @@ def summary_row(summary: RunSummary) -> dict[str, Any]:
     c = summary.confidence.get("strategy")
     row["skew"] = c.skew if c is not None else None
     row["kurtosis"] = c.kurtosis if c is not None else None
+    # A model strategy's forecast MSE over the traded weeks, against the naive forecast's.
+    row["mse_ratio"] = summary.prediction.mse_ratio if summary.prediction is not None else None
     return row
 
 

@@ -188,32 +188,27 @@ def read_returns(path: Path, columns: list[str]) -> pd.DataFrame:
     return values.astype(float)
 
 
-def read_models(run_dir: Path) -> dict[str, Any] | None:
-    """models.json of an LSTM run (None when the run has none)."""
-    path = run_dir / "models.json"
+def _read_doc(path: Path, keys: tuple[str, ...]) -> dict[str, Any] | None:
+    """A JSON object of a run directory holding ``keys`` (None when the file is absent)."""
     if not path.is_file():
         return None
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise RunDirError(f"{path} is not valid JSON ({exc}); {REMEDY}") from exc
-    if not isinstance(doc, dict) or not {"used", "versions", "as_traded"} <= set(doc):
-        raise RunDirError(f"{path} lacks used/versions/as_traded; {REMEDY}")
+    if not isinstance(doc, dict) or not set(keys) <= set(doc):
+        raise RunDirError(f"{path} lacks {'/'.join(keys)}; {REMEDY}")
     return doc
+
+
+def read_models(run_dir: Path) -> dict[str, Any] | None:
+    """models.json of an LSTM run (None when the run has none)."""
+    return _read_doc(run_dir / "models.json", ("used", "versions", "as_traded"))
 
 
 def read_explanations(run_dir: Path) -> dict[str, Any] | None:
     """explanations.json of a model strategy's run (None for a run without one)."""
-    path = run_dir / "explanations.json"
-    if not path.is_file():
-        return None
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise RunDirError(f"{path} is not valid JSON ({exc}); {REMEDY}") from exc
-    if not isinstance(doc, dict) or not {"positions", "permutation", "features"} <= set(doc):
-        raise RunDirError(f"{path} lacks positions/permutation/features; {REMEDY}")
-    return doc
+    return _read_doc(run_dir / "explanations.json", ("positions", "permutation", "features"))
 
 
 def read_predictions(run_dir: Path) -> pd.DataFrame:

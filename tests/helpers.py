@@ -417,6 +417,15 @@ def make_run(path: Path, returns: pd.DataFrame, **facts: Any) -> Path:
 TOKEN = "test-token-0123456789abcdef"
 
 
+def readme_account(workspace: Path, name: str = "demo") -> str:
+    """The README's paper account: examples/paper12_equal_weight.toml stepped 4 weeks."""
+    config = PAPER_CONFIG.parent / "paper12_equal_weight.toml"
+    with replay.start(workspace, name, load_config(config), source="t"):
+        pass
+    advance(workspace, name, weeks=4)
+    return name
+
+
 @contextlib.contextmanager
 def served(workspace: Path, runs: Path, root: Path, **settings: Any) -> Iterator[str]:
     """The real app of ``foliosim serve`` on a free loopback port, in a thread; yields its

@@ -31,13 +31,13 @@ from tests.conftest import PAPER_CONFIG, PAPER_FAST, REPO, PaperModel
 from tests.helpers import (
     EQUAL,
     TOKEN,
-    advance,
     assert_journal_is_the_backtest,
     cli,
     error_line,
     ew_config,
     make_run,
     open_new,
+    readme_account,
     served,
     sets,
     weekly_returns,
@@ -50,10 +50,7 @@ EW_CONFIG = REPO / "examples" / "paper12_equal_weight.toml"
 @pytest.fixture
 def account(_workspace: Path, paper12: Path) -> str:
     """The README's paper account: examples/paper12_equal_weight.toml stepped 4 weeks."""
-    with replay.start(_workspace, "demo", load_config(EW_CONFIG), source="t"):
-        pass
-    advance(_workspace, "demo", weeks=4)
-    return "demo"
+    return readme_account(_workspace)
 
 
 @pytest.fixture

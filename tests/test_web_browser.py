@@ -17,9 +17,8 @@ from urllib.parse import quote
 import pytest
 
 from simulator import replay
-from simulator.config import load_config
 from tests.conftest import REPO
-from tests.helpers import CHROMIUM, TOKEN, advance, cli, served
+from tests.helpers import CHROMIUM, TOKEN, cli, readme_account, served
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
@@ -71,10 +70,7 @@ def watch(page: Page) -> Watched:
 @pytest.fixture
 def account(_workspace: Path, paper12: Path) -> str:
     """The README's paper account: examples/paper12_equal_weight.toml stepped 4 weeks."""
-    with replay.start(_workspace, "demo", load_config(EW_CONFIG), source="t"):
-        pass
-    advance(_workspace, "demo", weeks=4)
-    return "demo"
+    return readme_account(_workspace)
 
 
 @pytest.fixture

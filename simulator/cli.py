@@ -812,7 +812,17 @@ def models_list(json_: JsonOption = False, registry_uri: RegistryOption = None) 
         console.print("No registered models yet: run `foliosim train CONFIG`.")
         return
     table = Table()
-    for col in ("model", "aliases", "mode", "tickers", "train window", "test weeks", "MSE ratio"):
+    head = (
+        "model",
+        "aliases",
+        "arch",
+        "mode",
+        "tickers",
+        "train window",
+        "test weeks",
+        "MSE ratio",
+    )
+    for col in head:
         table.add_column(col)
     for v in versions:
         d = v.describe()
@@ -820,6 +830,7 @@ def models_list(json_: JsonOption = False, registry_uri: RegistryOption = None) 
         table.add_row(
             v.ref,
             ",".join(d["aliases"]),
+            str(d["arch"]),
             f"{d['mode']} {d['preset']}",
             tickers if len(tickers) <= 40 else f"{len(d['tickers'])} tickers",
             f"{d['train_start']}..{d['train_end']}",

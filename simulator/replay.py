@@ -938,6 +938,7 @@ def account_result(account: Account, workspace: Path) -> BacktestResult:
         used.append(
             ModelUse(
                 version=pin.version,
+                arch=pin.tags.get("arch", "lstm"),  # a version from before architectures
                 train_end=pin.train_end.date().isoformat(),
                 first_decision=decided[0].date().isoformat(),
                 last_decision=decided[-1].date().isoformat(),

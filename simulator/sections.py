@@ -348,8 +348,9 @@ def prediction_html(run_dir: Path, models: Mapping[str, Any]) -> str:
         else:
             scored = "no test weeks after its train_end in the data it was trained with"
         versions.append(
-            f"<li><code>{_esc(v['version'])}</code> ({_esc(tags.get('preset', '?'))} "
-            f"{_esc(tags.get('mode', '?'))}, trained on {_esc(tags.get('train_start'))} to "
+            f"<li><code>{_esc(v['version'])}</code> ({_esc(tags.get('arch', 'lstm'))}, "
+            f"{_esc(tags.get('preset', '?'))} {_esc(tags.get('mode', '?'))}, trained on "
+            f"{_esc(tags.get('train_start'))} to "
             f"{_esc(tags.get('train_end'))}): {scored}.</li>"
         )
     return f"""

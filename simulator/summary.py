@@ -138,6 +138,7 @@ class ModelUse(_Part):
     """A registry version the run traded on."""
 
     version: str
+    arch: str | None = None  # None in a summary written before architectures (an LSTM)
     train_start: str | None = None
     train_end: str | None
     trained_by_this_run: bool

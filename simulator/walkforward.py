@@ -270,6 +270,7 @@ class LstmRun:
             used.append(
                 {
                     "version": m.info.ref,
+                    "arch": m.model.spec.arch,
                     "train_start": m.model.train_start.date().isoformat(),
                     "train_end": m.train_end.date().isoformat(),
                     "trained_by_this_run": m.trained,

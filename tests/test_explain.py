@@ -272,6 +272,14 @@ def test_an_attention_models_run_shows_its_attention_beside_the_attributions(
         assert len(p["attention"]) == 24 and sum(p["attention"]) == pytest.approx(1.0)
     page = (run / "tearsheet.html").read_text(encoding="utf-8")
     assert "they are not an\nattribution" in page and "attention weights of the largest" in page
+    # The summary, the tear sheet and the registry's list name the architecture.
+    from simulator.summary import read_summary
+
+    assert [m.arch for m in read_summary(run / "summary.json").models] == ["lstm_attention"]
+    assert "</code> (lstm_attention, small per_ticker, trained on" in page
+    monkeypatch.setenv("COLUMNS", "200")
     monkeypatch.setenv("FOLIOSIM_WORKSPACE", str(workspace))
+    assert cli(["models", "list"], monkeypatch) == 0
+    assert "lstm_attention" in capsys.readouterr().out
     assert cli(["explain", str(run), "--week", doc["week"]], monkeypatch) == 0
     assert "not an attribution" in capsys.readouterr().out

@@ -164,7 +164,14 @@ def make_trials(axes: Axes, base: Sequence[str] = ()) -> list[Trial]:
         span = None
         if period is not None:
             span = (period[0].isoformat(), period[1].isoformat())
-            sets += [f"backtest.start={span[0]}", f"backtest.end={span[1]}"]
+            # A model trained up to the day before the period, whatever train_end the config
+            # pins (a model trained into the period could not trade it: the time contract).
+            train_end = (period[0] - dt.timedelta(days=1)).isoformat()
+            sets += [
+                f"backtest.start={span[0]}",
+                f"backtest.end={span[1]}",
+                f"model.train_end={train_end}",
+            ]
         trials.append(Trial(f"t{n:04d}", seed, tuple(grid), span, tuple(sets)))
     return trials
 

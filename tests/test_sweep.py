@@ -78,6 +78,7 @@ def test_trials_are_the_cartesian_product_in_a_fixed_order() -> None:
         "model.seed=0",
         "backtest.start=2021-01-01",
         "backtest.end=2021-12-31",
+        "model.train_end=2020-12-31",  # the day before the period, whatever the config says
     )
     assert trials[-1].grid == (("backtest.fill", "next_open"),) and trials[-1].seed == 1
 

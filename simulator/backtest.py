@@ -381,7 +381,7 @@ def run_backtest(
         lstm = run_lstm(config, closes, decisions, workspace, train_progress, note)
         return lstm.provider
 
-    if plan.strategy.name == "equal_weight" and plan.profile is None:
+    if plan.strategy_is_one_over_n:
         main = one_over_n  # the strategy is the 1/N run above
     else:
         built = plan.strategy_rule(Resources(signal=signal, decisions=decisions))

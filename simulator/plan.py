@@ -103,6 +103,8 @@ class StrategySpec:
     optimiser
         One of the baseline optimisers (:mod:`strategies.optimize`): with shorts, its gross
         exposure may reach ``[baseline] max_gross``.
+    one_over_n
+        The 1/N rule itself: without a profile its run is the 1/N column's, run once.
     """
 
     name: str
@@ -110,6 +112,7 @@ class StrategySpec:
     uses_models: bool = False
     user: bool = False
     optimiser: bool = False
+    one_over_n: bool = False
 
     def max_gross(self, plan: RunPlan, limits: Limits) -> float:
         """The largest ``sum(|w|)`` its answers may have (see :mod:`strategies.optimize`)."""
@@ -149,7 +152,7 @@ def _optimiser(kind: str) -> Factory:
 
 #: The built-in strategies, by the name ``backtest.strategy`` gives.
 STRATEGIES: dict[str, StrategySpec] = {
-    "equal_weight": StrategySpec("equal_weight", _equal_weight),
+    "equal_weight": StrategySpec("equal_weight", _equal_weight, one_over_n=True),
     "lstm_signal": StrategySpec("lstm_signal", _lstm_signal, uses_models=True),
     **{
         kind: StrategySpec(kind, _optimiser(kind), optimiser=True)
@@ -207,6 +210,11 @@ class RunPlan:
             spec.name: self._guarded(spec, spec.build(self, self.limits, Resources()), None)
             for spec in self.baselines
         }
+
+    @property
+    def strategy_is_one_over_n(self) -> bool:
+        """Whether the strategy's run is the 1/N column's (the 1/N rule, no profile)."""
+        return self.strategy.one_over_n and self.profile is None
 
     def one_over_n_rule(self) -> Built:
         """The 1/N column: ``[strategy]``'s limits, no profile."""

@@ -260,19 +260,34 @@ class ProfileGuard:
                 self.rows.append((week, "cap", t, f"|weight| {abs(w):.4f} at the cap {cap:.4f}"))
         if p.vol_target is not None:
             vol = portfolio_volatility(history.closes, weights, p.vol_window)
-            if vol > p.vol_target:
-                scale = p.vol_target / vol
-                weights = {t: w * scale for t, w in weights.items()}
-                detail = f"trailing volatility {vol:.2%} > target {p.vol_target:.2%}: x{scale:.4f}"
-                self.rows.append((week, "vol_target", "", detail))
+            weights = self._scale_down(
+                week, weights, vol, p.vol_target, "vol_target", "trailing volatility", "target"
+            )
         if p.max_cvar_95 is not None:
             tail = portfolio_cvar(history.closes, weights, p.cvar_window)
-            if tail > p.max_cvar_95:
-                scale = p.max_cvar_95 / tail
-                weights = {t: w * scale for t, w in weights.items()}
-                detail = f"trailing CVaR 95% {tail:.2%} > limit {p.max_cvar_95:.2%}: x{scale:.4f}"
-                self.rows.append((week, "cvar_limit", "", detail))
+            weights = self._scale_down(
+                week, weights, tail, p.max_cvar_95, "cvar_limit", "trailing CVaR 95%", "limit"
+            )
         return replace(decision, weights=weights)
+
+    def _scale_down(
+        self,
+        week: pd.Timestamp,
+        weights: dict[str, float],
+        measured: float,
+        limit: float,
+        reason: str,
+        what: str,
+        bound: str,
+    ) -> dict[str, float]:
+        """``weights`` scaled by ``limit / measured`` when the measure is over its limit (a
+        risk measure that scales with the weights then equals the limit), the bound recorded."""
+        if not measured > limit:  # NaN (too little history) leaves the weights alone
+            return weights
+        scale = limit / measured
+        detail = f"{what} {measured:.2%} > {bound} {limit:.2%}: x{scale:.4f}"
+        self.rows.append((week, reason, "", detail))
+        return {t: w * scale for t, w in weights.items()}
 
     @property
     def bounds(self) -> pd.DataFrame:

@@ -52,6 +52,22 @@ class Scripted:
         return as_decision(self.fn(week, list(history.tradable)))
 
 
+def whole_and_resumed(weekly: Any, rule: DecisionRule, **settings: Any) -> tuple[Any, list[Any]]:
+    """One engine run of ``rule`` over ``weekly``'s calendar, and the same weeks run one at a
+    time, each resumed from the record of the week before (as a paper account steps): the
+    whole run's result and the week records of the resumed one."""
+    from simulator.engine import run_engine
+
+    weeks = weekly.calendar
+    whole = run_engine(weekly, weeks, weeks, rule, **settings)
+    records: list[Any] = []
+    for week in weeks:
+        resume = records[-1].resume() if records else None
+        piece = pd.DatetimeIndex([week])
+        run_engine(weekly, piece, piece, rule, resume=resume, on_week=records.append, **settings)
+    return whole, records
+
+
 def ask(
     rule: DecisionRule,
     closes: pd.DataFrame,

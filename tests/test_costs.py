@@ -16,8 +16,8 @@ from simulator.config import load_config
 from simulator.data import make_weekly
 from simulator.engine import EngineResult, order_frame, run_engine
 from simulator.errors import ConfigError
-from strategies.rebalance import Resume, WeekRecord
-from tests.helpers import Scripted
+from strategies.rebalance import Resume
+from tests.helpers import Scripted, whole_and_resumed
 
 from .conftest import tiny_daily
 
@@ -174,14 +174,8 @@ def test_a_run_with_every_cost_resumed_week_by_week_equals_one_run(fill: str, ki
     def targets(week: pd.Timestamp, tickers: list[str]) -> dict[str, float]:
         return {t: w for t, w in plans[weeks.get_loc(week) % 2].items() if t in tickers}
 
-    decide = Scripted(targets)
-    kwargs: dict[str, Any] = {"cash": 10_000.0, "fill": fill, "slippage_kind": kind, **ALL_COSTS}
-    whole = run_engine(weekly, weeks, weeks, decide, **kwargs)
-    records: list[WeekRecord] = []
-    for week in weeks:
-        resume = records[-1].resume() if records else None
-        piece = pd.DatetimeIndex([week])
-        run_engine(weekly, piece, piece, decide, resume=resume, on_week=records.append, **kwargs)
+    settings = {"cash": 10_000.0, "fill": fill, "slippage_kind": kind, **ALL_COSTS}
+    whole, records = whole_and_resumed(weekly, Scripted(targets), **settings)
     assert [r.value for r in records] == whole.values.tolist()
     assert [r.cash for r in records[1:]] != [0.0] * (len(records) - 1)
     pd.testing.assert_frame_equal(order_frame([o for r in records for o in r.orders]), whole.orders)

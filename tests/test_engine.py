@@ -14,10 +14,9 @@ from simulator.config import load_config
 from simulator.data import make_weekly
 from simulator.engine import order_frame, run_engine
 from simulator.errors import StrategyError
-from strategies.rebalance import WeekRecord
 from strategies.rule import History, State
 from strategies.sizing import Limits
-from tests.helpers import Scripted
+from tests.helpers import Scripted, whole_and_resumed
 
 from .conftest import tiny_daily
 
@@ -225,14 +224,8 @@ def test_a_run_resumed_week_by_week_equals_one_run(fill: str) -> None:
     def targets(week: pd.Timestamp, tickers: list[str]) -> dict[str, float]:
         return {t: w for t, w in plans[weeks.get_loc(week) % 2].items() if t in tickers}
 
-    decide = Scripted(targets)
-    kwargs = {"cash": 10_000.0, "fill": fill, "commission": 0.002}
-    whole = run_engine(weekly, weeks, weeks, decide, **kwargs)  # type: ignore[arg-type]
-    records: list[WeekRecord] = []
-    for week in weeks:
-        resume = records[-1].resume() if records else None
-        piece = pd.DatetimeIndex([week])
-        run_engine(weekly, piece, piece, decide, resume=resume, on_week=records.append, **kwargs)  # type: ignore[arg-type]
+    settings = {"cash": 10_000.0, "fill": fill, "commission": 0.002}
+    whole, records = whole_and_resumed(weekly, Scripted(targets), **settings)
     assert records[2].holdings["B"][0] != 0  # B is held in its halted week 2, resumed from
     assert [r.value for r in records] == whole.values.tolist()
     rows = order_frame([o for r in records for o in r.orders])
@@ -380,15 +373,9 @@ def test_a_delisting_costs_commission_booked_the_week_after() -> None:
 @pytest.mark.parametrize("fill", ["close", "next_open"])
 def test_a_run_with_a_delisting_resumed_week_by_week_equals_one_run(fill: str) -> None:
     weekly = make_weekly(tiny_daily(DELISTING))
-    weeks = weekly.calendar
     decide = Scripted(lambda w, t: dict.fromkeys(t, 0.5))
-    kwargs = {"cash": 10_000.0, "fill": fill, "commission": 0.002}
-    whole = run_engine(weekly, weeks, weeks, decide, **kwargs)  # type: ignore[arg-type]
-    records: list[WeekRecord] = []
-    for week in weeks:
-        resume = records[-1].resume() if records else None
-        piece = pd.DatetimeIndex([week])
-        run_engine(weekly, piece, piece, decide, resume=resume, on_week=records.append, **kwargs)  # type: ignore[arg-type]
+    settings = {"cash": 10_000.0, "fill": fill, "commission": 0.002}
+    whole, records = whole_and_resumed(weekly, decide, **settings)
     assert "B" not in records[3].holdings  # closed in week 3, before its record
     assert [r.value for r in records] == whole.values.tolist()
     pd.testing.assert_frame_equal(order_frame([o for r in records for o in r.orders]), whole.orders)

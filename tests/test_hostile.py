@@ -26,7 +26,7 @@ import pandas as pd
 import pytest
 import tomli_w
 
-from tests.helpers import cli
+from tests.helpers import CHROMIUM, CHROMIUM_FLAGS, cli
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -935,7 +935,6 @@ def test_a_risk_free_series_that_ends_before_the_backtest_is_refused(
 
 # --- the tear sheet in a real browser --------------------------------------------------------
 
-CHROMIUM = Path("/usr/bin/chromium")  # Debian's package; `make test` installs it when missing
 #: A payload that marks the page if it ever runs: the DOM dump then shows the attribute.
 MARK = "document.body.setAttribute('data-pwned','1');document.title='pwned'"
 SCRIPTS = [
@@ -951,13 +950,7 @@ def render(page: Path, tmp_path: Path) -> tuple[str, list[str]]:
     profile = tmp_path / f"chromium-{page.parent.name[:8]}-{len(list(tmp_path.iterdir()))}"
     argv = [
         str(CHROMIUM),
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
+        *CHROMIUM_FLAGS,
         f"--user-data-dir={profile}",
         "--enable-logging=stderr",
         "--v=0",

@@ -34,6 +34,18 @@ N_WEEKS = 30
 RF_ANNUAL = 0.02
 STRATEGY = "lstm_signal"
 BENCHMARK = "SP500"
+#: The moderate profile as summary.json records it.
+MODERATE: dict[str, Any] = {
+    "name": "moderate",
+    "max_weight": 0.25,
+    "gross": 1.0,
+    "allow_short": False,
+    "horizon_weeks": 104,
+    "vol_target": 0.15,
+    "max_drawdown": None,
+    "exclude": [],
+    "weeks_bound": {},
+}
 DATA_NOTE = "weekly open/high/low formed from daily closes (open = first close of the week)"
 
 
@@ -396,17 +408,7 @@ def test_a_one_over_n_strategy_is_one_column_not_two() -> None:
     assert list(table.columns) == [BENCHMARK, "equal_weight"]
     with_profile = {
         **summary,
-        "profile": {
-            "name": "moderate",
-            "max_weight": 0.25,
-            "gross": 1.0,
-            "allow_short": False,
-            "horizon_weeks": 104,
-            "vol_target": 0.15,
-            "max_drawdown": None,
-            "exclude": [],
-            "weeks_bound": {},
-        },
+        "profile": dict(MODERATE),
     }
     # With a profile the strategy is 1/N under its limits: another series, its own column.
     assert list(table2(with_profile).columns) == [BENCHMARK, "1/N", "equal_weight"]
@@ -428,17 +430,7 @@ def test_an_edited_summary_is_one_line_naming_the_field(
     summary = _make_run_dir(tmp_path)
     c = {"weeks": 30, "sharpe": 1.0, "skew": 0.0, "kurtosis": 3.0, "psr": 0.9}
     summary["confidence"] = {"strategy": c}
-    summary["profile"] = {
-        "name": "moderate",
-        "max_weight": 0.25,
-        "gross": 1.0,
-        "allow_short": False,
-        "horizon_weeks": 104,
-        "vol_target": 0.15,
-        "max_drawdown": None,
-        "exclude": [],
-        "weeks_bound": {},
-    }
+    summary["profile"] = dict(MODERATE)
     summary["analytics"] = {
         "as_of": "2023-07-28",
         "window": 52,

@@ -222,6 +222,16 @@ def attention_figure(positions: list[Mapping[str, object]]) -> Figure:
     return _week_heatmap(columns, labels, weeks, cmap="Greys", limits=(0.0, None), unit="weight")
 
 
+def _short(label: str, most: int = 16) -> str:
+    """A tick label cut to ``most`` characters (a tampered file's long name would squeeze the
+    heatmap to nothing).
+
+    >>> _short("2024-01-05"), _short("x" * 20)
+    ('2024-01-05', 'xxxxxxxxxxxxxxx…')
+    """
+    return label if len(label) <= most else label[: most - 1] + "…"
+
+
 def _week_heatmap(
     columns: list[np.ndarray],
     labels: list[str],
@@ -236,9 +246,9 @@ def _week_heatmap(
     fig = Figure(figsize=(1.6 + 1.1 * grid.shape[1], 4.8), dpi=100, layout="constrained")
     ax = fig.subplots()
     image = ax.imshow(grid, aspect="auto", cmap=cmap, vmin=limits[0], vmax=limits[1])
-    ax.set_xticks(range(grid.shape[1]), labels, fontsize=8)
+    ax.set_xticks(range(grid.shape[1]), [_short(x) for x in labels], fontsize=8)
     rows = sorted({0, window // 2, window - 1})
-    ax.set_yticks(rows, [weeks[i] for i in rows], fontsize=8)
+    ax.set_yticks(rows, [_short(weeks[i]) for i in rows], fontsize=8)
     ax.set_ylabel("input week")
     fig.colorbar(image, ax=ax, label=unit)
     return fig

@@ -1021,6 +1021,39 @@ def test_tear_sheets_run_no_payload_in_a_real_browser(
     assert account in dom
 
 
+def test_the_explanations_section_runs_no_payload_in_a_real_browser(tmp_path: Path) -> None:
+    """Every string of explanations.json that reaches the tear sheet's Explanations section
+    (a tampered file: tickers, weeks, features, the seed) is a script payload; none runs."""
+    if not CHROMIUM.is_file():
+        pytest.skip(f"{CHROMIUM} is absent: `make test` installs Debian's chromium")
+    from simulator.report import standalone_page
+    from simulator.sections import explanations_html
+
+    position = {
+        "ticker": SCRIPTS[2],
+        "target": 0.3,
+        "prediction": 0.01,
+        "baseline_prediction": 0.0,
+        "input_weeks": [SCRIPTS[0]] * 3,
+        "attributions": [[0.001], [0.0], [-0.001]],
+        "attention": [0.2, 0.3, 0.5],
+    }
+    perm = {"feature": SCRIPTS[2], "mse": 0.1, "mse_shuffled": 0.2}
+    perm |= {"strategy_return": 0.1, "strategy_return_shuffled": 0.05}
+    doc = {
+        "week": SCRIPTS[0],
+        "features": [SCRIPTS[1]],
+        "positions": [position],
+        "permutation": {"seed": SCRIPTS[1], "weeks": SCRIPTS[0], "features": [perm]},
+    }
+    page = tmp_path / "explained" / "page.html"
+    page.parent.mkdir()
+    page.write_text(standalone_page(explanations_html(doc), title="t"), encoding="utf-8")
+    dom, console = render(page, tmp_path)
+    assert_no_payload_ran(dom, console, "t")
+    assert "Explanations" in dom
+
+
 # --- leftovers of killed runs ----------------------------------------------------------------
 
 

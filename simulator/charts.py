@@ -243,7 +243,9 @@ def _week_heatmap(
 ) -> Figure:
     grid = np.column_stack(columns)
     window = grid.shape[0]
-    fig = Figure(figsize=(1.6 + 1.1 * grid.shape[1], 4.8), dpi=100, layout="constrained")
+    # At least 5 inches wide: the week labels and the colour bar take about 3 of them.
+    width = max(5.0, 1.6 + 1.1 * grid.shape[1])
+    fig = Figure(figsize=(width, 4.8), dpi=100, layout="constrained")
     ax = fig.subplots()
     image = ax.imshow(grid, aspect="auto", cmap=cmap, vmin=limits[0], vmax=limits[1])
     ax.set_xticks(range(grid.shape[1]), [_short(x) for x in labels], fontsize=8)

@@ -49,7 +49,8 @@ def main() -> None:
     from simulator.backtest import run_backtest
     from simulator.config import load_config
     from simulator.data import load_daily, make_weekly
-    from simulator.explain import from_run, window_prices
+    from simulator.explain import from_run, window_inputs
+    from simulator.features import feature_panels
     from simulator.rundir import write_run
 
     overrides = [*DATA, "report.baselines=", *(QUICK if args.quick else [])]
@@ -61,17 +62,22 @@ def main() -> None:
     traded = from_run(run_dir, workspace)
     placed = traded.orders.dropna(subset=["date_submitted"])
     week = pd.Timestamp(placed.groupby("date_submitted").size().idxmax())
-    closes = make_weekly(load_daily(cfg.data, cfg.report.risk_free, workspace)).closes()
+    weekly = make_weekly(load_daily(cfg.data, cfg.report.risk_free, workspace))
+    closes, panels = weekly.closes(), feature_panels(weekly)
     rows = traded.forecasts[traded.forecasts["week"] == week]
     model = traded.load(str(rows["model_version"].iloc[0]))
     windows = {
-        t: window_prices(closes, week, t, model.spec.window) for t in sorted(set(rows["ticker"]))
+        t: window_inputs(model, closes, panels, week, t) for t in sorted(set(rows["ticker"]))
     }
-    inputs = {t: p.to_numpy(float) for t, p in windows.items() if p is not None}
-    explain_window(model.net_for(next(iter(inputs))), model.scalers[next(iter(inputs))],
-                   next(iter(inputs.values())))  # fmt: skip  # warm-up: Captum's import
+    inputs = {t: (w[0].to_numpy(float), w[1]) for t, w in windows.items() if w is not None}
+    first = next(iter(inputs))
+    explain_window(model.net_for(first), model.scalers[first], inputs[first][0],
+                   extras=inputs[first][1])  # fmt: skip  # warm-up: Captum's import
     start = time.perf_counter()
-    found = {t: explain_window(model.net_for(t), model.scalers[t], p) for t, p in inputs.items()}
+    found = {
+        t: explain_window(model.net_for(t), model.scalers[t], p, extras=x)
+        for t, (p, x) in inputs.items()
+    }
     seconds = time.perf_counter() - start
     progress("foliosim explain as a fresh process ...")
     begin = time.perf_counter()

@@ -31,6 +31,7 @@ import safetensors.torch
 from safetensors import SafetensorError
 
 from models.errors import IntegrityError, SpecError
+from models.features import DESCRIPTIONS
 from models.forecaster import POOLED, Forecaster, TrainingReport
 from models.net import FEEDFORWARD, WindowNet, make_net
 from models.spec import HEADS, ModelSpec
@@ -45,7 +46,7 @@ MANIFEST_FILES = ("config.json", "scaler.json")
 def feature_spec(spec: ModelSpec) -> dict[str, Any]:
     """What a network expects as input: checked when a version is loaded."""
     return {
-        "inputs": list(INPUTS),
+        "inputs": [*INPUTS, *(f"weekly_{f}" for f in spec.features[1:])],
         "window": spec.window,
         "target": TARGET,
         "scaling": spec.scaling,
@@ -141,6 +142,21 @@ def _fmt(value: Any, digits: int = 4) -> str:
     return "n/a" if value is None else f"{value:.{digits}g}"
 
 
+def _purpose(spec: ModelSpec) -> str:
+    if spec.loss == "sharpe":
+        return "position scores (a portfolio trained for its Sharpe ratio)"
+    return "forecaster of next week's adjusted close"
+
+
+def _loss(spec: ModelSpec) -> str:
+    if spec.loss == "sharpe":
+        return (
+            "Sharpe loss (the weekly Sharpe ratio of the portfolio its scores size into, cap "
+            "1/3, gross 1, shorts on; models.portfolio)"
+        )
+    return "MSE loss"
+
+
 def model_card(
     model: Forecaster, report: TrainingReport, source: dict[str, Any] | None = None
 ) -> str:
@@ -149,8 +165,9 @@ def model_card(
     lines = [
         f"# {spec.name}",
         "",
-        f"{ARCH_TITLES[spec.arch]} forecaster of next week's adjusted close from the last "
-        f"{spec.window} weekly closes (foliosim). Research use: it is not investment advice.",
+        f"{ARCH_TITLES[spec.arch]} {_purpose(spec)} from the last {spec.window} weeks of "
+        f"{', '.join(DESCRIPTIONS[f] for f in spec.features)} (foliosim). Research use: it is "
+        "not investment advice.",
         "",
         "## Data",
         f"- Tickers: {', '.join(model.tickers)}",
@@ -167,7 +184,8 @@ def model_card(
         f"- Architecture: `{spec.arch}`, {architecture(spec)}",
         f"- Mode: {spec.mode}; preset: {spec.preset}",
         f"- Scaling: {spec.scaling}; optimiser {spec.optimizer} (lr {spec.lr}, weight decay "
-        f"{spec.weight_decay}), batch {spec.batch}, MSE loss",
+        f"{spec.weight_decay}), batch {spec.batch}, {_loss(spec)}",
+        f"- Inputs: {', '.join(spec.features)} (each standardised on the training split)",
         f"- Early stopping: patience {spec.patience}, at most {spec.max_epochs} epochs, "
         f"validation fraction {spec.val_fraction}, seed {spec.seed}",
         "",
@@ -182,7 +200,14 @@ def model_card(
         )
     lines += ["", "## Test split (weeks after the training window)"]
     per = report.metrics.get("per_ticker", {})
-    if not per:
+    portfolio = report.metrics.get("portfolio")
+    if portfolio is not None:
+        lines.append(
+            f"The scores are not forecasts, so no forecast error is given. The sized portfolio "
+            f"over the {portfolio['test_weeks']} test weeks: annualised Sharpe ratio "
+            f"{_fmt(portfolio['test_sharpe'], 3)} ({portfolio['limits']}, no costs)."
+        )
+    elif not per:
         lines.append("No test weeks: the data ends at the training window's end.")
     else:
         lines += [

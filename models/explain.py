@@ -5,10 +5,12 @@ feature) of its input window with Captum's Integrated Gradients (Sundararajan, T
 2017), integrating the gradient along the straight path from a baseline input to the real one.
 
 - **Baseline**: a flat price history, every week of the window at the window's last close (a
-  market that stood still for ``window`` weeks). With ``window`` scaling its network input is
-  ``(0 - in_mean) / in_std`` in every step; with ``ticker`` scaling it is the last close's
-  standardised level. ``baseline_prediction`` is the forecast the network makes for it: the
-  attributions say how the path the prices actually took moved the forecast away from it.
+  market that stood still for ``window`` weeks), and every other feature (volume, index,
+  rate, range) at its training-split mean in every week (scaled input 0). With ``window``
+  scaling the closes' network input is ``(0 - in_mean) / in_std`` in every step; with
+  ``ticker`` scaling it is the last close's standardised level. ``baseline_prediction`` is
+  the forecast the network makes for it: the attributions say how the path the prices (and
+  the other features) actually took moved the forecast away from it.
 - **Units**: everything is a next-week return (a fraction). The network's output is mapped to
   a return by an affine map fixed by the window (``out * out_std + out_mean``, divided by the
   last close and minus one for ``ticker`` scaling), so the attributions of the output are
@@ -74,10 +76,20 @@ def baseline_prices(prices: np.ndarray) -> np.ndarray:
     return np.full_like(prices, prices[-1])
 
 
+def _channels(inputs: np.ndarray) -> np.ndarray:
+    """Network inputs as ``(batch, window, n_features)`` (a closes-only input has one)."""
+    return inputs[..., None] if inputs.ndim == 2 else inputs
+
+
 def explain_window(
-    net: nn.Module, scaler: Scaler, prices: np.ndarray, tol: float = TOLERANCE
+    net: nn.Module,
+    scaler: Scaler,
+    prices: np.ndarray,
+    tol: float = TOLERANCE,
+    extras: np.ndarray | None = None,
 ) -> Explanation:
-    """Integrated Gradients of ``net``'s predicted return for one ``(window,)`` price window."""
+    """Integrated Gradients of ``net``'s predicted return for one ``(window,)`` price window
+    (and ``extras``, its other features' ``(window, n_extra)`` raw values)."""
     from captum.attr import IntegratedGradients
 
     prices = np.asarray(prices, dtype=np.float64)
@@ -89,16 +101,23 @@ def explain_window(
     intercept = scaler.out_mean if scaler.kind == "window" else scaler.out_mean / prices[-1] - 1.0
     double = copy.deepcopy(net).double().eval()
 
-    def returns(x: torch.Tensor) -> torch.Tensor:  # (batch, window, features) -> (batch,)
-        return double(x[..., 0]) * slope + intercept
+    def net_input(x: torch.Tensor) -> torch.Tensor:  # a closes-only net reads (batch, window)
+        return x if scaler.extra else x[..., 0]
 
-    x = torch.from_numpy(scaler.inputs(rows, np.float64))[..., None]
-    base = torch.from_numpy(scaler.inputs(baseline_prices(prices)[None, :], np.float64))[..., None]
+    def returns(x: torch.Tensor) -> torch.Tensor:  # (batch, window, features) -> (batch,)
+        return double(net_input(x)) * slope + intercept
+
+    more = None if extras is None else np.asarray(extras, dtype=np.float64)[None]
+    x = torch.from_numpy(_channels(scaler.inputs(rows, np.float64, more)))
+    flat = _channels(scaler.inputs(baseline_prices(prices)[None, :], np.float64))
+    base_np = np.zeros_like(x.numpy())
+    base_np[..., :1] = flat  # the closes flat; every other feature at its training mean (0)
+    base = torch.from_numpy(base_np)
     attend = getattr(double, "attention", None)
     with torch.no_grad():
         prediction = float(returns(x)[0])
         baseline_prediction = float(returns(base)[0])
-        attention = attend(x[..., 0])[0].numpy() if callable(attend) else None
+        attention = attend(net_input(x))[0].numpy() if callable(attend) else None
     ig = IntegratedGradients(returns)
     for steps in STEPS:
         attr = ig.attribute(x, baselines=base, n_steps=steps, method="gausslegendre")

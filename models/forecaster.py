@@ -1,5 +1,5 @@
-"""Training forecasters (any :mod:`models.net` architecture) on weekly closes and predicting
-next week's returns.
+"""Training forecasters (any :mod:`models.net` architecture) on weekly closes (and the other
+features of :mod:`models.features`) and predicting next week's returns.
 
 :func:`train` is the offline entry point (windows, splits, scalers, the training loop, test
 metrics); :class:`Forecaster` is what it returns and what the registry loads back: it predicts
@@ -20,8 +20,10 @@ import pandas as pd
 import torch
 
 from models.errors import TrainingDataError, did_you_mean
+from models.features import Panels, panel_array, select_panels
 from models.metrics import compare
 from models.net import WindowNet, make_net
+from models.portfolio import fit_sharpe, test_sharpe
 from models.spec import ModelSpec
 from models.train import FitResult, fit
 from models.windows import (
@@ -126,19 +128,25 @@ def model_seed(seed: int, key: str) -> int:
     return (seed * 1_000_003 + zlib.crc32(key.encode())) % 2**63
 
 
-def data_fingerprint(closes: pd.DataFrame) -> str:
-    """sha256 of weekly closes (tickers sorted, week stamps and float64 values).
+def data_fingerprint(closes: pd.DataFrame, panels: Panels | None = None) -> str:
+    """sha256 of weekly closes (tickers sorted, week stamps and float64 values), and of the
+    other features' panels given (each cut to the closes' weeks; none: the closes' digest).
 
     >>> f = pd.DataFrame({"A": [1.0, 2.0]}, index=pd.to_datetime(["2024-01-05", "2024-01-12"]))
     >>> data_fingerprint(f)[:12]
     'cab6be508705'
     """
     digest = hashlib.sha256()
-    for ticker in sorted(closes.columns):
-        col = closes[ticker].dropna()
-        digest.update(str(ticker).encode() + b"\0")
-        digest.update(col.index.to_numpy(dtype="datetime64[ns]").astype(np.int64).tobytes())
-        digest.update(col.to_numpy(dtype=np.float64).tobytes())
+    given = dict(panels or {})
+    frames = [("", closes)] + [(name, given[name].reindex(closes.index)) for name in sorted(given)]
+    for name, frame in frames:
+        if name:
+            digest.update(b"\1feature " + name.encode() + b"\0")
+        for ticker in sorted(frame.columns):
+            col = frame[ticker].dropna()
+            digest.update(str(ticker).encode() + b"\0")
+            digest.update(col.index.to_numpy(dtype="datetime64[ns]").astype(np.int64).tobytes())
+            digest.update(col.to_numpy(dtype=np.float64).tobytes())
     return digest.hexdigest()
 
 
@@ -181,26 +189,19 @@ class Forecaster:
                 f"{', '.join(self.tickers)}. Train a model on these tickers or drop them"
             )
 
-    def forecast(
-        self, closes: pd.DataFrame, as_of: Any, tickers: Sequence[str] | None = None
-    ) -> pd.DataFrame:
-        """Predicted next-week close and return per ticker from closes up to ``as_of``.
+    def inputs(
+        self,
+        closes: pd.DataFrame,
+        as_of: Any,
+        tickers: Sequence[str] | None = None,
+        features: Panels | None = None,
+    ) -> tuple[pd.Timestamp, list[str], np.ndarray, np.ndarray | None, np.ndarray]:
+        """The input windows of a forecast at ``as_of`` (see :meth:`forecast`).
 
-        Parameters
-        ----------
-        closes
-            Weekly closes ``(n_weeks, n_tickers)`` indexed by week stamp; NaN = no bar.
-            Rows after ``as_of`` are ignored, so passing more data changes nothing.
-        as_of
-            The decision date; the window ends at the last week stamp on or before it.
-        tickers
-            Default: the model's tickers present in ``closes``.
-
-        Returns
-        -------
-        DataFrame indexed by ticker with ``week`` (the window's last week), ``last_close``,
-        ``predicted_close`` and ``predicted_return`` (a fraction). A ticker without a bar in
-        each of the ``window`` weeks up to ``week`` gets NaN predictions.
+        Returns ``(week, names, prices (n, window), extras (n, window, n_extra) or None,
+        complete (n,))``: the window's last week, the tickers, their closes and other
+        features' raw values over the ``window`` weeks up to ``week``, and whether each
+        ticker has every value of its window (only those get a forecast).
         """
         stamp = pd.Timestamp(as_of)
         names = list(tickers) if tickers is not None else [t for t in self.tickers if t in closes]
@@ -218,41 +219,122 @@ class Forecaster:
                 f"{stamp.date()}; load data up to {stamp.date()}"
             )
         window = past.tail(self.spec.window).to_numpy(dtype=np.float64).T  # (tickers, window)
-        complete = (
-            np.isfinite(window).all(axis=1)
-            if len(past) >= self.spec.window
-            else np.zeros(len(names), bool)
-        )
-        predicted = np.full(len(names), np.nan)
+        enough = len(past) >= self.spec.window
+        complete = np.isfinite(window).all(axis=1) if enough else np.zeros(len(names), bool)
+        extras = None
+        if len(self.spec.features) > 1:
+            rows = past.tail(self.spec.window)
+            per_ticker = [panel_array(features, self.spec.features, rows, t) for t in names]
+            # (tickers, window, n_extra); rows after as_of are never read
+            extras = np.stack([a for a in per_ticker if a is not None])
+            if enough:
+                complete &= np.isfinite(extras).all(axis=(1, 2))
+        return week, names, window, extras, complete
+
+    def predict_windows(
+        self, names: Sequence[str], prices: np.ndarray, extras: np.ndarray | None
+    ) -> np.ndarray:
+        """Predicted next-week returns of complete windows (``(n, window)`` closes and
+        ``(n, window, n_extra)`` other features), one per name.
+
+        With the Sharpe loss the network's outputs are position scores: they are centred over
+        the names given (as the loss centres a week's tickers) and put in return units with
+        the scaler's return deviation, so the sizing rule turns them into the weights the
+        network was trained to hold.
+        """
+        out = np.empty(len(names))
         for i, ticker in enumerate(names):
-            if complete[i]:
-                rows = window[i : i + 1]
-                predicted[i] = _predict_prices(self.net_for(ticker), self.scalers[ticker], rows)[0]
+            rows = prices[i : i + 1]
+            more = None if extras is None else extras[i : i + 1]
+            net, scaler = self.net_for(ticker), self.scalers[ticker]
+            if self.spec.loss == "sharpe":
+                out[i] = _outputs(net, scaler, rows, more)[0]
+            else:
+                out[i] = _predict_prices(net, scaler, rows, more)[0] / rows[0, -1] - 1.0
+        if self.spec.loss == "sharpe" and len(names):
+            out = (out - out.mean()) * self.scalers[names[0]].out_std
+        return out
+
+    def forecast(
+        self,
+        closes: pd.DataFrame,
+        as_of: Any,
+        tickers: Sequence[str] | None = None,
+        features: Panels | None = None,
+    ) -> pd.DataFrame:
+        """Predicted next-week close and return per ticker from data up to ``as_of``.
+
+        Parameters
+        ----------
+        closes
+            Weekly closes ``(n_weeks, n_tickers)`` indexed by week stamp; NaN = no bar.
+            Rows after ``as_of`` are ignored, so passing more data changes nothing.
+        as_of
+            The decision date; the window ends at the last week stamp on or before it.
+        tickers
+            Default: the model's tickers present in ``closes``.
+        features
+            The raw panels of the model's features besides ``close``
+            (:mod:`models.features`), on ``closes``' weeks; rows after ``as_of`` are ignored.
+
+        Returns
+        -------
+        DataFrame indexed by ticker with ``week`` (the window's last week), ``last_close``,
+        ``predicted_close`` and ``predicted_return`` (a fraction). A ticker without every
+        value of its ``window`` weeks up to ``week`` gets NaN predictions. A Sharpe-loss
+        model's ``predicted_return`` is its centred position score (:meth:`predict_windows`).
+        """
+        week, names, window, extras, complete = self.inputs(closes, as_of, tickers, features)
+        predicted = np.full(len(names), np.nan)
+        if complete.any():
+            ok = np.flatnonzero(complete)
+            predicted[ok] = self.predict_windows(
+                [names[i] for i in ok], window[ok], None if extras is None else extras[ok]
+            )
         last = window[:, -1] if window.size else np.full(len(names), np.nan)
         return pd.DataFrame(
             {
                 "week": week,
                 "last_close": last,
-                "predicted_close": predicted,
-                "predicted_return": predicted / last - 1.0,
+                "predicted_close": last * (1.0 + predicted),
+                "predicted_return": predicted,
             },
             index=pd.Index(names, name="ticker"),
         )
 
     def predict(
-        self, closes: pd.DataFrame, as_of: Any, tickers: Sequence[str] | None = None
+        self,
+        closes: pd.DataFrame,
+        as_of: Any,
+        tickers: Sequence[str] | None = None,
+        features: Panels | None = None,
     ) -> pd.Series:
         """Predicted next-week returns (fractions) per ticker; see :meth:`forecast`."""
-        return self.forecast(closes, as_of, tickers)["predicted_return"]
+        return self.forecast(closes, as_of, tickers, features)["predicted_return"]
 
 
-def _predict_prices(net: WindowNet, scaler: Scaler, prices: np.ndarray) -> np.ndarray:
+def _outputs(
+    net: WindowNet, scaler: Scaler, prices: np.ndarray, extras: np.ndarray | None = None
+) -> np.ndarray:
+    """The network's raw outputs for ``(n, window)`` windows."""
+    with torch.inference_mode():
+        return net(torch.from_numpy(scaler.inputs(prices, extras=extras))).numpy()
+
+
+def _predict_prices(
+    net: WindowNet, scaler: Scaler, prices: np.ndarray, extras: np.ndarray | None = None
+) -> np.ndarray:
     """Predicted next-week closes for ``(n, window)`` windows of prices."""
     if len(prices) == 0:
         return np.empty(0)
-    with torch.inference_mode():
-        out = net(torch.from_numpy(scaler.inputs(prices))).numpy()
-    return scaler.price(prices, out)
+    return scaler.price(prices, _outputs(net, scaler, prices, extras))
+
+
+def _extras(w: Windows, spec: ModelSpec) -> np.ndarray:
+    """The other features' windows of ``w`` (a model with ``spec.features`` beyond close)."""
+    if w.extras is None:
+        raise TrainingDataError(f"{w.ticker}: no values of {', '.join(spec.features[1:])}")
+    return w.extras
 
 
 def _first_input_week(weeks: pd.DatetimeIndex, w: Windows, window: int) -> pd.Timestamp:
@@ -277,10 +359,11 @@ def train(
     train_end: Any,
     progress: TrainProgress | None = None,
     *,
+    features: Panels | None = None,
     scaler_end: Any = None,
     validate_through: Any = None,
 ) -> tuple[Forecaster, TrainingReport]:
-    """Train the networks of ``spec`` on weekly closes up to ``train_end``.
+    """Train the networks of ``spec`` on weekly closes (and features) up to ``train_end``.
 
     Parameters
     ----------
@@ -292,6 +375,9 @@ def train(
         rows the scalers see.
     train_end
         The last week whose close the model may see.
+    features
+        The raw panels of ``spec.features`` besides ``close`` (:mod:`models.features`), each
+        ``(n_weeks, n_tickers)`` on the closes' weeks. A window needs each value of its weeks.
     scaler_end
         A deliberate leak for the leak audit only (``foliosim audit``'s ``scaler_full``): fit
         the scalers on every window whose target week is up to this date, test weeks included,
@@ -307,7 +393,17 @@ def train(
     end = pd.Timestamp(train_end)
     set_threads(spec.threads, spec.hidden)
     tickers = [str(t) for t in closes.columns]
-    windows = {t: make_windows(closes[t].rename(t), spec.window) for t in tickers}
+    if spec.loss == "sharpe" and len(tickers) < 2:
+        raise TrainingDataError(
+            f"model.loss = 'sharpe' sizes a portfolio of the universe's tickers each week, and "
+            f"the data has one ({tickers[0]}); add tickers or use model.loss = 'mse'"
+        )
+    windows = {
+        t: make_windows(
+            closes[t].rename(t), spec.window, panel_array(features, spec.features, closes, t)
+        )
+        for t in tickers
+    }
     seen = {t: w.take(np.asarray(w.target_week <= end)) for t, w in windows.items()}
     test = {t: w.take(np.asarray(w.target_week > end)) for t, w in windows.items()}
     for t in tickers:
@@ -343,22 +439,53 @@ def train(
             )
 
     if spec.mode == "pooled" and spec.scaling == "window":
+        extras = None
+        if len(spec.features) > 1:
+            extras = np.concatenate([_extras(fit_on[t], spec) for t in tickers])
         shared = fit_scaler(
             "window",
             np.concatenate([fit_on[t].inputs for t in tickers]),
             np.concatenate([fit_on[t].target for t in tickers]),
             "pooled",
+            extras,
+            spec.features,
         )
         scalers = dict.fromkeys(tickers, shared)
     else:
         scalers = {
-            t: fit_scaler(spec.scaling, fit_on[t].inputs, fit_on[t].target, t) for t in tickers
+            t: fit_scaler(
+                spec.scaling,
+                fit_on[t].inputs,
+                fit_on[t].target,
+                t,
+                fit_on[t].extras,
+                spec.features,
+            )
+            for t in tickers
         }
 
     def tensors(parts: dict[str, Windows], names: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
-        x = np.concatenate([scalers[t].inputs(parts[t].inputs) for t in names])
+        x = np.concatenate(
+            [scalers[t].inputs(parts[t].inputs, extras=parts[t].extras) for t in names]
+        )
         y = np.concatenate([scalers[t].target(parts[t].inputs, parts[t].target) for t in names])
         return torch.from_numpy(x), torch.from_numpy(y)
+
+    def weeks(parts: dict[str, Windows]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The Sharpe loss's form: ``(x (weeks, tickers, ...), mask, returns)`` by decision
+        week (every ticker's windows with a decision in ``parts``)."""
+        stamps = pd.DatetimeIndex(sorted(set().union(*(set(parts[t].as_of) for t in tickers))))
+        shape = (len(stamps), len(tickers), spec.window)
+        x = np.zeros(shape + ((len(spec.features),) if len(spec.features) > 1 else ()), np.float32)
+        mask = np.zeros(shape[:2], bool)
+        returns = np.zeros(shape[:2], np.float32)
+        for j, t in enumerate(tickers):
+            w = parts[t]
+            rows = stamps.get_indexer(w.as_of)
+            x[rows, j] = scalers[t].inputs(w.inputs, extras=w.extras)
+            mask[rows, j] = True
+            returns[rows, j] = w.target / w.inputs[:, -1] - 1.0
+        return torch.from_numpy(x), torch.from_numpy(mask), torch.from_numpy(returns)
 
     groups = {POOLED: tickers} if spec.mode == "pooled" else {t: [t] for t in tickers}
     nets: dict[str, WindowNet] = {}
@@ -376,9 +503,13 @@ def train(
             if progress is not None:
                 progress(TrainEvent(key, index, total, epoch, spec.max_epochs, tl, vl))
 
-        result = fit(
-            net, tensors(train_part, names), tensors(val_part, names), spec, generator, on_epoch
-        )
+        if spec.loss == "sharpe":
+            result = fit_sharpe(net, weeks(train_part), weeks(val_part), spec, generator, on_epoch)
+        else:
+            result = fit(
+                net, tensors(train_part, names), tensors(val_part, names), spec, generator,
+                on_epoch,
+            )  # fmt: skip
         nets[key], fits[key] = net, result
         if progress is not None:
             progress(TrainEvent(key, index, total, result.epochs, spec.max_epochs, result=result))
@@ -392,14 +523,18 @@ def train(
             _first_input_week(pd.DatetimeIndex(closes.index), seen[t], spec.window) for t in tickers
         ),
         train_end=max(seen[t].target_week[-1] for t in tickers),
-        data_fingerprint=data_fingerprint(closes.loc[:end]),
+        data_fingerprint=data_fingerprint(closes.loc[:end], select_panels(features, spec.features)),
     )
     rows = []
     per_ticker: dict[str, Any] = {}
+    sharpe = spec.loss == "sharpe"
     for t in tickers:
         w = test[t]
-        predicted = _predict_prices(model.net_for(t), scalers[t], w.inputs)
-        if len(w):
+        if sharpe:  # scores, centred week by week below: not forecasts to score
+            predicted = _outputs(model.net_for(t), scalers[t], w.inputs, w.extras)
+        else:
+            predicted = _predict_prices(model.net_for(t), scalers[t], w.inputs, w.extras)
+        if len(w) and not sharpe:
             per_ticker[t] = compare(w.inputs[:, -1], w.target, predicted)
         rows.append(
             pd.DataFrame(
@@ -415,7 +550,21 @@ def train(
         )
     test_frame = pd.concat(rows, ignore_index=True)
     metrics: dict[str, Any] = {"per_ticker": per_ticker, "all": {}}
-    if len(test_frame):
+    if sharpe:
+        # Each test week's scores centred over its tickers and put in return units, as
+        # Forecaster.forecast does; the portfolio's Sharpe ratio over the test weeks.
+        if len(test_frame):
+            scores = test_frame.groupby("as_of")["predicted_close"].transform(
+                lambda v: (v - v.mean()) * scalers[tickers[0]].out_std
+            )
+            test_frame["predicted_close"] = test_frame["last_close"] * (1.0 + scores)
+        test_weeks = weeks(test)
+        metrics["portfolio"] = {
+            "test_sharpe": test_sharpe(nets[POOLED], *test_weeks),
+            "test_weeks": len(test_weeks[1]),
+            "limits": "cap 1/3, gross 1, shorts on",
+        }
+    elif len(test_frame):
         metrics["all"] = compare(
             test_frame["last_close"].to_numpy(),
             test_frame["actual_close"].to_numpy(),

@@ -25,17 +25,23 @@ from models.spec import HEADS, ModelSpec
 
 
 class WindowNet(nn.Module):
-    """A forecaster network: ``forward`` maps ``(batch, window)`` float32 scaled prices to
+    """A forecaster network: ``forward`` maps ``(batch, window)`` float32 scaled prices (a
+    closes-only model) or ``(batch, window, n_features)`` scaled features (closes first) to
     ``(batch,)`` scaled next-week predictions. No state besides its parameters."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
 
-def _lstm(hidden: int, layers: int, dropout: float) -> nn.LSTM:
-    """torch's fused LSTM over one input feature (oneDNN on CPU)."""
+def _steps(x: torch.Tensor) -> torch.Tensor:
+    """``(batch, window)`` or ``(batch, window, n_features)`` -> ``(batch, window, n)``."""
+    return x.unsqueeze(-1) if x.dim() == 2 else x
+
+
+def _lstm(hidden: int, layers: int, dropout: float, n_features: int) -> nn.LSTM:
+    """torch's fused LSTM over ``n_features`` inputs per week (oneDNN on CPU)."""
     return nn.LSTM(
-        input_size=1,
+        input_size=n_features,
         hidden_size=hidden,
         num_layers=layers,
         dropout=dropout if layers > 1 else 0.0,
@@ -49,13 +55,13 @@ class LSTMForecaster(WindowNet):
     ``forward``: ``(batch, window)`` float32 -> ``(batch,)`` scaled next-week prediction.
     """
 
-    def __init__(self, hidden: int, layers: int, dropout: float = 0.0) -> None:
+    def __init__(self, hidden: int, layers: int, dropout: float = 0.0, n_features: int = 1) -> None:
         super().__init__()
-        self.lstm = _lstm(hidden, layers, dropout)
+        self.lstm = _lstm(hidden, layers, dropout, n_features)
         self.head = nn.Linear(hidden, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out, _ = self.lstm(x.unsqueeze(-1))
+        out, _ = self.lstm(_steps(x))
         return self.head(out[:, -1]).squeeze(-1)
 
 
@@ -71,9 +77,9 @@ class AttentionLSTM(WindowNet):
     :meth:`attention`: ``(batch, window)`` -> ``(batch, window)`` weights.
     """
 
-    def __init__(self, hidden: int, layers: int, dropout: float = 0.0) -> None:
+    def __init__(self, hidden: int, layers: int, dropout: float = 0.0, n_features: int = 1) -> None:
         super().__init__()
-        self.lstm = _lstm(hidden, layers, dropout)
+        self.lstm = _lstm(hidden, layers, dropout, n_features)
         self.w = nn.Linear(hidden, hidden, bias=False)
         self.u = nn.Linear(hidden, hidden)
         self.v = nn.Linear(hidden, 1, bias=False)
@@ -81,7 +87,7 @@ class AttentionLSTM(WindowNet):
 
     def _attend(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(weights (batch, T), context (batch, H), last hidden state (batch, H))``."""
-        out, _ = self.lstm(x.unsqueeze(-1))  # (batch, T, H)
+        out, _ = self.lstm(_steps(x))  # (batch, T, H)
         last = out[:, -1]
         scores = self.v(torch.tanh(self.w(out) + self.u(last).unsqueeze(1))).squeeze(-1)
         weights = torch.softmax(scores, dim=1)
@@ -98,7 +104,8 @@ class AttentionLSTM(WindowNet):
         Parameters
         ----------
         x
-            ``(batch, window)`` float32 scaled inputs, as ``forward`` takes them (e.g.
+            ``(batch, window)`` (or ``(batch, window, n_features)``) float32 scaled inputs,
+            as ``forward`` takes them (e.g.
             ``torch.from_numpy(scaler.inputs(prices))``).
 
         Returns
@@ -133,7 +140,8 @@ FEEDFORWARD = 2
 class TransformerForecaster(WindowNet):
     """A small transformer encoder over the window, one linear head on the last position.
 
-    Each week's scaled price is projected to ``d_model`` (``nn.Linear(1, d_model)``), the
+    Each week's scaled features are projected to ``d_model`` (``nn.Linear(n_features,
+    d_model)``), the
     sinusoidal encoding of its position (:func:`positions`) is added, and ``layers``
     pre-norm encoder layers follow (:data:`~models.spec.HEADS` attention heads, feed-forward
     width ``FEEDFORWARD * d_model``, ReLU, ``dropout``; every week attends to every week of
@@ -143,9 +151,11 @@ class TransformerForecaster(WindowNet):
     ``forward``: ``(batch, window)`` float32 -> ``(batch,)``.
     """
 
-    def __init__(self, d_model: int, layers: int, dropout: float, window: int) -> None:
+    def __init__(
+        self, d_model: int, layers: int, dropout: float, window: int, n_features: int = 1
+    ) -> None:
         super().__init__()
-        self.embed = nn.Linear(1, d_model)
+        self.embed = nn.Linear(n_features, d_model)
         # Not a parameter and not stored: rebuilt from the spec's window and d_model.
         self.register_buffer("pe", positions(window, d_model), persistent=False)
         layer = nn.TransformerEncoderLayer(
@@ -164,15 +174,16 @@ class TransformerForecaster(WindowNet):
         self.head = nn.Linear(d_model, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        tokens = self.embed(x.unsqueeze(-1)) + self.pe
+        tokens = self.embed(_steps(x)) + self.pe
         return self.head(self.encoder(tokens)[:, -1]).squeeze(-1)
 
 
 def make_net(spec: ModelSpec) -> WindowNet:
     """The untrained network of ``spec`` (``spec.arch``), initialised from torch's global RNG
     (seed it first for reproducible weights)."""
+    n = len(spec.features)
     if spec.arch == "transformer":
-        return TransformerForecaster(spec.hidden, spec.layers, spec.dropout, spec.window)
+        return TransformerForecaster(spec.hidden, spec.layers, spec.dropout, spec.window, n)
     if spec.arch == "lstm_attention":
-        return AttentionLSTM(spec.hidden, spec.layers, spec.dropout)
-    return LSTMForecaster(spec.hidden, spec.layers, spec.dropout)
+        return AttentionLSTM(spec.hidden, spec.layers, spec.dropout, n)
+    return LSTMForecaster(spec.hidden, spec.layers, spec.dropout, n)

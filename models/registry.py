@@ -436,7 +436,7 @@ class Registry:
                     client.finalize_logged_model(logged.model_id, "READY")
                     if not client.search_registered_models(f"name = '{name}'"):
                         client.create_registered_model(
-                            name, description=f"foliosim LSTM forecaster {name}"
+                            name, description=f"foliosim forecaster {name}"
                         )
                     version = client.create_model_version(
                         name,
@@ -444,7 +444,7 @@ class Registry:
                         run_id=run_id,
                         tags=tags,
                         model_id=logged.model_id,
-                        description=f"{model.spec.mode} {model.spec.preset} LSTM, "
+                        description=f"{model.spec.mode} {model.spec.preset} {model.spec.arch}, "
                         f"trained up to {tags['train_end']}",
                     )
                 except BaseException:

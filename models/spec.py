@@ -12,15 +12,19 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from models.errors import SpecError, did_you_mean
+from models.features import check_features
 from models.names import MODEL_NAME
 
 Mode = Literal["per_ticker", "pooled"]
 Scaling = Literal["window", "ticker"]
 Optimizer = Literal["adam", "adamw"]
 Arch = Literal["lstm", "lstm_attention", "transformer"]
+Loss = Literal["mse", "sharpe"]
 
 #: The network architectures (:func:`models.net.make_net` builds them).
 ARCHS: tuple[Arch, ...] = ("lstm", "lstm_attention", "transformer")
+#: The training losses (:mod:`models.train` and :mod:`models.portfolio`).
+LOSSES: tuple[Loss, ...] = ("mse", "sharpe")
 #: Attention heads of the transformer; its ``d_model`` (``hidden``) must be a multiple.
 HEADS = 4
 
@@ -79,11 +83,20 @@ class ModelSpec:
         The network (:mod:`models.net`): ``lstm`` (stacked LSTM, a linear head on the last
         hidden state), ``lstm_attention`` (the same LSTM with additive attention over the
         window) or ``transformer`` (an encoder with :data:`HEADS` heads).
+    features
+        The inputs, in the order of :data:`models.features.FEATURES` (``close`` always
+        among them): one input channel each, see :mod:`models.features`.
+    loss
+        ``mse``: each network minimises the mean squared error of its next-week forecast.
+        ``sharpe``: one pooled network's outputs are sized into portfolio weights each week
+        by a differentiable copy of the LSTM-signal sizing rule, and it maximises the Sharpe
+        ratio of that portfolio over the training weeks (:mod:`models.portfolio`); it needs
+        ``mode = "pooled"`` and two or more tickers.
     hidden, layers, dropout
         Network size: the LSTM's hidden units and layers, or the transformer's ``d_model``
         (a multiple of :data:`HEADS`) and encoder layers; dropout between layers.
     optimizer, lr, weight_decay, batch
-        Training; the loss is MSE on the scaled target.
+        Training (``batch``: windows per step for ``mse``, weeks per step for ``sharpe``).
     max_epochs, patience
         Early stopping on validation loss: stop after ``patience`` epochs without improvement
         and restore the best weights.
@@ -104,6 +117,8 @@ class ModelSpec:
     scaling: Scaling = "window"
     window: int = 24
     arch: Arch = "lstm"
+    features: tuple[str, ...] = ("close",)
+    loss: Loss = "mse"
     hidden: int = 256
     layers: int = 2
     dropout: float = 0.0
@@ -128,6 +143,23 @@ class ModelSpec:
             raise SpecError(
                 f"unknown model.arch {self.arch!r}{did_you_mean(str(self.arch), ARCHS)}: use "
                 f"one of {', '.join(ARCHS)}"
+            )
+        # Canonical order (and a tuple, as a list may come from a config or a stored spec).
+        object.__setattr__(self, "features", check_features(self.features))
+        if self.loss not in LOSSES:
+            raise SpecError(
+                f"unknown model.loss {self.loss!r}{did_you_mean(str(self.loss), LOSSES)}: use "
+                f"one of {', '.join(LOSSES)}"
+            )
+        if self.loss == "sharpe" and self.mode != "pooled":
+            raise SpecError(
+                "model.loss = 'sharpe' trains one pooled network for the universe (it sizes "
+                "every ticker of a week together); set model.mode = 'pooled' or leave it out"
+            )
+        if self.loss == "sharpe" and self.scaling != "window":
+            raise SpecError(
+                "model.loss = 'sharpe' needs model.scaling = 'window' (one scaler for every "
+                "ticker, so that scores of different tickers compare)"
             )
         checks: list[tuple[str, bool, str]] = [
             ("mode", self.mode in ("per_ticker", "pooled"), "'per_ticker' or 'pooled'"),
@@ -176,6 +208,8 @@ class ModelSpec:
         if unknown:
             raise SpecError(f"unknown model field {unknown[0]!r}{did_you_mean(unknown[0], known)}")
         given = {k: v for k, v in fields.items() if v is not None}
+        if given.get("loss") == "sharpe":
+            given.setdefault("mode", "pooled")  # the Sharpe loss sizes every ticker together
         arch_changes = ARCH_PRESETS.get((preset, given.get("arch", "lstm")), {})
         values = {**PRESETS[preset], **arch_changes, **given}
         return cls(name=name, preset=preset, **values)
@@ -183,17 +217,22 @@ class ModelSpec:
     def to_dict(self) -> dict[str, Any]:
         """The stored form (``config.json``, the registry's ``spec_sha256``).
 
-        ``arch`` is left out when it is ``lstm``: specs stored before architectures existed
-        have no ``arch`` and load as ``lstm`` (:meth:`from_dict`), so an LSTM spec keeps the
-        form, and the digest, it always had and its registered versions are still reused.
-        Any other architecture is stored, so its digest never equals an LSTM's.
+        ``arch``, ``features`` and ``loss`` are left out at their defaults (``lstm``,
+        ``["close"]``, ``mse``): specs stored before they existed have none and load with the
+        defaults (:meth:`from_dict`), so such a spec keeps the form, and the digest, it always
+        had and its registered versions are still reused. Any other value is stored, so its
+        digest never equals the default's.
 
         >>> "arch" in ModelSpec("m").to_dict(), ModelSpec("m", arch="transformer").to_dict()["arch"]
         (False, 'transformer')
+        >>> ModelSpec("m", features=("close", "index")).to_dict()["features"]
+        ['close', 'index']
         """
         stored = dataclasses.asdict(self)
-        if self.arch == "lstm":
-            del stored["arch"]
+        stored["features"] = list(self.features)
+        for key, default in (("arch", "lstm"), ("features", ["close"]), ("loss", "mse")):
+            if stored[key] == default:
+                del stored[key]
         return stored
 
     @classmethod

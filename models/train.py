@@ -1,4 +1,5 @@
-"""The training loop, one for every architecture.
+"""The training loop of the MSE loss, one for every architecture (the Sharpe loss's is in
+:mod:`models.portfolio`; both stop early through :class:`EarlyStopping`).
 
 Minibatch Adam/AdamW on MSE, validation under ``torch.inference_mode`` after each epoch,
 early stopping on validation loss with the reason recorded, and the best weights restored.
@@ -28,8 +29,9 @@ _EVAL_CHUNK = 4096
 class FitResult:
     """How one network's training went.
 
-    ``train_loss`` and ``val_loss`` hold one value per epoch (MSE on the scaled target;
-    the training loss is the mean over the epoch's minibatches, weighted by their size).
+    ``train_loss`` and ``val_loss`` hold one value per epoch: MSE on the scaled target (the
+    training loss is the mean over the epoch's minibatches, weighted by their size), or with
+    the Sharpe loss the negative weekly Sharpe ratio (the mean over the epoch's minibatches).
     """
 
     train_loss: tuple[float, ...]
@@ -66,6 +68,63 @@ def evaluate(net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
     return total / len(y)
 
 
+class EarlyStopping:
+    """The bookkeeping of early stopping on validation loss, for every loss.
+
+    :meth:`update` after each epoch (True: stop now); :meth:`finish` restores the best
+    epoch's weights and returns the :class:`FitResult`.
+    """
+
+    def __init__(self, net: nn.Module, spec: ModelSpec) -> None:
+        self.net = net
+        self.spec = spec
+        self.train_hist: list[float] = []
+        self.val_hist: list[float] = []
+        self.best = math.inf
+        self.best_epoch = 0
+        self.best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+        self.stale = 0
+        self.reason = f"reached max_epochs ({spec.max_epochs})"
+
+    def update(self, epoch: int, train_loss: float, val_loss: float) -> bool:
+        self.train_hist.append(train_loss)
+        self.val_hist.append(val_loss)
+        if not (math.isfinite(train_loss) and math.isfinite(val_loss)):
+            self.reason = f"loss became non-finite at epoch {epoch}; kept epoch {self.best_epoch}"
+            return True
+        if val_loss < self.best:
+            self.best, self.best_epoch, self.stale = val_loss, epoch, 0
+            self.best_state = {k: v.detach().clone() for k, v in self.net.state_dict().items()}
+            return False
+        self.stale += 1
+        if self.stale >= self.spec.patience:
+            self.reason = (
+                f"validation loss did not improve for {self.spec.patience} epochs "
+                f"(best {self.best:.6g} at epoch {self.best_epoch})"
+            )
+            return True
+        return False
+
+    def finish(self, seconds: float, n_train: int, n_val: int) -> FitResult:
+        if self.best_epoch == 0:
+            raise TrainingDataError(
+                f"training diverged: the loss was not finite in epoch 1 ({self.spec.optimizer}, "
+                f"lr {self.spec.lr}); check the prices for gaps or extreme values, or lower "
+                "model.lr"
+            )
+        self.net.load_state_dict(self.best_state)
+        self.net.eval()
+        return FitResult(
+            tuple(self.train_hist),
+            tuple(self.val_hist),
+            self.best_epoch,
+            self.reason,
+            seconds,
+            n_train,
+            n_val,
+        )
+
+
 def fit(
     net: nn.Module,
     train: tuple[torch.Tensor, torch.Tensor],
@@ -74,12 +133,13 @@ def fit(
     generator: torch.Generator,
     on_epoch: EpochCallback | None = None,
 ) -> FitResult:
-    """Train ``net`` in place and leave it holding the weights of its best validation epoch.
+    """Train ``net`` on MSE in place and leave it holding the weights of its best validation
+    epoch.
 
     Parameters
     ----------
     train, val
-        ``(inputs (n, window), targets (n,))`` float32 tensors, already scaled.
+        ``(inputs (n, window[, n_features]), targets (n,))`` float32 tensors, already scaled.
     generator
         Seeded generator for the minibatch order (shuffled within the training split only;
         the splits themselves are chronological).
@@ -89,13 +149,7 @@ def fit(
     n = len(y_train)
     optimizer = make_optimizer(net, spec)
     started = time.perf_counter()
-    train_hist: list[float] = []
-    val_hist: list[float] = []
-    best = math.inf
-    best_epoch = 0
-    best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
-    stale = 0
-    reason = f"reached max_epochs ({spec.max_epochs})"
+    stopping = EarlyStopping(net, spec)
     for epoch in range(1, spec.max_epochs + 1):
         net.train()
         order = torch.randperm(n, generator=generator)
@@ -111,37 +165,8 @@ def fit(
             total += loss.item() * len(yb)
         train_loss = total / n
         val_loss = evaluate(net, x_val, y_val)
-        train_hist.append(train_loss)
-        val_hist.append(val_loss)
         if on_epoch is not None:
             on_epoch(epoch, train_loss, val_loss)
-        if not (math.isfinite(train_loss) and math.isfinite(val_loss)):
-            reason = f"loss became non-finite at epoch {epoch}; kept epoch {best_epoch}"
+        if stopping.update(epoch, train_loss, val_loss):
             break
-        if val_loss < best:
-            best, best_epoch, stale = val_loss, epoch, 0
-            best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
-        else:
-            stale += 1
-            if stale >= spec.patience:
-                reason = (
-                    f"validation loss did not improve for {spec.patience} epochs "
-                    f"(best {best:.6g} at epoch {best_epoch})"
-                )
-                break
-    if best_epoch == 0:
-        raise TrainingDataError(
-            f"training diverged: the loss was not finite in epoch 1 ({spec.optimizer}, lr "
-            f"{spec.lr}); check the prices for gaps or extreme values, or lower model.lr"
-        )
-    net.load_state_dict(best_state)
-    net.eval()
-    return FitResult(
-        tuple(train_hist),
-        tuple(val_hist),
-        best_epoch,
-        reason,
-        time.perf_counter() - started,
-        n,
-        len(y_val),
-    )
+    return stopping.finish(time.perf_counter() - started, n, len(y_val))

@@ -16,6 +16,7 @@ import pandas as pd
 from numpy.lib.stride_tricks import sliding_window_view
 
 from models.errors import TrainingDataError
+from models.features import FEATURES, window_values
 from models.names import TICKER_RULE, bad_ticker
 from models.spec import Scaling
 
@@ -34,6 +35,9 @@ class Windows:
         ``(n,)`` the window's last week (the decision week).
     target_week
         ``(n,)`` the week of the target.
+    extras
+        ``(n, window, n_extra)`` raw values of the model's other features
+        (:mod:`models.features`) in the same weeks, or None for a closes-only model.
     """
 
     ticker: str
@@ -41,6 +45,7 @@ class Windows:
     target: np.ndarray
     as_of: pd.DatetimeIndex
     target_week: pd.DatetimeIndex
+    extras: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.target)
@@ -48,7 +53,7 @@ class Windows:
     def take(self, mask: np.ndarray) -> Windows:
         return Windows(
             self.ticker, self.inputs[mask], self.target[mask], self.as_of[mask],
-            self.target_week[mask],
+            self.target_week[mask], None if self.extras is None else self.extras[mask],
         )  # fmt: skip
 
 
@@ -72,8 +77,9 @@ def check_prices(closes: pd.DataFrame) -> None:
         )
 
 
-def make_windows(closes: pd.Series, window: int) -> Windows:
-    """Every complete window of one ticker's weekly closes.
+def make_windows(closes: pd.Series, window: int, extras: np.ndarray | None = None) -> Windows:
+    """Every complete window of one ticker's weekly closes (and ``extras``, ``(n_weeks,
+    n_extra)`` raw values of its other features on the same weeks: a window needs every one).
 
     >>> s = pd.Series([1.0, 2.0, np.nan, 4.0, 5.0, 6.0, 7.0],
     ...               index=pd.date_range("2024-01-05", periods=7, freq="W-FRI"))
@@ -85,16 +91,28 @@ def make_windows(closes: pd.Series, window: int) -> Windows:
     """
     values = closes.to_numpy(dtype=float)
     dates = pd.DatetimeIndex(closes.index)
+    n_extra = 0 if extras is None else extras.shape[1]
     if len(values) <= window:
-        return Windows(str(closes.name), np.empty((0, window)), np.empty(0), dates[:0], dates[:0])
+        empty = None if extras is None else np.empty((0, window, n_extra))
+        return Windows(
+            str(closes.name), np.empty((0, window)), np.empty(0), dates[:0], dates[:0], empty
+        )
     full = sliding_window_view(values, window + 1)
     ok = np.isfinite(full).all(axis=1)
+    extra_windows = None
+    if extras is not None:
+        # (n_windows, n_extra, window) -> (n_windows, window, n_extra); the target week's
+        # values are not an input.
+        extra_windows = sliding_window_view(extras[:-1], window, axis=0).transpose(0, 2, 1)
+        ok &= np.isfinite(extra_windows).all(axis=(1, 2))
+        extra_windows = np.ascontiguousarray(extra_windows[ok])
     return Windows(
         ticker=str(closes.name),
         inputs=np.ascontiguousarray(full[ok, :window]),
         target=full[ok, window].copy(),
         as_of=dates[window - 1 : len(values) - 1][ok],
         target_week=dates[window:][ok],
+        extras=extra_windows,
     )
 
 
@@ -130,13 +148,29 @@ class Scaler:
     in_std: float
     out_mean: float
     out_std: float
+    #: ``(feature, mean, std)`` of each other feature's window values
+    #: (:func:`models.features.window_values`) over the training split, in input order.
+    extra: tuple[tuple[str, float, float], ...] = ()
 
-    def inputs(self, prices: np.ndarray, dtype: type = np.float32) -> np.ndarray:
-        """``(n, window)`` prices -> ``(n, window)`` network inputs (float32 unless asked)."""
+    def inputs(
+        self, prices: np.ndarray, dtype: type = np.float32, extras: np.ndarray | None = None
+    ) -> np.ndarray:
+        """``(n, window)`` prices -> ``(n, window)`` network inputs (float32 unless asked);
+        with other features, their ``(n, window, n_extra)`` raw values -> ``(n, window,
+        1 + n_extra)`` inputs, closes first."""
         if self.kind == "window":
             rel = prices / prices[:, -1:] - 1.0
-            return ((rel - self.in_mean) / self.in_std).astype(dtype)
-        return ((prices - self.in_mean) / self.in_std).astype(dtype)
+            closes = (rel - self.in_mean) / self.in_std
+        else:
+            closes = (prices - self.in_mean) / self.in_std
+        if not self.extra:
+            return closes.astype(dtype)
+        if extras is None or extras.shape[-1] != len(self.extra):
+            raise ValueError(f"the model reads {len(self.extra)} feature(s) besides closes")
+        channels = [closes]
+        for i, (feature, mean, std) in enumerate(self.extra):
+            channels.append((window_values(feature, extras[..., i]) - mean) / std)
+        return np.stack(channels, axis=-1).astype(dtype)
 
     def target(self, prices: np.ndarray, target: np.ndarray) -> np.ndarray:
         """The scaled target of each window."""
@@ -153,13 +187,18 @@ class Scaler:
         return raw
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        """The stored form; ``extra`` only when there are other features (a closes-only
+        scaler keeps the form it always had)."""
+        out: dict[str, Any] = {
             "kind": self.kind,
             "in_mean": self.in_mean,
             "in_std": self.in_std,
             "out_mean": self.out_mean,
             "out_std": self.out_std,
         }
+        if self.extra:
+            out["extra"] = [{"feature": f, "mean": m, "std": s} for f, m, s in self.extra]
+        return out
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> Scaler:
@@ -169,11 +208,25 @@ class Scaler:
         stats = [float(raw[k]) for k in ("in_mean", "in_std", "out_mean", "out_std")]
         if not all(math.isfinite(v) for v in stats) or stats[1] <= 0 or stats[3] <= 0:
             raise ValueError("scaler statistics must be finite with positive deviations")
-        return cls(kind, *stats)
+        extra = tuple(
+            (str(e["feature"]), float(e["mean"]), float(e["std"])) for e in raw.get("extra", [])
+        )
+        for feature, mean, std in extra:
+            if feature not in FEATURES[1:] or not (math.isfinite(mean) and std > 0):
+                raise ValueError(f"bad statistics for feature {feature!r}")
+        return cls(kind, stats[0], stats[1], stats[2], stats[3], extra)
 
 
-def fit_scaler(kind: Scaling, inputs: np.ndarray, target: np.ndarray, who: str) -> Scaler:
-    """Fit a :class:`Scaler` on training-split windows only.
+def fit_scaler(
+    kind: Scaling,
+    inputs: np.ndarray,
+    target: np.ndarray,
+    who: str,
+    extras: np.ndarray | None = None,
+    features: tuple[str, ...] = ("close",),
+) -> Scaler:
+    """Fit a :class:`Scaler` on training-split windows only (``extras``: their other
+    features' raw values, ``(n, window, n_extra)``, for ``features[1:]``).
 
     >>> x = np.array([[1.0, 2.0], [2.0, 4.0]]); y = np.array([3.0, 2.0])
     >>> s = fit_scaler("window", x, y, "T")
@@ -196,4 +249,16 @@ def fit_scaler(kind: Scaling, inputs: np.ndarray, target: np.ndarray, who: str) 
             f"{who}: prices do not vary over the training split, so they cannot be scaled; "
             "give more history"
         )
-    return Scaler(kind, in_mean, in_std, out_mean, out_std)
+    extra = []
+    for i, feature in enumerate(features[1:]):
+        assert extras is not None
+        values = window_values(feature, extras[..., i])
+        mean, std = float(values.mean()), float(values.std())
+        if not std > 0:
+            raise TrainingDataError(
+                f"{who}: feature {feature!r} does not vary over the training split (the data "
+                f"has no real {feature} values?); drop it from model.features or use data "
+                "that has it"
+            )
+        extra.append((feature, mean, std))
+    return Scaler(kind, in_mean, in_std, out_mean, out_std, tuple(extra))

@@ -81,6 +81,7 @@ def _on_leaky_models(plan: RunPlan, workspace: Path, variant: str) -> BacktestRe
     """The model strategy of ``plan`` on models trained with ``variant``'s leak."""
     from models.forecaster import train
     from models.registry import VersionInfo
+    from simulator.features import feature_panels
     from simulator.training import model_spec
     from simulator.walkforward import RegistrySignal, UsedModel, retrain_ends
 
@@ -100,14 +101,15 @@ def _on_leaky_models(plan: RunPlan, workspace: Path, variant: str) -> BacktestRe
         "early_stop_on_test": {"validate_through": weeks[-1]},
     }[variant]
     used = []
+    panels = feature_panels(weekly)
     for k, end in enumerate(ends, start=1):
-        model, _report = train(closes, spec, end, **leak)
+        model, _report = train(closes, spec, end, features=panels, **leak)
         ref = f"{LEAKED}-{variant}/{k}"
         model.version = ref
         tags = {"train_end": pd.Timestamp(end).date().isoformat()}
         info = VersionInfo.pinned(ref, tags, dt.datetime.now(dt.UTC))
         used.append(UsedModel(model, info, trained=True))
-    signal = RegistrySignal(used, allow_later=variant == "train_through_test")
+    signal = RegistrySignal(used, allow_later=variant == "train_through_test", weekly=weekly)
     strategy = plan.strategy
     name = f"{strategy.name} [{LEAKED}: {variant}]"
 

@@ -377,8 +377,7 @@ def run_backtest(
         nonlocal lstm
         from simulator.walkforward import run_lstm  # imports torch: only for runs that need it
 
-        closes = weekly.closes()
-        lstm = run_lstm(config, closes, decisions, workspace, train_progress, note)
+        lstm = run_lstm(config, weekly, decisions, workspace, train_progress, note)
         return lstm.provider
 
     if plan.strategy_is_one_over_n:

@@ -943,7 +943,8 @@ def models_predict(
     from models.registry import VersionInfo, parse_ref
     from simulator.config import config_from_dict
     from simulator.data.weekly import last_complete_week
-    from simulator.training import weekly_closes
+    from simulator.features import feature_panels
+    from simulator.training import model_weekly
 
     day = parse_day(as_of, "--as-of")
 
@@ -981,11 +982,12 @@ def models_predict(
     data = cfg.data.model_copy(
         update={"end": day + dt.timedelta(days=7), "tickers": tuple(tickers)}
     )
-    closes = weekly_closes(data, workspace_dir())
+    weekly = model_weekly(data, workspace_dir(), model.spec.features, cfg.report.risk_free)
+    closes = weekly.closes()
     week_end = last_complete_week(pd.DatetimeIndex(closes.index), pd.Timestamp(day))
     if week_end is None:
         raise FoliosimError(f"no complete week of data on or before --as-of {day}")
-    table = model.forecast(closes.loc[:week_end], week_end, tickers)
+    table = model.forecast(closes.loc[:week_end], week_end, tickers, feature_panels(weekly))
     point_in_time = bool(model.train_end < pd.Timestamp(day))
     rows = {
         t: {

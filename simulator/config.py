@@ -16,8 +16,9 @@ import tomli_w
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from models.errors import SpecError
+from models.features import check_features
 from models.names import MODEL_NAME, TICKER_RULE, is_ticker
-from models.spec import ARCHS, Arch, ModelSpec
+from models.spec import ARCHS, LOSSES, Arch, Loss, ModelSpec
 from simulator.errors import ConfigError, did_you_mean
 from strategies.profile import Profile, preset
 from strategies.sizing import Limits
@@ -241,8 +242,12 @@ class ModelConfig(_Section):
     """``[model]``: the forecasters trained by ``foliosim train``.
 
     ``arch`` is the network: ``lstm``, ``lstm_attention`` or ``transformer``
-    (:mod:`models.net`). Architecture fields left out take the preset's value (``paper``:
-    2 x 256, Adam, lr 1e-3, a transformer's d_model 128; ``small``: 2 x 32, AdamW).
+    (:mod:`models.net`). ``features`` are its inputs (``close``, ``volume``, ``index``,
+    ``rate``, ``range``; :mod:`models.features`); ``loss`` is ``mse`` (forecasts) or
+    ``sharpe`` (one pooled network sized into a portfolio; ``mode`` then defaults to
+    ``pooled``, :mod:`models.portfolio`); left out with ``mse``, ``mode`` is
+    ``per_ticker``. Architecture fields left out take the preset's value (``paper``: 2 x 256,
+    Adam, lr 1e-3, a transformer's d_model 128; ``small``: 2 x 32, AdamW).
     ``train_end`` is the last week the model may see; left out, it is the last week before
     ``backtest.start``. A backtest of ``lstm_signal`` trains (or reuses)
     a model up to ``train_end`` and, with ``retrain_every = K``, one more every K weeks;
@@ -251,10 +256,12 @@ class ModelConfig(_Section):
 
     name: str = "foliosim-lstm"
     preset: Literal["paper", "small"] = "paper"
-    mode: Literal["per_ticker", "pooled"] = "per_ticker"
+    mode: Literal["per_ticker", "pooled"] | None = None
     scaling: Literal["window", "ticker"] = "window"
     window: Annotated[int, Field(ge=2, le=520)] = 24
     arch: Arch = "lstm"
+    features: list[str] = Field(default_factory=lambda: ["close"])
+    loss: Loss = "mse"
     hidden: Annotated[int, Field(ge=1, le=4096)] | None = None
     layers: Annotated[int, Field(ge=1, le=8)] | None = None
     dropout: Annotated[float, Field(ge=0, lt=1)] | None = None
@@ -292,6 +299,28 @@ class ModelConfig(_Section):
             )
         return value
 
+    @field_validator("features", mode="before")
+    @classmethod
+    def _check_features(cls, value: Any) -> Any:
+        if isinstance(value, str):  # --set model.features=close,volume
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            try:
+                return list(check_features(value))
+            except SpecError as err:
+                raise ValueError(str(err).removeprefix("model.features ")) from None
+        return value
+
+    @field_validator("loss", mode="before")
+    @classmethod
+    def _check_loss(cls, value: Any) -> Any:
+        if isinstance(value, str) and value not in LOSSES:
+            raise ValueError(
+                f"unknown loss {value!r}{did_you_mean(value, LOSSES)}: use one of "
+                f"{', '.join(LOSSES)}"
+            )
+        return value
+
     @field_validator("version")
     @classmethod
     def _check_version(cls, value: str | None) -> str | None:
@@ -321,6 +350,8 @@ class ModelConfig(_Section):
             scaling=self.scaling,
             window=self.window,
             arch=self.arch,
+            features=tuple(self.features),
+            loss=self.loss,
             hidden=self.hidden,
             layers=self.layers,
             dropout=self.dropout,

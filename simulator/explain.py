@@ -24,6 +24,7 @@ import pandas as pd
 from simulator.config import Config, load_config
 from simulator.data import load_daily, make_weekly
 from simulator.errors import ConfigError, DataError, RunDirError
+from simulator.features import check_features, feature_panels
 from simulator.plan import resolve
 from simulator.rundir import check_run_dir, read_predictions, read_run_csv
 
@@ -31,6 +32,12 @@ from simulator.rundir import check_run_dir, read_predictions, read_run_csv
 MATCH = 1e-6
 #: The input weeks named in the plain-words summary, each way.
 NAMED = 2
+#: What the attributions are measured from, and in.
+BASELINE = (
+    "a flat price history (every input week at the window's last close), every other feature "
+    "at its training-split mean"
+)
+UNITS = "next-week return (fraction)"
 
 
 @dataclass(frozen=True)
@@ -123,8 +130,8 @@ class WeekExplanation:
         return {
             "source": self.label,
             "week": self.week.date().isoformat(),
-            "baseline": "a flat price history (every input week at the window's last close)",
-            "units": "next-week return (fraction)",
+            "baseline": BASELINE,
+            "units": UNITS,
             "tickers": {t.ticker: t.to_json() for t in self.tickers},
         }
 
@@ -209,15 +216,16 @@ def decision_week(traded: Traded, day: Any) -> pd.Timestamp:
     )
 
 
-def window_prices(
-    closes: pd.DataFrame, week: pd.Timestamp, ticker: str, window: int
-) -> pd.Series | None:
-    """``ticker``'s ``window`` closes up to ``week`` (the forecast's input), or None when one
-    of them is missing (no forecast was made from it)."""
-    past = closes.loc[:week, ticker].tail(window)
-    if len(past) < window or past.index[-1] != week or not np.isfinite(past).all():
+def window_inputs(
+    model: Any, closes: pd.DataFrame, panels: Any, week: pd.Timestamp, ticker: str
+) -> tuple[pd.Series, np.ndarray | None] | None:
+    """``ticker``'s input window up to ``week``: its closes and its other features' raw
+    values ``(window, n_extra)``; None when a value is missing (no forecast was made)."""
+    last, _, prices, extras, complete = model.inputs(closes, week, [ticker], panels)
+    if last != week or not complete[0]:
         return None
-    return past
+    weeks = closes.loc[:week].index[-model.spec.window :]
+    return pd.Series(prices[0], index=weeks), None if extras is None else extras[0]
 
 
 def explain_week(
@@ -238,7 +246,8 @@ def explain_week(
             )
         names = [ticker]
     cfg = traded.config
-    closes = make_weekly(load_daily(cfg.data, cfg.report.risk_free, workspace)).closes()
+    weekly = make_weekly(load_daily(cfg.data, cfg.report.risk_free, workspace))
+    closes, panels = weekly.closes(), feature_panels(weekly)
     forecasts = traded.forecasts[traded.forecasts["week"] == week].set_index("ticker")
     out = []
     for name in names:
@@ -250,18 +259,28 @@ def explain_week(
             )
         row = forecasts.loc[name]
         model = traded.load(str(row["model_version"]))
-        prices = window_prices(closes, week, name, model.spec.window)
-        if prices is None:
+        check_features(weekly, model.spec.features, f"model {row['model_version']}")
+        window = window_inputs(model, closes, panels, week, name)
+        if window is None:
             raise DataError(
                 f"the data of {traded.label} no longer holds {name}'s {model.spec.window} weeks "
                 f"up to {week.date()}; restore the data the run used"
             )
-        e = explain_window(model.net_for(name), model.scalers[name], prices.to_numpy(float))
+        prices, extras = window
+        e = explain_window(
+            model.net_for(name), model.scalers[name], prices.to_numpy(float), extras=extras
+        )
         recorded = float(row["predicted_return"])
-        if abs(e.prediction - recorded) > MATCH:
+        recomputed = e.prediction
+        if model.spec.loss == "sharpe":  # the recorded score is centred over the week's tickers
+            week_names = [t for t in forecasts.index if t in model.tickers]
+            recomputed = float(
+                model.forecast(closes, week, week_names, panels)["predicted_return"][name]
+            )
+        if abs(recomputed - recorded) > MATCH:
             raise RunDirError(
                 f"{name}'s forecast for the week of {week.date()} recomputes to "
-                f"{e.prediction:+.6%}, but {traded.label} recorded {recorded:+.6%}: the data or "
+                f"{recomputed:+.6%}, but {traded.label} recorded {recorded:+.6%}: the data or "
                 "the model differ from the run's; explain it with the data and workspace it used"
             )
         out.append(
@@ -271,7 +290,7 @@ def explain_week(
                 side=str(sides[name]),
                 version=str(row["model_version"]),
                 input_weeks=list(pd.DatetimeIndex(prices.index)),
-                features=["close"],
+                features=list(model.spec.features),
                 prediction=e.prediction,
                 baseline_prediction=e.baseline_prediction,
                 attributions=e.attributions,
@@ -310,6 +329,39 @@ def _mse(predicted: pd.Series, realised: pd.Series) -> float:
     return float(((both.iloc[:, 0] - both.iloc[:, 1]) ** 2).mean()) if len(both) else math.nan
 
 
+def _shuffled_forecasts(
+    provider: Any,
+    closes: pd.DataFrame,
+    weeks: pd.DatetimeIndex,
+    order: np.ndarray,
+    tickers: list[str],
+    feature: str,
+) -> dict[pd.Timestamp, pd.Series]:
+    """Each decision week d's forecasts (by week d's model) with ``feature``'s input windows
+    taken from week pi(d) = ``weeks[order]``, every other feature's from week d."""
+    panels = provider.panels
+    out: dict[pd.Timestamp, pd.Series] = {}
+    for week, source in zip(weeks, weeks[order], strict=True):
+        model = provider.model_at(week).model
+        _, names, prices, extras, complete = model.inputs(closes, week, tickers, panels)
+        _, _, s_prices, s_extras, s_complete = model.inputs(closes, source, tickers, panels)
+        if feature == "close":
+            prices = s_prices
+        else:
+            k = model.spec.features.index(feature) - 1
+            assert extras is not None and s_extras is not None
+            extras = extras.copy()
+            extras[..., k] = s_extras[..., k]
+        ok = np.flatnonzero(complete & s_complete)
+        predicted = np.full(len(names), np.nan)
+        if len(ok):
+            predicted[ok] = model.predict_windows(
+                [names[i] for i in ok], prices[ok], None if extras is None else extras[ok]
+            )
+        out[week] = pd.Series(predicted, index=pd.Index(names, name="ticker"))
+    return out
+
+
 def run_explanations(
     provider: Any,
     closes: pd.DataFrame,
@@ -322,12 +374,13 @@ def run_explanations(
 
     - ``positions``: Integrated Gradients (:func:`models.explain.explain_window`) of the
       forecasts behind the :data:`TOP_POSITIONS` largest target weights of the last decision.
-    - ``permutation``: per feature, the forecast MSE (on next-week returns, over every forecast
-      with a realised next close) and the strategy's total return when that feature's inputs
-      are shuffled across the decision weeks: week d's forecast is made (by week d's model)
-      from the inputs of week pi(d), every ticker with the same permutation pi (seeded by
-      ``seed``), and the strategy is run again on those forecasts by ``rerun`` (provider ->
-      total return) through the same engine, limits and profile.
+    - ``permutation``: per feature the models read, the forecast MSE (on next-week returns,
+      over every forecast with a realised next close) and the strategy's total return when
+      that feature's inputs are shuffled across the decision weeks: week d's forecast is made
+      (by week d's model) from that feature's input window of week pi(d) and every other
+      feature's of week d, every ticker with the same permutation pi (seeded by ``seed``),
+      and the strategy is run again on those forecasts by ``rerun`` (provider -> total return)
+      through the same engine, limits and profile.
     """
     from models.explain import explain_window
 
@@ -335,14 +388,18 @@ def run_explanations(
     last = predictions[predictions["week"] == weeks[-1]]
     last = last[np.isfinite(last["predicted_return"]) & (last["target"] != 0)]
     top = last.reindex(last["target"].abs().sort_values(ascending=False).index)
+    model = provider.model_at(weeks[-1]).model
+    features = list(model.spec.features)
     positions = []
     for _, row in top.head(TOP_POSITIONS).iterrows():
         ticker = str(row["ticker"])
-        model = provider.model_at(weeks[-1]).model
-        prices = window_prices(closes, weeks[-1], ticker, model.spec.window)
-        if prices is None:
+        window = window_inputs(model, closes, provider.panels, weeks[-1], ticker)
+        if window is None:
             continue
-        e = explain_window(model.net_for(ticker), model.scalers[ticker], prices.to_numpy(float))
+        prices, extras = window
+        e = explain_window(
+            model.net_for(ticker), model.scalers[ticker], prices.to_numpy(float), extras=extras
+        )
         positions.append(
             {
                 "ticker": ticker,
@@ -358,29 +415,24 @@ def run_explanations(
     realised = keyed["actual_close"] / keyed["last_close"] - 1.0
     order = np.random.default_rng(seed).permutation(len(weeks))
     tickers = sorted(set(predictions["ticker"]))
-    shuffled: dict[pd.Timestamp, pd.Series] = {}
-    for week, source in zip(weeks, weeks[order], strict=True):
-        model = provider.model_at(week).model
-        shuffled[week] = model.forecast(closes, source, tickers)["predicted_return"]
-    table = pd.concat(shuffled, names=["week", "ticker"])
-    permuted = rerun(_ShuffledSignal(provider, shuffled))
+    rows = []
+    for feature in features:
+        shuffled = _shuffled_forecasts(provider, closes, weeks, order, tickers, feature)
+        table = pd.concat(shuffled, names=["week", "ticker"])
+        rows.append(
+            {
+                "feature": feature,
+                "mse": _mse(keyed["predicted_return"], realised),
+                "mse_shuffled": _mse(table, realised),
+                "strategy_return": strategy_return,
+                "strategy_return_shuffled": rerun(_ShuffledSignal(provider, shuffled)),
+            }
+        )
     return {
         "week": weeks[-1].date().isoformat(),
-        "baseline": "a flat price history (every input week at the window's last close)",
-        "units": "next-week return (fraction)",
-        "features": ["close"],
+        "baseline": BASELINE,
+        "units": UNITS,
+        "features": features,
         "positions": positions,
-        "permutation": {
-            "seed": seed,
-            "weeks": len(weeks),
-            "features": [
-                {
-                    "feature": "close",
-                    "mse": _mse(keyed["predicted_return"], realised),
-                    "mse_shuffled": _mse(table, realised),
-                    "strategy_return": strategy_return,
-                    "strategy_return_shuffled": permuted,
-                }
-            ],
-        },
+        "permutation": {"seed": seed, "weeks": len(weeks), "features": rows},
     }

@@ -116,7 +116,7 @@ def recommend(
         present = [t for t in weekly.tickers if bool(has_bar[t])]
         used = UsedModel(registry.load(info, present), info, False)
         doc.update(model_version=info.ref, model_train_end=info.train_end.date().isoformat())
-        return RegistrySignal([used])
+        return RegistrySignal([used], weekly=weekly)
 
     if model and not plan.strategy.uses_models:
         raise ConfigError(

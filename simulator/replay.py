@@ -376,7 +376,7 @@ def _pin(
             )
         once = cfg.model_copy(update={"model": cfg.model.model_copy(update={"retrain_every": 0})})
         used = prepare_models(
-            once, weekly.closes(), pd.DatetimeIndex([week]), registry, progress, say
+            once, weekly.closes(), pd.DatetimeIndex([week]), registry, progress, say, weekly=weekly
         )
         info = used[0].info
     if info.train_end >= week:
@@ -462,7 +462,7 @@ def _signal(account: Account, pins: list[Pin], weekly: WeeklyData) -> RegistrySi
         model.check_tickers(weekly.tickers)
         info = VersionInfo.pinned(pin.version, pin.tags, pin.created)
         used.append(UsedModel(model, info, trained=False))
-    return RegistrySignal(used, account.allow_later_model)
+    return RegistrySignal(used, account.allow_later_model, weekly=weekly)
 
 
 def pending_weeks(
@@ -646,12 +646,13 @@ def retrain(
         if last is None or not retrain_due(account):
             return None
         cfg = account.config
-        closes = _weekly(cfg, workspace, last.week, note).closes().loc[: last.week]
+        weekly = _weekly(cfg, workspace, last.week, note)
+        closes = weekly.closes().loc[: last.week]
         section = {"train_end": last.week.date(), "retrain_every": 0, "version": None}
         once = cfg.model_copy(update={"model": cfg.model.model_copy(update=section)})
         registry = open_registry(workspace, cfg.model.registry_uri)
         after = pd.DatetimeIndex([last.week + pd.Timedelta(days=1)])
-        info = prepare_models(once, closes, after, registry, progress, note)[0].info
+        info = prepare_models(once, closes, after, registry, progress, note, weekly=weekly)[0].info
         entry = _pin_meta(info, registry)
         later = json.loads(account.meta.get("retrained", "[]"))
         account.journal.set_meta({"retrained": meta_json([*later, entry])})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,8 @@ from models.registry import Registry, VersionInfo
 from models.spec import ModelSpec
 from simulator.config import Config, DataConfig
 from simulator.data.sources import load_daily
-from simulator.data.weekly import make_weekly
+from simulator.data.weekly import WeeklyData, make_weekly
+from simulator.features import check_features, feature_panels
 
 
 def model_spec(cfg: Config) -> ModelSpec:
@@ -27,7 +29,18 @@ def open_registry(workspace: Path, uri: str = "") -> Registry:
 
 def weekly_closes(data: DataConfig, workspace: Path) -> pd.DataFrame:
     """Adjusted weekly closes ``(n_weeks, n_tickers)`` of a data config (NaN = no bar)."""
-    return make_weekly(load_daily(data, 0.0, workspace)).closes()
+    return model_weekly(data, workspace, ("close",)).closes()
+
+
+def model_weekly(
+    data: DataConfig, workspace: Path, features: Sequence[str], risk_free: float | str = 0.0
+) -> WeeklyData:
+    """The weekly bars a model with ``features`` reads, checked to give every feature
+    (:func:`simulator.features.check_features`); the yield series ``risk_free`` is loaded
+    only for ``rate``."""
+    weekly = make_weekly(load_daily(data, risk_free if "rate" in features else 0.0, workspace))
+    check_features(weekly, features)
+    return weekly
 
 
 def train_from_config(
@@ -36,8 +49,15 @@ def train_from_config(
     """Train the ``[model]`` of ``cfg`` on its data and register one new version."""
     spec = model_spec(cfg)
     registry = open_registry(workspace, cfg.model.registry_uri)
-    closes = weekly_closes(cfg.data, workspace)
-    model, report = train(closes, spec, pd.Timestamp(cfg.model_train_end()), progress)
+    weekly = model_weekly(cfg.data, workspace, spec.features, cfg.report.risk_free)
+    closes = weekly.closes()
+    model, report = train(
+        closes,
+        spec,
+        pd.Timestamp(cfg.model_train_end()),
+        progress,
+        features=feature_panels(weekly),
+    )
     source: dict[str, Any] = cfg.model_dump(mode="json", exclude_none=True)
     info = registry.register(model, report, source)
     return model, report, info

@@ -24,10 +24,13 @@ from typing import Any
 
 import pandas as pd
 
+from models.features import select_panels
 from models.forecaster import Forecaster, TrainProgress, data_fingerprint, train
 from models.registry import Registry, VersionInfo, spec_digest
 from simulator.config import Config
+from simulator.data.weekly import WeeklyData
 from simulator.errors import ConfigError, LookAheadError
+from simulator.features import check_features, feature_panels
 from simulator.training import model_spec, open_registry
 
 #: The forecast columns of :meth:`RegistrySignal.predictions`.
@@ -83,6 +86,8 @@ def prepare_models(
     registry: Registry,
     progress: TrainProgress | None = None,
     note: Note | None = None,
+    *,
+    weekly: WeeklyData | None = None,
 ) -> list[UsedModel]:
     """The models of a backtest of ``cfg``, oldest first (see the module docstring).
 
@@ -93,8 +98,12 @@ def prepare_models(
         up to their train_end and must cover every column.
     decisions
         The decision weeks; the first model must end before the first of them.
+    weekly
+        The weekly bars ``closes`` came from: the feature panels of a model that reads more
+        than closes (:mod:`simulator.features`) are built from them.
     """
     say = note or (lambda _line: None)
+    panels = feature_panels(weekly) if weekly is not None else None
     tickers = [str(t) for t in closes.columns]
     first = pd.Timestamp(decisions[0])
     if cfg.model.version:
@@ -106,7 +115,9 @@ def prepare_models(
                 "earlier, or start the backtest later"
             )
         say(f"using {info.ref} (trained up to {info.train_end.date()})")
-        return [UsedModel(registry.load(info, tickers), info, trained=False)]
+        pinned = registry.load(info, tickers)
+        _check_inputs(weekly, pinned.spec.features, f"model {info.ref}")
+        return [UsedModel(pinned, info, trained=False)]
 
     first_end = pd.Timestamp(cfg.model_train_end())
     if first_end >= first:
@@ -116,6 +127,8 @@ def prepare_models(
             "model.train_end or a later backtest.start"
         )
     spec = model_spec(cfg)
+    _check_inputs(weekly, spec.features, f"model {spec.name}")
+    inputs = select_panels(panels, spec.features)
     digest = spec_digest(spec.to_dict())
     known = {
         (v.tags.get("spec_sha256"), v.tags.get("data_fingerprint")): v
@@ -126,7 +139,8 @@ def prepare_models(
     ends = retrain_ends(first_end, decisions, cfg.model.retrain_every)
     used = []
     for k, end in enumerate(ends, start=1):
-        found = known.get((digest, data_fingerprint(closes.loc[:end])))
+        fingerprint = data_fingerprint(closes.loc[:end], inputs)
+        found = known.get((digest, fingerprint))
         # The last week the model sees: the last week ending on or before train_end.
         seen = closes.index[closes.index <= end]
         upto = seen[-1].date() if len(seen) else end.date()
@@ -134,7 +148,6 @@ def prepare_models(
             say(f"model {k}/{len(ends)}: reusing {found.ref} (trained up to {upto})")
             used.append(UsedModel(registry.load(found, tickers), found, trained=False))
             continue
-        fingerprint = data_fingerprint(closes.loc[:end])
         with training_lock(registry, digest, fingerprint):
             # Another process (a sweep's trial) may have trained it while this one waited.
             again = [
@@ -150,11 +163,20 @@ def prepare_models(
                 used.append(UsedModel(registry.load(found, tickers), found, trained=False))
                 continue
             say(f"model {k}/{len(ends)}: training {spec.name} on data up to {upto}")
-            model, report = train(closes, spec, end, progress)
+            model, report = train(closes, spec, end, progress, features=panels)
             stored = {**source, "model": {**source["model"], "train_end": end.date().isoformat()}}
             info = registry.register(model, report, stored)
         used.append(UsedModel(model, info, trained=True))
     return used
+
+
+def _check_inputs(weekly: WeeklyData | None, features: Sequence[str], who: str) -> None:
+    """Refuse a model whose features the data cannot give (:func:`simulator.features.
+    check_features`)."""
+    if len(features) > 1:
+        if weekly is None:
+            raise ConfigError(f"{who} reads {', '.join(features)}: it needs the weekly bars")
+        check_features(weekly, features, who)
 
 
 @contextlib.contextmanager
@@ -185,11 +207,22 @@ class RegistrySignal:
     allow_later
         Where no model ended before t, use the earliest one instead of refusing. Only a paper
         account started with ``--allow-later-model`` does this, and it says so.
+    weekly
+        The weekly bars of the closes it will be given: the feature panels of models that
+        read more than closes. A model cuts them at its as-of week, as it cuts the closes.
     """
 
-    def __init__(self, models: Sequence[UsedModel], allow_later: bool = False) -> None:
+    def __init__(
+        self,
+        models: Sequence[UsedModel],
+        allow_later: bool = False,
+        weekly: WeeklyData | None = None,
+    ) -> None:
         if not models:
             raise ValueError("a signal needs at least one model")
+        for m in models:
+            _check_inputs(weekly, m.model.spec.features, f"model {m.info.ref}")
+        self.panels = feature_panels(weekly) if weekly is not None else None
         self.allow_later = allow_later
         self.models = sorted(models, key=lambda m: m.train_end)
         self.forecasts: list[pd.DataFrame] = []
@@ -218,7 +251,7 @@ class RegistrySignal:
         ticker of the data a column); the forecast table is kept in :attr:`forecasts`."""
         used = self.model_at(as_of)
         tickers = [str(t) for t in closes.columns]
-        table = used.model.forecast(closes.loc[:as_of], as_of, tickers)
+        table = used.model.forecast(closes.loc[:as_of], as_of, tickers, self.panels)
         self.forecasts.append(table.assign(decision=as_of, model_version=used.info.ref))
         return table["predicted_return"]
 
@@ -319,7 +352,7 @@ def as_traded_metrics(predictions: pd.DataFrame) -> dict[str, Any]:
 
 def run_lstm(
     cfg: Config,
-    closes: pd.DataFrame,
+    weekly: WeeklyData,
     decisions: pd.DatetimeIndex,
     workspace: Path,
     progress: TrainProgress | None = None,
@@ -327,5 +360,6 @@ def run_lstm(
 ) -> LstmRun:
     """Prepare the models of ``cfg`` and the signal provider that answers with them."""
     registry = open_registry(workspace, cfg.model.registry_uri)
-    models = prepare_models(cfg, closes, decisions, registry, progress, note)
-    return LstmRun(models, RegistrySignal(models), registry)
+    closes = weekly.closes()
+    models = prepare_models(cfg, closes, decisions, registry, progress, note, weekly=weekly)
+    return LstmRun(models, RegistrySignal(models, weekly=weekly), registry)

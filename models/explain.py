@@ -109,9 +109,9 @@ def explain_window(
 
     more = None if extras is None else np.asarray(extras, dtype=np.float64)[None]
     x = torch.from_numpy(_channels(scaler.inputs(rows, np.float64, more)))
-    flat = _channels(scaler.inputs(baseline_prices(prices)[None, :], np.float64))
     base_np = np.zeros_like(x.numpy())
-    base_np[..., :1] = flat  # the closes flat; every other feature at its training mean (0)
+    # The closes flat; every other feature at its training mean (scaled input 0).
+    base_np[..., 0] = scaler.close_inputs(baseline_prices(prices)[None, :])
     base = torch.from_numpy(base_np)
     attend = getattr(double, "attention", None)
     with torch.no_grad():

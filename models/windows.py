@@ -152,17 +152,20 @@ class Scaler:
     #: (:func:`models.features.window_values`) over the training split, in input order.
     extra: tuple[tuple[str, float, float], ...] = ()
 
+    def close_inputs(self, prices: np.ndarray) -> np.ndarray:
+        """``(n, window)`` prices -> their ``(n, window)`` float64 input channel."""
+        if self.kind == "window":
+            rel = prices / prices[:, -1:] - 1.0
+            return (rel - self.in_mean) / self.in_std
+        return (prices - self.in_mean) / self.in_std
+
     def inputs(
         self, prices: np.ndarray, dtype: type = np.float32, extras: np.ndarray | None = None
     ) -> np.ndarray:
         """``(n, window)`` prices -> ``(n, window)`` network inputs (float32 unless asked);
         with other features, their ``(n, window, n_extra)`` raw values -> ``(n, window,
         1 + n_extra)`` inputs, closes first."""
-        if self.kind == "window":
-            rel = prices / prices[:, -1:] - 1.0
-            closes = (rel - self.in_mean) / self.in_std
-        else:
-            closes = (prices - self.in_mean) / self.in_std
+        closes = self.close_inputs(prices)
         if not self.extra:
             return closes.astype(dtype)
         if extras is None or extras.shape[-1] != len(self.extra):

@@ -408,11 +408,16 @@ def run_backtest(
     if lstm is not None:
         predictions = lstm.predictions(weekly.closes(), weeks, main.decisions)
         record = lstm.record(predictions, main.orders)
+        scores = bool(record["as_traded"].get("scores"))
+        quality = nan_to_none(predictions_quality(predictions))
+        if scores:
+            quality["mse_ratio"] = None
         facts = PredictionFacts(
             weeks=int(predictions["week"].nunique()),
             forecasts=int(predictions["predicted_close"].notna().sum()),
             mse_ratio=nan_to_none((record["as_traded"].get("all") or {}).get("mse_ratio")),
-            quality=ForecastQuality.model_validate(nan_to_none(predictions_quality(predictions))),
+            quality=ForecastQuality.model_validate(quality),
+            scores=scores,
         )
         used = [ModelUse(**u) for u in record["used"]]
         summary = summary.model_copy(update={"models": used, "prediction": facts})

@@ -136,7 +136,13 @@ def _print_lstm_facts(summary: RunSummary) -> None:
             highlight=False,
         )
     prediction = summary.prediction
-    if prediction is not None:
+    if prediction is not None and prediction.scores:
+        console.print(
+            "the model's outputs are position scores (Sharpe loss), not forecasts: no forecast "
+            "error against the naive forecast is given",
+            markup=False,
+        )
+    elif prediction is not None:
         ratio = prediction.mse_ratio
         verdict = "beat" if ratio is not None and ratio < 1 else "did not beat"
         console.print(

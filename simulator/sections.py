@@ -298,6 +298,12 @@ def quality_html(predictions: pd.DataFrame) -> str:
         else "The rank IC's t-statistic is not above 2: on these weeks the forecasts' ranking "
         "of the tickers cannot be told from chance."
     )
+    mse = (
+        f", and their MSE on returns is {_num(quality.mse_ratio, '.3f')} times the naive "
+        "forecast's (below 1 is better)"
+        if quality.mse_ratio is not None
+        else " (position scores of a Sharpe-loss model: no MSE is given)"
+    )
     return f"""
 <h4>Forecast quality</h4>
 <p>Each week the information coefficient (IC) is the correlation across tickers between the
@@ -305,8 +311,7 @@ predicted and the realised returns (the rank IC: the same on ranks, Spearman's);
 {MIN_IC_TICKERS} tickers with a forecast. The t-statistic is the mean IC over its standard
 error (the standard deviation over the square root of the number of weeks). Over
 {_esc(quality.forecasts)} forecasts the direction was right
-{_num(quality.hit_rate, ".1%")} of the time, and their MSE on returns is
-{_num(quality.mse_ratio, ".3f")} times the naive forecast's (below 1 is better).
+{_num(quality.hit_rate, ".1%")} of the time{mse}.
 {verdict}</p>
 {_table(["", "mean", "std", "t-stat", "weeks above 0", "weeks"], rows, "forecast-quality")}
 {img}
@@ -332,6 +337,12 @@ def prediction_html(run_dir: Path, models: Mapping[str, Any]) -> str:
         lead = (
             f"Over the traded weeks the models' forecasts {verdict}: the MSE of their "
             f"predicted returns is {_num(ratio, '.3f')} times the naive forecast's."
+        )
+    elif traded.get("scores"):
+        lead = (
+            "The model was trained on the Sharpe loss: its outputs are position scores (centred "
+            "each week, in return units), not forecasts, so no forecast error is given; the "
+            "forecast quality below says how well they ranked the tickers."
         )
     else:
         lead = "No forecast had a realised next close to score."

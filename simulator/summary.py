@@ -181,6 +181,9 @@ class PredictionFacts(_Part):
     forecasts: int
     mse_ratio: float | None
     quality: ForecastQuality | None = None
+    #: True when the model was trained on the Sharpe loss: its outputs are position scores,
+    #: not forecasts, and no MSE is given.
+    scores: bool = False
 
 
 class ExposureFacts(_Part):

@@ -83,14 +83,42 @@ def parse_seeds(text: str) -> tuple[int, ...]:
     return tuple(seeds)
 
 
+def split_values(text: str) -> tuple[str, ...]:
+    """A grid's values: split on the commas outside brackets and quotes, so that a value may
+    be a list (``model.features=["close"],["close","volume"]``).
+
+    >>> split_values('a, b')
+    ('a', 'b')
+    >>> split_values('["close"],["close","volume"]')
+    ('["close"]', '["close","volume"]')
+    """
+    values, depth, quote, part = [], 0, "", ""
+    for char in text:
+        if quote:
+            quote = "" if char == quote else quote
+        elif char in "\"'":
+            quote = char
+        elif char == "[":
+            depth += 1
+        elif char == "]":
+            depth -= 1
+        elif char == "," and depth == 0:
+            values.append(part)
+            part = ""
+            continue
+        part += char
+    values.append(part)
+    return tuple(v.strip() for v in values if v.strip())
+
+
 def parse_grid(items: Sequence[str]) -> tuple[tuple[str, tuple[str, ...]], ...]:
-    """``section.key=a,b,c`` items as ``(key, values)``; keys are checked against the config's
-    fields."""
+    """``section.key=a,b,c`` items as ``(key, values)`` (:func:`split_values`); keys are
+    checked against the config's fields."""
     grid: list[tuple[str, tuple[str, ...]]] = []
     for item in items:
         key, sep, values = item.partition("=")
         key = key.strip()
-        choices = tuple(v.strip() for v in values.split(",") if v.strip())
+        choices = split_values(values)
         if not sep or not choices:
             raise ConfigError(
                 f"--grid {item!r}: expected section.key=a,b,c with at least one value"

@@ -324,7 +324,13 @@ class LstmRun:
                     "splits": stored.get("splits", {}),
                 }
             )
-        return {"used": used, "versions": versions, "as_traded": as_traded_metrics(predictions)}
+        if any(m.model.spec.loss == "sharpe" for m in self.models):
+            # Position scores, not forecasts: their error against the naive forecast means
+            # nothing, so none is given.
+            traded: dict[str, Any] = {"per_ticker": {}, "all": {}, "scores": True}
+        else:
+            traded = as_traded_metrics(predictions)
+        return {"used": used, "versions": versions, "as_traded": traded}
 
 
 def as_traded_metrics(predictions: pd.DataFrame) -> dict[str, Any]:

@@ -66,6 +66,8 @@ class TickerExplanation:
     baseline_prediction: float
     attributions: np.ndarray  # (window, n_features)
     attention: np.ndarray | None = None  # (window,), attention models only
+    #: A Sharpe-loss model's centred score, the one the strategy sized (None: a forecast).
+    centred: float | None = None
 
     def words(self) -> str:
         """The explanation in plain words."""
@@ -80,11 +82,20 @@ class TickerExplanation:
             )
 
         verb = {"buy": "bought", "sell": "sold"}.get(self.side, self.side)
-        line = (
-            f"{self.ticker}: {verb} to a target weight of {self.target:+.1%} on a forecast of "
-            f"{self.prediction:+.2%} for next week; a flat price history would have given "
-            f"{self.baseline_prediction:+.2%}."
-        )
+        if self.centred is None:
+            line = (
+                f"{self.ticker}: {verb} to a target weight of {self.target:+.1%} on a forecast "
+                f"of {self.prediction:+.2%} for next week; a flat price history would have "
+                f"given {self.baseline_prediction:+.2%}."
+            )
+        else:
+            line = (
+                f"{self.ticker}: {verb} to a target weight of {self.target:+.1%} on a position "
+                f"score of {self.prediction:+.2%} (a Sharpe-loss model's score, not a forecast; "
+                f"less the week's mean score it was {self.centred:+.2%}, the figure the "
+                f"strategy sized); a flat price history would have given "
+                f"{self.baseline_prediction:+.2%}."
+            )
         if ups:
             line += f" Pushed up most by the weeks of {weeks(ups)}."
         if downs:
@@ -117,6 +128,7 @@ class TickerExplanation:
             "side": self.side,
             "model_version": self.version,
             "attention": None if self.attention is None else self.attention.tolist(),
+            "centred_score": self.centred,
         }
 
 
@@ -295,6 +307,7 @@ def explain_week(
                 baseline_prediction=e.baseline_prediction,
                 attributions=e.attributions,
                 attention=e.attention,
+                centred=recorded if model.spec.loss == "sharpe" else None,
             )
         )
     return WeekExplanation(traded.label, week, out)

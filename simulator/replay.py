@@ -952,6 +952,9 @@ def account_result(account: Account, workspace: Path) -> BacktestResult:
 
     stressed = run_stress(cfg, weights.iloc[-1], weeks[-1], workspace, weekly)
     summary = summary.model_copy(update={"replay": facts, "models": used, "stress": stressed})
+    explanations = None
+    if plan.strategy.uses_models and account.pins:
+        explanations = _account_explanations(account, weekly, weeks, values)
     return BacktestResult(
         cfg,
         returns,
@@ -961,4 +964,42 @@ def account_result(account: Account, workspace: Path) -> BacktestResult:
         rf,
         summary,
         exposure=exposure,
+        explanations=explanations,
+    )
+
+
+def _account_explanations(
+    account: Account, weekly: WeeklyData, weeks: pd.DatetimeIndex, values: pd.Series
+) -> dict[str, Any] | None:
+    """The tear sheet's Explanations of a paper account (as a backtest's: Integrated Gradients
+    of the last decision's largest positions, permutation importance over its weeks), from
+    its pinned versions and the forecasts its journal recorded; None before any forecast."""
+    from simulator.explain import run_explanations
+
+    targets = account.journal.targets()
+    targets = targets[targets["week"].isin(weeks[:-1])]
+    if targets.empty or not targets["predicted_return"].notna().any():
+        return None
+    closes = weekly.closes()
+    following = closes.reindex(weeks).shift(-1).rename_axis(index="week").reset_index()
+    actual = following.melt(id_vars="week", var_name="ticker", value_name="actual_close")
+    predictions = targets.rename(columns={"weight": "target"}).merge(
+        actual, on=["week", "ticker"], how="left"
+    )
+    provider = _provider(account, weekly)
+    plan = resolve(account.config)
+    decisions = weeks[:-1]
+
+    def rerun(signal: Any) -> float:
+        rule = plan.strategy_rule(Resources(signal=lambda: signal, decisions=decisions))
+        rerun_values = plan.run(rule, weekly, weeks, decisions).values
+        return float(rerun_values.iloc[-1] / rerun_values.iloc[0] - 1.0)
+
+    return run_explanations(
+        provider,
+        closes,
+        predictions,
+        rerun,
+        float(values.iloc[-1] / values.iloc[0] - 1.0),
+        account.config.model.seed,
     )

@@ -213,7 +213,7 @@ def write_tearsheet(run_dir: Path) -> Path:
     extra.append(stress_html(summary))
     if models is not None:
         extra.append(prediction_html(run_dir, models))
-        extra.append(explanations_html(read_explanations(run_dir)))
+    extra.append(explanations_html(read_explanations(run_dir)))  # a run's or an account's
     extra.append(honesty_html(summary, models))
     section = _section_html(
         table,

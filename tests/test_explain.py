@@ -213,6 +213,19 @@ def test_explain_a_paper_account_week(
     for t in journal_orders.values():
         assert abs(np.sum(t["attributions"]) - (t["prediction"] - t["baseline_prediction"])) < 1e-4
         assert t["model_version"] == paper_model.ref
+    # The account's tear sheet has its Explanations too, from the journal's forecasts.
+    from simulator.rundir import read_explanations
+
+    out = workspace / "sheet"
+    argv = ["replay", "status", "--account", "explained", "--html", "--out", str(out)]
+    assert cli(argv, monkeypatch) == 0
+    explained = read_explanations(out)
+    assert explained is not None and explained["features"] == ["close"]
+    assert explained["permutation"]["weeks"] == 2  # the decisions with a return after them
+    for p in explained["positions"]:
+        gap = np.sum(p["attributions"]) - (p["prediction"] - p["baseline_prediction"])
+        assert abs(gap) < 1e-4
+    assert "<h3>Explanations</h3>" in (out / "tearsheet.html").read_text(encoding="utf-8")
 
 
 def test_a_runs_explanations_recompute_from_its_files(

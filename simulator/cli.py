@@ -7,6 +7,7 @@ exit with status 2; nothing half-written is left behind.
 from __future__ import annotations
 
 import datetime as dt
+import math
 import os
 import sys
 from collections.abc import Callable
@@ -284,7 +285,9 @@ def sweep(
         )
     stats = sweep_stats(result.table)
     table = Table(title=f"sweep {target.name}: {stats.trials} trials, {stats.failed} failed")
-    for col in ("config", "trials", "median return", "median Sharpe", "1/N median", "beat 1/N"):
+    columns = ("config", "trials", "median return", "median Sharpe", "1/N median", "beat 1/N",
+               "P(beats 1/N)", "MSE / naive")  # fmt: skip
+    for col in columns:
         table.add_column(col, justify="left" if col == "config" else "right")
     for _, r in stats.per_config.iterrows():
         table.add_row(
@@ -294,6 +297,8 @@ def sweep(
             _fmt(r["median Sharpe"], ".2f"),
             _fmt(r["1/N median return"], ".1%"),
             _fmt(r["share beating 1/N"], ".0%"),
+            _fmt(r["median P(beats 1/N)"], ".0%"),
+            _fmt(r["median MSE ratio"], ".3f"),
         )
     console.print(table)
     if stats.dsr is not None:
@@ -746,7 +751,8 @@ def explain(
 
 
 def _fmt(value: object, spec: str = ".4f") -> str:
-    return "n/a" if value is None else format(value, spec)
+    missing = value is None or (isinstance(value, float) and math.isnan(value))
+    return "n/a" if missing else format(value, spec)
 
 
 @app.command()

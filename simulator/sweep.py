@@ -269,6 +269,9 @@ def summary_row(summary: RunSummary) -> dict[str, Any]:
     row["kurtosis"] = c.kurtosis if c is not None else None
     # A model strategy's forecast MSE over the traded weeks, against the naive forecast's.
     row["mse_ratio"] = summary.prediction.mse_ratio if summary.prediction is not None else None
+    # The probabilistic Sharpe ratio of the weekly excess over 1/N: P(beats 1/N).
+    over = summary.confidence.get("over_equal_weight")
+    row["p_beats_equal_weight"] = over.psr if over is not None else None
     return row
 
 

@@ -1,8 +1,11 @@
 """The statistics of a sweep and its report, sweep.html (see :mod:`simulator.sweep`).
 
 Per config (the grid's values; seeds and periods are its trials): the trials, the median and
-the spread of total return and Sharpe ratio beside 1/N's and the index's on the same weeks, and
-the share of trials that beat 1/N. Over all trials: the deflated Sharpe ratio of the best trial
+the spread of total return and Sharpe ratio beside 1/N's and the index's on the same weeks, the
+share of trials that beat 1/N, the median probability that a trial beats 1/N (the probabilistic
+Sharpe ratio of its weekly excess over 1/N) and the median forecast MSE against the naive
+forecast (n/a for rules without forecasts, and for a Sharpe-loss model's position scores).
+Over all trials: the deflated Sharpe ratio of the best trial
 (:func:`simulator.stats.deflated_sharpe`, N = the trials, their Sharpe ratios' variance) and,
 with an even number of periods, the probability of backtest overfitting over the periods
 (:func:`simulator.stats.pbo`; a "config" there is each grid value and seed, a block each period,
@@ -47,6 +50,11 @@ def sweep_stats(frame: pd.DataFrame) -> SweepStats:
     per = []
     for label, part in done.groupby("config", sort=False):
         beats = (part["total_return"] > part["equal_weight_total_return"]).mean()
+        # Absent from the rows of sweeps run before they were recorded: NaN, shown as n/a.
+        mse = pd.to_numeric(part.get("mse_ratio", pd.Series(dtype=float)), errors="coerce")
+        p_beats = pd.to_numeric(
+            part.get("p_beats_equal_weight", pd.Series(dtype=float)), errors="coerce"
+        )
         per.append(
             {
                 "config": label,
@@ -60,6 +68,8 @@ def sweep_stats(frame: pd.DataFrame) -> SweepStats:
                 "1/N median return": part["equal_weight_total_return"].median(),
                 "index median return": part["benchmark_total_return"].median(),
                 "share beating 1/N": float(beats),
+                "median MSE ratio": mse.median(),
+                "median P(beats 1/N)": p_beats.median(),
             }
         )
     per_config = pd.DataFrame(per)
@@ -153,6 +163,8 @@ def write_sweep_html(out: Path, frame: pd.DataFrame, config: Path) -> Path:
             pct(r["1/N median return"]),
             pct(r["index median return"]),
             pct(r["share beating 1/N"]),
+            pct(r["median P(beats 1/N)"]),
+            num(r["median MSE ratio"], ".3f"),
         ]
         for _, r in s.per_config.iterrows()
     ]
@@ -166,6 +178,8 @@ def write_sweep_html(out: Path, frame: pd.DataFrame, config: Path) -> Path:
         "1/N median return",
         "index median return",
         "share beating 1/N",
+        "median P(beats 1/N)",
+        "median forecast MSE / naive",
     ]
     strip = _strip_png(frame)
     image = (

@@ -23,6 +23,7 @@ from simulator.sweep import (
     parse_seeds,
     run_sweep,
 )
+from simulator.sweep_report import sweep_stats
 from tests.conftest import PAPER_CONFIG, PAPER_FAST
 from tests.helpers import CSV, cli, error_line, sets
 
@@ -98,6 +99,13 @@ def test_a_sweep_equals_plain_backtests_and_resumes(ray_runtime: None, tmp_path:
         row = table.set_index("trial").loc[trial.id]
         assert row["total_return"] == plain.summary.series["strategy"].total_return
         assert row["equal_weight_total_return"] == plain.summary.series["equal_weight"].total_return
+        over = plain.summary.confidence["over_equal_weight"]
+        assert row["p_beats_equal_weight"] == over.psr
+        assert pd.isna(row["mse_ratio"])  # 1/N makes no forecasts
+    per = sweep_stats(table).per_config.set_index("config")
+    for config, part in table.groupby("config"):
+        assert per.loc[config, "median P(beats 1/N)"] == part["p_beats_equal_weight"].median()
+        assert pd.isna(per.loc[config, "median MSE ratio"])
     csv = pd.read_csv(out / "sweep.csv")
     assert list(csv["trial"]) == ["t0001", "t0002", "t0003", "t0004"]
     assert "share beating 1/N" in (out / "sweep.html").read_text(encoding="utf-8")

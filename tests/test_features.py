@@ -318,3 +318,33 @@ def test_set_and_grid_take_a_feature_list(tmp_path: Path) -> None:
     assert cfg.model.spec().arch == "transformer"
     grid = parse_grid(['model.features=["close"],["close","index"]'])
     assert grid == (("model.features", ('["close"]', '["close","index"]')),)
+
+
+def test_an_account_on_a_feature_model_equals_the_backtest(tmp_path: Path) -> None:
+    """Walk-forward, replay and the time contract with every feature and the Sharpe loss: a
+    paper account stepped week by week trades exactly as the one backtest does."""
+    from simulator import replay
+    from simulator.backtest import run_backtest
+    from simulator.config import load_config
+    from tests.conftest import PAPER_CONFIG, PAPER_FAST
+    from tests.helpers import advance, assert_journal_is_the_backtest, open_new
+
+    quarter = ["backtest.start=2022-07-01", "backtest.end=2022-09-30", "report.baselines="]
+    sets = [
+        *PAPER_FAST,
+        "data.tickers=AAPL,MSFT,NVDA,PEP",
+        "model.features=" + ",".join(FEATURES),
+        "model.loss=sharpe",
+        "model.name=featured",
+        *quarter,
+    ]
+    workspace = tmp_path / "ws"
+    cfg = load_config(PAPER_CONFIG, sets)
+    result = run_backtest(cfg, workspace)
+    assert [m.version for m in result.summary.models] == ["featured/1"]
+    open_new(workspace, "featured", cfg)
+    advance(workspace, "featured", weeks=3)
+    advance(workspace, "featured", weeks=None, until=result.returns.index[-1].date())
+    with replay.open_account(workspace, "featured") as account:
+        assert account.model_version == "featured/1"  # reused, not retrained
+        assert_journal_is_the_backtest(account.journal, result)

@@ -787,6 +787,25 @@ def train(
                 _fmt(m["model"]["return"]["hit_rate"], ".1%"),
             ]
         table.add_row(*cells)
+    portfolio = report.metrics.get("portfolio")
+    if portfolio is not None:  # the Sharpe loss: scores, not forecasts
+        fit = next(iter(report.fits.values()))
+        console.print(
+            f"{info.ref}: one pooled network trained on the Sharpe loss, {fit.epochs} epochs "
+            f"(best {fit.best_epoch}); its outputs are position scores, not forecasts, so no "
+            "forecast error is given.",
+            markup=False,
+        )
+        if portfolio["test_weeks"] >= 2:
+            console.print(
+                f"The portfolio they size (cap 1/3, gross 1, shorts on, no costs) over the "
+                f"{portfolio['test_weeks']} test weeks after train_end: annualised Sharpe ratio "
+                f"{_fmt(portfolio['test_sharpe'], '.2f')}.",
+                markup=False,
+            )
+        else:
+            console.print("No test weeks after train_end: extend data.end to score the model.")
+        return
     console.print(table)
     overall = report.metrics.get("all") or {}
     if overall:

@@ -280,3 +280,37 @@ def test_registry_uri_elsewhere_keeps_files_beside_it(
     assert Path(shown["artifact_dir"]).is_relative_to(shared / "mlartifacts")
     assert cli(["models", "show", "t-lstm"], monkeypatch) == 2  # not in the workspace store
     assert list(cwd.iterdir()) == []
+
+
+def test_train_and_predict_a_sharpe_model_reading_features(
+    train_config: Path,
+    _workspace: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture,
+) -> None:
+    """`train` says what a Sharpe-loss model is scored by; `models predict` builds the panels
+    of its features from the data and answers the forecast the registry's version gives."""
+    from simulator.data import load_daily, make_weekly
+    from simulator.features import feature_panels
+
+    sets = ["--set", "model.loss=sharpe", "--set", "model.features=close,volume,index,range"]
+    capsys.readouterr()
+    assert cli(["train", str(train_config), *sets], monkeypatch) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "one pooled network trained on the Sharpe loss" in out
+    assert "over the 53 test weeks after train_end: annualised Sharpe ratio" in out
+    shown = run_json(["models", "show", "t-lstm/1", "--json"], monkeypatch, capsys)
+    assert shown["config"]["spec"]["features"] == ["close", "volume", "index", "range"]
+    assert shown["config"]["spec"]["mode"] == "pooled"
+    predicted = run_json(
+        ["models", "predict", "t-lstm/1", "--as-of", "2023-01-06", "--json"], monkeypatch, capsys
+    )
+    data = load_config(train_config).data
+    weekly = make_weekly(load_daily(data, 0.0, _workspace))
+    direct = Registry(_workspace).load("t-lstm/1")
+    expected = direct.predict(
+        weekly.closes(), pd.Timestamp("2023-01-06"), features=feature_panels(weekly)
+    )
+    got = {t: row["predicted_return"] for t, row in predicted["predictions"].items()}
+    assert got == {t: float(v) for t, v in expected.items()}
+    assert sum(got.values()) == pytest.approx(0.0, abs=1e-12)  # centred scores

@@ -122,6 +122,9 @@ class VersionInfo:
             "aliases": list(self.aliases),
             "tickers": list(self.tickers),
             "arch": tags.get("arch", "lstm"),  # versions from before architectures: LSTMs
+            # ... and versions from before features and losses read closes, on MSE
+            "features": tags.get("features", "close").split(","),
+            "loss": tags.get("loss", "mse"),
             "mode": tags.get("mode"),
             "preset": tags.get("preset"),
             "window": integer("window"),
@@ -499,6 +502,8 @@ class Registry:
         return {
             "tickers": ",".join(model.tickers),
             "arch": model.spec.arch,
+            "features": ",".join(model.spec.features),
+            "loss": model.spec.loss,
             "mode": model.spec.mode,
             "preset": model.spec.preset,
             "window": str(model.spec.window),

@@ -226,6 +226,7 @@ def test_registry_round_trip_and_tamper_refusal(tmp_path: Path) -> None:
     )
     card = (registry.artifact_dir(info) / "model_card.md").read_text()
     assert "- Inputs: close, volume, index, rate, range" in card
+    assert info.describe()["features"] == list(FEATURES) and info.describe()["loss"] == "mse"
     scaler_file = registry.artifact_dir(info) / "scaler.json"
     doc = json.loads(scaler_file.read_text())
     doc["scalers"]["AAA"]["extra"][0]["std"] *= 2

@@ -76,7 +76,10 @@ def test_register_list_resolve_alias_and_load(registry: Registry) -> None:
     listed = first.describe()
     folder = registry.artifact_dir(first)
     weights = [f"weights/{t}.safetensors" for t in TICKERS]
-    assert {k: listed[k] for k in ("tickers", "window", "mode", "preset", "test_weeks")} == {
+    keys = ("tickers", "window", "mode", "preset", "test_weeks", "features", "loss")
+    assert {k: listed[k] for k in keys} == {
+        "features": ["close"],
+        "loss": "mse",
         "tickers": TICKERS,
         "window": 8,
         "mode": "per_ticker",

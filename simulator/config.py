@@ -13,7 +13,15 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import tomli_w
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from models.errors import SpecError
 from models.features import check_features
@@ -289,13 +297,16 @@ class ModelConfig(_Section):
             )
         return value
 
-    @field_validator("arch", mode="before")
+    @field_validator("arch", "loss", mode="before")
     @classmethod
-    def _check_arch(cls, value: Any) -> Any:
-        if isinstance(value, str) and value not in ARCHS:
+    def _check_choice(cls, value: Any, info: ValidationInfo) -> Any:
+        what, choices = {"arch": ("architecture", ARCHS), "loss": ("loss", LOSSES)}[
+            str(info.field_name)
+        ]
+        if isinstance(value, str) and value not in choices:
             raise ValueError(
-                f"unknown architecture {value!r}{did_you_mean(value, ARCHS)}: use one of "
-                f"{', '.join(ARCHS)}"
+                f"unknown {what} {value!r}{did_you_mean(value, choices)}: use one of "
+                f"{', '.join(choices)}"
             )
         return value
 
@@ -309,16 +320,6 @@ class ModelConfig(_Section):
                 return list(check_features(value))
             except SpecError as err:
                 raise ValueError(str(err).removeprefix("model.features ")) from None
-        return value
-
-    @field_validator("loss", mode="before")
-    @classmethod
-    def _check_loss(cls, value: Any) -> Any:
-        if isinstance(value, str) and value not in LOSSES:
-            raise ValueError(
-                f"unknown loss {value!r}{did_you_mean(value, LOSSES)}: use one of "
-                f"{', '.join(LOSSES)}"
-            )
         return value
 
     @field_validator("version")

@@ -29,14 +29,13 @@ its own limits and profile (:meth:`models.forecaster.Forecaster.forecast` return
 from __future__ import annotations
 
 import math
-import time
 
 import torch
 from torch import nn
 
 from models.errors import TrainingDataError
 from models.spec import ModelSpec
-from models.train import EarlyStopping, EpochCallback, FitResult, make_optimizer
+from models.train import EpochCallback, FitResult, train_epochs
 
 #: The limits the loss sizes with (seed 001's: cap 1/3 per ticker, fully invested, shorts on).
 CAP = 1 / 3
@@ -138,34 +137,25 @@ def fit_sharpe(
             f"the Sharpe loss needs at least 2 training and 2 validation weeks (got {n} and "
             f"{len(m_val)}); give more history or a later model.train_end"
         )
-    optimizer = make_optimizer(net, spec)
-    started = time.perf_counter()
-    stopping = EarlyStopping(net, spec)
 
-    for epoch in range(1, spec.max_epochs + 1):
-        net.train()
-        order = torch.randperm(n, generator=generator)
-        total = 0.0
-        steps = 0
+    def epoch(order: torch.Tensor, optimizer: torch.optim.Optimizer) -> float:
+        total, steps = 0.0, 0
         for start in range(0, n, spec.batch):
             pick = order[start : start + spec.batch]
             if len(pick) < 2:
                 continue  # a Sharpe ratio needs two weeks
             optimizer.zero_grad(set_to_none=True)
-            loss = negative_sharpe(
-                portfolio_returns(net, x_train[pick], m_train[pick], r_train[pick])
-            )
+            weeks = portfolio_returns(net, x_train[pick], m_train[pick], r_train[pick])
+            loss = negative_sharpe(weeks)
             loss.backward()
             optimizer.step()
             total += loss.item()
             steps += 1
-        train_loss = total / max(steps, 1)
-        val_loss = evaluate(net, *val)
-        if on_epoch is not None:
-            on_epoch(epoch, train_loss, val_loss)
-        if stopping.update(epoch, train_loss, val_loss):
-            break
-    return stopping.finish(time.perf_counter() - started, n, len(m_val))
+        return total / max(steps, 1)
+
+    return train_epochs(
+        net, spec, (n, len(m_val)), generator, epoch, lambda: evaluate(net, *val), on_epoch
+    )
 
 
 def portfolio_sharpe(

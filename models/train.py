@@ -125,6 +125,38 @@ class EarlyStopping:
         )
 
 
+#: One epoch of minibatches over the training rows in ``order`` with ``optimizer``; returns
+#: the epoch's training loss.
+Epoch = Callable[[torch.Tensor, torch.optim.Optimizer], float]
+
+
+def train_epochs(
+    net: nn.Module,
+    spec: ModelSpec,
+    n_rows: tuple[int, int],
+    generator: torch.Generator,
+    epoch: Epoch,
+    validate: Callable[[], float],
+    on_epoch: EpochCallback | None = None,
+) -> FitResult:
+    """The loop every loss trains in: each epoch a seeded permutation of the ``n_rows[0]``
+    training rows, ``epoch`` over them, ``validate`` (the validation loss), and early stopping
+    (:class:`EarlyStopping`); ``net`` is left with its best validation epoch's weights."""
+    n, n_val = n_rows
+    optimizer = make_optimizer(net, spec)
+    started = time.perf_counter()
+    stopping = EarlyStopping(net, spec)
+    for number in range(1, spec.max_epochs + 1):
+        net.train()
+        train_loss = epoch(torch.randperm(n, generator=generator), optimizer)
+        val_loss = validate()
+        if on_epoch is not None:
+            on_epoch(number, train_loss, val_loss)
+        if stopping.update(number, train_loss, val_loss):
+            break
+    return stopping.finish(time.perf_counter() - started, n, n_val)
+
+
 def fit(
     net: nn.Module,
     train: tuple[torch.Tensor, torch.Tensor],
@@ -147,12 +179,8 @@ def fit(
     x_train, y_train = train
     x_val, y_val = val
     n = len(y_train)
-    optimizer = make_optimizer(net, spec)
-    started = time.perf_counter()
-    stopping = EarlyStopping(net, spec)
-    for epoch in range(1, spec.max_epochs + 1):
-        net.train()
-        order = torch.randperm(n, generator=generator)
+
+    def epoch(order: torch.Tensor, optimizer: torch.optim.Optimizer) -> float:
         # One gather per epoch, then contiguous slices: no per-step indexing cost.
         xs, ys = x_train[order], y_train[order]
         total = 0.0
@@ -163,10 +191,8 @@ def fit(
             loss.backward()
             optimizer.step()
             total += loss.item() * len(yb)
-        train_loss = total / n
-        val_loss = evaluate(net, x_val, y_val)
-        if on_epoch is not None:
-            on_epoch(epoch, train_loss, val_loss)
-        if stopping.update(epoch, train_loss, val_loss):
-            break
-    return stopping.finish(time.perf_counter() - started, n, len(y_val))
+        return total / n
+
+    return train_epochs(
+        net, spec, (n, len(y_val)), generator, epoch, lambda: evaluate(net, x_val, y_val), on_epoch
+    )

@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import tomllib
-from dataclasses import replace
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -344,27 +344,11 @@ class ModelConfig(_Section):
 
     def spec(self) -> ModelSpec:
         """This section as a :class:`~models.spec.ModelSpec` (its preset filled in)."""
+        # Every spec field this section has (all but name and preset, given first); a field
+        # left out (None) takes the preset's value.
+        shared = [f.name for f in fields(ModelSpec) if f.name not in ("name", "preset")]
         return ModelSpec.from_preset(
-            self.name,
-            self.preset,
-            mode=self.mode,
-            scaling=self.scaling,
-            window=self.window,
-            arch=self.arch,
-            features=tuple(self.features),
-            loss=self.loss,
-            hidden=self.hidden,
-            layers=self.layers,
-            dropout=self.dropout,
-            optimizer=self.optimizer,
-            lr=self.lr,
-            weight_decay=self.weight_decay,
-            batch=self.batch,
-            max_epochs=self.max_epochs,
-            patience=self.patience,
-            val_fraction=self.val_fraction,
-            seed=self.seed,
-            threads=self.threads,
+            self.name, self.preset, **{name: getattr(self, name) for name in shared}
         )
 
 

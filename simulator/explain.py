@@ -24,7 +24,7 @@ import pandas as pd
 from simulator.config import Config, load_config
 from simulator.data import load_daily, make_weekly
 from simulator.errors import ConfigError, DataError, RunDirError
-from simulator.features import check_features, feature_panels
+from simulator.features import check_available, feature_panels
 from simulator.plan import resolve
 from simulator.rundir import check_run_dir, read_predictions, read_run_csv
 
@@ -271,7 +271,7 @@ def explain_week(
             )
         row = forecasts.loc[name]
         model = traded.load(str(row["model_version"]))
-        check_features(weekly, model.spec.features, f"model {row['model_version']}")
+        check_available(weekly, model.spec.features, f"model {row['model_version']}")
         window = window_inputs(model, closes, panels, week, name)
         if window is None:
             raise DataError(

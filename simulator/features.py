@@ -47,7 +47,7 @@ def feature_panels(weekly: WeeklyData) -> dict[str, pd.DataFrame]:
     return panels
 
 
-def check_features(weekly: WeeklyData, features: Sequence[str], who: str = "the model") -> None:
+def check_available(weekly: WeeklyData, features: Sequence[str], who: str = "the model") -> None:
     """Refuse features the data cannot give, with one line saying how to get them."""
     closes_only = weekly.note == CLOSES_ONLY_NOTE
     for feature in features:

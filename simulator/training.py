@@ -14,7 +14,7 @@ from models.spec import ModelSpec
 from simulator.config import Config, DataConfig
 from simulator.data.sources import load_daily
 from simulator.data.weekly import WeeklyData, make_weekly
-from simulator.features import check_features, feature_panels
+from simulator.features import check_available, feature_panels
 
 
 def model_spec(cfg: Config) -> ModelSpec:
@@ -36,10 +36,10 @@ def model_weekly(
     data: DataConfig, workspace: Path, features: Sequence[str], risk_free: float | str = 0.0
 ) -> WeeklyData:
     """The weekly bars a model with ``features`` reads, checked to give every feature
-    (:func:`simulator.features.check_features`); the yield series ``risk_free`` is loaded
+    (:func:`simulator.features.check_available`); the yield series ``risk_free`` is loaded
     only for ``rate``."""
     weekly = make_weekly(load_daily(data, risk_free if "rate" in features else 0.0, workspace))
-    check_features(weekly, features)
+    check_available(weekly, features)
     return weekly
 
 
@@ -56,7 +56,7 @@ def train_from_config(
         spec,
         pd.Timestamp(cfg.model_train_end()),
         progress,
-        features=feature_panels(weekly),
+        features=feature_panels(weekly) if len(spec.features) > 1 else None,
     )
     source: dict[str, Any] = cfg.model_dump(mode="json", exclude_none=True)
     info = registry.register(model, report, source)

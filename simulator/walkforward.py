@@ -30,7 +30,7 @@ from models.registry import Registry, VersionInfo, spec_digest
 from simulator.config import Config
 from simulator.data.weekly import WeeklyData
 from simulator.errors import ConfigError, LookAheadError
-from simulator.features import check_features, feature_panels
+from simulator.features import check_available, feature_panels
 from simulator.training import model_spec, open_registry
 
 #: The forecast columns of :meth:`RegistrySignal.predictions`.
@@ -103,7 +103,6 @@ def prepare_models(
         than closes (:mod:`simulator.features`) are built from them.
     """
     say = note or (lambda _line: None)
-    panels = feature_panels(weekly) if weekly is not None else None
     tickers = [str(t) for t in closes.columns]
     first = pd.Timestamp(decisions[0])
     if cfg.model.version:
@@ -128,6 +127,8 @@ def prepare_models(
         )
     spec = model_spec(cfg)
     _check_inputs(weekly, spec.features, f"model {spec.name}")
+    # The feature panels, built only for a model that reads more than closes.
+    panels = feature_panels(weekly) if weekly is not None and len(spec.features) > 1 else None
     inputs = select_panels(panels, spec.features)
     digest = spec_digest(spec.to_dict())
     known = {
@@ -172,11 +173,11 @@ def prepare_models(
 
 def _check_inputs(weekly: WeeklyData | None, features: Sequence[str], who: str) -> None:
     """Refuse a model whose features the data cannot give (:func:`simulator.features.
-    check_features`)."""
+    check_available`)."""
     if len(features) > 1:
         if weekly is None:
             raise ConfigError(f"{who} reads {', '.join(features)}: it needs the weekly bars")
-        check_features(weekly, features, who)
+        check_available(weekly, features, who)
 
 
 @contextlib.contextmanager
@@ -222,7 +223,8 @@ class RegistrySignal:
             raise ValueError("a signal needs at least one model")
         for m in models:
             _check_inputs(weekly, m.model.spec.features, f"model {m.info.ref}")
-        self.panels = feature_panels(weekly) if weekly is not None else None
+        reads = any(len(m.model.spec.features) > 1 for m in models)
+        self.panels = feature_panels(weekly) if weekly is not None and reads else None
         self.allow_later = allow_later
         self.models = sorted(models, key=lambda m: m.train_end)
         self.forecasts: list[pd.DataFrame] = []

@@ -22,8 +22,7 @@ from models.windows import Scaler, fit_scaler, make_windows
 from simulator.data.sources import CLOSES_ONLY_NOTE
 from simulator.data.weekly import WeeklyData
 from simulator.errors import DataError
-from simulator.features import check_features as check_data
-from simulator.features import feature_panels
+from simulator.features import check_available, feature_panels
 from tests.helpers import CSV, cli, error_line, sets
 from tests.model_data import TICKERS, TRAIN_END, WEEKS, tiny, walk_closes
 
@@ -254,18 +253,18 @@ def test_integrated_gradients_are_complete_with_every_feature() -> None:
 
 def test_features_the_data_lacks_are_one_clear_error() -> None:
     with pytest.raises(DataError, match="no yield series; set report"):
-        check_data(weekly_data(rates=False), ["close", "rate"])
+        check_available(weekly_data(rates=False), ["close", "rate"])
     closes_only = WeeklyData(
         weekly_data().bars, weekly_data().benchmark, None, WEEKS, CLOSES_ONLY_NOTE, "bundled"
     )
     for feature in ("volume", "range"):
         with pytest.raises(DataError, match="daily closes only"):
-            check_data(closes_only, ["close", feature])
-    check_data(closes_only, ["close", "index"])  # the index is there
+            check_available(closes_only, ["close", feature])
+    check_available(closes_only, ["close", "index"])  # the index is there
     silent = weekly_data()
     silent.bars["BBB"]["volume"] = 0.0
     with pytest.raises(DataError, match="no volume for BBB"):
-        check_data(silent, ["close", "volume"])
+        check_available(silent, ["close", "volume"])
 
 
 TRAIN = ["model.preset=small", "model.hidden=8", "model.max_epochs=2", "model.threads=1"]

@@ -342,28 +342,41 @@ def _mse(predicted: pd.Series, realised: pd.Series) -> float:
     return float(((both.iloc[:, 0] - both.iloc[:, 1]) ** 2).mean()) if len(both) else math.nan
 
 
+class _Windows:
+    """Every decision week's input windows, read once for all the features shuffled in turn
+    (they depend on a model through its window and features only)."""
+
+    def __init__(self, closes: pd.DataFrame, tickers: list[str], panels: Any) -> None:
+        self.closes, self.tickers, self.panels = closes, tickers, panels
+        self.read: dict[tuple[Any, ...], Any] = {}
+
+    def of(self, model: Any, week: pd.Timestamp) -> Any:
+        key = (week, model.spec.window, model.spec.features)
+        if key not in self.read:
+            self.read[key] = model.inputs(self.closes, week, self.tickers, self.panels)
+        return self.read[key]
+
+
 def _shuffled_forecasts(
     provider: Any,
-    closes: pd.DataFrame,
+    windows: _Windows,
     weeks: pd.DatetimeIndex,
     order: np.ndarray,
-    tickers: list[str],
     feature: str,
 ) -> dict[pd.Timestamp, pd.Series]:
     """Each decision week d's forecasts (by week d's model) with ``feature``'s input windows
     taken from week pi(d) = ``weeks[order]``, every other feature's from week d."""
-    panels = provider.panels
     out: dict[pd.Timestamp, pd.Series] = {}
     for week, source in zip(weeks, weeks[order], strict=True):
         model = provider.model_at(week).model
-        _, names, prices, extras, complete = model.inputs(closes, week, tickers, panels)
-        _, _, s_prices, s_extras, s_complete = model.inputs(closes, source, tickers, panels)
+        _, names, prices, extras, complete = windows.of(model, week)
+        _, _, s_prices, s_extras, s_complete = windows.of(model, source)
         if feature == "close":
             prices = s_prices
         else:
             k = model.spec.features.index(feature) - 1
             assert extras is not None and s_extras is not None
-            extras = extras.copy()
+            extras = extras.copy()  # the read windows are shared by every feature's shuffle
             extras[..., k] = s_extras[..., k]
         ok = np.flatnonzero(complete & s_complete)
         predicted = np.full(len(names), np.nan)
@@ -429,8 +442,9 @@ def run_explanations(
     order = np.random.default_rng(seed).permutation(len(weeks))
     tickers = sorted(set(predictions["ticker"]))
     rows = []
+    windows = _Windows(closes, tickers, provider.panels)
     for feature in features:
-        shuffled = _shuffled_forecasts(provider, closes, weeks, order, tickers, feature)
+        shuffled = _shuffled_forecasts(provider, windows, weeks, order, feature)
         table = pd.concat(shuffled, names=["week", "ticker"])
         rows.append(
             {

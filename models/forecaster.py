@@ -252,7 +252,7 @@ class Forecaster:
             else:
                 out[i] = _predict_prices(net, scaler, rows, more)[0] / rows[0, -1] - 1.0
         if self.spec.loss == "sharpe" and len(names):
-            out = (out - out.mean()) * self.scalers[names[0]].out_std
+            out = centred_scores(out, self.scalers[names[0]])
         return out
 
     def forecast(
@@ -311,6 +311,17 @@ class Forecaster:
     ) -> pd.Series:
         """Predicted next-week returns (fractions) per ticker; see :meth:`forecast`."""
         return self.forecast(closes, as_of, tickers, features)["predicted_return"]
+
+
+def centred_scores(outputs: np.ndarray, scaler: Scaler) -> np.ndarray:
+    """A Sharpe-loss network's raw outputs for one week's tickers -> the scores the strategy
+    sizes: less their mean (as the loss centres a week), in return units (the scaler's return
+    deviation).
+
+    >>> centred_scores(np.array([1.0, 3.0]), Scaler("window", 0.0, 1.0, 0.0, 0.02)).tolist()
+    [-0.02, 0.02]
+    """
+    return (outputs - outputs.mean()) * scaler.out_std
 
 
 def _outputs(
@@ -555,7 +566,7 @@ def train(
         # Forecaster.forecast does; the portfolio's Sharpe ratio over the test weeks.
         if len(test_frame):
             scores = test_frame.groupby("as_of")["predicted_close"].transform(
-                lambda v: (v - v.mean()) * scalers[tickers[0]].out_std
+                lambda v: centred_scores(v.to_numpy(), scalers[tickers[0]])
             )
             test_frame["predicted_close"] = test_frame["last_close"] * (1.0 + scores)
         test_weeks = weeks(test)

@@ -13,16 +13,20 @@ need (same spec, same data) is trained once (:func:`simulator.walkforward.traini
 
 The sweep directory (``--out``) holds ``sweep.json`` (the config and the axes), one folder per
 trial (``trials/<id>/``, its run directory without a tear sheet) and its row
-(``trials/<id>.json``), written as each trial ends; re-running the same command resumes: only
-the trials without a row run. At the end it writes ``sweep.csv`` (one row per trial) and
-``sweep.html`` (distributions against 1/N and the index, the share of trials beating 1/N, the
-deflated Sharpe ratio of the best trial, the probability of backtest overfitting over the
-periods). Each finished trial is also an MLflow run in an experiment named after the sweep.
+(``trials/<id>.json``), written as each trial ends; re-running the same command with the same
+``--out`` resumes: only the trials without a row run, and those the environment stopped (a full
+disk, memory, a killed worker: status ``retry``). At the end it writes ``sweep.csv`` (one row
+per trial) and ``sweep.html`` (distributions against 1/N and the index, the share of trials
+beating 1/N, the deflated Sharpe ratio of the best trial, the probability of backtest
+overfitting over the periods). Each finished trial is also an MLflow run in an experiment
+named after the sweep.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import errno
 import hashlib
 import itertools
 import json
@@ -30,23 +34,46 @@ import math
 import os
 import re
 import shutil
+import socket
 import sys
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import grpc
 import pandas as pd
+import ray
+from mlflow.entities import Metric, Param, RunTag
+from ray._common.utils import get_ray_address_file
+from ray._raylet import AuthenticationTokenLoader  # type: ignore[attr-defined]
+from ray.exceptions import AuthenticationError, RayError, RayTaskError
 
+from models.errors import ModelError
+from models.registry import Registry
+from simulator.backtest import run_backtest
 from simulator.config import Config, apply_overrides, load_config
 from simulator.errors import ConfigError, FoliosimError
+from simulator.rundir import write_run
 from simulator.summary import RunSummary, nan_to_none
+from simulator.sweep_report import write_sweep_html
 
 SWEEP_FILE = "sweep.json"
 #: The metrics of each series that sweep.csv keeps (summary.json's names).
 METRICS = ("total_return", "cagr", "volatility", "sharpe", "sortino", "max_drawdown")
 SERIES = ("strategy", "equal_weight", "benchmark")
+#: The most trials a sweep may have (and values an axis may hold): counted before anything is
+#: expanded, so ``--seeds 0-99999999`` is one line, not gigabytes of trials.
+MAX_TRIALS = 100_000
+#: A trial's status: ran, failed by its own error (a bad value, a rule's bug), or stopped by the
+#: environment (a full disk, memory, a killed worker), which a re-run retries.
+DONE, FAILED, RETRY = "done", "failed", "retry"
+
+
+class SweepError(FoliosimError):
+    """A sweep cannot start or could not finish (the cluster, the disk): one line, with the
+    remedy."""
 
 
 # --- axes --------------------------------------------------------------------------------
@@ -60,27 +87,55 @@ class Axes:
     grid: tuple[tuple[str, tuple[str, ...]], ...] = ()
     periods: tuple[tuple[dt.date, dt.date], ...] = ()
 
+    def __post_init__(self) -> None:
+        n = self.count
+        if n > MAX_TRIALS:
+            sizes = [f"{len(self.seeds):,} seeds"] if self.seeds else []
+            sizes += [f"{len(values):,} values of {key}" for key, values in self.grid]
+            sizes += [f"{len(self.periods):,} periods"] if self.periods else []
+            raise ConfigError(
+                f"the sweep has {n:,} trials ({' x '.join(sizes)}), over the {MAX_TRIALS:,} a "
+                "sweep may run: give fewer --seeds, --grid values or --periods"
+            )
+
+    @property
+    def count(self) -> int:
+        """The number of trials, the product of the axes' lengths (nothing expanded)."""
+        n = max(len(self.seeds), 1) * max(len(self.periods), 1)
+        return n * math.prod(len(values) for _, values in self.grid)
+
 
 def parse_seeds(text: str) -> tuple[int, ...]:
-    """``"0-9"`` or ``"0,3,7"`` (or both, ``"0-2,7"``) as seeds.
+    """``"0-9"`` or ``"0,3,7"`` (or both, ``"0-2,7"``) as seeds; at most :data:`MAX_TRIALS`,
+    counted before any range is expanded.
 
     >>> parse_seeds("0-2,7")
     (0, 1, 2, 7)
     """
-    seeds: list[int] = []
+    spans: list[range] = []
     for part in (p.strip() for p in text.split(",")):
-        found = re.fullmatch(r"(\d+)(?:-(\d+))?", part)
+        # 18 digits at most: a seed fits 64 bits (and a huge number is not parsed at all)
+        found = re.fullmatch(r"(\d{1,18})(?:-(\d{1,18}))?", part)
         if not found:
-            raise ConfigError(f"--seeds {text!r}: expected seeds like 0-9 or 0,3,7")
+            raise ConfigError(
+                f"--seeds {text[:60]!r}: expected seeds like 0-9 or 0,3,7 (below 10^18)"
+            )
         first, last = int(found[1]), int(found[2] if found[2] is not None else found[1])
         if last < first:
             raise ConfigError(
                 f"--seeds {text!r}: the range {part} runs backwards; write {last}-{first}"
             )
-        seeds.extend(range(first, last + 1))
-    if len(set(seeds)) < len(seeds):
+        spans.append(range(first, last + 1))
+        count = sum(len(s) for s in spans)
+        if count > MAX_TRIALS:
+            raise ConfigError(
+                f"--seeds {text[:60]!r} names {count:,} seeds or more, over the {MAX_TRIALS:,} "
+                "trials a sweep may run: give a shorter range"
+            )
+    ordered = sorted(spans, key=lambda s: s.start)
+    if any(b.start < a.stop for a, b in itertools.pairwise(ordered)):
         raise ConfigError(f"--seeds {text!r} names a seed twice")
-    return tuple(seeds)
+    return tuple(seed for span in spans for seed in span)
 
 
 def split_values(text: str) -> tuple[str, ...]:
@@ -128,6 +183,11 @@ def parse_grid(items: Sequence[str]) -> tuple[tuple[str, tuple[str, ...]], ...]:
             raise ConfigError(f"--grid {key} is given twice")
         if key in ("model.seed", "backtest.start", "backtest.end"):
             raise ConfigError(f"--grid {key}: use --seeds or --periods for it")
+        if len(choices) > MAX_TRIALS:
+            raise ConfigError(
+                f"--grid {key}: {len(choices):,} values, over the {MAX_TRIALS:,} trials a sweep "
+                "may run"
+            )
         grid.append((key, choices))
     return tuple(grid)
 
@@ -138,8 +198,10 @@ def parse_periods(text: str) -> tuple[tuple[dt.date, dt.date], ...]:
     >>> parse_periods("2021")
     ((datetime.date(2021, 1, 1), datetime.date(2021, 12, 31)),)
     """
-    periods = []
+    periods: list[tuple[dt.date, dt.date]] = []
     for part in (p.strip() for p in text.split(",") if p.strip()):
+        if len(periods) == MAX_TRIALS:
+            raise ConfigError(f"--periods: over the {MAX_TRIALS:,} trials a sweep may run")
         if re.fullmatch(r"\d{4}", part):
             year = int(part)
             periods.append((dt.date(year, 1, 1), dt.date(year, 12, 31)))
@@ -181,10 +243,14 @@ class Trial:
 
 def make_trials(axes: Axes, base: Sequence[str] = ()) -> list[Trial]:
     """The cartesian product of the axes, in a fixed order (grid, then seed, then period)."""
-    grids = list(itertools.product(*[[(k, v) for v in vs] for k, vs in axes.grid]))
-    seeds: list[int | None] = list(axes.seeds) or [None]
-    periods: list[tuple[dt.date, dt.date] | None] = list(axes.periods) or [None]
-    trials = []
+    return list(iter_trials(axes, base))
+
+
+def iter_trials(axes: Axes, base: Sequence[str] = ()) -> Iterator[Trial]:
+    """:func:`make_trials` one trial at a time (a sweep submits them as CPUs free up)."""
+    grids = itertools.product(*[[(k, v) for v in vs] for k, vs in axes.grid])
+    seeds: Sequence[int | None] = axes.seeds or (None,)
+    periods: Sequence[tuple[dt.date, dt.date] | None] = axes.periods or (None,)
     for n, (grid, seed, period) in enumerate(itertools.product(grids, seeds, periods), 1):
         sets = [*base, *(f"{k}={v}" for k, v in grid)]
         if seed is not None:
@@ -200,8 +266,7 @@ def make_trials(axes: Axes, base: Sequence[str] = ()) -> list[Trial]:
                 f"backtest.end={span[1]}",
                 f"model.train_end={train_end}",
             ]
-        trials.append(Trial(f"t{n:04d}", seed, tuple(grid), span, tuple(sets)))
-    return trials
+        yield Trial(f"t{n:04d}", seed, tuple(grid), span, tuple(sets))
 
 
 def trial_config(path: Path, trial: Trial) -> Config:
@@ -215,12 +280,10 @@ def trial_config(path: Path, trial: Trial) -> Config:
 def run_trial(config_path: str, trial: dict[str, Any], workspace: str, out: str) -> dict[str, Any]:
     """Run one trial into ``out`` and return its row (a failed trial: its one-line error).
 
-    Runs in a Ray worker: torch is limited to this worker's CPU (``FOLIOSIM_THREADS``).
+    Runs in a Ray worker: torch is limited to this worker's CPU (``FOLIOSIM_THREADS``). A
+    failure the environment caused (:func:`environment_cause`) is a ``retry`` row, run again
+    when the sweep is; any other is ``failed``, and stays so.
     """
-    from models.errors import ModelError
-    from simulator.backtest import run_backtest
-    from simulator.rundir import write_run
-
     t = Trial(
         trial["id"],
         trial["seed"],
@@ -228,26 +291,62 @@ def run_trial(config_path: str, trial: dict[str, Any], workspace: str, out: str)
         (str(trial["period"][0]), str(trial["period"][1])) if trial["period"] else None,
         tuple(trial["overrides"]),
     )
-    row: dict[str, Any] = {"id": t.id, "status": "done", "error": "", "node": _node()}
+    row: dict[str, Any] = {"id": t.id, "status": DONE, "error": "", "node": _node()}
+    target = Path(out)
     try:
         cfg = trial_config(Path(config_path), t)
         result = run_backtest(cfg, Path(workspace))
-        target = Path(out)
         if target.exists():  # a trial killed after its run directory, before its row
             shutil.rmtree(target)
         write_run(result, target, tearsheet=False)
         row.update(summary_row(result.summary))
     except (FoliosimError, ModelError) as err:
-        row.update(status="failed", error=" ".join(str(err).split()))
+        row.update(_failure(err, " ".join(str(err).split())))
     except Exception as err:  # one trial's bug must not stop the sweep; it is recorded
-        row.update(status="failed", error=f"{type(err).__name__}: {' '.join(str(err).split())}")
+        row.update(_failure(err, f"{type(err).__name__}: {' '.join(str(err).split())}"))
+    if row["status"] == RETRY:
+        shutil.rmtree(target, ignore_errors=True)  # what it wrote takes no space it needs
     return row
+
+
+def _failure(err: BaseException, message: str) -> dict[str, str]:
+    cause = environment_cause(err)
+    if cause is None:
+        return {"status": FAILED, "error": message}
+    return {"status": RETRY, "error": f"{cause}: {message}"}
+
+
+#: errno values of a full disk or an exhausted quota.
+_DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+#: How a full disk reads once an error has become text (SQLite, a wrapped message).
+_DISK_FULL_TEXT = (os.strerror(errno.ENOSPC), os.strerror(errno.EDQUOT), "database or disk is full")
+
+
+def environment_cause(err: BaseException) -> str | None:
+    """``"disk full"`` or ``"out of memory"`` when the environment caused ``err`` (found along
+    its chain of causes, or in its text); None for an error of the trial itself.
+
+    >>> environment_cause(OSError(errno.ENOSPC, "No space left on device"))
+    'disk full'
+    >>> environment_cause(ValueError("max_weight must be below 1")) is None
+    True
+    """
+    seen: set[int] = set()
+    e: BaseException | None = err
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, OSError) and e.errno in _DISK_FULL:
+            return "disk full"
+        if isinstance(e, MemoryError):
+            return "out of memory"
+        if any(text in str(e) for text in _DISK_FULL_TEXT):
+            return "disk full"
+        e = e.__cause__ or e.__context__
+    return None
 
 
 def _node() -> str:
     """The Ray node this trial runs on ("" outside Ray)."""
-    import ray
-
     return str(ray.get_runtime_context().get_node_id()) if ray.is_initialized() else ""
 
 
@@ -371,33 +470,81 @@ def run_sweep(
     cpus: int | None = None,
     on_row: OnRow | None = None,
 ) -> SweepResult:
-    """Run (or resume) the sweep in ``out`` and write sweep.csv and sweep.html."""
-    if address:
-        _check_reachable(address)
-    trials = make_trials(axes, base)
-    if not trials:
-        raise ConfigError("the sweep has no trial: give --seeds, --grid or --periods")
-    for t in trials:  # every trial's config is valid before any runs
-        trial_config(config, t)
-    open_sweep(out, config, base, axes)
-    done = finished(out)
-    pending = [t for t in trials if t.id not in done]
-    ran = []
-    if pending:
-        ran = _run_on_ray(config, out, pending, workspace, address, cpus, len(trials), done, on_row)
-    rows = finished(out)
-    table = sweep_table(trials, rows)
-    table.to_csv(out / "sweep.csv", index=False)
-    from simulator.sweep_report import write_sweep_html
+    """Run (or resume) the sweep in ``out`` and write sweep.csv and sweep.html.
 
-    write_sweep_html(out, table, config)
+    Trials are made and submitted lazily, a few per CPU at a time. Raises :class:`SweepError`
+    (one line, saying how to resume) when the environment stopped trials or the driver's own
+    writes (a full disk): a re-run with the same ``out`` runs what is left.
+    """
+    if address:
+        check_address(address)
+    if axes.count == 0:
+        raise ConfigError("the sweep has no trial: give --seeds, --grid or --periods")
+    # Every trial's config is valid before any runs: seeds change no validity, so each grid
+    # value and period is loaded once, with the first seed.
+    first_seed = axes.seeds[:1]
+    for t in iter_trials(Axes(first_seed, axes.grid, axes.periods), base):
+        trial_config(config, t)
+    with _driver_writes(out, "create the sweep directory"):
+        open_sweep(out, config, base, axes)
+    done = {k: r for k, r in finished(out).items() if r.get("status") != RETRY}
+    pending = (t for t in iter_trials(axes, base) if t.id not in done)
+    ran = []
+    if axes.count > len(done):
+        ran = _run_on_ray(config, out, pending, workspace, address, cpus, axes.count, done, on_row)
+    table = sweep_table(make_trials(axes, base), finished(out))
+    with _driver_writes(out, "write sweep.csv and sweep.html"):
+        table.to_csv(out / "sweep.csv", index=False)
+        write_sweep_html(out, table, config)
+    retry = table[table["status"] == RETRY]
+    if len(retry):
+        first = retry.iloc[0]
+        raise SweepError(
+            f"{len(retry)} of {len(table)} trials stopped by the environment, not by their "
+            f"config (trial {first['trial']}: {first['error']}); {_remedy(str(first['error']))}"
+            f", then run the same command again with --out {out} to run them"
+        )
     return SweepResult(out, table, ran)
+
+
+def _remedy(cause: str) -> str:
+    if cause.startswith("disk full"):
+        return "free space on the disk of the sweep directory and the workspace"
+    if cause.startswith("out of memory"):
+        return "free memory or run fewer trials at once (--cpus)"
+    return "see why the worker died (the kernel's OOM killer: dmesg)"
+
+
+@contextlib.contextmanager
+def _driver_writes(out: Path, what: str) -> Iterator[None]:
+    """Turn an error of the driver's own writes (sweep.json, rows, MLflow runs, sweep.csv)
+    into one line saying what to free and how to resume; any other error passes through."""
+    try:
+        yield
+    except FoliosimError:
+        raise
+    except Exception as err:
+        cause = environment_cause(err)  # also the MLflow store's "database or disk is full"
+        if cause is None and not isinstance(err, OSError):
+            raise
+        if isinstance(err, OSError):
+            detail = f"{err.filename + ': ' if err.filename else ''}{err.strerror or err}"
+        else:
+            detail = " ".join(str(err).split())[:200]
+        remedy = (
+            _remedy(cause) + f", then run the same command again with --out {out} to resume"
+            if cause is not None
+            else "choose an --out folder this user can write"
+        )
+        raise SweepError(
+            f"cannot {what} ({detail}); the trials whose rows were written are kept: {remedy}"
+        ) from None
 
 
 def _run_on_ray(
     config: Path,
     out: Path,
-    pending: list[Trial],
+    pending: Iterator[Trial],
     workspace: Path,
     address: str | None,
     cpus: int | None,
@@ -405,52 +552,79 @@ def _run_on_ray(
     done: dict[str, dict[str, Any]],
     on_row: OnRow | None,
 ) -> list[str]:
-    import ray
-
     started = not ray.is_initialized()
     if started:
         start_ray(address, cpus)
+    in_flight: dict[Any, Trial] = {}
     try:
-        from models.registry import Registry
-
         client = Registry(workspace).client  # the driver alone writes the sweep's MLflow runs
         task = ray.remote(num_cpus=1)(run_trial)
-        refs = {
-            task.remote(
-                str(config.resolve()),
-                {**asdict(t), "grid": [list(p) for p in t.grid]},
-                str(workspace),
-                str(out / "trials" / t.id),
-            ): t
-            for t in pending
-        }
-        failed = sum(1 for r in done.values() if r.get("status") == "failed")
+        # A few trials per CPU in flight: enough to keep every CPU busy, never the whole sweep.
+        window = 2 * max(1, int(ray.cluster_resources().get("CPU", 1)))
+
+        def submit() -> None:
+            for t in itertools.islice(pending, window - len(in_flight)):
+                ref = task.remote(
+                    str(config.resolve()),
+                    {**asdict(t), "grid": [list(p) for p in t.grid]},
+                    str(workspace),
+                    str(out / "trials" / t.id),
+                )
+                in_flight[ref] = t
+
+        failed = sum(1 for r in done.values() if r.get("status") == FAILED)
         count = len(done)
         ran = []
-        waiting = list(refs)
-        while waiting:
-            ready, waiting = ray.wait(waiting, num_returns=1)
+        submit()
+        while in_flight:
+            ready, _ = ray.wait(list(in_flight), num_returns=1)
             for ref in ready:
-                trial = refs[ref]
-                row = ray.get(ref)
-                _write_json(out / "trials" / f"{trial.id}.json", row)
-                _log_mlflow(client, out, trial, row)
+                trial = in_flight.pop(ref)
+                row = _row_of(ref, trial)
+                with _driver_writes(out, f"record trial {trial.id}"):
+                    _write_json(out / "trials" / f"{trial.id}.json", row)
+                    _log_mlflow(client, out, trial, row)
                 count += 1
-                failed += row["status"] == "failed"
+                failed += row["status"] != DONE
                 ran.append(trial.id)
                 if on_row is not None:
-                    on_row(row, count, total, len(waiting), failed)
+                    on_row(row, count, total, len(in_flight), failed)
+            submit()
         return ran
     finally:
+        for ref in in_flight:  # stopped early (a full disk): a cluster's tasks end too
+            ray.cancel(ref, force=True)
         if started:
             ray.shutdown()
 
 
+def _row_of(ref: Any, trial: Trial) -> dict[str, Any]:
+    """A finished task's row; a worker that died (killed, out of memory, its node lost) is a
+    ``retry`` row."""
+    try:
+        row: dict[str, Any] = ray.get(ref)
+        return row
+    except RayTaskError as err:  # run_trial itself raised (SystemExit from a user's rule)
+        line = " ".join(str(err).split())[-300:]
+        return {"id": trial.id, "status": FAILED, "error": line, "node": ""}
+    except RayError as err:
+        why = " ".join(str(err).split())[:300]
+        return {
+            "id": trial.id,
+            "status": RETRY,
+            "error": f"the Ray worker died ({type(err).__name__}: {why})",
+            "node": "",
+        }
+
+
 def start_ray(address: str | None = None, cpus: int | None = None) -> None:
     """Start the local Ray runtime of a sweep (or join the cluster at ``address``): each
-    worker pins torch to one thread and imports user rules from the current folder."""
-    import ray
+    worker pins torch to one thread and imports user rules from the current folder.
 
+    The local runtime is always a new one (``address="local"``): never a cluster named by
+    ``RAY_ADDRESS`` or by a ``ray start`` of this machine, nor the processes a killed sweep
+    left behind.
+    """
     env = {"FOLIOSIM_THREADS": "1", "OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"}
     here = os.getcwd()  # user rules named module:Class import from here, as the CLI does
     path = os.pathsep.join([here, *[p for p in sys.path if p]])
@@ -464,27 +638,31 @@ def start_ray(address: str | None = None, cpus: int | None = None) -> None:
         "configure_logging": True,
     }
     if address:
-        _check_reachable(address)
+        check_address(address)
         options["address"] = address
     else:
+        options["address"] = "local"
         options["num_cpus"] = cpus or os.cpu_count() or 1
     try:
         ray.init(**options)
+    except AuthenticationError as err:
+        raise SweepError(f"--address {address}: {_auth_remedy(address or '', str(err))}") from None
     except (ConnectionError, RuntimeError, ValueError) as err:
         where = f"--address {address}" if address else "a local Ray runtime"
-        raise FoliosimError(
+        raise SweepError(
             f"cannot start the sweep on {where}: {' '.join(str(err).split())[:300]}; check the "
             "address (ray://HOST:PORT or auto) and that the cluster runs"
         ) from None
 
 
-def _check_reachable(address: str) -> None:
-    """Fail at once, in one line, on a cluster address nothing answers at (Ray itself would
-    retry for minutes)."""
-    import socket
-
-    if address == "auto":
-        return  # Ray finds the local cluster's address itself, and says so when there is none
+def check_address(address: str) -> None:
+    """Fail at once, in one line, on a cluster address Ray could not use: nothing answers
+    there (Ray would retry for minutes), ``auto`` finds only a stopped cluster's session files
+    (Ray ends in a traceback), or the cluster wants a token this process does not send (Ray
+    prints a warning a second, then blames the address)."""
+    auto = address == "auto"
+    if auto:
+        address = _auto_address()
     hostport = address.removeprefix("ray://")
     host, sep, port = hostport.rpartition(":")
     if not sep or not port.isdigit() or not host:
@@ -493,10 +671,80 @@ def _check_reachable(address: str) -> None:
         with socket.create_connection((host, int(port)), timeout=3.0):
             pass
     except OSError as err:
-        raise FoliosimError(
+        raise SweepError(
             f"--address {address}: nothing answers at {host}:{port} ({err.strerror or err}); "
             "start the cluster (ray start --head) or fix the address"
         ) from None
+    if not address.startswith("ray://"):  # a GCS; Ray Client's proxy says it in ray.init
+        _check_token(hostport, auto)
+
+
+def _auto_address() -> str:
+    """The address ``--address auto`` means, found as Ray finds it (``RAY_ADDRESS``, then the
+    file the last ``ray start`` of this machine wrote), and checked to be running."""
+    named = os.environ.get("RAY_ADDRESS", "")
+    if named and named not in ("auto", "local"):
+        return named
+    marker = Path(get_ray_address_file(None))
+    found = marker.read_text(encoding="utf-8").strip() if marker.is_file() else ""
+    if not found:
+        raise SweepError(
+            "--address auto: no Ray cluster was started on this machine (no "
+            f"{marker}); start one with `ray start --head`, or drop --address to run the "
+            "sweep on a local Ray runtime"
+        )
+    host, _, port = found.rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=3.0):
+            pass
+    except (OSError, ValueError):
+        raise SweepError(
+            f"--address auto: the Ray cluster last started on this machine ({found}, named "
+            f"in {marker}) is not running, only its session files are left; start a cluster "
+            "with `ray start --head`, or drop --address to run the sweep on a local Ray runtime"
+        ) from None
+    return found
+
+
+def _token_header(auto: bool) -> tuple[tuple[str, str], ...]:
+    """The token Ray would send from this process: with ``RAY_AUTH_MODE=token``, or unset for
+    ``--address auto`` (Ray then sends a token it finds)."""
+    mode = os.environ.get("RAY_AUTH_MODE")
+    if mode != "token" and not (auto and mode is None):
+        return ()
+    loader = AuthenticationTokenLoader.instance()
+    if not loader.has_token(ignore_auth_mode=True):
+        return ()
+    return (("authorization", f"Bearer {loader.get_raw_token(ignore_auth_mode=True)}"),)
+
+
+def _check_token(hostport: str, auto: bool = False) -> None:
+    """Ask the cluster's GCS for its id, with the token Ray would send: a cluster that wants
+    another token answers UNAUTHENTICATED at once."""
+    metadata = _token_header(auto)
+    with grpc.insecure_channel(hostport) as channel:
+        call = channel.unary_unary("/ray.rpc.NodeInfoGcsService/GetClusterId")
+        try:
+            call(b"", timeout=5.0, metadata=metadata)
+        except grpc.RpcError as err:
+            if err.code() == grpc.StatusCode.UNAUTHENTICATED:
+                raise SweepError(
+                    f"--address {hostport}: {_auth_remedy(hostport, '', sent=bool(metadata))}"
+                ) from None
+            # anything else (not a GCS, busy): ray.init says it
+
+
+def _auth_remedy(address: str, detail: str, *, sent: bool = False) -> str:
+    head = (
+        "the Ray cluster refused this machine's token"
+        if sent
+        else "the Ray cluster uses token authentication and this process sent no token"
+    )
+    return (
+        f"{head}{' (' + detail + ')' if detail else ''}: run with RAY_AUTH_MODE=token and the "
+        "head node's token (`ray get-auth-token` on the head prints it) in RAY_AUTH_TOKEN, in "
+        "a file named by RAY_AUTH_TOKEN_PATH, or in ~/.ray/auth_token"
+    )
 
 
 def _log_mlflow(client: Any, out: Path, trial: Trial, row: dict[str, Any]) -> None:
@@ -504,8 +752,6 @@ def _log_mlflow(client: Any, out: Path, trial: Trial, row: dict[str, Any]) -> No
     name = f"sweep {out.name}"
     found = client.get_experiment_by_name(name)
     experiment = found.experiment_id if found is not None else client.create_experiment(name)
-    from mlflow.entities import Metric, Param, RunTag
-
     run = client.create_run(experiment, run_name=trial.id)
     params = [Param("trial", trial.id), Param("config", trial.config_label)]
     if trial.seed is not None:
@@ -524,7 +770,7 @@ def _log_mlflow(client: Any, out: Path, trial: Trial, row: dict[str, Any]) -> No
     ]
     # One write for the run's facts: the driver logs every trial on the trials' own CPUs.
     client.log_batch(run.info.run_id, metrics=metrics, params=params, tags=tags)
-    client.set_terminated(run.info.run_id, "FINISHED" if row["status"] == "done" else "FAILED")
+    client.set_terminated(run.info.run_id, "FINISHED" if row["status"] == DONE else "FAILED")
 
 
 def sweep_table(trials: Sequence[Trial], rows: dict[str, dict[str, Any]]) -> pd.DataFrame:

@@ -246,7 +246,16 @@ def sweep(
     set_: SetOption = None,
 ) -> None:
     """Run many trials of CONFIG (seeds x grid x periods) on Ray; write sweep.csv and
-    sweep.html with how sure the result is (share beating 1/N, deflated Sharpe, PBO)."""
+    sweep.html with how sure the result is (share beating 1/N, deflated Sharpe, PBO).
+
+    To resume a stopped sweep, run the same command with --out naming its directory (printed
+    when it starts); trials stopped by a full disk, memory or a dead worker run again.
+
+    After a sweep is killed (kill -9), the processes of its local Ray runtime (raylet,
+    gcs_server, workers) may linger for a minute or two. They are harmless: the next sweep
+    starts a runtime of its own. `ray stop` ends them at once, and every other Ray process of
+    this user on the machine, a `ray start` cluster's included.
+    """
     from simulator.sweep import Axes, parse_grid, parse_periods, parse_seeds, run_sweep
     from simulator.sweep_report import sweep_stats
 
@@ -265,7 +274,9 @@ def sweep(
             if not ticks:  # from the first trial on: a sweep refused at once prints one line
                 ticks.append(report.phase("trials", unit="trials"))
             ticks[0](done, total)
-            if row["status"] == "failed":
+            if row["status"] == "retry":
+                report.say(f"trial {row['id']} stopped, retried on resume: {row['error']}")
+            elif row["status"] == "failed":
                 report.say(f"trial {row['id']} failed: {row['error']}")
             elif not report.terminal:
                 report.say(
@@ -282,6 +293,9 @@ def sweep(
             address=address,
             cpus=cpus,
             on_row=on_row,
+            on_start=lambda: report.say(
+                f"sweep directory: {target} (to resume it: the same command with --out {target})"
+            ),
         )
     stats = sweep_stats(result.table)
     table = Table(title=f"sweep {target.name}: {stats.trials} trials, {stats.failed} failed")

@@ -469,8 +469,11 @@ def run_sweep(
     address: str | None = None,
     cpus: int | None = None,
     on_row: OnRow | None = None,
+    on_start: Callable[[], None] | None = None,
 ) -> SweepResult:
-    """Run (or resume) the sweep in ``out`` and write sweep.csv and sweep.html.
+    """Run (or resume) the sweep in ``out`` and write sweep.csv and sweep.html
+    (``on_start()`` once the sweep is checked and its directory made, ``on_row`` as each trial
+    ends).
 
     Trials are made and submitted lazily, a few per CPU at a time. Raises :class:`SweepError`
     (one line, saying how to resume) when the environment stopped trials or the driver's own
@@ -487,6 +490,8 @@ def run_sweep(
         trial_config(config, t)
     with _driver_writes(out, "create the sweep directory"):
         open_sweep(out, config, base, axes)
+    if on_start is not None:  # the sweep is valid and its directory exists: trials start
+        on_start()
     done = {k: r for k, r in finished(out).items() if r.get("status") != RETRY}
     pending = (t for t in iter_trials(axes, base) if t.id not in done)
     ran = []

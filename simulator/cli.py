@@ -1091,6 +1091,25 @@ def serve(
     runs: Annotated[
         Path, typer.Option("--runs", metavar="DIR", help="The folder of run directories.")
     ] = Path("runs"),
+    configs: Annotated[
+        Path,
+        typer.Option(
+            "--configs",
+            metavar="DIR",
+            help="The folder whose .toml configs (and those one folder down) /recommend "
+            "offers; a request picks only among them.",
+        ),
+    ] = Path(),
+    time_limit: Annotated[
+        float,
+        typer.Option(
+            "--time-limit",
+            metavar="SECONDS",
+            min=1,
+            max=86_400,
+            help="The longest a request may take, its decisions included (then 504).",
+        ),
+    ] = 120.0,
     schedule: Annotated[
         bool,
         typer.Option(
@@ -1105,6 +1124,8 @@ def serve(
     from simulator.web.security import TOKEN_VAR, server_token
     from simulator.web.site import Settings
 
+    if not configs.is_dir():
+        raise ConfigError(f"--configs {configs}: no such folder; give the folder of your configs")
     token, from_env = server_token()
     sock = bind(host, port)
     bound = sock.getsockname()[1]
@@ -1113,15 +1134,20 @@ def serve(
     settings = Settings(
         workspace=workspace_dir(),
         runs=runs,
-        root=Path.cwd(),
+        root=configs.absolute(),
         token=token,
         host=host,
         port=bound,
         schedule=schedule,
+        time_limit=time_limit,
     )
     say = console.print
     say(f"foliosim serve: {address}", markup=False, highlight=False, soft_wrap=True)
-    say(f"workspace: {settings.workspace}; runs: {runs}", markup=False, highlight=False)
+    say(
+        f"workspace: {settings.workspace}; runs: {runs}; configs: {configs}",
+        markup=False,
+        highlight=False,
+    )
     if from_env:
         say(f"token: from {TOKEN_VAR}", markup=False, highlight=False)
     else:

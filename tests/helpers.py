@@ -192,6 +192,17 @@ CHROMIUM_FLAGS = [
 ]
 
 
+def require_chromium() -> None:
+    """Fail (never skip) a browser or security test when Chromium is missing: a skipped
+    security check would pass unnoticed."""
+    if not CHROMIUM.is_file():
+        pytest.fail(
+            f"{CHROMIUM} is missing: `make test` installs Debian's chromium "
+            "(apt-get install -y chromium); browser and security tests need it",
+            pytrace=False,
+        )
+
+
 @dataclass(frozen=True)
 class Browsed:
     """What headless Chromium saw of a page (see :func:`browse`).
@@ -450,14 +461,14 @@ def served(workspace: Path, runs: Path, root: Path, **settings: Any) -> Iterator
 
     import uvicorn
 
-    from simulator.web.app import bind, create_app
+    from simulator.web.app import bind, create_app, server_config
     from simulator.web.site import Settings
 
     sock = bind("127.0.0.1", 0)
     port = sock.getsockname()[1]
     options: dict[str, Any] = {"schedule": False, **settings}
     app = create_app(Settings(workspace, runs, root, TOKEN, port=port, **options))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    server = uvicorn.Server(server_config(app))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30

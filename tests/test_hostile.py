@@ -26,7 +26,7 @@ import pandas as pd
 import pytest
 import tomli_w
 
-from tests.helpers import CHROMIUM, CHROMIUM_FLAGS, cli
+from tests.helpers import CHROMIUM, CHROMIUM_FLAGS, cli, require_chromium
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -981,8 +981,7 @@ def test_tear_sheets_run_no_payload_in_a_real_browser(
     character set) is a script payload; the tear sheets of a backtest and of a paper account
     run none of them in headless Chromium, and the console has no error of ours. The names
     that could carry markup are refused before any work."""
-    if not CHROMIUM.is_file():
-        pytest.skip(f"{CHROMIUM} is absent: `make test` installs Debian's chromium")
+    require_chromium()
     # The harness itself: a page that does run the payload is caught.
     control = tmp_path / "control" / "page.html"
     control.parent.mkdir()
@@ -1024,8 +1023,7 @@ def test_tear_sheets_run_no_payload_in_a_real_browser(
 def test_the_explanations_section_runs_no_payload_in_a_real_browser(tmp_path: Path) -> None:
     """Every string of explanations.json that reaches the tear sheet's Explanations section
     (a tampered file: tickers, weeks, features, the seed) is a script payload; none runs."""
-    if not CHROMIUM.is_file():
-        pytest.skip(f"{CHROMIUM} is absent: `make test` installs Debian's chromium")
+    require_chromium()
     from simulator.report import standalone_page
     from simulator.sections import explanations_html
 

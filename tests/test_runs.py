@@ -17,7 +17,7 @@ from simulator.runs import (
     list_runs,
     table_cells,
 )
-from tests.helpers import CHROMIUM, browse, make_run, weekly_returns
+from tests.helpers import browse, make_run, require_chromium, weekly_returns
 
 LONG = weekly_returns("2022-01-07", 40, seed=1)
 SHORT = weekly_returns("2023-01-06", 4, seed=2)
@@ -138,8 +138,7 @@ def test_two_runs_of_the_same_name_are_told_apart(tmp_path: Path) -> None:
 
 
 def test_the_comparison_page_is_clean_in_chromium(folder: Path, tmp_path: Path) -> None:
-    if not CHROMIUM.is_file():
-        pytest.skip(f"{CHROMIUM} is absent: `make test` installs Debian's chromium")
+    require_chromium()
     out = compare_runs([folder / "a-long", folder / "b-short"], tmp_path / "compare.html")
     seen = browse(out, tmp_path)
     assert seen.errors == [] and seen.requests == []

@@ -44,11 +44,11 @@ from simulator.rundir import write_run
 from simulator.summary import ForecastQuality, parse_summary
 from tests.conftest import PaperModel
 from tests.helpers import (
-    CHROMIUM,
     browse,
     ew_config,
     make_run,
     open_new,
+    require_chromium,
     summary_doc,
     weekly_returns,
 )
@@ -318,8 +318,7 @@ def test_an_lstm_tear_sheet_and_a_replay_tear_sheet_are_clean_in_chromium(
 ) -> None:
     """Issue 15's browser check, on the paper run (lstm_signal, predictions, learning curves,
     the reference table, baselines) and on a paper account of 3 weeks (a short run)."""
-    if not CHROMIUM.is_file():
-        pytest.skip(f"{CHROMIUM} is absent: `make test` installs Debian's chromium")
+    require_chromium()
     result = run_backtest(paper_model.config, paper_model.workspace)
     assert result.summary.prediction is not None and result.predictions is not None
     quality = result.summary.prediction.quality

@@ -241,8 +241,10 @@ def test_models_api_lists_the_registry(paper_model: PaperModel, tmp_path: Path) 
         card = httpx.get(f"{url}/models/{paper_model.ref}", timeout=60)
         error(httpx.get(f"{url}/api/recommend", params={"config": "x.toml"}), 404, "not_found")
         missing = httpx.get(f"{url}/models/paper-small/99")
+    # The registry's address names the workspace, not its server path.
+    assert registry.uri == f"sqlite:///{paper_model.workspace}/mlflow.db"
     assert doc == {
-        "registry": registry.uri,
+        "registry": "sqlite:///[workspace]/mlflow.db",
         "versions": [v.describe() for v in registry.versions()],
     }
     assert [v["name"] for v in doc["versions"]] == ["paper-small"]

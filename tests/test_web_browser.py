@@ -18,7 +18,7 @@ import pytest
 
 from simulator import replay
 from tests.conftest import REPO
-from tests.helpers import CHROMIUM, TOKEN, cli, readme_account, served
+from tests.helpers import CHROMIUM, TOKEN, cli, readme_account, require_chromium, served
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
@@ -32,8 +32,7 @@ FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"]
 def browser() -> Iterator[Browser]:
     from playwright.sync_api import sync_playwright
 
-    if not CHROMIUM.is_file():
-        pytest.fail(f"{CHROMIUM} is missing: `make test` installs Debian's chromium", pytrace=False)
+    require_chromium()
     with sync_playwright() as p:
         chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
         yield chromium

@@ -5,22 +5,37 @@
 bearer token), ``GET /api/recommend`` (``recommend --json``), ``GET /api/models`` (``models
 list --json``) and ``GET /api/runs`` (``runs list --json``). Errors are ``{"error": {"status",
 "code", "message"}}`` with the HTTP status of their kind (see :mod:`simulator.web.app`).
+
+Each route does its work through a pool (:mod:`simulator.web.work`): reads in one, the
+decisions of a step or a recommendation in another, each within the server's time limit. No
+answer holds an absolute server path (:meth:`simulator.web.site.Site.public`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Body, Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
 
 from simulator import replay
+from simulator.config import load_config
+from simulator.recommend import recommend as make_recommendation
+from simulator.runs import list_runs
 from simulator.summary import nan_to_none
+from simulator.training import open_registry
+from simulator.web.files import regular_file
 from simulator.web.scheduler import read_log
 from simulator.web.security import check_token
-from simulator.web.site import ApiError, Site
+from simulator.web.site import WEB_OVERRIDES, ApiError, Site, check_overrides
+from simulator.web.work import Pool
+from strategies.profile import PRESETS
+
+T = TypeVar("T")
 
 router = APIRouter(prefix="/api", tags=["api"])
 bearer = HTTPBearer(
@@ -37,7 +52,20 @@ def site_of(request: Request) -> Site:
     return site
 
 
-def authorized(
+async def reading(request: Request, fn: Callable[..., T], *args: Any) -> T:
+    """``fn(*args)`` in the pool of reads (503 when full, 504 over the time limit)."""
+    pool: Pool = request.app.state.reads
+    return await pool.run(fn, *args)
+
+
+async def deciding(request: Request, fn: Callable[..., T], *args: Any) -> T:
+    """``fn(*args)`` in the pool of decisions: work that runs a strategy's code (503 at once
+    when every worker is busy, 504 over the time limit)."""
+    pool: Pool = request.app.state.decisions
+    return await pool.run(fn, *args)
+
+
+async def authorized(
     request: Request,
     _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> None:
@@ -70,20 +98,35 @@ def open_account(site: Site, name: str) -> replay.Account:
     return replay.open_account(site.workspace, name)
 
 
-@router.get("/accounts", summary="Every paper account (replay list --json)", responses={500: ERROR})
-def accounts(request: Request) -> list[dict[str, Any]]:
-    return replay.list_accounts(site_of(request).workspace)
+def account_json(site: Site, name: str) -> dict[str, Any]:
+    with open_account(site, name) as acct:
+        doc: dict[str, Any] = site.public(account_doc(site, acct))
+        return doc
+
+
+def accounts_json(site: Site) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = site.public(replay.list_accounts(site.workspace))
+    return rows
+
+
+#: The errors of every endpoint: too busy, too slow.
+BUSY: dict[int | str, dict[str, Any]] = {503: ERROR, 504: ERROR}
+
+
+@router.get(
+    "/accounts", summary="Every paper account (replay list --json)", responses={500: ERROR, **BUSY}
+)
+async def accounts(request: Request) -> list[dict[str, Any]]:
+    return await reading(request, accounts_json, site_of(request))
 
 
 @router.get(
     "/accounts/{name}",
     summary="One paper account (replay status --json) with its scheduled-action log",
-    responses={400: ERROR, 404: ERROR, 422: ERROR},
+    responses={400: ERROR, 404: ERROR, 422: ERROR, **BUSY},
 )
-def account(request: Request, name: str) -> dict[str, Any]:
-    site = site_of(request)
-    with open_account(site, name) as acct:
-        return account_doc(site, acct)
+async def account(request: Request, name: str) -> dict[str, Any]:
+    return await reading(request, account_json, site_of(request), name)
 
 
 @router.post(
@@ -98,16 +141,22 @@ def account(request: Request, name: str) -> dict[str, Any]:
         409: {"description": "Another process or request is changing the account right now"},
         415: ERROR,
         422: ERROR,
+        413: ERROR,
         502: {"description": "--live: Yahoo could not be reached; nothing was recorded"},
+        **BUSY,
     },
 )
-def step(
+async def step(
     request: Request, name: str, body: Annotated[StepRequest | None, Body()] = None
 ) -> dict[str, Any]:
-    site = site_of(request)
     ask = body or StepRequest()
     if ask.weeks is not None and ask.until is not None:
         raise ApiError(400, "bad_request", "give weeks or until, not both")
+    return await deciding(request, step_account, site_of(request), name, ask)
+
+
+def step_account(site: Site, name: str, ask: StepRequest) -> dict[str, Any]:
+    """``replay step`` of account ``name`` as ``ask`` says, and the account after it."""
     count = ask.weeks if ask.weeks is not None else (None if (ask.until or ask.live) else 1)
     replay.journal_path(site.workspace, name)
     acct, done = replay.step(
@@ -117,19 +166,18 @@ def step(
     if len(done):
         site.warm(name)
     recorded = [w.date().isoformat() for w in done]
-    with open_account(site, name) as acct:
-        return {"account": name, "recorded": recorded, "status": account_doc(site, acct)}
+    return {"account": name, "recorded": recorded, "status": account_json(site, name)}
 
 
 @router.get(
     "/recommend",
     summary="Next week's allocation for a profile (recommend --json)",
-    responses={400: ERROR, 404: ERROR, 422: ERROR},
+    responses={400: ERROR, 404: ERROR, 422: ERROR, **BUSY},
 )
-def recommend(
+async def recommend(
     request: Request,
     config: Annotated[
-        str, Query(description="A .toml file inside the server's folder, relative to it.")
+        str, Query(description="One of the configs the server lists (/recommend), by its path.")
     ],
     profile: Annotated[
         str | None,
@@ -138,46 +186,75 @@ def recommend(
     as_of: Annotated[dt.date | None, Query(description="Decide at the close of this week.")] = None,
     set_: Annotated[
         list[str] | None,
-        Query(alias="set", description="SECTION.KEY=VALUE overrides, as --set (repeatable)."),
+        Query(
+            alias="set",
+            description="Limit overrides, as --set (repeatable): only "
+            + ", ".join(f"`{key}`" for key in WEB_OVERRIDES)
+            + ".",
+        ),
     ] = None,
 ) -> dict[str, Any]:
-    return recommendation(site_of(request), config, profile, as_of, set_ or [])
+    check_recommendation(profile, set_ or [])
+    return await deciding(request, recommendation, site_of(request), config, profile, as_of, set_)
+
+
+def check_recommendation(profile: str | None, overrides: list[str]) -> None:
+    """400 for a profile that is not a preset (a profile file is a path: the app reads no
+    file a request names) or an override the app does not take (it would choose code, data
+    or a file: :func:`simulator.web.site.check_overrides`)."""
+    if profile and profile not in PRESETS:
+        raise ApiError(400, "bad_request", f"profile {profile!r}: use one of {', '.join(PRESETS)}")
+    check_overrides(overrides)
 
 
 def recommendation(
-    site: Site, config: str, profile: str | None, as_of: dt.date | None, overrides: list[str]
+    site: Site,
+    config: str,
+    profile: str | None,
+    as_of: dt.date | None,
+    overrides: list[str] | None,
 ) -> dict[str, Any]:
-    """``recommend --json`` of a config of the server's folder; a profile must be a preset
-    (a profile file is a path: the API does not read arbitrary files)."""
-    from simulator.config import load_config
-    from simulator.recommend import recommend as make
-    from strategies.profile import PRESETS
+    """``recommend --json`` of one of the server's configs (:meth:`Site.config_path`)."""
+    check_recommendation(profile, overrides or [])
+    cfg = load_config(site.config_path(config), overrides or [])
+    doc = make_recommendation(cfg, site.workspace, profile or None, as_of)
+    result: dict[str, Any] = site.public(nan_to_none(doc))
+    return result
 
-    if profile and profile not in PRESETS:
-        raise ApiError(400, "bad_request", f"profile {profile!r}: use one of {', '.join(PRESETS)}")
-    cfg = load_config(site.config_path(config), overrides)
-    doc = make(cfg, site.workspace, profile or None, as_of)
-    result: dict[str, Any] = nan_to_none(doc)
+
+def models_json(site: Site) -> dict[str, Any]:
+    registry = open_registry(site.workspace)
+    doc = {"registry": registry.uri, "versions": [v.describe() for v in registry.versions()]}
+    result: dict[str, Any] = site.public(doc)
     return result
 
 
 @router.get(
-    "/models", summary="The registry's versions (models list --json)", responses={422: ERROR}
+    "/models",
+    summary="The registry's versions (models list --json)",
+    responses={422: ERROR, **BUSY},
 )
-def models(request: Request) -> dict[str, Any]:
-    from simulator.training import open_registry
-
-    registry = open_registry(site_of(request).workspace)
-    return {"registry": registry.uri, "versions": [v.describe() for v in registry.versions()]}
+async def models(request: Request) -> dict[str, Any]:
+    return await reading(request, models_json, site_of(request))
 
 
-@router.get("/runs", summary="The run directories (runs list --json)", responses={422: ERROR})
-def runs(request: Request) -> list[dict[str, Any]]:
-    from simulator.runs import list_runs
-
-    folder = site_of(request).settings.runs
+def run_rows(site: Site) -> list[dict[str, Any]]:
+    """``runs list --json`` of the run folder: the run directories that are real folders in
+    it with a regular summary.json (a symbolic link is not followed), without their paths."""
+    folder = site.settings.runs
     rows = list_runs(folder) if folder.is_dir() else []
+    kept = []
     for row in rows:
-        row.pop("path", None)  # a server path: not the client's business
-    result: list[dict[str, Any]] = nan_to_none(rows)
+        path = row.pop("path", None)  # a server path: not the client's business
+        name = Path(path).name if isinstance(path, str) else str(row.get("run", ""))
+        if regular_file(folder, name, "summary.json"):
+            kept.append(row)
+    result: list[dict[str, Any]] = site.public(nan_to_none(kept))
     return result
+
+
+@router.get(
+    "/runs", summary="The run directories (runs list --json)", responses={422: ERROR, **BUSY}
+)
+async def runs(request: Request) -> list[dict[str, Any]]:
+    return await reading(request, run_rows, site_of(request))

@@ -1,30 +1,50 @@
 """The server-rendered pages: accounts, one account, recommendations, models, runs, API docs.
 
-Each page gathers plain data here and renders a Jinja2 template (autoescaped); charts get
-their data as JSON (``tojson``) and are drawn by plotly.js in the browser.
+Each page gathers plain data here, in a pool of the app (:mod:`simulator.web.work`), and
+renders a Jinja2 template (autoescaped); charts get their data as JSON (``tojson``) and are
+drawn by plotly.js in the browser. Files are read through :mod:`simulator.web.files` (regular
+files inside their folder, no symbolic link followed).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import math
+import os
 from importlib import resources
 from typing import Annotated, Any
 
 import pandas as pd
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import FileResponse, HTMLResponse
+from fastapi.responses import FileResponse, HTMLResponse, StreamingResponse
 from jinja2 import Environment, PackageLoader, select_autoescape
 
+from models.artifacts import read_metrics
 from simulator import replay
 from simulator.htmlkit import num
-from simulator.web.api import ERROR, account_doc, open_account, recommendation, site_of
-from simulator.web.site import SAFE_NAME, ApiError, Site, check_name, not_found
+from simulator.runs import table_cells
+from simulator.training import open_registry
+from simulator.web.api import (
+    ERROR,
+    account_doc,
+    check_recommendation,
+    deciding,
+    open_account,
+    reading,
+    recommendation,
+    run_rows,
+    site_of,
+)
+from simulator.web.files import open_inside, read_inside, regular_file, size_of, stream
+from simulator.web.site import SAFE_NAME, WEB_OVERRIDES, ApiError, Site, check_name, not_found
+from strategies.profile import PRESETS
 
 router = APIRouter(include_in_schema=False)
 
 #: Rows of the last orders and the scheduled-action log shown on an account's page.
 LOG_ROWS = 50
+#: The most of a model card a page shows, in bytes.
+CARD_LIMIT = 1 << 20
 
 
 def templates() -> Environment:
@@ -102,35 +122,43 @@ def account_view(site: Site, name: str) -> dict[str, Any]:
         )
     ]
     doc["position_rows"] = positions
-    return {"doc": doc, "chart": chart, "name": name}
+    result: dict[str, Any] = site.public({"doc": doc, "chart": chart, "name": name})
+    return result
+
+
+def accounts_rows(site: Site) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = site.public(replay.list_accounts(site.workspace))
+    return rows
 
 
 @router.get("/", response_class=HTMLResponse)
-def accounts_page(request: Request) -> HTMLResponse:
+async def accounts_page(request: Request) -> HTMLResponse:
     site = site_of(request)
-    rows = replay.list_accounts(site.workspace)
-    return render(request, "accounts.html", rows=rows, workspace=str(site.workspace))
+    rows = await reading(request, accounts_rows, site)
+    return render(request, "accounts.html", rows=rows, workspace=site.public(str(site.workspace)))
 
 
 @router.get("/accounts/{name}", response_class=HTMLResponse)
-def account_page(request: Request, name: str) -> HTMLResponse:
-    view = account_view(site_of(request), name)
+async def account_page(request: Request, name: str) -> HTMLResponse:
+    view = await reading(request, account_view, site_of(request), name)
     return render(request, "account.html", charts=bool(view["chart"]), **view)
 
 
 @router.get("/recommend", response_class=HTMLResponse)
-def recommend_page(
+async def recommend_page(
     request: Request,
     config: str = "",
     profile: str = "",
     as_of: Annotated[dt.date | None, Query()] = None,
     set_: Annotated[list[str] | None, Query(alias="set")] = None,
 ) -> HTMLResponse:
-    from strategies.profile import PRESETS
-
     site = site_of(request)
     overrides = [s for s in (set_ or []) if s.strip()]
-    doc = recommendation(site, config, profile, as_of, overrides) if config else None
+    check_recommendation(profile, overrides)
+    configs = await reading(request, site.configs)
+    doc = None
+    if config:
+        doc = await deciding(request, recommendation, site, config, profile, as_of, overrides)
     chart = {}
     if doc is not None:
         chart["weights"] = {
@@ -140,8 +168,9 @@ def recommend_page(
     return render(
         request,
         "recommend.html",
-        configs=site.configs(),
+        configs=configs,
         presets=list(PRESETS),
+        allowed=WEB_OVERRIDES,
         config=config,
         profile=profile,
         overrides=overrides,
@@ -151,73 +180,92 @@ def recommend_page(
     )
 
 
-@router.get("/models", response_class=HTMLResponse)
-def models_page(request: Request) -> HTMLResponse:
-    from simulator.training import open_registry
-
-    registry = open_registry(site_of(request).workspace)
+def models_view(site: Site) -> dict[str, Any]:
+    registry = open_registry(site.workspace)
     versions = [v.describe() for v in registry.versions()]
-    return render(request, "models.html", versions=versions, registry=registry.uri)
+    view: dict[str, Any] = site.public({"versions": versions, "registry": registry.uri})
+    return view
 
 
-@router.get("/models/{name}/{version}", response_class=HTMLResponse)
-def model_page(request: Request, name: str, version: str) -> HTMLResponse:
-    from models.artifacts import read_metrics
-    from simulator.training import open_registry
+@router.get("/models", response_class=HTMLResponse)
+async def models_page(request: Request) -> HTMLResponse:
+    view = await reading(request, models_view, site_of(request))
+    return render(request, "models.html", **view)
 
-    check_name("model", name)
-    if not version.isdigit():
-        raise ApiError(400, "bad_name", f"model version {version!r}: use a number")
-    registry = open_registry(site_of(request).workspace)
+
+def model_view(site: Site, name: str, version: int) -> dict[str, Any]:
+    registry = open_registry(site.workspace)
     found = {(v.name, v.version): v for v in registry.versions()}
-    info = found.get((name, int(version)))
+    info = found.get((name, version))
     if info is None:
         raise not_found(f"no model version {name}/{version} in the registry")
     folder = registry.artifact_dir(info)
-    card = folder / "model_card.md"
+    card = read_inside(folder, "model_card.md", limit=CARD_LIMIT)
     metrics = read_metrics(folder)
-    return render(
-        request,
-        "model.html",
-        info=info.describe(),
-        ref=info.ref,
-        card=card.read_text(encoding="utf-8") if card.is_file() else "",
-        test=metrics.get("test", {}),
+    view: dict[str, Any] = site.public(
+        {
+            "info": info.describe(),
+            "ref": info.ref,
+            "card": card or "",
+            "test": metrics.get("test", {}),
+        }
     )
+    return view
 
 
-@router.get("/runs", response_class=HTMLResponse)
-def runs_page(request: Request) -> HTMLResponse:
-    from simulator.runs import list_runs, table_cells
+@router.get("/models/{name}/{version}", response_class=HTMLResponse)
+async def model_page(request: Request, name: str, version: str) -> HTMLResponse:
+    check_name("model", name)
+    if not version.isdigit() or len(version) > 9:
+        raise ApiError(400, "bad_name", f"model version {version[:20]!r}: use a number")
+    view = await reading(request, model_view, site_of(request), name, int(version))
+    return render(request, "model.html", **view)
 
-    folder = site_of(request).settings.runs
-    rows = list_runs(folder) if folder.is_dir() else []
-    shown = [
+
+def runs_view(site: Site) -> list[dict[str, Any]]:
+    """The rows of the runs page; a run links to its tear sheet where that is a regular file
+    inside its run directory."""
+    folder = site.settings.runs
+    return [
         {
             "cells": table_cells(row),
             "link": SAFE_NAME.fullmatch(row["run"]) is not None
-            and (folder / row["run"] / "tearsheet.html").is_file(),
+            and regular_file(folder, row["run"], "tearsheet.html"),
             "run": row["run"],
         }
-        for row in rows
+        for row in run_rows(site)
     ]
-    return render(request, "runs.html", rows=shown, folder=str(folder))
+
+
+@router.get("/runs", response_class=HTMLResponse)
+async def runs_page(request: Request) -> HTMLResponse:
+    site = site_of(request)
+    shown = await reading(request, runs_view, site)
+    return render(request, "runs.html", rows=shown, folder=site.public(str(site.settings.runs)))
+
+
+def open_tearsheet(site: Site, name: str) -> int:
+    """A descriptor of run ``name``'s tear sheet: a regular file in a real run directory of
+    the run folder (404 for a symbolic link, whichever part it is)."""
+    fd = open_inside(site.settings.runs, name, "tearsheet.html")
+    if fd is None or not regular_file(site.settings.runs, name, "summary.json"):
+        if fd is not None:
+            os.close(fd)
+        raise not_found(f"no run directory {name!r} with a tear sheet in the run folder")
+    return fd
 
 
 @router.get("/runs/{name}/tearsheet.html")
-def tearsheet(request: Request, name: str) -> FileResponse:
-    from simulator.runs import run_dirs
-
+async def tearsheet(request: Request, name: str) -> StreamingResponse:
     check_name("run", name)
-    folder = site_of(request).settings.runs
-    found = {p.name: p for p in run_dirs(folder)} if folder.is_dir() else {}
-    if name not in found or not (found[name] / "tearsheet.html").is_file():
-        raise not_found(f"no run directory {name!r} with a tear sheet in {folder}")
-    return FileResponse(found[name] / "tearsheet.html", media_type="text/html")
+    fd = await reading(request, open_tearsheet, site_of(request), name)
+    return StreamingResponse(
+        stream(fd), media_type="text/html", headers={"Content-Length": str(size_of(fd))}
+    )
 
 
 @router.get("/docs", response_class=HTMLResponse)
-def api_docs(request: Request) -> HTMLResponse:
+async def api_docs(request: Request) -> HTMLResponse:
     schema = request.app.openapi()
     endpoints = []
     for path, methods in schema["paths"].items():

@@ -88,7 +88,9 @@ def check_request(request: Request, hosts: set[str] | None) -> ApiError | None:
     origin = request.headers.get("origin")
     if origin is not None and origin != f"{request.url.scheme}://{host}":
         return ApiError(403, "cross_site", f"refused: a request from origin {origin!r}")
-    if post and int(request.headers.get("content-length") or 0) > 0:
+    length = request.headers.get("content-length", "").strip()
+    has_body = (length.isdigit() and int(length) > 0) or "transfer-encoding" in request.headers
+    if post and has_body:
         kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if kind != "application/json":
             return ApiError(

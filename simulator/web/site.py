@@ -3,19 +3,45 @@ the per-account cache of the comparison series (1/N and the index beside each ac
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
 from simulator import replay
 from simulator.errors import ConfigError, FoliosimError
+from simulator.web.files import regular_file
 
 #: A run directory's or a model's name as a URL may carry it: checked before any lookup.
 SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
+
+#: The only ``set=`` overrides a web request may give: limits of the strategy and the profile,
+#: numbers and booleans that choose no code and reach no file (the strategy, data paths, the
+#: registry and the model come from the config alone).
+WEB_OVERRIDES = (
+    "strategy.max_weight",
+    "strategy.gross",
+    "strategy.allow_short",
+    "profile.max_weight",
+    "profile.gross",
+    "profile.allow_short",
+    "profile.vol_target",
+    "profile.max_drawdown",
+    "profile.max_name_vol",
+    "profile.horizon_weeks",
+)
+#: How many ``set=`` overrides a request may give.
+MAX_OVERRIDES = len(WEB_OVERRIDES)
+
+#: An absolute path inside a message (not a URL's ``//host`` nor a relative ``a/b``).
+_PART = r"[^\s'\"/,;()<>\[\]{}]+"
+_ABSOLUTE = re.compile(rf"(?<!:/)(?<![\w.:~>\]-])/(?:{_PART}/)*{_PART}")
 
 
 class ApiError(Exception):
@@ -64,6 +90,15 @@ class Settings:
         Run the scheduler (off in tests that drive it by hand).
     tick_seconds
         How often the scheduler looks for due accounts.
+    time_limit
+        Seconds a request may take, its decision included (a recommendation, a step): over it
+        the answer is 504 (see :mod:`simulator.web.work`).
+    decision_workers
+        Requests that run a strategy's decisions (recommend, step) at once; one more is 503.
+    read_workers
+        Reads served at once (more wait in a bounded queue).
+    body_limit
+        The largest request body, in bytes (413 over it).
     """
 
     workspace: Path
@@ -74,6 +109,16 @@ class Settings:
     port: int = 8765
     schedule: bool = True
     tick_seconds: float = 60.0
+    time_limit: float = 120.0
+    decision_workers: int = 4
+    read_workers: int = 16
+    body_limit: int = 1 << 20
+
+    def __post_init__(self) -> None:
+        if not 0 < self.time_limit <= 86_400:
+            raise ConfigError(f"time limit {self.time_limit:g} s: give 0 < seconds <= 86400")
+        if self.decision_workers < 1 or self.read_workers < 1 or self.body_limit < 1:
+            raise ConfigError("the app needs at least one worker of each kind and a body limit")
 
 
 @dataclass
@@ -129,34 +174,93 @@ class Site:
             pass  # the page that needs it says what is wrong
 
     def config_path(self, relative: str) -> Path:
-        """The config file ``relative`` inside :attr:`Settings.root` (400 otherwise)."""
-        root = self.settings.root.resolve()
-        candidate = Path(relative)
+        """The config ``relative``: one of :meth:`configs` (400 for anything else, 404 for a
+        plain ``.toml`` name that is not listed)."""
         if (
             not relative
-            or candidate.is_absolute()
+            or len(relative) > 256
+            or Path(relative).is_absolute()
             or "\\" in relative
-            or candidate.suffix != ".toml"
-            or not (root / candidate).resolve().is_relative_to(root)
+            or ".." in Path(relative).parts
+            or not relative.endswith(".toml")
         ):
             raise ConfigError(
-                f"config {relative!r}: give the path of a .toml file inside {root}, relative "
-                "to it (e.g. examples/paper12_equal_weight.toml)"
+                f"config {relative[:256]!r}: give one of the configs the server lists, by its "
+                "path relative to the server's folder (e.g. examples/paper12_equal_weight.toml)"
             )
-        path = root / candidate
-        if not path.is_file():
-            raise ApiError(404, "not_found", f"config {relative!r}: no such file in {root}")
-        return path
+        if relative not in self.configs():
+            raise ApiError(
+                404,
+                "not_found",
+                f"config {relative!r}: not one of the configs of the server's folder (see "
+                "/recommend)",
+            )
+        return self.settings.root / relative
 
     def configs(self) -> list[str]:
-        """The ``.toml`` files in the root and its first level of folders (not hidden, not
-        the run folder), relative to the root."""
+        """The ``.toml`` files in the root and its first level of folders, relative to the
+        root: regular files inside it (not hidden, not reached through a symbolic link, not in
+        the run folder)."""
         root = self.settings.root
         found = [*root.glob("*.toml"), *root.glob("*/*.toml")]
         runs = self.settings.runs.resolve()
-        return sorted(
-            str(p.relative_to(root))
-            for p in found
-            if not any(part.startswith(".") for part in p.relative_to(root).parts)
-            and not p.resolve().is_relative_to(runs)
-        )
+        listed = []
+        for path in found:
+            parts = path.relative_to(root).parts
+            if any(part.startswith(".") for part in parts) or path.resolve().is_relative_to(runs):
+                continue
+            if regular_file(root, *parts):
+                listed.append("/".join(parts))
+        return sorted(listed)
+
+    def public(self, value: Any) -> Any:
+        """``value`` (a message, or a JSON document) with no absolute server path: the
+        workspace, the run folder and the server's folder are named, every other absolute
+        path is cut to its last part (``.../AAPL.csv``)."""
+        if isinstance(value, str):
+            return self._hide_paths(value)
+        if isinstance(value, dict):
+            return {k: self.public(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [self.public(v) for v in value]
+        return value
+
+    def _hide_paths(self, text: str) -> str:
+        if "/" not in text:
+            return text
+        named = [
+            (self.settings.workspace, "[workspace]"),
+            (self.settings.runs, "[runs]"),
+            (self.settings.root, "."),
+        ]
+        with contextlib.suppress(OSError):  # a folder removed under the server has no cwd
+            named.append((Path.cwd(), "."))
+        roots: list[tuple[str, str]] = []
+        for folder, label in named:
+            for form in {str(folder.absolute()), os.path.realpath(folder)}:
+                if form != "/":
+                    roots.append((form.rstrip("/"), label))
+        for form, label in sorted(roots, key=lambda r: -len(r[0])):
+            start = r"(?<![\w.-])" + re.escape(form)
+            if label == ".":  # inside the server's folder: the path relative to it
+                text = re.sub(r"(?<![\w./-])" + re.escape(form) + "/", "", text)
+            text = re.sub(start + r"(?![\w.-])", label, text)
+        return _ABSOLUTE.sub(lambda m: ".../" + m.group(0).rsplit("/", 1)[-1], text)
+
+
+def check_overrides(overrides: list[str]) -> list[str]:
+    """``overrides`` when each one sets a key of :data:`WEB_OVERRIDES`, else 400: a web request
+    chooses no code, no data and no file."""
+    if len(overrides) > MAX_OVERRIDES:
+        raise ApiError(400, "bad_request", f"at most {MAX_OVERRIDES} set= overrides")
+    for item in overrides:
+        key = item.partition("=")[0].strip()
+        if "=" not in item or key not in WEB_OVERRIDES:
+            raise ApiError(
+                400,
+                "bad_request",
+                f"set {item[:200]!r}: the web app takes only {', '.join(WEB_OVERRIDES)} "
+                "(the strategy, data and model come from the config; run `foliosim recommend "
+                "--set ...` for the others)",
+            )
+    return overrides

@@ -136,9 +136,10 @@ class RuleRun:
                 allow_short=self.allow_short,
             )
         except RuleError as err:
-            raise StrategyError(
+            raise RuleFailed(
                 f"strategy {self.rule.name!r}, decision of the week of {week.date()}: {err}; "
-                "fix the rule (nothing was written)"
+                "fix the rule",
+                week,
             ) from None
         self.rows.extend(decision_rows(week, history.tradable, decision, weights))
         return Decision(weights, decision.scores, decision.note, decision.tag)
@@ -147,6 +148,20 @@ class RuleRun:
     def log(self) -> pd.DataFrame:
         """The decision log so far, ``DECISION_COLUMNS``."""
         return pd.DataFrame(self.rows, columns=DECISION_COLUMNS)
+
+
+class RuleFailed(StrategyError):
+    """A rule failed or broke the engine's rules at decision ``week``.
+
+    Its message says nothing was written, which holds for a backtest; an entry point that
+    records weeks as they close (a paper account's step) says instead what it recorded, from
+    :attr:`head`.
+    """
+
+    def __init__(self, head: str, week: pd.Timestamp) -> None:
+        super().__init__(f"{head} (nothing was written)")
+        self.head = head
+        self.week = week
 
 
 def eligible_sets(ok: pd.DataFrame) -> dict[pd.Timestamp, frozenset[str]]:

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, cast
 import pandas as pd
 
 from simulator.config import Config
+from simulator.deadline import DeadlineExceeded, deadline
 from simulator.engine import EngineResult, RuleRun, eligible_frame, eligible_sets, run_engine
 from simulator.errors import ConfigError, FoliosimError, did_you_mean
 from strategies.equal_weight import EqualWeightRule
@@ -225,7 +226,10 @@ class RunPlan:
         self, spec: StrategySpec, rule: DecisionRule, resets: Sequence[pd.Timestamp] | None
     ) -> Built:
         if spec.user:
-            rule = _UserRule(rule, self.limits, spec.max_gross(self, self.limits))
+            timeout = self.config.backtest.rule_timeout
+            rule = _UserRule(
+                rule, spec.name, self.limits, spec.max_gross(self, self.limits), timeout
+            )
         guard = ProfileGuard(rule, self.profile, resets) if self.profile is not None else None
         return Built(guard or rule, guard, self.limits, spec.max_gross(self, self.limits))
 
@@ -282,19 +286,40 @@ class RunPlan:
 class _UserRule:
     """A user's rule, its exceptions turned into a :class:`RuleError` (one line, its name),
     and its own answer checked against the limits before a profile's guard scales it (a
-    volatility target must not hide a weight over the cap)."""
+    volatility target must not hide a weight over the cap).
 
-    def __init__(self, inner: DecisionRule, limits: Limits, max_gross: float) -> None:
+    The rule gets a copy of the history of its own (it may write into it; the guard reads its
+    own), ``timeout`` seconds per decision (``backtest.rule_timeout``; in the main thread, see
+    :mod:`simulator.deadline`), and may not end the process: ``sys.exit`` in a rule is a
+    failure of the rule.
+    """
+
+    def __init__(
+        self, inner: DecisionRule, name: str, limits: Limits, max_gross: float, timeout: float
+    ) -> None:
         self.inner = inner
-        self.name = inner.name
+        self.name = name  # the spec's: a rule's own ``name`` may be missing or raise
         self.limits = limits
         self.max_gross = max_gross
+        self.timeout = timeout
 
     def decide(self, week: pd.Timestamp, history: History, state: State) -> Decision:
         try:
-            decision = as_decision(self.inner.decide(week, history, state))
+            with deadline(self.timeout):
+                answer = self.inner.decide(week, history.restrict(history.tradable), state)
+            decision = as_decision(answer)
         except (RuleError, FoliosimError):
             raise
+        except DeadlineExceeded:
+            raise RuleError(
+                f"gave no answer within {self.timeout:g} s (backtest.rule_timeout); make it "
+                "faster, or raise the limit"
+            ) from None
+        except SystemExit as err:
+            raise RuleError(
+                f"called sys.exit({err.code!r}); a rule returns its weights, it does not end "
+                "the run"
+            ) from None
         except Exception as err:  # a user's code: any failure is reported, never a traceback
             raise RuleError(f"raised {type(err).__name__}: {err}") from None
         check_decision(
@@ -334,7 +359,7 @@ def user_strategy(target: str | DecisionRule | type) -> StrategySpec:
         def build(plan: RunPlan, limits: Limits, res: Resources) -> DecisionRule:
             return _instantiate(cls, limits, where)
 
-        probe_name = getattr(cls, "name", None)
+        probe_name = _probe_name(cls)
         _check_has_decide(cls, where)
     else:
         instance = obj
@@ -342,7 +367,7 @@ def user_strategy(target: str | DecisionRule | type) -> StrategySpec:
         def build(plan: RunPlan, limits: Limits, res: Resources) -> DecisionRule:
             return cast(DecisionRule, instance)
 
-        probe_name = getattr(instance, "name", None)
+        probe_name = _probe_name(instance)
         _check_has_decide(type(instance), where)
     default = obj.__name__ if isinstance(obj, type) else type(obj).__name__
     name = probe_name if isinstance(probe_name, str) and probe_name else default
@@ -354,6 +379,15 @@ def user_strategy(target: str | DecisionRule | type) -> StrategySpec:
     if name in STRATEGIES or name in ("1/N", "benchmark"):
         raise ConfigError(f"{where}: its name {name!r} is taken by a built-in; rename the rule")
     return StrategySpec(name, build, user=True)
+
+
+def _probe_name(obj: object) -> object:
+    """``obj.name``, or None when it has none or reading it fails (a property that raises): the
+    rule is then named after its class."""
+    try:
+        return getattr(obj, "name", None)
+    except Exception:  # a user's property: any failure means "no usable name"
+        return None
 
 
 def _import_rule(ref: str) -> Any:

@@ -34,7 +34,7 @@ from simulator.backtest import assemble, check_excluded
 from simulator.config import Config, config_from_dict
 from simulator.data import WeeklyData, load_daily, make_weekly
 from simulator.data.weekly import last_complete_week
-from simulator.engine import EngineResult, eligible_frame
+from simulator.engine import EngineResult, RuleFailed, eligible_frame
 from simulator.errors import (
     ConfigError,
     DataError,
@@ -42,6 +42,7 @@ from simulator.errors import (
     JournalError,
     LookAheadError,
     NetworkError,
+    StrategyError,
     UnknownAccountError,
 )
 from simulator.exposure import strategy_exposure
@@ -581,18 +582,35 @@ def _step(
         if guard is not None:
             bound = [(r, t, d) for w, r, t, d in guard.rows if w == week.week]
         seq = journal.append(week, held, forecasts, bound)
+        recorded.append(week.week)
         if on_week is not None:
             on_week(WeekDone(seq, week, previous[0], cfg.backtest.fill))
         previous[0] = week.value
 
-    plan.run(
-        built,
-        weekly,
-        todo,
-        todo,
-        resume=last.resume() if last is not None else None,
-        on_week=record,
-    )
+    recorded: list[pd.Timestamp] = []
+    try:
+        plan.run(
+            built,
+            weekly,
+            todo,
+            todo,
+            resume=last.resume() if last is not None else None,
+            on_week=record,
+        )
+    except RuleFailed as err:
+        # Each week was recorded as it closed: say which, so nobody re-enters them by hand.
+        if recorded:
+            kept = f"{recorded[0].date()}" + (
+                f"..{recorded[-1].date()}" if len(recorded) > 1 else ""
+            )
+            done = (
+                f"{len(recorded)} week(s) of this step were recorded ({kept}); the account "
+                f"stands at {recorded[-1].date()}, and the next step starts at the week that "
+                "failed"
+            )
+        else:
+            done = "no week of this step was recorded"
+        raise StrategyError(f"{err.head} ({done})") from None
     return todo
 
 

@@ -11,7 +11,11 @@ A decision rule answers, at the close of decision week t, the target weights of 
             return Decision(weights={"AAPL": 0.5}, scores={"AAPL": 0.03})
 
 - ``history`` (:class:`History`) is cut at week t **by the engine**: its weekly closes end
-  with the row of t, so no rule can read a later price, whatever it tries.
+  with the row of t, and they are the rule's own copy (read-only, no ``.base`` that reaches
+  the engine's table), so nothing reached through them lies past t. A rule runs in foliosim's
+  process with full trust, so a deliberate one could still reach the engine (its callers'
+  frames, the garbage collector, the files on disk): ``foliosim check-rule`` re-runs a rule on
+  data cut after sampled weeks and names any decision that changes (see docs/strategies.md).
   ``history.tradable`` lists the tickers the rule may hold this week: a bar at t and
   ``backtest.min_history`` weekly bars up to it. Any other ticker must get no weight.
 - ``state`` (:class:`State`) is the account at the close of t, before the decision: cash,
@@ -33,6 +37,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
+import numpy as np
 import pandas as pd
 
 #: The decision log of every rule: one row per tradable ticker and decision week (``score``
@@ -53,7 +58,8 @@ class History:
         The decision week (the last row of ``closes``).
     closes
         Adjusted weekly closes, shape ``(n_weeks up to week, n_tickers)``, NaN where a ticker
-        had no bar; every ticker of the data is a column, tradable or not.
+        had no bar; every ticker of the data is a column, tradable or not. Read-only, and
+        owned: its memory holds these rows only (see :func:`owned_frame`).
     tradable
         The tickers the rule may hold this week, in the data's order.
     """
@@ -72,12 +78,35 @@ class History:
         [1.0, 2.0]
         """
         end = int(closes.index.searchsorted(week, side="right"))
-        return cls(pd.Timestamp(week), closes.iloc[:end], tuple(tradable))
+        return cls(pd.Timestamp(week), owned_frame(closes.iloc[:end]), tuple(tradable))
 
     def restrict(self, tickers: Sequence[str]) -> History:
-        """The same history with fewer tradable tickers (a profile's exclusions)."""
+        """The same history with fewer tradable tickers (a profile's exclusions), on a copy of
+        its own: what the inner rule does to its copy never reaches the caller's (a profile's
+        volatility target reads the caller's after the rule has answered)."""
         keep = set(tickers)
-        return History(self.week, self.closes, tuple(t for t in self.tradable if t in keep))
+        closes = owned_frame(self.closes)
+        return History(self.week, closes, tuple(t for t in self.tradable if t in keep))
+
+
+def owned_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """A read-only float copy of ``frame`` that owns its memory.
+
+    A slice of a frame is a view: its numpy ``.base`` is the whole table, later rows included,
+    and can be made writable. The copy's values and index hold the rows of ``frame`` only.
+
+    >>> big = pd.DataFrame({"A": [1.0, 2.0, 3.0]},
+    ...                    index=pd.date_range("2024-01-05", periods=3, freq="W-FRI"))
+    >>> small = owned_frame(big.iloc[:2])
+    >>> values = small.to_numpy()
+    >>> (values.base if values.base is not None else values).size, values.flags.writeable
+    (2, False)
+    """
+    values = np.array(frame.to_numpy(dtype=float), dtype=float, order="C", copy=True)
+    values.flags.writeable = False
+    index = pd.Index(np.array(frame.index.to_numpy(), copy=True), name=frame.index.name)
+    columns = pd.Index(np.array(frame.columns.to_numpy(), copy=True), name=frame.columns.name)
+    return pd.DataFrame(values, index=index, columns=columns, copy=False)
 
 
 @dataclass(frozen=True)
@@ -163,6 +192,8 @@ def check_decision(
 
     A weight must be a finite number, on a tradable ticker, with ``|w| <= max_weight``, and
     ``>= 0`` when shorts are off; ``sum(|w|) <= max_gross`` (all within :data:`TOLERANCE`).
+    Weights and scores must be mappings, every score a number (NaN allowed), the note and
+    the tag text.
 
     >>> check_decision(Decision({"A": 0.5}), ["A"], max_weight=1/3, max_gross=1.0,
     ...                allow_short=True)
@@ -170,6 +201,20 @@ def check_decision(
     ...
     strategies.rule.RuleError: weight 0.5 of A breaks the cap of 0.3333 per ticker
     """
+    for part in ("weights", "scores"):
+        given = getattr(decision, part)
+        if not isinstance(given, Mapping):
+            raise RuleError(
+                f"its {part} are a {type(given).__name__}; give a {{ticker: number}} mapping"
+            )
+    for part in ("note", "tag"):
+        if not isinstance(getattr(decision, part), str):
+            raise RuleError(f"its {part} is a {type(getattr(decision, part)).__name__}, not text")
+    for ticker, raw in decision.scores.items():
+        try:
+            float(raw)
+        except (TypeError, ValueError):
+            raise RuleError(f"score {raw!r} of {ticker} is not a number") from None
     weights: dict[str, float] = {}
     allowed = set(tradable)
     for ticker, raw in decision.weights.items():

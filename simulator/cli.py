@@ -346,17 +346,27 @@ def audit(
     """Run CONFIG honestly and with deliberate look-ahead leaks, side by side: how much
     would a leak inflate the result? Leaked results are marked LEAKED."""
     from simulator.audit import LEAKED, VARIANTS, run_audit
+    from simulator.lookahead import check_rule
     from simulator.plan import resolve
     from simulator.summary import nan_to_none
 
     cfg = load_config(config, set_ or [])
-    if resolve(cfg).strategy.uses_models or cfg.data.source == "yahoo":
+    plan = resolve(cfg)
+    if plan.strategy.uses_models or cfg.data.source == "yahoo":
         writable_workspace("an audit that trains models or caches prices")
+    check = None
     with Reporter() as report:
         table, _results = run_audit(cfg, workspace_dir(), variant or VARIANTS)
         report.say(f"{len(table)} variant(s) run")
+        if plan.strategy.user:  # a rule of the user's: the look-ahead check too
+            check = check_rule(cfg, workspace_dir(), say=report.say)
     if json_:
-        print_json({"variants": nan_to_none(table.to_dict("records"))})
+        doc: dict[str, Any] = {"variants": nan_to_none(table.to_dict("records"))}
+        if check is not None:
+            doc["check_rule"] = check.to_dict()
+        print_json(doc)
+        if check is not None and not check.passed:
+            raise typer.Exit(1)
         return
     out = Table(title=f"leak audit of {config.name}: rows marked {LEAKED} used the future")
     for col in ("variant", "total return", "Sharpe", "max drawdown", "1/N return", "index return"):
@@ -379,6 +389,61 @@ def audit(
         console.print(
             "the paper (seed 001, Table 2): LSTM 116.21% over the period, Sharpe 2.944",
             markup=False,
+        )
+    if check is not None:
+        _print_rule_check(check)
+        if not check.passed:
+            raise typer.Exit(1)
+
+
+@app.command("check-rule")
+def check_rule_command(
+    config: Annotated[Path, typer.Argument(help="TOML config file.")],
+    weeks: Annotated[
+        int,
+        typer.Option(
+            "--weeks", metavar="N", help="Decision weeks to re-run on cut data (default 6)."
+        ),
+    ] = 6,
+    json_: JsonOption = False,
+    set_: SetOption = None,
+) -> None:
+    """Check CONFIG's strategy for look-ahead: re-run it on data cut after N decision weeks
+    and compare every decision with the full run's. Exit 1 names each decision that changed
+    (it read the future); exit 0 when none did."""
+    from simulator.lookahead import check_rule
+    from simulator.plan import resolve
+
+    cfg = load_config(config, set_ or [])
+    if resolve(cfg).strategy.uses_models or cfg.data.source == "yahoo":
+        writable_workspace("a check of a rule on models or cached prices")
+    with Reporter() as report:
+        check = check_rule(cfg, workspace_dir(), weeks, say=report.say)
+    if json_:
+        print_json(check.to_dict())
+    else:
+        _print_rule_check(check)
+    if not check.passed:
+        raise typer.Exit(1)
+
+
+def _print_rule_check(check: Any) -> None:
+    first, last = check.cuts[0].date(), check.cuts[-1].date()
+    head = (
+        f"look-ahead check of {check.strategy}: {len(check.cuts)} cut(s) of the data "
+        f"({first} .. {last}), {check.compared} decisions compared"
+    )
+    if check.passed:
+        console.print(f"{head}: passed, no decision changed", markup=False, highlight=False)
+        return
+    console.print(f"{head}: FAILED, the rule read data after its week", markup=False)
+    for change in check.changes:
+        console.print(f"  changed: {change.line()}", markup=False, highlight=False)
+    for cut, error in check.failures:
+        console.print(
+            f"  failed on the data cut after {cut.date()} (not on the full data): {error}",
+            markup=False,
+            highlight=False,
         )
 
 

@@ -23,8 +23,9 @@ import pytest
 from simulator import replay
 from simulator.config import load_config
 from simulator.web.files import read_inside, regular_file
+from tests import helpers
 from tests.conftest import PAPER12, REPO
-from tests.helpers import TOKEN, advance, make_run, served, weekly_returns
+from tests.helpers import TOKEN, advance, make_run, require_chromium, served, weekly_returns
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 EW_CONFIG = REPO / "examples" / "paper12_equal_weight.toml"
@@ -448,3 +449,21 @@ def test_no_answer_shows_a_server_path(
     for path, response in answers.items():
         for root in forbidden:
             assert root not in response.text, (path, root, response.text[:500])
+
+
+# --- a missing browser fails the browser tests ----------------------------------------------------
+
+
+def test_a_missing_chromium_fails_and_no_test_skips_for_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(helpers, "CHROMIUM", tmp_path / "no-chromium")
+    with pytest.raises(pytest.fail.Exception, match="no-chromium is missing"):
+        require_chromium()
+    skips = [
+        f"{path.name}:{n}"
+        for path in sorted((REPO / "tests").glob("*.py"))
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if re.search(r"pytest\.(skip|mark\.skipif)\b.*chrom", line, re.IGNORECASE)
+    ]
+    assert skips == []

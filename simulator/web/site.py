@@ -39,9 +39,10 @@ WEB_OVERRIDES = (
 #: How many ``set=`` overrides a request may give.
 MAX_OVERRIDES = len(WEB_OVERRIDES)
 
-#: An absolute path inside a message (not a URL's ``//host`` nor a relative ``a/b``).
+#: An absolute path of two parts or more inside a message (not a URL's ``//host``, a
+#: relative ``a/b``, nor the ``</b>`` of markup a request sent).
 _PART = r"[^\s'\"/,;()<>\[\]{}]+"
-_ABSOLUTE = re.compile(rf"(?<!:/)(?<![\w.:~>\]-])/(?:{_PART}/)*{_PART}")
+_ABSOLUTE = re.compile(rf"(?<!:/)(?<![\w.:~<>\]-])/(?:{_PART}/)+{_PART}")
 
 
 class ApiError(Exception):
@@ -216,7 +217,12 @@ class Site:
     def public(self, value: Any) -> Any:
         """``value`` (a message, or a JSON document) with no absolute server path: the
         workspace, the run folder and the server's folder are named, every other absolute
-        path is cut to its last part (``.../AAPL.csv``)."""
+        path is cut to its last part (``.../AAPL.csv``).
+
+        >>> site = Site(Settings(Path("/srv/ws"), Path("/srv/runs"), Path("/srv/cfg"), "t" * 16))
+        >>> site.public({"error": "no /srv/ws/replay/a.sqlite nor /data/csv/AAPL.csv"})
+        {'error': 'no [workspace]/replay/a.sqlite nor .../AAPL.csv'}
+        """
         if isinstance(value, str):
             return self._hide_paths(value)
         if isinstance(value, dict):

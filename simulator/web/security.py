@@ -6,7 +6,8 @@
 - **Token.** Every mutating endpoint needs ``Authorization: Bearer TOKEN``
   (:func:`require_token`, compared in constant time); the token is printed at start or taken
   from ``FOLIOSIM_TOKEN``. Without it: 401.
-- **Cross-site requests.** A POST, and any ``/api`` request, that a browser marks as coming
+- **Cross-site requests.** A POST, any ``/api`` request and a page that runs a decision
+  (``/recommend`` with a config), that a browser marks as coming
   from another site (``Sec-Fetch-Site: cross-site`` or ``same-site``: another port of
   localhost is the same site) or whose ``Origin`` is not this server is refused with 403; a
   POST with a body must be ``application/json`` (415), which an HTML form cannot send.
@@ -80,7 +81,9 @@ def check_request(request: Request, hosts: set[str] | None) -> ApiError | None:
         )
     api = request.url.path.startswith("/api/") or request.url.path == "/openapi.json"
     post = request.method not in ("GET", "HEAD", "OPTIONS")
-    if not (api or post):
+    # A page that runs a decision: another site must not make the server work for it.
+    decides = request.url.path == "/recommend" and bool(request.query_params.get("config"))
+    if not (api or post or decides):
         return None  # a page may be opened from a link anywhere
     site = request.headers.get("sec-fetch-site", "")
     if site in ("cross-site", "same-site"):

@@ -354,19 +354,27 @@ def test_check_rule_catches_a_rule_that_reaches_the_engines_table(
 @pytest.mark.slow
 @pytest.mark.cpu_seconds(400)
 @pytest.mark.parametrize(
-    "strategy", ["examples.momentum_rule:MomentumRule", "equal_weight", "min_variance"]
+    "strategy",
+    [
+        "examples.momentum_rule:MomentumRule",
+        "equal_weight",
+        "min_variance",
+        "mean_variance",
+        "min_cvar",
+    ],
 )
 def test_check_rule_passes_honest_rules(
     strategy: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.chdir(REPO)
-    argv = [str(PAPER_CONFIG), "--weeks", "2", *sets([*HALF, f"backtest.strategy={strategy}"])]
-    code, doc = check(argv, monkeypatch, capsys)
+    quarter = [*HALF, "backtest.start=2023-03-31", f"backtest.strategy={strategy}"]
+    code, doc = check([str(PAPER_CONFIG), "--weeks", "2", *sets(quarter)], monkeypatch, capsys)
     assert doc["passed"] is True, doc
     assert code == 0
     assert doc["changes"] == [] and doc["failures"] == []
-    # Every decision of both cut runs was compared: 12 tickers x (3 + 24) decision weeks.
-    assert doc["compared"] == 12 * (3 + 24)
+    # Every decision of both cut runs was compared: 12 tickers x (3 + 12) decision weeks.
+    assert doc["cuts"] == ["2023-04-14", "2023-06-16"]
+    assert doc["compared"] == 12 * (3 + 12)
 
 
 @pytest.mark.slow

@@ -1,6 +1,10 @@
 """The TOML config: frozen pydantic models, loading, and ``--set section.key=value`` overrides.
 
 Relative paths in a config (``data.path``) are relative to the current directory.
+
+:func:`load_config` is the one place a config file is read, for every command: a file over
+:data:`MAX_CONFIG_BYTES`, not UTF-8, not TOML or nested deeper than the TOML parser goes is
+refused with one :class:`~simulator.errors.ConfigError` line.
 """
 
 from __future__ import annotations
@@ -30,6 +34,21 @@ from models.spec import ARCHS, LOSSES, Arch, Loss, ModelSpec
 from simulator.errors import ConfigError, did_you_mean
 from strategies.profile import Profile, preset
 from strategies.sizing import Limits
+
+#: The largest config file read: a config is a few kilobytes; a larger file is refused unread.
+MAX_CONFIG_BYTES = 2**20
+#: The most parts a dotted key may have (``a.b.c`` has 3): tomllib's time grows with the square
+#: of a key's parts (50,000 parts: over a minute), so a longer chain is refused before parsing.
+MAX_KEY_PARTS = 64
+_TOO_DEEP = "nested too deeply"
+_TABLES = "write [section] tables of key = value lines"
+# MAX_KEY_PARTS dotted parts in a row (bare or quoted), each tried from a part's start only
+# (possessive: linear time on any text); looked for outside whole-line comments.
+_COMMENT_LINE = re.compile(r"^[ \t]*#.*$", flags=re.MULTILINE)
+_DOTTED = re.compile(
+    rf"""(?<![\w"'-])(?:(?:[\w-]++|"[^"\n]{{0,200}}+"|'[^'\n]{{0,200}}+')[ \t]*+\.[ \t]*+)"""
+    rf"{{{MAX_KEY_PARTS}}}"
+)
 
 
 def ticker_name(value: str) -> str:
@@ -125,6 +144,9 @@ class BacktestConfig(_Section):
     borrow_fee: Annotated[float, Field(ge=0, le=1)] = 0.0
     cash_rate: Annotated[float, Field(ge=-0.05, le=0.5)] = 0.0
     margin_rate: Annotated[float, Field(ge=0, le=1)] = 0.0
+    # Seconds a user's rule may take over one decision before the run stops with one line
+    # (generous: a rule that solves or fetches something legitimately takes a while).
+    rule_timeout: Annotated[float, Field(gt=0, le=86_400, allow_inf_nan=False)] = 300.0
 
     @field_validator("strategy")
     @classmethod
@@ -425,9 +447,26 @@ class Config(_Section):
 def _parse_value(text: str) -> Any:
     """A ``--set`` value: a TOML literal when it parses as one, else the plain string."""
     try:
-        return tomllib.loads(f"v = {text}")["v"]
+        return _loads(f"v = {text}", f"--set value {text[:20]!r}", "give a plain value")["v"]
     except tomllib.TOMLDecodeError:
         return text
+
+
+def _loads(text: str, where: str, remedy: str = _TABLES) -> dict[str, Any]:
+    """``tomllib.loads(text)``; a key of over :data:`MAX_KEY_PARTS` parts, or nesting deeper
+    than the parser's recursion goes, is one :class:`ConfigError` line naming ``where``.
+    (tomllib.TOMLDecodeError is left to the caller.)"""
+    found = _DOTTED.search(_COMMENT_LINE.sub("", text))
+    if found is not None:
+        line = text.count("\n", 0, found.start()) + 1
+        raise ConfigError(
+            f"{where}: line {line}: a dotted key of more than {MAX_KEY_PARTS} parts is "
+            f"{_TOO_DEEP}; {remedy}"
+        )
+    try:
+        return tomllib.loads(text)
+    except RecursionError:
+        raise ConfigError(f"{where}: not valid TOML: a value is {_TOO_DEEP}; {remedy}") from None
 
 
 def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
@@ -493,7 +532,13 @@ def config_from_dict(raw: dict[str, Any], where: str = "config") -> Config:
     try:
         return Config.model_validate(raw)
     except ValidationError as err:
-        raise ConfigError(_format_error(err, where)) from None
+        try:
+            message = _format_error(err, where)
+        except RecursionError:  # a deep value (dotted keys nest without limit) to show
+            message = f"{where}: a value is {_TOO_DEEP}; {_TABLES}"
+        raise ConfigError(message) from None
+    except RecursionError:
+        raise ConfigError(f"{where}: a value is {_TOO_DEEP}; {_TABLES}") from None
 
 
 def load_config(path: Path | None, overrides: list[str] | None = None) -> Config:
@@ -502,12 +547,37 @@ def load_config(path: Path | None, overrides: list[str] | None = None) -> Config
     where = "config"
     if path is not None:
         where = str(path)
-        if not path.is_file():
-            raise ConfigError(f"{path}: no such config file; pass a TOML file, see examples/")
-        try:
-            raw = tomllib.loads(path.read_text(encoding="utf-8"))
-        except tomllib.TOMLDecodeError as err:
-            raise ConfigError(f"{path}: not valid TOML ({err})") from None
-        except UnicodeDecodeError:
-            raise ConfigError(f"{path}: not a UTF-8 text file") from None
+        raw = read_toml(path)
     return config_from_dict(apply_overrides(raw, overrides or []), where)
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """The TOML document in the config file ``path``; one :class:`ConfigError` line (with its
+    remedy) when it is missing, too large, not UTF-8, not TOML or nested too deeply (the
+    parser's RecursionError)."""
+    if not path.is_file():
+        if path.exists():
+            raise ConfigError(f"{path}: not a regular file; pass a TOML file, see examples/")
+        raise ConfigError(f"{path}: no such config file; pass a TOML file, see examples/")
+    try:
+        size = path.stat().st_size
+        if size > MAX_CONFIG_BYTES:
+            raise ConfigError(
+                f"{path}: too large for a config ({size / 2**20:.1f} MB, over the limit of "
+                f"{MAX_CONFIG_BYTES / 2**20:g} MB); pass a TOML config, see examples/"
+            )
+        with path.open("rb") as handle:
+            data = handle.read(MAX_CONFIG_BYTES + 1)
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot be read ({err.strerror or err})") from None
+    if len(data) > MAX_CONFIG_BYTES:  # it grew after the check
+        raise ConfigError(f"{path}: too large for a config (over {MAX_CONFIG_BYTES} bytes)")
+    try:
+        # Newlines as Path.read_text reads them (a lone CR is a line end too).
+        text = data.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a UTF-8 text file") from None
+    try:
+        return _loads(text, str(path))
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{path}: not valid TOML ({err})") from None

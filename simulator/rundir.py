@@ -29,7 +29,7 @@ import pandas as pd
 
 from simulator.errors import RunDirError
 from simulator.leftovers import writing
-from simulator.summary import REMEDY, nan_to_none, write_summary
+from simulator.summary import REMEDY, nan_to_none, read_json_file, write_summary
 
 if TYPE_CHECKING:
     from simulator.backtest import BacktestResult
@@ -190,12 +190,9 @@ def read_returns(path: Path, columns: list[str]) -> pd.DataFrame:
 
 def _read_doc(path: Path, keys: tuple[str, ...]) -> dict[str, Any] | None:
     """A JSON object of a run directory holding ``keys`` (None when the file is absent)."""
-    if not path.is_file():
+    if not path.exists() and not path.is_symlink():
         return None
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise RunDirError(f"{path} is not valid JSON ({exc}); {REMEDY}") from exc
+    doc = read_json_file(path)
     if not isinstance(doc, dict) or not set(keys) <= set(doc):
         raise RunDirError(f"{path} lacks {'/'.join(keys)}; {REMEDY}")
     return doc

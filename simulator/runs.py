@@ -8,7 +8,11 @@ list. :func:`table_cells` formats a row for a terminal table.
 
 :func:`compare_runs` writes one self-contained HTML page (atomically) with the metrics of two
 or more runs side by side and one chart of their equity (growth of 1 of each strategy, each on
-its own weeks). Every value from a run directory is escaped. The figures are the strategy's:
+its own weeks). It writes only a new file or a page it wrote before (recognised by
+:data:`MARKER` at its top), never through a symbolic link, onto a device, a pipe or a folder,
+nor over any other file (another run's ``summary.json``, a user's notes): those are refused
+with one :class:`RunDirError` line and left as they were. Every value from a run directory is
+escaped. The figures are the strategy's:
 summary.json's ``strategy`` series, its facts and, when present, its exposure and forecast
 quality. Annualised figures of a short run (fewer than
 :data:`~simulator.metrics.SHORT_RUN_WEEKS` weeks) are not shown.
@@ -17,14 +21,19 @@ quality. Annualised figures of a short run (fewer than
 from __future__ import annotations
 
 import datetime as dt
+import errno
+import os
+import stat
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from simulator.charts import runs_growth_figure
 from simulator.errors import RunDirError
-from simulator.htmlkit import esc, num, png, table, write_atomically
+from simulator.htmlkit import esc, num, png, table
 from simulator.metrics import SHORT_RUN_WEEKS
+from simulator.report import standalone_page
 from simulator.rundir import read_returns
 from simulator.summary import RunSummary, read_summary
 
@@ -43,6 +52,12 @@ TABLE_COLUMNS = (
     "max drawdown",
     "vs benchmark",
 )
+#: The second line of every comparison page (after the doctype): a file that carries it near
+#: its top is one :func:`compare_runs` wrote and may replace.
+MARKER = "<!-- written by foliosim runs compare; the next comparison may replace this file -->"
+#: How much of an existing file is read to look for :data:`MARKER`.
+_MARKER_SPAN = 512
+_NEW_NAME = "give --out a new file name (e.g. compare.html)"
 
 
 def run_dirs(folder: Path) -> list[Path]:
@@ -189,26 +204,23 @@ def compare_runs(runs: Sequence[Path], out: Path) -> Path:
     """Write the comparison page of ``runs`` (two or more run directories) to ``out``.
 
     The page holds the metrics side by side (:func:`_metric_rows`) and the growth of 1 of each
-    run's strategy on one chart. It is written to a temporary file beside ``out`` and renamed
-    into place.
+    run's strategy on one chart. ``out`` must be new or a page this command wrote before
+    (:func:`check_compare_out`, checked before any work and again before the page is put in
+    place); the page is written to a temporary file beside ``out`` and moved into place.
 
     Raises
     ------
     RunDirError
-        Fewer than two runs, a run named twice, ``out`` a folder or in a missing one, or a run
-        directory without a readable summary.json or returns.csv.
+        Fewer than two runs, a run named twice, an ``out`` refused by
+        :func:`check_compare_out`, a run directory without a readable summary.json or
+        returns.csv, or the page could not be written (``out`` is then left as it was).
     """
-    from simulator.report import standalone_page
-
     if len(runs) < 2:
         raise RunDirError(f"compare needs two or more run directories (got {len(runs)})")
     resolved = [Path(p).resolve() for p in runs]
     if len(set(resolved)) < len(resolved):
         raise RunDirError("a run directory is named twice; pass each run once")
-    if out.is_dir():
-        raise RunDirError(f"{out} is a folder; give --out a file name such as compare.html")
-    if not out.parent.is_dir():
-        raise RunDirError(f"{out.parent}: no such folder for the comparison page")
+    check_compare_out(out)
     summaries: list[RunSummary] = []
     curves: dict[str, pd.Series] = {}
     labels = _labels(runs)
@@ -255,5 +267,105 @@ def compare_runs(runs: Sequence[Path], out: Path) -> Path:
 <ul>{paths}</ul>
 </div>
 """
-    write_atomically(out, standalone_page(body, title=title))
+    _write_page(out, _marked(standalone_page(body, title=title)))
     return out
+
+
+def check_compare_out(out: Path) -> bool:
+    """Refuse an ``--out`` that :func:`compare_runs` must not write; True when ``out`` is a
+    page it wrote before (to be replaced), False when it does not exist yet.
+
+    Raises
+    ------
+    RunDirError
+        ``out`` in a missing folder, a folder, a symbolic link (dangling or not), a device, a
+        pipe or a socket, or a file this command did not write (no :data:`MARKER`).
+    """
+    if not out.parent.is_dir():
+        raise RunDirError(f"{out.parent}: no such folder for the comparison page")
+    try:
+        mode = os.lstat(out).st_mode
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        raise RunDirError(
+            f"{out}: cannot be checked ({exc.strerror or exc}); {_NEW_NAME}"
+        ) from None
+    if stat.S_ISLNK(mode):
+        raise RunDirError(
+            f"{out} is a symbolic link; {_NEW_NAME} (the link and its target are left as they are)"
+        )
+    if stat.S_ISDIR(mode):
+        raise RunDirError(f"{out} is a folder; give --out a file name such as compare.html")
+    if not stat.S_ISREG(mode):
+        raise RunDirError(
+            f"{out} is not a regular file (a device, a pipe or a socket); {_NEW_NAME}"
+        )
+    if not _written_here(out):
+        raise RunDirError(
+            f"{out} exists and was not written by `foliosim runs compare`; {_NEW_NAME}, or "
+            "move that file away first (it is left as it is)"
+        )
+    return True
+
+
+def _written_here(path: Path) -> bool:
+    """Whether the regular file at ``path`` carries :data:`MARKER` near its top (read without
+    following a link or blocking on a pipe put there meanwhile)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return False
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+            return False
+        head = handle.read(_MARKER_SPAN)
+    return MARKER.encode("ascii") in head
+
+
+def _marked(page: str) -> str:
+    """``page`` with :data:`MARKER` as its second line (after the doctype)."""
+    first, newline, rest = page.partition("\n")
+    if first.lower().startswith("<!doctype"):
+        return f"{first}\n{MARKER}\n{rest}" if newline else f"{first}\n{MARKER}\n"
+    return f"{MARKER}\n{page}"
+
+
+def _write_page(out: Path, text: str) -> None:
+    """Write ``text`` to ``out`` atomically: to a temporary file in the same folder, then
+    linked into place when ``out`` is new (which fails, never replaces, if a file appeared
+    there meanwhile) or renamed over a page this command wrote (checked again just before).
+    On any failure the temporary file is removed and ``out`` is left as it was."""
+    fd, tmp_name = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        tmp.chmod(0o644)  # mkstemp makes the file private; a report is an ordinary file
+        if check_compare_out(out):
+            os.replace(tmp, out)
+        else:
+            _link_new(tmp, out)
+    except FileExistsError:
+        raise RunDirError(
+            f"{out} appeared while the page was written (left as it is); {_NEW_NAME}"
+        ) from None
+    except OSError as exc:
+        raise RunDirError(
+            f"cannot write {out} ({exc.strerror or exc}); free some space or {_NEW_NAME}"
+        ) from None
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _link_new(tmp: Path, out: Path) -> None:
+    """Put ``tmp`` at ``out``, which must not exist: a hard link (atomic, and it fails if
+    ``out`` exists), or on a file system without hard links a rename after one more check."""
+    try:
+        os.link(tmp, out)
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK):
+            raise
+        if os.path.lexists(out):
+            raise FileExistsError(errno.EEXIST, "exists", str(out)) from None
+        os.replace(tmp, out)

@@ -9,6 +9,10 @@ The JSON layout: ``schema`` (:data:`SCHEMA`), one metrics object per return seri
 level (``strategy``, ``equal_weight``, ``benchmark`` and each name in ``baselines``), then the
 run facts. A summary written before the schema existed (no ``schema`` key) has the same layout
 and is read as schema 1; a summary of a newer schema is refused with one line.
+
+:func:`read_json_file` reads every JSON document of a run directory: a file over
+:data:`MAX_JSON_BYTES`, nested deeper than Python's parser goes, or unreadable is refused
+with one :class:`RunDirError` line, never a traceback.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+import os
 from pathlib import Path
 from typing import Any, Literal
 
@@ -31,6 +36,10 @@ BASELINES = ("min_variance", "mean_variance", "min_cvar")
 #: The series every run has, besides the baselines.
 MAIN_SERIES = ("strategy", "equal_weight", "benchmark")
 REMEDY = "it is written by a backtest run: run the backtest again or pass the right run directory"
+#: The largest JSON document of a run directory read (summary.json, models.json, ...): a real
+#: one is tens of kilobytes, a few megabytes for hundreds of tickers; a larger file is refused
+#: before it is read.
+MAX_JSON_BYTES = 64 * 2**20
 
 
 class _Part(BaseModel):
@@ -448,14 +457,47 @@ def write_summary(summary: RunSummary, path: Path) -> None:
     path.write_text(text + "\n", encoding="utf-8")
 
 
-def read_summary(path: Path) -> RunSummary:
-    """Read and check summary.json; one :class:`RunDirError` line for anything wrong."""
+def read_json_file(path: Path, remedy: str = REMEDY) -> Any:
+    """The JSON document in ``path``, a regular file of a run directory.
+
+    Raises
+    ------
+    RunDirError
+        One line (ending with ``remedy``): the file is missing, not a regular file, larger than
+        :data:`MAX_JSON_BYTES`, unreadable, not UTF-8, not JSON, or nested too deeply for
+        Python's parser (a hostile ``[[[...]]]`` raises RecursionError there).
+    """
     if not path.is_file():
-        raise RunDirError(f"{path} not found; {REMEDY}")
+        what = "is not a regular file" if path.exists() else "not found"
+        raise RunDirError(f"{path} {what}; {remedy}")
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise RunDirError(f"{path} is not valid JSON ({exc}); {REMEDY}") from None
+        with path.open("rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            if size > MAX_JSON_BYTES:
+                raise RunDirError(
+                    f"{path} is too large ({size / 2**20:.0f} MB, over the limit of "
+                    f"{MAX_JSON_BYTES // 2**20} MB); {remedy}"
+                )
+            data = handle.read(MAX_JSON_BYTES + 1)
+    except OSError as exc:
+        raise RunDirError(f"{path} cannot be read ({exc.strerror or exc}); {remedy}") from None
+    if len(data) > MAX_JSON_BYTES:  # it grew while being read
+        raise RunDirError(f"{path} is too large (over {MAX_JSON_BYTES // 2**20} MB); {remedy}")
+    try:
+        return json.loads(data.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise RunDirError(f"{path} is not valid JSON (not UTF-8 text); {remedy}") from None
+    except RecursionError:
+        raise RunDirError(f"{path} is not valid JSON (nested too deeply); {remedy}") from None
+    except ValueError as exc:  # JSONDecodeError, or an integer of over 4300 digits
+        reason = " ".join(str(exc).split())
+        raise RunDirError(f"{path} is not valid JSON ({reason}); {remedy}") from None
+
+
+def read_summary(path: Path) -> RunSummary:
+    """Read and check summary.json; one :class:`RunDirError` line for anything wrong
+    (see :func:`read_json_file`)."""
+    raw = read_json_file(path)
     if not isinstance(raw, dict):
         raise RunDirError(f"{path} must hold a JSON object; {REMEDY}")
     raw.setdefault("schema", 1)  # written before the schema existed: the same layout
@@ -466,6 +508,8 @@ def parse_summary(raw: dict[str, Any], where: str = "summary.json") -> RunSummar
     """Validate a summary document; one :class:`RunDirError` line naming the bad field."""
     try:
         return RunSummary.model_validate(nan_to_none(raw))
+    except RecursionError:  # parsed, but too deep for the validation's recursion
+        raise RunDirError(f"{where}: a value is nested too deeply; {REMEDY}") from None
     except ValidationError as err:
         first = err.errors()[0]
         loc = ".".join(str(p) for p in first["loc"] if p != "series")

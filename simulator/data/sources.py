@@ -7,7 +7,10 @@ index's daily close, and optionally a daily yield series in percent for the risk
 
 from __future__ import annotations
 
+import csv
+import io
 import math
+import re
 import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,6 +27,11 @@ OHLCV = ["open", "high", "low", "close", "volume"]
 # Yield series that may sit in a CSV folder beside the stocks; never taken as tickers by default.
 RATE_SERIES = frozenset({"DGS1", "DGS2", "DGS5", "DGS10", "DGS3MO", "DTB3", "IRX", "TNX"})
 CSV_COLUMNS = ["date", "open", "high", "low", "close", "adj_close", "volume"]
+#: The largest CSV file read (bytes): a daily price file holds about 70 bytes a trading day, so
+#: a century of one stock is under 2 MB; a larger file is refused before it is read.
+MAX_CSV_BYTES = 200 * 2**20
+_ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+_NON_SPACE = re.compile(rb"\S")
 #: Prices (adjusted) a market can make, and yields in percent: outside, a row is refused
 #: (a close of 1e-300 or 1e300 would overflow whole-share sizing).
 PRICE_RANGE = (1e-6, 1e9)
@@ -255,18 +263,73 @@ def read_price_csv(path: Path, name: str, *, kind: str = "price") -> pd.DataFram
         ``"price"`` for a stock or an index (adjusted OHLCV returned), ``"yield"`` for a
         rate series whose value is in ``close`` (a one-column frame ``close`` returned).
     """
-    if not path.is_file():
-        raise DataError(f"{path}: file not found")
+    data = _price_file_bytes(path)
     try:
         # Only empty cells are missing; a cell such as "NA" keeps its column as text, and
         # parse_price_table then names it. Clean numeric columns parse in C (10x faster).
-        raw = pd.read_csv(path, keep_default_na=False, na_values=[""])
+        raw = pd.read_csv(io.BytesIO(data), keep_default_na=False, na_values=[""])
     except (pd.errors.ParserError, UnicodeDecodeError) as err:
         reason = " ".join(str(err).split())  # the parser's message may span lines
         raise DataError(f"{path}: not a readable CSV file ({reason})") from None
     except pd.errors.EmptyDataError:
         raise DataError(f"{path}: the file is empty; expected {','.join(CSV_COLUMNS)}") from None
     return parse_price_table(raw, name, str(path), kind=kind)
+
+
+def _price_file_bytes(path: Path) -> bytes:
+    """The bytes of a price CSV file, checked before pandas parses them: a regular file of at
+    most :data:`MAX_CSV_BYTES`, no NUL byte (binary data), and a header line naming every
+    column of :data:`CSV_COLUMNS`. Each failure is one :class:`DataError` saying which."""
+    expected = f"expected a text CSV file with the header {','.join(CSV_COLUMNS)}"
+    if not path.is_file():
+        raise DataError(
+            f"{path}: not a regular file" if path.exists() else f"{path}: file not found"
+        )
+    try:
+        size = path.stat().st_size
+        if size > MAX_CSV_BYTES:
+            raise DataError(
+                f"{path}: file too large: {size / 2**20:,.0f} MB, over the limit of "
+                f"{MAX_CSV_BYTES // 2**20} MB for a daily price file (a century of one stock "
+                "is under 2 MB); check that it is the right file"
+            )
+        with path.open("rb") as handle:
+            data = handle.read(MAX_CSV_BYTES + 1)
+    except OSError as err:
+        raise DataError(f"{path}: cannot be read ({err.strerror or err})") from None
+    if len(data) > MAX_CSV_BYTES:  # it grew after the check
+        raise DataError(f"{path}: file too large: over the limit of {MAX_CSV_BYTES // 2**20} MB")
+    text_at = _NON_SPACE.search(data)
+    if text_at is None:
+        raise DataError(f"{path}: the file is empty; expected {','.join(CSV_COLUMNS)}")
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        raise DataError(f"{path}: the file is UTF-16 text; save it as UTF-8 ({expected})")
+    nul = data.find(b"\0")
+    if nul >= 0:
+        line = data.count(b"\n", 0, nul) + 1
+        raise DataError(
+            f"{path}: line {line}: binary data (a NUL byte at byte {nul:,}); {expected}"
+        )
+    first = data[text_at.start() : text_at.start() + 2**16].splitlines()[0]
+    try:
+        header = next(csv.reader([first.decode("utf-8-sig")]), [])
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: line 1 is not UTF-8 text; {expected}") from None
+    names = {cell.strip().lower().replace(" ", "_") for cell in header}
+    missing = [c for c in CSV_COLUMNS if c not in names]
+    first_cell = header[0].strip() if header else ""
+    if len(missing) == len(CSV_COLUMNS) and _ISO_DAY.match(first_cell):
+        shown = first[:60].decode("utf-8", "replace")
+        raise DataError(
+            f"{path}: no header line: the first line ({shown!r}) is data; add the header "
+            f"{','.join(CSV_COLUMNS)} as the first line"
+        )
+    if missing:
+        raise DataError(
+            f"{path}: the header is missing column(s) {', '.join(missing)}; expected header "
+            f"{','.join(CSV_COLUMNS)} (empty cells are fine)"
+        )
+    return data
 
 
 def parse_price_table(raw: pd.DataFrame, name: str, where: str, *, kind: str) -> pd.DataFrame:

@@ -78,11 +78,13 @@ def _annual(summary: RunSummary, value: float | None) -> float | None:
 
 def run_row(run_dir: Path) -> dict[str, Any]:
     """One run's key figures (fractions; None where undefined or annualised over a short
-    run); ``{"run", "path", "error"}`` when its summary cannot be read."""
+    run); ``{"run", "path", "error"}`` when its summary cannot be read (the error in one line,
+    naming the file by the run's name, not by a path of this machine: the web app shows it)."""
     try:
         s = read_summary(run_dir / "summary.json")
     except RunDirError as err:
-        return {"run": run_dir.name, "path": str(run_dir), "error": str(err)}
+        error = " ".join(str(err).replace(str(run_dir), run_dir.name).split())
+        return {"run": run_dir.name, "path": str(run_dir), "error": error}
     strategy, benchmark = s.series["strategy"], s.series["benchmark"]
     row: dict[str, Any] = {
         "run": run_dir.name,

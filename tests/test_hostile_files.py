@@ -248,7 +248,8 @@ def test_the_web_lists_the_runs_beside_a_deep_summary(
     rows = {row["run"]: row for row in api.json()}
     assert rows["c"]["strategy"] == "momentum"
     assert "nested too deeply" in rows["b-deep"]["error"]
-    assert str(hostile_runs) not in rows["b-deep"]["error"] or "path" not in rows["b-deep"]
+    assert rows["b-deep"]["error"].startswith("b-deep/summary.json is not valid JSON (nested")
+    assert str(tmp_path) not in api.text and str(hostile_runs / "b-deep") not in page.text
     assert page.status_code == 200, page.text
     assert "nested too deeply" in page.text and "momentum" in page.text
 

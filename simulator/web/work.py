@@ -10,8 +10,9 @@ which may take long or never end) and the reads (everything else).
   answered 503 at once. A thread counts until its work really ends, so work that outlived its
   request still takes its place: stuck work cannot pile up threads.
 - **Timed.** A request waits at most ``limit`` seconds, in the queue and at work together;
-  then it is answered 504. Python cannot stop a thread: the work goes on in the background,
-  its result is dropped.
+  then it is answered 504. Python cannot stop a thread: the work goes on in the background
+  and its result is dropped (a step that ends still records its weeks, as it would had the
+  client gone away).
 - **Daemon threads.** Work left running never keeps the process alive: SIGTERM or Ctrl-C
   stops the server after a short grace (:func:`simulator.web.app.serve`).
 """
@@ -106,6 +107,7 @@ class Pool:
         return ApiError(
             504,
             "timeout",
-            f"the request took longer than the server's time limit ({self.limit:g} s) and was "
-            "abandoned; `foliosim serve --time-limit SECONDS` sets it",
+            f"the request took longer than the server's time limit ({self.limit:g} s); its work "
+            "may still end in the background, unanswered (a step still records its weeks); "
+            "`foliosim serve --time-limit SECONDS` sets the limit",
         )

@@ -10,7 +10,9 @@ refused with one :class:`~simulator.errors.ConfigError` line.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
+import stat
 import tomllib
 from dataclasses import fields, replace
 from pathlib import Path
@@ -560,13 +562,16 @@ def read_toml(path: Path) -> dict[str, Any]:
             raise ConfigError(f"{path}: not a regular file; pass a TOML file, see examples/")
         raise ConfigError(f"{path}: no such config file; pass a TOML file, see examples/")
     try:
-        size = path.stat().st_size
-        if size > MAX_CONFIG_BYTES:
-            raise ConfigError(
-                f"{path}: too large for a config ({size / 2**20:.1f} MB, over the limit of "
-                f"{MAX_CONFIG_BYTES / 2**20:g} MB); pass a TOML config, see examples/"
-            )
-        with path.open("rb") as handle:
+        # Non-blocking: a pipe put there after the check above must not hang the reader.
+        with os.fdopen(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as handle:
+            info = os.fstat(handle.fileno())
+            if not stat.S_ISREG(info.st_mode):
+                raise ConfigError(f"{path}: not a regular file; pass a TOML file, see examples/")
+            if info.st_size > MAX_CONFIG_BYTES:
+                raise ConfigError(
+                    f"{path}: too large for a config ({info.st_size / 2**20:,.1f} MB, over the "
+                    f"limit of {MAX_CONFIG_BYTES / 2**20:g} MB); pass a TOML config, see examples/"
+                )
             data = handle.read(MAX_CONFIG_BYTES + 1)
     except OSError as err:
         raise ConfigError(f"{path}: cannot be read ({err.strerror or err})") from None

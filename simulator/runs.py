@@ -338,7 +338,13 @@ def _write_page(out: Path, text: str) -> None:
     linked into place when ``out`` is new (which fails, never replaces, if a file appeared
     there meanwhile) or renamed over a page this command wrote (checked again just before).
     On any failure the temporary file is removed and ``out`` is left as it was."""
-    fd, tmp_name = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
+    try:
+        fd, tmp_name = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise RunDirError(
+            f"cannot write {out}: {out.parent} does not take new files ({exc.strerror or exc}); "
+            f"{_NEW_NAME} in another folder"
+        ) from None
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:

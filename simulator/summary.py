@@ -21,6 +21,7 @@ import datetime as dt
 import json
 import math
 import os
+import stat
 from pathlib import Path
 from typing import Any, Literal
 
@@ -471,11 +472,15 @@ def read_json_file(path: Path, remedy: str = REMEDY) -> Any:
         what = "is not a regular file" if path.exists() else "not found"
         raise RunDirError(f"{path} {what}; {remedy}")
     try:
-        with path.open("rb") as handle:
-            size = os.fstat(handle.fileno()).st_size
+        # Non-blocking: a pipe put there after the check above must not hang the reader.
+        with os.fdopen(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as handle:
+            info = os.fstat(handle.fileno())
+            if not stat.S_ISREG(info.st_mode):
+                raise RunDirError(f"{path} is not a regular file; {remedy}")
+            size = info.st_size
             if size > MAX_JSON_BYTES:
                 raise RunDirError(
-                    f"{path} is too large ({size / 2**20:.0f} MB, over the limit of "
+                    f"{path} is too large ({size / 2**20:,.1f} MB, over the limit of "
                     f"{MAX_JSON_BYTES // 2**20} MB); {remedy}"
                 )
             data = handle.read(MAX_JSON_BYTES + 1)

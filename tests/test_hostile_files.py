@@ -149,6 +149,15 @@ def test_compare_out_never_replaces_a_device_or_a_pipe(
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
 
+def test_compare_out_in_a_folder_that_takes_no_files_is_one_line(
+    runs: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # /proc takes no new files, even from root: the temporary file cannot be made.
+    if not Path("/proc/self").is_dir():
+        pytest.skip("no /proc on this system")
+    refused(compare(runs, Path("/proc/compare.html")), monkeypatch, capsys, "does not take new")
+
+
 def test_compare_replaces_its_own_earlier_page(
     runs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -213,7 +222,7 @@ def test_runs_list_shows_a_bad_summary_as_one_line_and_the_others(
     assert "not valid JSON (nested too deeply)" in rows["b-deep"]["error"]
     assert "not valid JSON (nested too deeply)" in rows["b-deep-object"]["error"]
     assert "not valid JSON (Exceeds the limit (4300 digits)" in rows["b-digits"]["error"]
-    assert "too large (64 MB, over the limit of 64 MB)" in rows["b-huge"]["error"]
+    assert "too large (64.0 MB, over the limit of 64 MB)" in rows["b-huge"]["error"]
     for row in rows.values():
         assert "\n" not in row.get("error", "")
     assert cli(["runs", "list", str(hostile_runs)], monkeypatch) == 0

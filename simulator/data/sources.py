@@ -10,8 +10,10 @@ from __future__ import annotations
 import csv
 import io
 import math
+import os
 import re
 import socket
+import stat
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -286,14 +288,17 @@ def _price_file_bytes(path: Path) -> bytes:
             f"{path}: not a regular file" if path.exists() else f"{path}: file not found"
         )
     try:
-        size = path.stat().st_size
-        if size > MAX_CSV_BYTES:
-            raise DataError(
-                f"{path}: file too large: {size / 2**20:,.0f} MB, over the limit of "
-                f"{MAX_CSV_BYTES // 2**20} MB for a daily price file (a century of one stock "
-                "is under 2 MB); check that it is the right file"
-            )
-        with path.open("rb") as handle:
+        # Non-blocking: a pipe put there after the check above must not hang the reader.
+        with os.fdopen(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as handle:
+            info = os.fstat(handle.fileno())
+            if not stat.S_ISREG(info.st_mode):
+                raise DataError(f"{path}: not a regular file")
+            if info.st_size > MAX_CSV_BYTES:
+                raise DataError(
+                    f"{path}: file too large: {info.st_size / 2**20:,.0f} MB, over the limit of "
+                    f"{MAX_CSV_BYTES // 2**20} MB for a daily price file (a century of one "
+                    "stock is under 2 MB); check that it is the right file"
+                )
             data = handle.read(MAX_CSV_BYTES + 1)
     except OSError as err:
         raise DataError(f"{path}: cannot be read ({err.strerror or err})") from None

@@ -492,7 +492,7 @@ def run_sweep(
         open_sweep(out, config, base, axes)
     if on_start is not None:  # the sweep is valid and its directory exists: trials start
         on_start()
-    done = {k: r for k, r in finished(out).items() if r.get("status") != RETRY}
+    done = {k: r for k, r in finished(out).items() if not _to_retry(r)}
     pending = (t for t in iter_trials(axes, base) if t.id not in done)
     ran = []
     if axes.count > len(done):
@@ -510,6 +510,16 @@ def run_sweep(
             f", then run the same command again with --out {out} to run them"
         )
     return SweepResult(out, table, ran)
+
+
+def _to_retry(row: dict[str, Any]) -> bool:
+    """A row a re-run runs again: ``retry``, or ``failed`` by a full disk or memory in a sweep
+    run before the two were told apart (its error holds the OS's words)."""
+    if row.get("status") == RETRY:
+        return True
+    error = str(row.get("error", ""))
+    told = any(text in error for text in (*_DISK_FULL_TEXT, "MemoryError"))
+    return row.get("status") == FAILED and told
 
 
 def _remedy(cause: str) -> str:

@@ -28,7 +28,7 @@ import pandas as pd
 
 from simulator.analytics import data_analytics, risk_words, to_json_rows
 from simulator.backtest import check_excluded
-from simulator.config import Config, ProfileConfig
+from simulator.config import Config, ProfileConfig, read_toml
 from simulator.data import load_daily, make_weekly
 from simulator.data.weekly import last_complete_week
 from simulator.errors import ConfigError, DataError
@@ -64,15 +64,13 @@ def choose_profile(cfg: Config, name: str | None) -> Profile:
 
 
 def _profile_file(path: Path) -> dict[str, Any]:
-    import tomllib
-
     if not path.is_file():
         known = ", ".join(PRESETS)
         raise ConfigError(f"--profile {path}: not a preset ({known}) nor a TOML file")
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
-        raise ConfigError(f"--profile {path}: not valid TOML ({err})") from None
+        raw = read_toml(path)  # the config files' reader: size, nesting and TOML checked
+    except ConfigError as err:
+        raise ConfigError(f"--profile {err}") from None
     table = raw.get("profile", raw)
     if not isinstance(table, dict):
         raise ConfigError(f"--profile {path}: expected a [profile] table")

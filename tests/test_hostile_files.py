@@ -315,6 +315,17 @@ def test_a_deep_set_value_and_a_huge_config_are_one_line(
     refused(["audit", str(fifo)], monkeypatch, capsys, f"{fifo}: not a regular file")
 
 
+def test_a_deep_profile_file_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    plain = tmp_path / "plain.toml"
+    plain.write_text('[data]\nsource = "bundled"\n', encoding="utf-8")
+    profile = tmp_path / "profile.toml"
+    profile.write_text("[profile]\nexclude = " + "[" * 50_000 + "]" * 50_000 + "\n")
+    argv = ["recommend", str(plain), "--profile", str(profile)]
+    refused(argv, monkeypatch, capsys, f"--profile {profile}: not valid TOML: a value is nested")
+
+
 def test_a_long_but_fair_config_still_loads(tmp_path: Path) -> None:
     """The guards refuse nothing a real config holds: dotted keys of a few parts, dots in
     strings and comments, a long list."""

@@ -543,7 +543,8 @@ def _driver_writes(out: Path, what: str) -> Iterator[None]:
         if cause is None and not isinstance(err, OSError):
             raise
         if isinstance(err, OSError):
-            detail = f"{err.filename + ': ' if err.filename else ''}{err.strerror or err}"
+            where = f"{err.filename}: " if err.filename else ""
+            detail = f"{where}{err.strerror or err}"
         else:
             detail = " ".join(str(err).split())[:200]
         remedy = (
@@ -664,6 +665,8 @@ def start_ray(address: str | None = None, cpus: int | None = None) -> None:
         raise SweepError(f"--address {address}: {_auth_remedy(address or '', str(err))}") from None
     except (ConnectionError, RuntimeError, ValueError) as err:
         where = f"--address {address}" if address else "a local Ray runtime"
+        if any(word in str(err) for word in ("InvalidAuthToken", "Unauthenticated")):
+            raise SweepError(f"{where}: {_auth_remedy(address or '', '')}") from None
         raise SweepError(
             f"cannot start the sweep on {where}: {' '.join(str(err).split())[:300]}; check the "
             "address (ray://HOST:PORT or auto) and that the cluster runs"

@@ -41,12 +41,24 @@ class SweepStats:
     sr0: float | None
     pbo: float | None
     pbo_note: str
+    #: trials the environment stopped (a full disk, memory, a dead worker): run on resume
+    retry: int = 0
+    #: trials without a row (a sweep killed before them)
+    missing: int = 0
+
+    @property
+    def done(self) -> int:
+        """The trials with figures."""
+        return self.trials - self.failed - self.retry - self.missing
 
 
 def sweep_stats(frame: pd.DataFrame) -> SweepStats:
     """The statistics of sweep.csv's rows (see the module docstring)."""
     done = frame[frame["status"] == "done"].copy() if "status" in frame else frame.iloc[:0]
-    failed = int((frame["status"] == "failed").sum()) if "status" in frame else 0
+    status = frame["status"] if "status" in frame else pd.Series(dtype=str)
+    failed = int((status == "failed").sum())
+    retry = int((status == "retry").sum())
+    missing = int((status == "missing").sum())
     per = []
     for label, part in done.groupby("config", sort=False):
         beats = (part["total_return"] > part["equal_weight_total_return"]).mean()
@@ -87,7 +99,7 @@ def sweep_stats(frame: pd.DataFrame) -> SweepStats:
         value = deflated_sharpe(float(weekly.iloc[i]), sr0, int(row["weeks"]), skew, kurt)
         dsr = None if math.isnan(value) else value
     overfit, note = _pbo(frame)
-    return SweepStats(per_config, len(frame), failed, best, dsr, sr0, overfit, note)
+    return SweepStats(per_config, len(frame), failed, best, dsr, sr0, overfit, note, retry, missing)
 
 
 def _pbo(frame: pd.DataFrame) -> tuple[float | None, str]:
@@ -190,7 +202,7 @@ def write_sweep_html(out: Path, frame: pd.DataFrame, config: Path) -> Path:
     dsr = (
         f"The best trial, <code>{esc(s.best_trial)}</code>, has a deflated Sharpe ratio of "
         f"<b>{num(s.dsr, '.1%')}</b>: the probability that its true Sharpe ratio beats "
-        f"{num(s.sr0, '.3f')} a week, what the best of {esc(s.trials - s.failed)} trials "
+        f"{num(s.sr0, '.3f')} a week, what the best of {esc(s.done)} trials "
         "would reach by luck with this spread (Bailey and L&oacute;pez de Prado 2014)."
         if s.best_trial is not None and s.dsr is not None
         else "Deflated Sharpe ratio: needs at least two trials with a Sharpe ratio."
@@ -202,9 +214,17 @@ def write_sweep_html(out: Path, frame: pd.DataFrame, config: Path) -> Path:
         if s.pbo is not None
         else f"Probability of backtest overfitting: n/a ({esc(s.pbo_note)})."
     )
-    failed = frame[frame["status"] == "failed"] if "status" in frame else frame.iloc[:0]
+    stopped = ("failed", "retry")
+    failed = frame[frame["status"].isin(stopped)] if "status" in frame else frame.iloc[:0]
     errors = "".join(
-        f"<li><code>{esc(r['trial'])}</code>: {esc(r['error'])}</li>" for _, r in failed.iterrows()
+        f"<li><code>{esc(r['trial'])}</code> ({esc(r['status'])}): {esc(r['error'])}</li>"
+        for _, r in failed.iterrows()
+    )
+    retry = (
+        f", {esc(s.retry)} stopped by the environment (a full disk, memory, a dead worker: run "
+        "again when the same command runs with the same --out)"
+        if s.retry
+        else ""
     )
     when = dt.datetime.now().strftime("%Y-%m-%d %H:%M")
     page = f"""<!DOCTYPE html>
@@ -213,7 +233,7 @@ def write_sweep_html(out: Path, frame: pd.DataFrame, config: Path) -> Path:
 table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}
 td:first-child,th:first-child{{text-align:left}}</style></head><body>
 <h1>Sweep {esc(out.name)}</h1>
-<p>Config <code>{esc(config)}</code>; {esc(s.trials)} trials, {esc(s.failed)} failed; written
+<p>Config <code>{esc(config)}</code>; {esc(s.trials)} trials, {esc(s.failed)} failed{retry}; written
 {esc(when)}. Returns are total returns over each trial's period; Sharpe ratios are annualised
 with 52 weeks; 1/N and the index are measured on the same weeks as each trial.</p>
 {table(head, rows, "sweep")}

@@ -31,6 +31,7 @@ import pytest
 
 from simulator.errors import ConfigError
 from simulator.sweep import MAX_TRIALS, Axes, environment_cause, parse_seeds
+from simulator.sweep_report import sweep_stats, write_sweep_html
 from tests.conftest import PAPER_CONFIG, REPO, require_paper12
 from tests.helpers import CSV, cli, error_line, sets
 
@@ -545,3 +546,31 @@ def test_a_ray_start_cluster_with_token_auth(tmp_path: Path, ray_tmp: str) -> No
         end_processes([n.pid for n in reversed(nodes)], grace=30)
         for n in nodes:
             n.wait()
+
+
+def test_sweep_html_counts_and_lists_the_trials_to_retry(tmp_path: Path) -> None:
+    """A ``retry`` row is neither done nor failed: counted apart, listed with its cause, and
+    not among the trials the deflated Sharpe ratio deflates for."""
+    base = {"config": "base", "seed": 0, "period": "", "error": "", "weeks": 52, "skew": 0.0}
+    figures = {"total_return": 0.1, "sharpe": 1.0, "kurtosis": 3.0}
+    for series in ("equal_weight", "benchmark"):
+        figures.update({f"{series}_total_return": 0.05, f"{series}_sharpe": 0.5})
+    frame = pd.DataFrame(
+        [
+            {**base, **figures, "trial": "t0001", "status": "done"},
+            {**base, **figures, "trial": "t0002", "status": "done", "sharpe": 2.0},
+            {
+                **base,
+                "trial": "t0003",
+                "status": "retry",
+                "error": "disk full: OSError: [Errno 28]",
+            },
+            {**base, "trial": "t0004", "status": "failed", "error": "a bad value"},
+        ]
+    )
+    stats = sweep_stats(frame)
+    assert (stats.trials, stats.failed, stats.retry, stats.done) == (4, 1, 1, 2)
+    text = " ".join(write_sweep_html(tmp_path, frame, tmp_path / "c.toml").read_text().split())
+    assert "4 trials, 1 failed, 1 stopped by the environment" in text
+    assert "<code>t0003</code> (retry): disk full: OSError: [Errno 28]" in text
+    assert "what the best of 2 trials would reach by luck" in text

@@ -102,7 +102,9 @@ def owned_frame(frame: pd.DataFrame) -> pd.DataFrame:
     >>> (values.base if values.base is not None else values).size, values.flags.writeable
     (2, False)
     """
-    values = np.array(frame.to_numpy(dtype=float), dtype=float, order="C", copy=True)
+    # Column-major, as pandas holds a frame of float columns: reductions then add in the same
+    # order as on the engine's table, so figures stay the same to the last bit.
+    values = np.array(frame.to_numpy(dtype=float), dtype=float, order="F", copy=True)
     values.flags.writeable = False
     index = pd.Index(np.array(frame.index.to_numpy(), copy=True), name=frame.index.name)
     columns = pd.Index(np.array(frame.columns.to_numpy(), copy=True), name=frame.columns.name)

@@ -35,6 +35,9 @@ if TYPE_CHECKING:
     from simulator.backtest import BacktestResult
 
 RUN_FILES = ("config.toml", "summary.json", "returns.csv", "weights.csv", "orders.csv")
+#: The largest CSV file of a run directory read: the largest a real run writes, predictions.csv
+#: of 500 tickers over 20 years, is about 50 MB; a larger file is refused before it is read.
+MAX_RUN_CSV_BYTES = 256 * 2**20
 
 
 def default_run_dir(strategy: str, root: Path = Path("runs")) -> Path:
@@ -149,13 +152,27 @@ def check_run_dir(run_dir: Path) -> None:
 
 
 def read_run_csv(path: Path) -> pd.DataFrame:
-    """A CSV file of a run directory; RunDirError when it is missing or unreadable."""
+    """A CSV file of a run directory; RunDirError when it is missing, not a regular file, over
+    :data:`MAX_RUN_CSV_BYTES` (refused before it is read) or unreadable."""
     if not path.is_file():
-        raise RunDirError(f"{path} not found; {REMEDY}")
+        what = "is not a regular file" if path.exists() else "not found"
+        raise RunDirError(f"{path} {what}; {REMEDY}")
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise RunDirError(f"{path} cannot be read ({exc.strerror or exc}); {REMEDY}") from None
+    if size > MAX_RUN_CSV_BYTES:
+        raise RunDirError(
+            f"{path} is too large ({size / 2**20:,.1f} MB, over the limit of "
+            f"{MAX_RUN_CSV_BYTES // 2**20} MB); {REMEDY}"
+        )
     try:
         return pd.read_csv(path)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise RunDirError(f"{path} is not a readable CSV ({exc}); {REMEDY}") from exc
+        reason = " ".join(str(exc).split())
+        raise RunDirError(f"{path} is not a readable CSV ({reason}); {REMEDY}") from None
+    except OSError as exc:
+        raise RunDirError(f"{path} cannot be read ({exc.strerror or exc}); {REMEDY}") from None
 
 
 def read_returns(path: Path, columns: list[str]) -> pd.DataFrame:

@@ -26,6 +26,7 @@ import simulator.runs
 from simulator.config import MAX_CONFIG_BYTES, load_config
 from simulator.data.sources import MAX_CSV_BYTES, read_price_csv
 from simulator.errors import ConfigError, DataError
+from simulator.rundir import MAX_RUN_CSV_BYTES
 from simulator.runs import MARKER
 from simulator.summary import MAX_JSON_BYTES
 from tests.conftest import REPO
@@ -244,6 +245,18 @@ def test_compare_and_report_refuse_a_deep_summary_in_one_line(
     refused(["report", str(hostile_runs / "b-deep")], monkeypatch, capsys, "nested too deeply")
     assert not out.exists()
     assert not (hostile_runs / "b-deep" / "tearsheet.html").exists()
+
+
+def test_a_huge_returns_csv_is_refused_before_it_is_read(
+    runs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    returns = runs / "b" / "returns.csv"
+    sparse(returns, returns.read_bytes(), MAX_RUN_CSV_BYTES + 1)
+    started = time.monotonic()
+    match = f"{returns} is too large (256.0 MB, over the limit of 256 MB)"
+    refused(compare(runs, tmp_path / "c.html"), monkeypatch, capsys, match)
+    assert time.monotonic() - started < 5
+    assert not (tmp_path / "c.html").exists()
 
 
 def test_the_web_lists_the_runs_beside_a_deep_summary(

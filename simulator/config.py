@@ -10,9 +10,7 @@ refused with one :class:`~simulator.errors.ConfigError` line.
 from __future__ import annotations
 
 import datetime as dt
-import os
 import re
-import stat
 import tomllib
 from dataclasses import fields, replace
 from pathlib import Path
@@ -33,6 +31,7 @@ from models.errors import SpecError
 from models.features import check_features
 from models.names import MODEL_NAME, TICKER_RULE, is_ticker
 from models.spec import ARCHS, LOSSES, Arch, Loss, ModelSpec
+from simulator.bounded import FileRefused, read_bounded
 from simulator.errors import ConfigError, did_you_mean
 from strategies.profile import Profile, preset
 from strategies.sizing import Limits
@@ -553,30 +552,29 @@ def load_config(path: Path | None, overrides: list[str] | None = None) -> Config
     return config_from_dict(apply_overrides(raw, overrides or []), where)
 
 
+def _refusal(why: FileRefused) -> str:
+    """What :func:`read_toml` says when a config file is refused unread."""
+    if why.reason == "missing":
+        return "no such config file; pass a TOML file, see examples/"
+    if why.reason == "too large":
+        size = f"{why.size / 2**20:,.1f} MB, over" if why.size is not None else "over"
+        return (
+            f"too large for a config ({size} the limit of {MAX_CONFIG_BYTES / 2**20:g} MB); "
+            "pass a TOML config, see examples/"
+        )
+    if why.reason == "unreadable":
+        return f"cannot be read ({why.detail})"
+    return "not a regular file; pass a TOML file, see examples/"
+
+
 def read_toml(path: Path) -> dict[str, Any]:
     """The TOML document in the config file ``path``; one :class:`ConfigError` line (with its
     remedy) when it is missing, too large, not UTF-8, not TOML or nested too deeply (the
     parser's RecursionError)."""
-    if not path.is_file():
-        if path.exists():
-            raise ConfigError(f"{path}: not a regular file; pass a TOML file, see examples/")
-        raise ConfigError(f"{path}: no such config file; pass a TOML file, see examples/")
     try:
-        # Non-blocking: a pipe put there after the check above must not hang the reader.
-        with os.fdopen(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as handle:
-            info = os.fstat(handle.fileno())
-            if not stat.S_ISREG(info.st_mode):
-                raise ConfigError(f"{path}: not a regular file; pass a TOML file, see examples/")
-            if info.st_size > MAX_CONFIG_BYTES:
-                raise ConfigError(
-                    f"{path}: too large for a config ({info.st_size / 2**20:,.1f} MB, over the "
-                    f"limit of {MAX_CONFIG_BYTES / 2**20:g} MB); pass a TOML config, see examples/"
-                )
-            data = handle.read(MAX_CONFIG_BYTES + 1)
-    except OSError as err:
-        raise ConfigError(f"{path}: cannot be read ({err.strerror or err})") from None
-    if len(data) > MAX_CONFIG_BYTES:  # it grew after the check
-        raise ConfigError(f"{path}: too large for a config (over {MAX_CONFIG_BYTES} bytes)")
+        data = read_bounded(path, MAX_CONFIG_BYTES)
+    except FileRefused as why:
+        raise ConfigError(f"{path}: {_refusal(why)}") from None
     try:
         # Newlines as Path.read_text reads them (a lone CR is a line end too).
         text = data.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")

@@ -20,13 +20,12 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
-import os
-import stat
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from simulator.bounded import FileRefused, read_bounded
 from simulator.errors import RunDirError
 from simulator.metrics import SHORT_RUN_WEEKS
 
@@ -468,26 +467,20 @@ def read_json_file(path: Path, remedy: str = REMEDY) -> Any:
         :data:`MAX_JSON_BYTES`, unreadable, not UTF-8, not JSON, or nested too deeply for
         Python's parser (a hostile ``[[[...]]]`` raises RecursionError there).
     """
-    if not path.is_file():
-        what = "is not a regular file" if path.exists() else "not found"
-        raise RunDirError(f"{path} {what}; {remedy}")
     try:
-        # Non-blocking: a pipe put there after the check above must not hang the reader.
-        with os.fdopen(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as handle:
-            info = os.fstat(handle.fileno())
-            if not stat.S_ISREG(info.st_mode):
-                raise RunDirError(f"{path} is not a regular file; {remedy}")
-            size = info.st_size
-            if size > MAX_JSON_BYTES:
-                raise RunDirError(
-                    f"{path} is too large ({size / 2**20:,.1f} MB, over the limit of "
-                    f"{MAX_JSON_BYTES // 2**20} MB); {remedy}"
-                )
-            data = handle.read(MAX_JSON_BYTES + 1)
-    except OSError as exc:
-        raise RunDirError(f"{path} cannot be read ({exc.strerror or exc}); {remedy}") from None
-    if len(data) > MAX_JSON_BYTES:  # it grew while being read
-        raise RunDirError(f"{path} is too large (over {MAX_JSON_BYTES // 2**20} MB); {remedy}")
+        data = read_bounded(path, MAX_JSON_BYTES)
+    except FileRefused as why:
+        limit = f"the limit of {MAX_JSON_BYTES // 2**20} MB"
+        what = {
+            "missing": "not found",
+            "too large": (
+                f"is too large ({why.size / 2**20:,.1f} MB, over {limit})"
+                if why.size is not None
+                else f"is too large (over {MAX_JSON_BYTES // 2**20} MB)"
+            ),
+            "unreadable": f"cannot be read ({why.detail})",
+        }.get(why.reason, "is not a regular file")
+        raise RunDirError(f"{path} {what}; {remedy}") from None
     try:
         return json.loads(data.decode("utf-8"))
     except UnicodeDecodeError:

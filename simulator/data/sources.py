@@ -10,10 +10,8 @@ from __future__ import annotations
 import csv
 import io
 import math
-import os
 import re
 import socket
-import stat
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from models.names import TICKER_RULE, is_ticker
+from simulator.bounded import FileRefused, read_bounded
 from simulator.config import DataConfig
 from simulator.errors import DataError, NetworkError, did_you_mean
 
@@ -283,27 +282,21 @@ def _price_file_bytes(path: Path) -> bytes:
     most :data:`MAX_CSV_BYTES`, no NUL byte (binary data), and a header line naming every
     column of :data:`CSV_COLUMNS`. Each failure is one :class:`DataError` saying which."""
     expected = f"expected a text CSV file with the header {','.join(CSV_COLUMNS)}"
-    if not path.is_file():
-        raise DataError(
-            f"{path}: not a regular file" if path.exists() else f"{path}: file not found"
-        )
     try:
-        # Non-blocking: a pipe put there after the check above must not hang the reader.
-        with os.fdopen(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as handle:
-            info = os.fstat(handle.fileno())
-            if not stat.S_ISREG(info.st_mode):
-                raise DataError(f"{path}: not a regular file")
-            if info.st_size > MAX_CSV_BYTES:
-                raise DataError(
-                    f"{path}: file too large: {info.st_size / 2**20:,.0f} MB, over the limit of "
-                    f"{MAX_CSV_BYTES // 2**20} MB for a daily price file (a century of one "
-                    "stock is under 2 MB); check that it is the right file"
-                )
-            data = handle.read(MAX_CSV_BYTES + 1)
-    except OSError as err:
-        raise DataError(f"{path}: cannot be read ({err.strerror or err})") from None
-    if len(data) > MAX_CSV_BYTES:  # it grew after the check
-        raise DataError(f"{path}: file too large: over the limit of {MAX_CSV_BYTES // 2**20} MB")
+        data = read_bounded(path, MAX_CSV_BYTES)
+    except FileRefused as why:
+        limit = f"the limit of {MAX_CSV_BYTES // 2**20} MB"
+        what = {
+            "missing": "file not found",
+            "too large": (
+                f"file too large: {why.size / 2**20:,.0f} MB, over {limit} for a daily price "
+                "file (a century of one stock is under 2 MB); check that it is the right file"
+                if why.size is not None
+                else f"file too large: over {limit}"
+            ),
+            "unreadable": f"cannot be read ({why.detail})",
+        }.get(why.reason, "not a regular file")
+        raise DataError(f"{path}: {what}") from None
     text_at = _NON_SPACE.search(data)
     if text_at is None:
         raise DataError(f"{path}: the file is empty; expected {','.join(CSV_COLUMNS)}")

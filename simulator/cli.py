@@ -580,10 +580,11 @@ def stress(
 ) -> None:
     """Put a portfolio through past crises and hypothetical shocks: per scenario its return,
     worst week, largest fall and the three largest contributions (docs/stress.md)."""
+    from simulator.recommend import config_weights
     from simulator.replay import held_weights, open_account
     from simulator.rundir import check_run_dir
     from simulator.stress import DEFAULT_SCENARIOS, parse_scenarios, stress_json
-    from simulator.stress_inputs import config_weights, run_weights, stress_of
+    from simulator.stress_inputs import run_weights, stress_of
 
     given = [n for n, v in (("CONFIG", config), ("--run", run), ("--account", account)) if v]
     if len(given) != 1:
@@ -804,7 +805,8 @@ def explain(
 ) -> None:
     """Why the strategy traded what it did in one week: each forecast behind the week's
     orders attributed to its input weeks (Integrated Gradients)."""
-    from simulator.explain import explain_week, from_account, from_run
+    from simulator.explain import explain_week, from_run
+    from simulator.replay import from_account
 
     if (run_dir is None) == (account is None):
         raise ConfigError("give a run directory or --account NAME (one of the two)")

@@ -154,7 +154,7 @@ def from_run(run_dir: Path, workspace: Path) -> Traded:
 
     check_run_dir(run_dir)
     cfg = load_config(run_dir / "config.toml")
-    _check_models(cfg, str(run_dir))
+    check_models(cfg, str(run_dir))
     predictions = read_predictions(run_dir)
     orders = read_run_csv(run_dir / "orders.csv")
     orders["date_submitted"] = pd.to_datetime(orders["date_submitted"], format="ISO8601")
@@ -170,39 +170,8 @@ def from_run(run_dir: Path, workspace: Path) -> Traded:
     return Traded(f"run {run_dir}", cfg, predictions, orders, load)
 
 
-def from_account(name: str, workspace: Path) -> Traded:
-    """A paper account, its pinned version read from its files (verified)."""
-    from simulator.replay import _provider, _weekly, open_account
-
-    with open_account(workspace, name) as account:
-        cfg = account.config
-        _check_models(cfg, f"account {name!r}")
-        journal = account.journal
-        weeks = journal.weeks()
-        if weeks.empty:
-            raise ConfigError(
-                f"account {name!r} has no recorded weeks yet; step it first "
-                f"(`foliosim replay step --account {name}`)"
-            )
-        targets = journal.targets()
-        # Each week's deciding version (a scheduled account retrains between weeks).
-        version = dict(zip(weeks["week"], weeks["model_version"], strict=True))
-        forecasts = pd.DataFrame(
-            {
-                "week": targets["week"],
-                "ticker": targets["ticker"],
-                "model_version": targets["week"].map(version),
-                "predicted_return": targets["predicted_return"],
-                "target": targets["weight"],
-            }
-        )
-        orders = journal.orders()
-        weekly = _weekly(cfg, workspace, pd.Timestamp(weeks["week"].iloc[-1]))
-        models = {m.info.ref: m.model for m in _provider(account, weekly).models}
-    return Traded(f"account {name!r}", cfg, forecasts, orders, models.__getitem__)
-
-
-def _check_models(cfg: Config, who: str) -> None:
+def check_models(cfg: Config, who: str) -> None:
+    """Refuse a run or account whose strategy makes no forecasts to explain."""
     if not resolve(cfg).strategy.uses_models:
         raise ConfigError(
             f"{who} ran {cfg.backtest.strategy}, which makes no forecasts to explain; explain "

@@ -176,3 +176,13 @@ def recommend(
         }
     )
     return doc
+
+
+def config_weights(
+    cfg: Config, workspace: Path, as_of: dt.date | None
+) -> tuple[pd.Timestamp, dict[str, float]]:
+    """The config's allocation for the week after ``as_of`` (default: the newest complete week),
+    decided as ``foliosim recommend`` decides it, and the week it is decided at."""
+    doc = recommend(cfg, workspace, None, as_of, None)
+    weights = {str(p["ticker"]): float(p["weight"]) for p in doc["positions"]}
+    return pd.Timestamp(doc["as_of"]), weights

@@ -45,6 +45,7 @@ from simulator.errors import (
     StrategyError,
     UnknownAccountError,
 )
+from simulator.explain import Traded, check_models, run_explanations
 from simulator.exposure import strategy_exposure
 from simulator.journal import Journal, locked, meta_json, remove
 from simulator.plan import Resources, resolve
@@ -992,7 +993,6 @@ def _account_explanations(
     """The tear sheet's Explanations of a paper account (as a backtest's: Integrated Gradients
     of the last decision's largest positions, permutation importance over its weeks), from
     its pinned versions and the forecasts its journal recorded; None before any forecast."""
-    from simulator.explain import run_explanations
 
     targets = account.journal.targets()
     targets = targets[targets["week"].isin(weeks[:-1])]
@@ -1021,3 +1021,37 @@ def _account_explanations(
         float(values.iloc[-1] / values.iloc[0] - 1.0),
         account.config.model.seed,
     )
+
+
+# --- explanations of an account -----------------------------------------------------------
+
+
+def from_account(name: str, workspace: Path) -> Traded:
+    """A paper account as ``foliosim explain`` reads it: its recorded forecasts and orders,
+    and its pinned versions read from their files (verified)."""
+    with open_account(workspace, name) as account:
+        cfg = account.config
+        check_models(cfg, f"account {name!r}")
+        journal = account.journal
+        weeks = journal.weeks()
+        if weeks.empty:
+            raise ConfigError(
+                f"account {name!r} has no recorded weeks yet; step it first "
+                f"(`foliosim replay step --account {name}`)"
+            )
+        targets = journal.targets()
+        # Each week's deciding version (a scheduled account retrains between weeks).
+        version = dict(zip(weeks["week"], weeks["model_version"], strict=True))
+        forecasts = pd.DataFrame(
+            {
+                "week": targets["week"],
+                "ticker": targets["ticker"],
+                "model_version": targets["week"].map(version),
+                "predicted_return": targets["predicted_return"],
+                "target": targets["weight"],
+            }
+        )
+        orders = journal.orders()
+        weekly = _weekly(cfg, workspace, pd.Timestamp(weeks["week"].iloc[-1]))
+        models = {m.info.ref: m.model for m in _provider(account, weekly).models}
+    return Traded(f"account {name!r}", cfg, forecasts, orders, models.__getitem__)

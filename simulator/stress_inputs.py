@@ -2,8 +2,9 @@
 the weekly history of their stocks (:mod:`simulator.stress` computes the scenarios).
 
 - Weights: a config's are its strategy's allocation for next week, as ``foliosim recommend``
-  decides it (:func:`config_weights`); a run directory's are its positions at the close of its
-  last week, or of the last week on or before a date (:func:`run_weights`, from weights.csv);
+  decides it (:func:`simulator.recommend.config_weights`); a run directory's are its
+  positions at the close of its last week, or of the last week on or before a date
+  (:func:`run_weights`, from weights.csv);
   a paper account's are its holdings at its last recorded week, as ``replay status`` shows
   them (:func:`simulator.replay.held_weights`).
 - History (:func:`load_history`): the config's source for the held tickers and the benchmark,
@@ -51,18 +52,6 @@ def load_history(
     daily = load_daily(data.model_copy(update=update), cfg.report.risk_free, workspace)
     weekly = make_weekly(daily)
     return StressData.from_weekly(weekly, cfg.report.risk_free), weekly.warnings
-
-
-def config_weights(
-    cfg: Config, workspace: Path, as_of: dt.date | None
-) -> tuple[pd.Timestamp, dict[str, float]]:
-    """The config's allocation for the week after ``as_of`` (default: the newest complete week),
-    decided as ``foliosim recommend`` decides it, and the week it is decided at."""
-    from simulator.recommend import recommend
-
-    doc = recommend(cfg, workspace, None, as_of, None)
-    weights = {str(p["ticker"]): float(p["weight"]) for p in doc["positions"]}
-    return pd.Timestamp(doc["as_of"]), weights
 
 
 def run_weights(run_dir: Path, as_of: dt.date | None) -> tuple[pd.Timestamp, dict[str, float]]:

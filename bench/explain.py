@@ -51,7 +51,7 @@ def main() -> None:
     from simulator.data import load_daily, make_weekly
     from simulator.explain import from_run, window_inputs
     from simulator.features import feature_panels
-    from simulator.rundir import write_run
+    from simulator.report import write_run
 
     overrides = [*DATA, "report.baselines=", *(QUICK if args.quick else [])]
     print("bench/explain.py: one week's Integrated Gradients for the paper's 12 tickers")

@@ -43,7 +43,7 @@ def child(workspace: Path, out: Path, overrides: list[str]) -> None:
     t0 = time.perf_counter()
     from simulator.backtest import run_backtest
     from simulator.config import load_config
-    from simulator.rundir import write_run
+    from simulator.report import write_run
 
     imported = time.perf_counter() - t0
     cfg = load_config(CONFIG, overrides)

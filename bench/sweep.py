@@ -50,7 +50,7 @@ def main() -> None:
 
     from simulator.backtest import run_backtest
     from simulator.config import load_config
-    from simulator.rundir import write_run
+    from simulator.rundir import write_files
     from simulator.sweep import Axes, make_trials, run_sweep, start_ray, summary_row
 
     trials_n = args.trials or (8 if args.quick else 40)
@@ -73,7 +73,7 @@ def main() -> None:
         for t in trials:
             result = run_backtest(load_config(config, list(t.overrides)), Path(ws))
             # The same work as a sweep's trial: its run directory, without a tear sheet.
-            write_run(result, Path(ws) / "serial" / t.id, tearsheet=False)
+            write_files(result, Path(ws) / "serial" / t.id)
             serial[t.id] = summary_row(result.summary)["total_return"]
         serial_s = time.perf_counter() - start
 

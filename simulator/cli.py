@@ -98,7 +98,8 @@ def print_table2(summary: RunSummary) -> None:
 def _run(cfg: Config, out: Path | None) -> Path:
     from simulator.backtest import run_backtest
     from simulator.plan import resolve
-    from simulator.rundir import check_out_dir, default_run_dir, write_run
+    from simulator.report import write_run
+    from simulator.rundir import check_out_dir, default_run_dir
 
     plan = resolve(cfg)  # an unknown or broken user rule fails here, before any work
     target = out or default_run_dir(plan.name)

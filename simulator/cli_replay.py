@@ -302,7 +302,8 @@ def _print_status(doc: dict[str, Any]) -> None:
 def _write_html(acct: Account, out: Path | None) -> None:
     from simulator.leftovers import clean_run_leftovers
     from simulator.replay import account_result
-    from simulator.rundir import check_out_dir, default_run_dir, write_run
+    from simulator.report import write_run
+    from simulator.rundir import check_out_dir, default_run_dir
 
     target = out or default_run_dir(f"replay-{acct.name}")
     check_out_dir(target)

@@ -39,7 +39,13 @@ from simulator.errors import RunDirError
 from simulator.htmlkit import esc, format_number, png, write_atomically
 from simulator.leftovers import system_temp, writing
 from simulator.metrics import SHORT_RUN_WEEKS, WEEKS_PER_YEAR
-from simulator.rundir import read_explanations, read_exposure, read_models, read_returns
+from simulator.rundir import (
+    read_explanations,
+    read_exposure,
+    read_models,
+    read_returns,
+    write_files,
+)
 from simulator.sections import (
     explanations_html,
     exposure_html,
@@ -55,6 +61,8 @@ from simulator.summary import REMEDY, RunSummary, read_summary
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
     from matplotlib.typing import RcKeyType
+
+    from simulator.backtest import BacktestResult
 
 TEARSHEET_NAME = "tearsheet.html"
 TABLE2_ROWS = ("Annual return (%)", "Volatility (%)", "Sharpe ratio", "Max drawdown (%)")
@@ -129,6 +137,12 @@ def format_table2(table: pd.DataFrame) -> pd.DataFrame:
         for j, column in enumerate(table.columns)
     }
     return pd.DataFrame(cells, index=table.index, columns=table.columns)
+
+
+def write_run(result: BacktestResult, out: Path, *, tearsheet: bool = True) -> Path:
+    """Write a run directory into ``out`` (see :func:`simulator.rundir.write_files`), its tear
+    sheet included unless ``tearsheet=False``, all renamed into place at once."""
+    return write_files(result, out, write_tearsheet if tearsheet else None)
 
 
 def write_tearsheet(run_dir: Path) -> Path:

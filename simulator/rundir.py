@@ -21,6 +21,7 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -83,15 +84,16 @@ def check_out_dir(out: Path) -> None:
     os.rmdir(probe)
 
 
-def write_run(result: BacktestResult, out: Path, *, tearsheet: bool = True) -> Path:
-    """Write every file of a run into ``out`` (created; must not hold files).
+def write_files(
+    result: BacktestResult, out: Path, finish: Callable[[Path], object] | None = None
+) -> Path:
+    """Write every data file of a run into ``out`` (created; must not hold files).
 
     Files are written into a temporary sibling folder that is renamed to ``out`` at the end,
-    so an interrupted run leaves no half-written run directory. ``tearsheet=False`` leaves
-    the tear sheet out (a sweep's trials; ``foliosim report`` makes it later).
+    so an interrupted run leaves no half-written run directory. ``finish`` adds to that folder
+    before the rename (:func:`simulator.report.write_run` adds the tear sheet); without it the
+    run has no tear sheet (a sweep's trials; ``foliosim report`` makes it later).
     """
-    from simulator.report import write_tearsheet
-
     check_out_dir(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     # A shared lock on the parent while the temporary folder exists: another process's
@@ -124,8 +126,8 @@ def write_run(result: BacktestResult, out: Path, *, tearsheet: bool = True) -> P
             if result.explanations is not None:
                 doc = json.dumps(nan_to_none(result.explanations), indent=1, allow_nan=False)
                 (tmp / "explanations.json").write_text(doc + "\n", encoding="utf-8")
-            if tearsheet:
-                write_tearsheet(tmp)
+            if finish is not None:
+                finish(tmp)
             tmp.chmod(0o755)  # mkdtemp makes it private; a run directory is an ordinary folder
             if out.exists():
                 out.rmdir()  # empty, checked above

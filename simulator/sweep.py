@@ -55,7 +55,7 @@ from models.registry import Registry
 from simulator.backtest import run_backtest
 from simulator.config import Config, apply_overrides, load_config
 from simulator.errors import ConfigError, FoliosimError
-from simulator.rundir import write_run
+from simulator.rundir import write_files
 from simulator.summary import RunSummary, nan_to_none
 from simulator.sweep_report import write_sweep_html
 
@@ -298,7 +298,7 @@ def run_trial(config_path: str, trial: dict[str, Any], workspace: str, out: str)
         result = run_backtest(cfg, Path(workspace))
         if target.exists():  # a trial killed after its run directory, before its row
             shutil.rmtree(target)
-        write_run(result, target, tearsheet=False)
+        write_files(result, target)
         row.update(summary_row(result.summary))
     except (FoliosimError, ModelError) as err:
         row.update(_failure(err, " ".join(str(err).split())))

@@ -472,7 +472,7 @@ def test_a_failed_min_cvar_week_is_spent_in_cash_with_a_note_in_decisions_csv(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     from simulator.backtest import run_backtest
-    from simulator.rundir import write_run
+    from simulator.report import write_run
     from tests.conftest import REPO
 
     bad = pd.Timestamp("2023-03-10")
@@ -640,8 +640,7 @@ def test_baseline_columns_are_the_baselines_own_runs(tmp_path: Path, profile: st
 
 def test_baselines_reach_returns_csv_table2_and_the_tear_sheet(tmp_path: Path) -> None:
     from simulator.metrics import summarize
-    from simulator.report import table2, write_tearsheet
-    from simulator.rundir import write_run
+    from simulator.report import table2, write_run, write_tearsheet
 
     result = backtest_of(
         tmp_path, "backtest.strategy=min_variance", "report.baselines=mean_variance"

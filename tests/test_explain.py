@@ -17,7 +17,8 @@ from models.forecaster import train
 from models.windows import Scaler
 from simulator.backtest import run_backtest
 from simulator.config import load_config
-from simulator.rundir import read_predictions, write_run
+from simulator.report import write_run
+from simulator.rundir import read_predictions
 from tests.conftest import PAPER_CONFIG, PAPER_FAST, PaperModel
 from tests.helpers import advance, cli, error_line, open_new
 from tests.model_data import TRAIN_END, tiny, walk_closes

@@ -18,7 +18,8 @@ from simulator.engine import run_engine
 from simulator.exposure import EXPOSURE_COLUMNS, exposure_facts, held_weights, strategy_exposure
 from simulator.leftovers import RUN_TEMP_FILES
 from simulator.replay import account_result
-from simulator.rundir import read_exposure, write_run
+from simulator.report import write_run
+from simulator.rundir import read_exposure
 from simulator.sections import exposure_html
 from simulator.summary import parse_summary
 from tests.conftest import tiny_daily

@@ -1097,7 +1097,7 @@ def test_a_run_written_from_python_keeps_its_folders_through_a_clean_up(
     from simulator.backtest import run_backtest
     from simulator.config import load_config
     from simulator.leftovers import QS_TEMP, RUN_TEMP, RUN_TEMP_FILES, clean
-    from simulator.rundir import write_run
+    from simulator.report import write_run
 
     scratch = tmp_path / "scratch"
     scratch.mkdir()

@@ -36,11 +36,6 @@ def test_dependency_direction(package: str, banned: set[str]) -> None:
     assert offenders == {}
 
 
-#: The import cycles still to be removed (issue 25: a run directory written without the tear
-#: sheet). Any other cycle, or a new module in this one, fails the test below.
-KNOWN_CYCLES = [frozenset({"simulator.report", "simulator.rundir", "simulator.sections"})]
-
-
 def import_graph() -> dict[str, set[str]]:
     """Module -> the project's modules it imports, imports inside functions included and those
     under ``if TYPE_CHECKING:`` left out (as ../shared/tools/import_cycles.py counts them)."""
@@ -109,9 +104,9 @@ def cycles(graph: dict[str, set[str]]) -> list[frozenset[str]]:
     return found
 
 
-def test_no_import_cycle_but_the_known_one() -> None:
-    """Regression: explain imported replay and stress_inputs imported recommend (inside
-    functions), which closed a loop of five use-case modules through backtest."""
-    found = cycles(import_graph())
-    assert [c for c in found if c not in KNOWN_CYCLES] == []
+def test_no_import_cycle() -> None:
+    """Regressions: explain imported replay and stress_inputs imported recommend (inside
+    functions), closing a loop of five use-case modules through backtest; writing a run
+    directory imported the tear sheet, whose sections read run directories."""
+    assert cycles(import_graph()) == []
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [frozenset("abc")]

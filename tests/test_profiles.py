@@ -34,7 +34,7 @@ from simulator.config import load_config
 from simulator.data import DailyData, WeeklyData, load_daily, make_weekly
 from simulator.engine import EngineResult, run_engine
 from simulator.errors import ConfigError
-from simulator.rundir import write_run
+from simulator.report import write_run
 from simulator.sections import PROFILE_REASONS
 from simulator.workspace import workspace_dir
 from strategies.profile import (

@@ -34,7 +34,7 @@ from skfolio.measures import value_at_risk as skfolio_var
 
 from simulator.backtest import risk_summary, run_backtest
 from simulator.config import load_config
-from simulator.rundir import write_run
+from simulator.report import write_run
 from simulator.sections import risk_html
 from simulator.summary import parse_summary
 from strategies.risk import (

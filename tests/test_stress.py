@@ -24,8 +24,7 @@ from simulator import replay
 from simulator.backtest import run_backtest
 from simulator.config import load_config
 from simulator.errors import ConfigError, DataError
-from simulator.report import write_tearsheet
-from simulator.rundir import write_run
+from simulator.report import write_run, write_tearsheet
 from simulator.stress import (
     DEFAULT_SCENARIOS,
     MAX_GROSS,

@@ -39,8 +39,7 @@ from simulator.charts import (
 )
 from simulator.metrics import SHORT_RUN_WEEKS
 from simulator.replay import account_result
-from simulator.report import SHORT_ROWS, TABLE2_ROWS, _assemble, table2, write_tearsheet
-from simulator.rundir import write_run
+from simulator.report import SHORT_ROWS, TABLE2_ROWS, _assemble, table2, write_run, write_tearsheet
 from simulator.summary import ForecastQuality, parse_summary
 from tests.conftest import PaperModel
 from tests.helpers import (

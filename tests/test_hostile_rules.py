@@ -37,7 +37,7 @@ from simulator.errors import StrategyError
 from simulator.journal import Journal
 from simulator.recommend import recommend
 from strategies.rule import History, owned_frame
-from tests.conftest import PAPER12, PAPER_CONFIG, PAPER_FAST, REPO, PaperModel
+from tests.conftest import PAPER_CONFIG, PAPER_FAST, REPO, PaperModel
 from tests.helpers import CSV, advance, cli, error_line, sets
 
 #: Half a year of the paper's test period, no baselines: short runs.
@@ -499,7 +499,3 @@ def test_a_rule_failing_mid_step_says_which_weeks_were_recorded(rules: Any, tmp_
         assert journal.weeks()["week"].max() == pd.Timestamp("2023-01-27")
     finally:
         journal.close()
-
-
-def test_paper12_is_beside_the_checkout() -> None:
-    assert (PAPER12 / "AAPL.csv").is_file()

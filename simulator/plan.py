@@ -288,8 +288,9 @@ class _UserRule:
     and its own answer checked against the limits before a profile's guard scales it (a
     volatility target must not hide a weight over the cap).
 
-    The rule gets a copy of the history of its own (it may write into it; the guard reads its
-    own), ``timeout`` seconds per decision (``backtest.rule_timeout``; in the main thread, see
+    The history it is handed is already its own copy (the engine's cut, or a profile guard's
+    ``restrict``, which copies again for the guard's later reads); it has ``timeout`` seconds
+    per decision (``backtest.rule_timeout``; in the main thread, see
     :mod:`simulator.deadline`), and may not end the process: ``sys.exit`` in a rule is a
     failure of the rule.
     """
@@ -306,7 +307,7 @@ class _UserRule:
     def decide(self, week: pd.Timestamp, history: History, state: State) -> Decision:
         try:
             with deadline(self.timeout):
-                answer = self.inner.decide(week, history.restrict(history.tradable), state)
+                answer = self.inner.decide(week, history, state)
             decision = as_decision(answer)
         except (RuleError, FoliosimError):
             raise

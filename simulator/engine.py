@@ -24,6 +24,7 @@ import pandas as pd
 
 from simulator.data import WeeklyData
 from simulator.errors import ConfigError, StrategyError
+from simulator.sight import Sight
 from strategies.rebalance import (
     COST_COLUMNS,
     FILLED,
@@ -39,12 +40,12 @@ from strategies.rule import (
     DECISION_COLUMNS,
     Decision,
     DecisionRule,
-    History,
     RuleError,
     State,
     as_decision,
     check_decision,
     decision_rows,
+    rule_inputs,
 )
 from strategies.sizing import Limits
 
@@ -108,13 +109,17 @@ class RuleRun:
     def __init__(
         self,
         rule: DecisionRule,
-        closes: pd.DataFrame,
+        sight: Sight,
         eligible: Mapping[pd.Timestamp, frozenset[str]],
         limits: Limits | None,
         max_gross: float | None = None,
     ) -> None:
         self.rule = rule
-        self.closes = closes
+        self.sight = sight
+        try:
+            self.reads = sight.check(rule_inputs(rule), f"strategy {rule.name!r}")
+        except RuleError as err:
+            raise StrategyError(f"strategy {rule.name!r}: {err}; fix the rule") from None
         self.eligible = eligible
         # Without limits (the engine's own tests) only finiteness and tradability are checked.
         self.max_weight = limits.max_weight if limits is not None else math.inf
@@ -125,7 +130,7 @@ class RuleRun:
 
     def __call__(self, week: pd.Timestamp, present: list[str], state: State) -> Decision:
         allowed = self.eligible[week]
-        history = History.cut(self.closes, week, [t for t in present if t in allowed])
+        history = self.sight.at(week, [t for t in present if t in allowed], self.reads)
         try:
             decision = as_decision(self.rule.decide(week, history, state))
             weights = check_decision(
@@ -214,6 +219,7 @@ def run_engine(
     resume: Resume | None = None,
     on_week: Callable[[WeekRecord], None] | None = None,
     observe: Callable[[pd.Timestamp, float], None] | None = None,
+    sight: Sight | None = None,
 ) -> EngineResult:
     """Run ``rule``'s targets through backtrader over ``weeks``.
 
@@ -242,6 +248,9 @@ def run_engine(
     observe
         Called at the close of each week of ``weeks``, before its decision, with the
         portfolio value (a profile's drawdown stop reads it).
+    sight
+        What the rule may see at each decision week (:class:`simulator.sight.Sight`; by
+        default made from ``weekly``; a session passes its own, made once per run).
     """
     begin, calendar = 0, weeks
     if resume is not None:
@@ -255,7 +264,7 @@ def run_engine(
     if slippage and slippage_kind == "fixed":
         _check_fixed_slippage(weekly, calendar, slippage)
     eligible = eligible_sets(eligible_frame(weekly, pd.DatetimeIndex(decisions), min_history))
-    decide = RuleRun(rule, weekly.closes(), eligible, limits, max_gross)
+    decide = RuleRun(rule, sight or Sight.of(weekly), eligible, limits, max_gross)
     cerebro = bt.Cerebro(stdstats=False, cheat_on_open=(fill == "next_open"))
     cerebro.broker = _TerminalNotifyBroker()
     cerebro.broker.setcash(cash)

@@ -27,6 +27,7 @@ from simulator.errors import ConfigError, DataError, RunDirError
 from simulator.features import check_available, feature_panels
 from simulator.plan import resolve
 from simulator.rundir import check_run_dir, read_predictions, read_run_csv
+from strategies.rule import History
 
 #: The recomputed forecast may differ from the recorded one by float32 rounding only.
 MATCH = 1e-6
@@ -299,7 +300,11 @@ class _ShuffledSignal:
     def train_ends(self) -> list[pd.Timestamp]:
         return list(self.real.train_ends)
 
-    def predict(self, as_of: pd.Timestamp, closes: pd.DataFrame) -> pd.Series:
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        return tuple(getattr(self.real, "inputs", ()))
+
+    def predict(self, as_of: pd.Timestamp, history: History) -> pd.Series:
         return self.forecasts.get(pd.Timestamp(as_of), pd.Series(dtype=float))
 
     def version(self, as_of: pd.Timestamp) -> str:

@@ -34,6 +34,7 @@ from simulator.config import Config
 from simulator.deadline import DeadlineExceeded, deadline
 from simulator.engine import EngineResult, RuleRun, eligible_frame, eligible_sets, run_engine
 from simulator.errors import ConfigError, FoliosimError, did_you_mean
+from simulator.sight import Sight
 from strategies.equal_weight import EqualWeightRule
 from strategies.profile import Profile, ProfileGuard
 from strategies.rebalance import Progress, Resume, WeekRecord
@@ -45,6 +46,7 @@ from strategies.rule import (
     State,
     as_decision,
     check_decision,
+    rule_inputs,
 )
 from strategies.sizing import Limits
 
@@ -276,7 +278,7 @@ class RunPlan:
         an account holding ``state`` (default: all cash). Returns the decision and its log."""
         weeks = pd.DatetimeIndex([week])
         eligible = eligible_sets(eligible_frame(weekly, weeks, self.engine.min_history))
-        run = RuleRun(built.rule, weekly.closes(), eligible, built.limits, built.max_gross)
+        run = RuleRun(built.rule, Sight.of(weekly), eligible, built.limits, built.max_gross)
         present = [t for t in weekly.tickers if week in weekly.bars[t].index]
         cash = self.engine.cash
         decision = run(week, present, state or State(cash, cash, {}))
@@ -303,6 +305,11 @@ class _UserRule:
         self.limits = limits
         self.max_gross = max_gross
         self.timeout = timeout
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        """The inputs the user's rule reads (:func:`strategies.rule.rule_inputs`)."""
+        return rule_inputs(self.inner)
 
     def decide(self, week: pd.Timestamp, history: History, state: State) -> Decision:
         try:

@@ -24,7 +24,7 @@ from typing import Any
 
 import pandas as pd
 
-from models.features import select_panels
+from models.features import FEATURES, select_panels
 from models.forecaster import Forecaster, TrainProgress, data_fingerprint, train
 from models.registry import Registry, VersionInfo, spec_digest
 from simulator.config import Config
@@ -32,6 +32,7 @@ from simulator.data.weekly import WeeklyData
 from simulator.errors import ConfigError, LookAheadError
 from simulator.features import check_available, feature_panels
 from simulator.training import model_spec, open_registry
+from strategies.rule import History
 
 #: The forecast columns of :meth:`RegistrySignal.predictions`.
 FORECAST_COLUMNS = [
@@ -209,8 +210,10 @@ class RegistrySignal:
         Where no model ended before t, use the earliest one instead of refusing. Only a paper
         account started with ``--allow-later-model`` does this, and it says so.
     weekly
-        The weekly bars of the closes it will be given: the feature panels of models that
-        read more than closes. A model cuts them at its as-of week, as it cuts the closes.
+        The weekly bars of the closes it will be given: checked to hold the inputs its
+        models read. In a run a model reads them from the history the engine cut at its
+        as-of week (:meth:`predict`); :attr:`panels` keeps them whole for the explanations
+        made after the run.
     """
 
     def __init__(
@@ -248,12 +251,21 @@ class RegistrySignal:
             )
         return chosen
 
-    def predict(self, as_of: pd.Timestamp, closes: pd.DataFrame) -> pd.Series:
-        """Predicted next-week returns from ``closes``, the rows up to ``as_of`` (every
-        ticker of the data a column); the forecast table is kept in :attr:`forecasts`."""
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        """The features besides the closes its models read (the engine cuts them at each
+        decision week into ``history.inputs``, see :mod:`simulator.sight`)."""
+        read = {f for m in self.models for f in m.model.spec.features}
+        return tuple(f for f in FEATURES if f != "close" and f in read)
+
+    def predict(self, as_of: pd.Timestamp, history: History) -> pd.Series:
+        """Predicted next-week returns from ``history`` (its closes and inputs, the rows up
+        to ``as_of``; every ticker of the data a column); the forecast table is kept in
+        :attr:`forecasts`."""
         used = self.model_at(as_of)
+        closes = history.closes
         tickers = [str(t) for t in closes.columns]
-        table = used.model.forecast(closes.loc[:as_of], as_of, tickers, self.panels)
+        table = used.model.forecast(closes.loc[:as_of], as_of, tickers, dict(history.inputs))
         self.forecasts.append(table.assign(decision=as_of, model_version=used.info.ref))
         return table["predicted_return"]
 

@@ -42,7 +42,7 @@ import numpy as np
 import pandas as pd
 
 from strategies.risk import ex_ante_returns, portfolio_cvar
-from strategies.rule import Decision, DecisionRule, History, State, as_decision
+from strategies.rule import Decision, DecisionRule, History, State, as_decision, rule_inputs
 from strategies.sizing import Limits
 
 BOUND_COLUMNS = ["week", "reason", "ticker", "detail"]
@@ -224,6 +224,11 @@ class ProfileGuard:
             detail = f"equity {value:.2f} is {1 - value / self._peak:.2%} below its peak"
             self.rows.append((week, "drawdown_stop", "", detail))
             self._stop_week = week
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        """The inputs its inner rule reads (:func:`strategies.rule.rule_inputs`)."""
+        return rule_inputs(self.inner)
 
     @property
     def stopped(self) -> bool:

@@ -18,6 +18,9 @@ A decision rule answers, at the close of decision week t, the target weights of 
   data cut after sampled weeks and names any decision that changes (see docs/strategies.md).
   ``history.tradable`` lists the tickers the rule may hold this week: a bar at t and
   ``backtest.min_history`` weekly bars up to it. Any other ticker must get no weight.
+  ``history.inputs`` holds the other weekly inputs the rule reads, cut the same way: a rule
+  names them in its ``inputs`` attribute (e.g. ``inputs = ("volume", "index")``), from the
+  feature inputs the models read (:data:`models.features.FEATURES` besides ``close``).
 - ``state`` (:class:`State`) is the account at the close of t, before the decision: cash,
   portfolio value and shares held.
 - The answer is a :class:`Decision` (or a plain ``{ticker: weight}`` mapping): the weights,
@@ -62,15 +65,28 @@ class History:
         owned: its memory holds these rows only (see :func:`owned_frame`).
     tradable
         The tickers the rule may hold this week, in the data's order.
+    inputs
+        The other weekly inputs the rule reads (its ``inputs`` attribute), each shaped like
+        ``closes`` and cut and owned the same way: ``volume``, ``range`` (high - low over
+        close), ``index`` (the benchmark's weekly return), ``rate`` (the yield's weekly
+        change); see :mod:`models.features`.
     """
 
     week: pd.Timestamp
     closes: pd.DataFrame
     tradable: tuple[str, ...]
+    inputs: Mapping[str, pd.DataFrame] = field(default_factory=dict)
 
     @classmethod
-    def cut(cls, closes: pd.DataFrame, week: pd.Timestamp, tradable: Sequence[str]) -> History:
-        """The history of ``week``: the rows of ``closes`` up to ``week`` only.
+    def cut(
+        cls,
+        closes: pd.DataFrame,
+        week: pd.Timestamp,
+        tradable: Sequence[str],
+        inputs: Mapping[str, pd.DataFrame] | None = None,
+    ) -> History:
+        """The history of ``week``: the rows of ``closes`` (and of each of ``inputs``, on
+        the same weeks) up to ``week`` only.
 
         >>> closes = pd.DataFrame({"A": [1.0, 2.0, 3.0]},
         ...                       index=pd.date_range("2024-01-05", periods=3, freq="W-FRI"))
@@ -78,7 +94,11 @@ class History:
         [1.0, 2.0]
         """
         end = int(closes.index.searchsorted(week, side="right"))
-        return cls(pd.Timestamp(week), owned_frame(closes.iloc[:end]), tuple(tradable))
+        cut = {
+            name: owned_frame(frame.iloc[: int(frame.index.searchsorted(week, side="right"))])
+            for name, frame in (inputs or {}).items()
+        }
+        return cls(pd.Timestamp(week), owned_frame(closes.iloc[:end]), tuple(tradable), cut)
 
     def restrict(self, tickers: Sequence[str]) -> History:
         """The same history with fewer tradable tickers (a profile's exclusions), on a copy of
@@ -86,7 +106,8 @@ class History:
         volatility target reads the caller's after the rule has answered)."""
         keep = set(tickers)
         closes = owned_frame(self.closes)
-        return History(self.week, closes, tuple(t for t in self.tradable if t in keep))
+        inputs = {name: owned_frame(frame) for name, frame in self.inputs.items()}
+        return History(self.week, closes, tuple(t for t in self.tradable if t in keep), inputs)
 
 
 def owned_frame(frame: pd.DataFrame) -> pd.DataFrame:
@@ -156,7 +177,11 @@ class Decision:
 
 @runtime_checkable
 class DecisionRule(Protocol):
-    """The decision rule interface (see the module docstring)."""
+    """The decision rule interface (see the module docstring).
+
+    A rule may also have an ``inputs`` attribute: the weekly inputs besides the closes it
+    reads from ``history.inputs`` (see :func:`rule_inputs`).
+    """
 
     name: str
 
@@ -169,6 +194,28 @@ class DecisionRule(Protocol):
 
 class RuleError(ValueError):
     """A rule's answer broke the rules of the engine (see :func:`check_decision`)."""
+
+
+def rule_inputs(rule: object) -> tuple[str, ...]:
+    """The inputs besides the closes that ``rule`` reads: its ``inputs`` attribute (a
+    sequence of names), or none.
+
+    Raises :class:`RuleError` for an ``inputs`` that is not a sequence of names.
+    """
+    try:
+        given = getattr(rule, "inputs", ())
+    except Exception as err:  # a user's property: any failure is the rule's
+        raise RuleError(f"its inputs attribute raised {type(err).__name__}: {err}") from None
+    if isinstance(given, str) or not isinstance(given, Sequence | frozenset | set):
+        raise RuleError(
+            f"its inputs are a {type(given).__name__}; give a tuple of names, e.g. "
+            '("volume", "index")'
+        )
+    names = tuple(given)
+    for name in names:
+        if not isinstance(name, str):
+            raise RuleError(f"its inputs hold {name!r}, not a name")
+    return tuple(dict.fromkeys(names))
 
 
 def as_decision(answer: object) -> Decision:

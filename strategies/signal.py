@@ -12,16 +12,21 @@ from typing import Protocol
 
 import pandas as pd
 
-from strategies.rule import Decision, History, State
+from strategies.rule import Decision, History, State, rule_inputs
 from strategies.sizing import Limits, signal_weights
 
 
 class SignalProvider(Protocol):
-    """Predicted next-week returns, from the closes it is given (cut at the as-of week)."""
+    """Predicted next-week returns, from the history it is given (cut at the as-of week).
 
-    def predict(self, as_of: pd.Timestamp, closes: pd.DataFrame) -> pd.Series:
-        """Predicted next-week return (fraction) per ticker from ``closes`` (rows up to
-        ``as_of``); NaN where there is none."""
+    A provider whose models read more than closes names those inputs in an ``inputs``
+    attribute (as a rule does, see :func:`strategies.rule.rule_inputs`); the engine then
+    cuts them into ``history.inputs``.
+    """
+
+    def predict(self, as_of: pd.Timestamp, history: History) -> pd.Series:
+        """Predicted next-week return (fraction) per ticker from ``history`` (its closes and
+        inputs, rows up to ``as_of``); NaN where there is none."""
         ...
 
     def version(self, as_of: pd.Timestamp) -> str:
@@ -56,9 +61,14 @@ class SignalRule:
         ends when a new one starts deciding)."""
         return self.provider.train_ends
 
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        """The inputs besides the closes its provider's models read."""
+        return rule_inputs(self.provider)
+
     def decide(self, week: pd.Timestamp, history: History, state: State) -> Decision:
         names = list(history.tradable)
-        predicted = self.provider.predict(week, history.closes).reindex(names)
+        predicted = self.provider.predict(week, history).reindex(names)
         weights = signal_weights(predicted, self.limits)
         return Decision(
             weights={str(t): float(w) for t, w in weights.items()},

@@ -22,6 +22,7 @@ from simulator.config import Config, load_config
 from simulator.data import WeeklyData, load_daily, make_weekly
 from simulator.engine import RuleRun
 from simulator.errors import LookAheadError
+from simulator.sight import Sight
 from simulator.walkforward import (
     PREDICTION_COLUMNS,
     RegistrySignal,
@@ -29,7 +30,7 @@ from simulator.walkforward import (
     as_traded_metrics,
     retrain_ends,
 )
-from strategies.rule import State
+from strategies.rule import History, State
 from strategies.signal import SignalRule
 from strategies.sizing import Limits, signal_scores, signal_weights
 from tests.conftest import PAPER_CONFIG, PAPER_FAST, PaperModel
@@ -218,8 +219,8 @@ class DictSignal:
         self.versions = versions
         self.asked: list[tuple[pd.Timestamp, pd.Timestamp]] = []
 
-    def predict(self, as_of: pd.Timestamp, closes: pd.DataFrame) -> pd.Series:
-        self.asked.append((as_of, closes.index[-1]))
+    def predict(self, as_of: pd.Timestamp, history: History) -> pd.Series:
+        self.asked.append((as_of, history.closes.index[-1]))
         return pd.Series(self.table[as_of], dtype=float)
 
     def version(self, as_of: pd.Timestamp) -> str:
@@ -246,7 +247,7 @@ def test_signal_rule_sizes_only_the_tradable_tickers() -> None:
         {"2024-01-05": "m/1", "2024-01-12": "m/2"},
     )
     eligible = {W1: frozenset("ABCE"), W2: frozenset("ABDE")}
-    run = RuleRun(SignalRule(provider, Limits()), SIX, eligible, Limits())
+    run = RuleRun(SignalRule(provider, Limits()), Sight(SIX), eligible, Limits())
 
     # W1: A, B, C, E are all positive -> z ∝ (-2, -1, 1, 2) -> -1/3, -1/6, 1/6, 1/3.
     # F has a bar but is not eligible (too little history) and gets no target at all.
@@ -285,7 +286,7 @@ def test_signal_rule_sizes_only_the_tradable_tickers() -> None:
 
 def test_signal_rule_with_no_tradable_ticker_holds_cash() -> None:
     provider = DictSignal({W1: {"A": 0.02}}, {"2024-01-05": "m/1"})
-    run = RuleRun(SignalRule(provider, Limits()), SIX, {W1: frozenset()}, Limits())
+    run = RuleRun(SignalRule(provider, Limits()), Sight(SIX), {W1: frozenset()}, Limits())
     assert run(W1, ["A"], State(1.0, 1.0)).weights == {}
     assert run.log.empty
 
@@ -372,14 +373,14 @@ def test_registry_signal_uses_only_models_trained_before_the_decision(
         with pytest.raises(LookAheadError, match="before"):
             signal.model_at(pd.Timestamp(early))
         with pytest.raises(LookAheadError):
-            signal.predict(pd.Timestamp(early), closes)
+            signal.predict(pd.Timestamp(early), History.cut(closes, pd.Timestamp(early), []))
     with pytest.raises(LookAheadError):
         signal.version(pd.Timestamp("2022-06-24"))
 
     as_of = pd.Timestamp("2022-07-01")
     assert signal.model_at(as_of) is used
     assert signal.version(as_of) == paper_model.ref
-    got = signal.predict(as_of, closes)
+    got = signal.predict(as_of, History.cut(closes, as_of, []))
     # the same as the forecaster on the closes up to as_of, and later rows change nothing
     expected = used.model.predict(closes.loc[:as_of], as_of, list(closes.columns))
     pd.testing.assert_series_equal(got, expected, rtol=0, atol=0)

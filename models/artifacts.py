@@ -34,6 +34,7 @@ from models.errors import IntegrityError, SpecError
 from models.features import DESCRIPTIONS
 from models.forecaster import POOLED, Forecaster, TrainingReport
 from models.net import FEEDFORWARD, WindowNet, make_net
+from models.portfolio import describe_limits
 from models.spec import HEADS, ModelSpec
 from models.windows import Scaler
 
@@ -151,8 +152,8 @@ def _purpose(spec: ModelSpec) -> str:
 def _loss(spec: ModelSpec) -> str:
     if spec.loss == "sharpe":
         return (
-            "Sharpe loss (the weekly Sharpe ratio of the portfolio its scores size into, cap "
-            "1/3, gross 1, shorts on; models.portfolio)"
+            "Sharpe loss (the weekly Sharpe ratio of the portfolio its scores size into, "
+            f"{describe_limits(spec)}; models.portfolio)"
         )
     return "MSE loss"
 

@@ -23,7 +23,7 @@ from models.errors import TrainingDataError, did_you_mean
 from models.features import Panels, panel_array, select_panels
 from models.metrics import compare
 from models.net import WindowNet, make_net
-from models.portfolio import fit_sharpe, portfolio_sharpe
+from models.portfolio import describe_limits, fit_sharpe, portfolio_sharpe
 from models.spec import ModelSpec
 from models.train import FitResult, fit
 from models.windows import (
@@ -571,9 +571,9 @@ def train(
             test_frame["predicted_close"] = test_frame["last_close"] * (1.0 + scores)
         test_weeks = weeks(test)
         metrics["portfolio"] = {
-            "test_sharpe": portfolio_sharpe(nets[POOLED], *test_weeks),
+            "test_sharpe": portfolio_sharpe(nets[POOLED], spec, *test_weeks),
             "test_weeks": len(test_weeks[1]),
-            "limits": "cap 1/3, gross 1, shorts on",
+            "limits": describe_limits(spec),
         }
     elif len(test_frame):
         metrics["all"] = compare(

@@ -10,20 +10,23 @@ What the loss sees, for each week ``t`` of a minibatch (training weeks only):
 
 - the network's output ``s_i`` for every ticker ``i`` with a complete input window ending at
   ``t`` (its features up to ``t``);
-- :func:`size` turns them into weights: ``s - mean(s)`` over those tickers, scaled so that
-  ``sum |w| = GROSS``, each ``|w|`` capped at ``CAP`` with the excess handed to the names under
-  the cap (exactly :func:`strategies.sizing.apply_limits` on mixed-sign scores, which centred
-  scores are);
+- :func:`size` turns them into weights under the run's limits (``spec.max_weight``,
+  ``spec.gross``, ``spec.allow_short``: its profile's, else ``[strategy]``'s, carried by the
+  spec): ``s - mean(s)`` over those tickers, negative ones set to 0 when shorts are off, scaled
+  so that ``sum |w| = gross``, each ``|w|`` capped at ``max_weight`` with the excess handed to
+  the names under the cap (what :func:`strategies.sizing.signal_weights` does to the centred
+  scores the model's forecasts give the strategy);
 - the realised return ``r_i`` of each such ticker over week ``t+1`` (its target);
 - the portfolio's return ``R_t = sum_i w_i r_i``; the loss is ``-mean(R) / std(R)`` over the
   minibatch's weeks.
 
 Only windows whose target week is on or before ``train_end`` are in the training and
 validation weeks (:func:`models.forecaster.train` splits them as for MSE), so the loss never
-sees a return after ``train_end``. The sizing uses the paper's limits (cap 1/3, gross 1,
-shorts on) whatever the strategy's; the strategy then sizes the model's centred outputs with
-its own limits and profile (:meth:`models.forecaster.Forecaster.forecast` returns them as
-``predicted_return``: a score in return units, not a forecast).
+sees a return after ``train_end``. The strategy then sizes the model's centred outputs
+(:meth:`models.forecaster.Forecaster.forecast` returns them as ``predicted_return``: a score in
+return units, not a forecast) with the same limits, so it trades the weights the network was
+trained to hold. The rest of a profile (volatility target, drawdown guard, exclusions, ...) is
+not in the loss.
 """
 
 from __future__ import annotations
@@ -37,9 +40,6 @@ from models.errors import TrainingDataError
 from models.spec import ModelSpec
 from models.train import EpochCallback, FitResult, train_epochs
 
-#: The limits the loss sizes with (seed 001's: cap 1/3 per ticker, fully invested, shorts on).
-CAP = 1 / 3
-GROSS = 1.0
 _EPS = 1e-12
 
 
@@ -53,32 +53,50 @@ def centre(scores: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 
 def size(
-    scores: torch.Tensor, mask: torch.Tensor, cap: float = CAP, gross: float = GROSS
+    scores: torch.Tensor,
+    mask: torch.Tensor,
+    *,
+    max_weight: float,
+    gross: float,
+    allow_short: bool,
 ) -> torch.Tensor:
     """Differentiable sizing: ``(weeks, tickers)`` scores -> weights (0 outside ``mask``).
 
-    Centred scores scaled to ``sum |w| = gross``, then capped at ``cap`` as
+    :func:`strategies.sizing.signal_weights` on each week's centred scores: the scores less
+    their mean over the week's tickers in ``mask``; with ``allow_short`` False the negative
+    ones set to 0; scaled to ``sum |w| = gross``; then capped at ``max_weight`` as
     :func:`strategies.sizing.cap_weights` does: the excess of a capped name goes to the names
-    under the cap in proportion to their size, until none is over. Differentiable almost
-    everywhere (the cap's set of capped names is piecewise constant).
+    under the cap in proportion to their size, until none is over, and what nobody can take
+    stays in cash. All-zero scores (every score of the week equal) give all-zero weights.
+
+    What differs from the strategy's rule: the gradient. It is defined almost everywhere but
+    treats as constant which names are capped and, without shorts, which are set to 0; such a
+    name's weight has no gradient, and its score moves the others' weights through the week's
+    mean only. (The cap's test is ``max_weight + 1e-9``, the strategy's ``+ 1e-12``, and the
+    scaling divides by ``sum |s| + 1e-12``: differences far below a share's rounding.)
 
     >>> s = torch.tensor([[3.0, 1.0, -1.0, 1.0]]); m = torch.ones(1, 4, dtype=torch.bool)
-    >>> size(s, m).squeeze().tolist()  # centred: [2, 0, -2, 0] -> [0.5, 0, -0.5, 0], capped
+    >>> w = size(s, m, max_weight=1 / 3, gross=1.0, allow_short=True)  # centred [2, 0, -2, 0]
+    >>> w.squeeze().tolist()  # -> [0.5, 0, -0.5, 0], capped
     [0.3333333432674408, 0.0, -0.3333333432674408, 0.0]
+    >>> size(s, m, max_weight=0.25, gross=0.5, allow_short=False).squeeze().tolist()
+    [0.25, 0.0, 0.0, 0.0]
     """
     centred = centre(scores, mask)
+    if not allow_short:
+        centred = centred.clamp(min=0.0)
     total = centred.abs().sum(dim=1, keepdim=True)
     w = gross * centred / (total + _EPS)
     magnitude, sign = w.abs(), torch.sign(w).detach()
     capped = torch.zeros_like(mask)
     for _ in range(scores.shape[1]):
-        over = (magnitude > cap + 1e-9) & ~capped
+        over = (magnitude > max_weight + 1e-9) & ~capped
         if not bool(over.any()):
             break
-        excess = torch.where(over, magnitude - cap, torch.zeros_like(magnitude)).sum(
+        excess = torch.where(over, magnitude - max_weight, torch.zeros_like(magnitude)).sum(
             dim=1, keepdim=True
         )
-        magnitude = torch.where(over, torch.full_like(magnitude, cap), magnitude)
+        magnitude = torch.where(over, torch.full_like(magnitude, max_weight), magnitude)
         capped = capped | over
         free = ~capped & (magnitude > 0)
         free_total = torch.where(free, magnitude, torch.zeros_like(magnitude)).sum(
@@ -89,15 +107,28 @@ def size(
     return sign * magnitude
 
 
+def describe_limits(spec: ModelSpec) -> str:
+    """The limits of a Sharpe spec in words (metrics, model card).
+
+    >>> describe_limits(ModelSpec("m", mode="pooled", loss="sharpe", gross=0.5, allow_short=False))
+    'cap 0.3333, gross 0.5, shorts off'
+    """
+    shorts = "on" if spec.allow_short else "off"
+    return f"cap {spec.max_weight:.4g}, gross {spec.gross:.4g}, shorts {shorts}"
+
+
 def portfolio_returns(
-    net: nn.Module, x: torch.Tensor, mask: torch.Tensor, returns: torch.Tensor
+    net: nn.Module, spec: ModelSpec, x: torch.Tensor, mask: torch.Tensor, returns: torch.Tensor
 ) -> torch.Tensor:
-    """Each week's portfolio return: ``x`` ``(weeks, tickers, window[, features])`` inputs,
-    ``mask`` the (week, ticker) pairs with a window, ``returns`` their realised next-week
-    returns (0 outside the mask)."""
+    """Each week's portfolio return under ``spec``'s limits: ``x``
+    ``(weeks, tickers, window[, features])`` inputs, ``mask`` the (week, ticker) pairs with a
+    window, ``returns`` their realised next-week returns (0 outside the mask)."""
     weeks, tickers = mask.shape
     scores = net(x.reshape(weeks * tickers, *x.shape[2:])).reshape(weeks, tickers)
-    return (size(scores, mask) * returns).sum(dim=1)
+    weights = size(
+        scores, mask, max_weight=spec.max_weight, gross=spec.gross, allow_short=spec.allow_short
+    )
+    return (weights * returns).sum(dim=1)
 
 
 def negative_sharpe(portfolio: torch.Tensor) -> torch.Tensor:
@@ -109,11 +140,14 @@ def negative_sharpe(portfolio: torch.Tensor) -> torch.Tensor:
     return -portfolio.mean() / (portfolio.std(unbiased=False) + 1e-8)
 
 
-def evaluate(net: nn.Module, x: torch.Tensor, mask: torch.Tensor, returns: torch.Tensor) -> float:
-    """The negative Sharpe ratio of the weeks in ``x``, without autograd."""
+def evaluate(
+    net: nn.Module, spec: ModelSpec, x: torch.Tensor, mask: torch.Tensor, returns: torch.Tensor
+) -> float:
+    """The negative Sharpe ratio of the weeks in ``x`` under ``spec``'s limits, without
+    autograd."""
     net.eval()
     with torch.inference_mode():
-        return float(negative_sharpe(portfolio_returns(net, x, mask, returns)))
+        return float(negative_sharpe(portfolio_returns(net, spec, x, mask, returns)))
 
 
 def fit_sharpe(
@@ -128,7 +162,8 @@ def fit_sharpe(
     epoch's weights (the lowest negative Sharpe ratio on the validation weeks).
 
     ``train`` and ``val`` are ``(x, mask, returns)`` per week, as :func:`portfolio_returns`
-    takes them; minibatches are ``spec.batch`` weeks, shuffled within the training weeks.
+    takes them; minibatches are ``spec.batch`` weeks, shuffled within the training weeks, sized
+    under ``spec``'s limits.
     """
     x_train, m_train, r_train = train
     n = len(m_train)
@@ -145,7 +180,7 @@ def fit_sharpe(
             if len(pick) < 2:
                 continue  # a Sharpe ratio needs two weeks
             optimizer.zero_grad(set_to_none=True)
-            weeks = portfolio_returns(net, x_train[pick], m_train[pick], r_train[pick])
+            weeks = portfolio_returns(net, spec, x_train[pick], m_train[pick], r_train[pick])
             loss = negative_sharpe(weeks)
             loss.backward()
             optimizer.step()
@@ -154,15 +189,15 @@ def fit_sharpe(
         return total / max(steps, 1)
 
     return train_epochs(
-        net, spec, (n, len(m_val)), generator, epoch, lambda: evaluate(net, *val), on_epoch
+        net, spec, (n, len(m_val)), generator, epoch, lambda: evaluate(net, spec, *val), on_epoch
     )
 
 
 def portfolio_sharpe(
-    net: nn.Module, x: torch.Tensor, mask: torch.Tensor, returns: torch.Tensor
+    net: nn.Module, spec: ModelSpec, x: torch.Tensor, mask: torch.Tensor, returns: torch.Tensor
 ) -> float:
-    """The annualised Sharpe ratio (sqrt 52) of the sized portfolio over the weeks given;
-    NaN for fewer than two weeks."""
+    """The annualised Sharpe ratio (sqrt 52) of the portfolio sized under ``spec``'s limits
+    over the weeks given; NaN for fewer than two weeks."""
     if len(mask) < 2:
         return math.nan
-    return -evaluate(net, x, mask, returns) * math.sqrt(52)
+    return -evaluate(net, spec, x, mask, returns) * math.sqrt(52)

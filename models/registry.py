@@ -42,6 +42,7 @@ from models.artifacts import (
 )
 from models.errors import RegistryError, did_you_mean
 from models.forecaster import Forecaster, TrainingReport
+from models.spec import PAPER_LIMITS, ModelSpec
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -133,6 +134,7 @@ class VersionInfo:
             "data_fingerprint": tags.get("data_fingerprint"),
             "weights_sha256": tags.get("weights_sha256"),
             "code_version": tags.get("code_version"),
+            "limits": self._limits(),
             "schema_version": integer("schema_version"),
             "test_weeks": integer("test_weeks"),
             "test_mse_ratio": number("test_mse_ratio"),
@@ -140,6 +142,29 @@ class VersionInfo:
             "created": self.created.isoformat(timespec="seconds"),
             "run_id": self.run_id,
         }
+
+    def _limits(self) -> dict[str, Any] | None:
+        """The limits a Sharpe version was trained under (its tags; a version registered
+        before they were tagged: :data:`~models.spec.PAPER_LIMITS`); None for MSE."""
+        tags = self.tags
+        if tags.get("loss", "mse") != "sharpe":
+            return None
+        if "max_weight" not in tags:
+            max_weight, gross, allow_short = PAPER_LIMITS
+            return {"max_weight": max_weight, "gross": gross, "allow_short": allow_short}
+        numbers: dict[str, float] = {}
+        for key in ("max_weight", "gross"):
+            try:
+                numbers[key] = float(tags.get(key, ""))
+            except ValueError:
+                raise self._bad_tag(key, tags.get(key, "")) from None
+        shorts = tags.get("allow_short", "")
+        if shorts not in ("true", "false"):
+            raise RegistryError(
+                f"{self.ref}: its tag allow_short = {shorts!r} is not true or false (the store "
+                "was edited); fix the tag or retrain"
+            )
+        return {**numbers, "allow_short": shorts == "true"}
 
 
 def parse_ref(ref: str) -> tuple[str, int | None, str | None]:
@@ -158,6 +183,18 @@ def parse_ref(ref: str) -> tuple[str, int | None, str | None]:
     if version is not None and not (version.isdigit() and int(version) > 0):
         raise RegistryError(f"model reference {ref!r}: version must be a positive integer")
     return match["name"], int(version) if version else None, match["alias"]
+
+
+def _limit_tags(spec: ModelSpec) -> dict[str, str]:
+    """A Sharpe model's limits as tags (``max_weight``, ``gross``, ``allow_short``); none for
+    an MSE model, which has no limits of its own."""
+    if spec.loss != "sharpe":
+        return {}
+    return {
+        "max_weight": repr(spec.max_weight),
+        "gross": repr(spec.gross),
+        "allow_short": "true" if spec.allow_short else "false",
+    }
 
 
 def spec_digest(spec: dict[str, Any]) -> str:
@@ -518,6 +555,7 @@ class Registry:
             "test_weeks": str(report.test["target_week"].nunique()),
             "test_mse_ratio": str(overall.get("mse_ratio")),
             "test_hit_rate": str(hit),
+            **_limit_tags(model.spec),
         }
 
     def set_alias(self, name: str, version: int, alias: str) -> VersionInfo:

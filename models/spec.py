@@ -2,7 +2,7 @@
 
 A spec says everything that determines a trained model besides its data: architecture
 (network kind, hidden size, layers, dropout), windows and scaling, optimiser, stopping rule and
-seed.
+seed, and for the Sharpe loss the limits its portfolio is sized under.
 """
 
 from __future__ import annotations
@@ -27,6 +27,13 @@ ARCHS: tuple[Arch, ...] = ("lstm", "lstm_attention", "transformer")
 LOSSES: tuple[Loss, ...] = ("mse", "sharpe")
 #: Attention heads of the transformer; its ``d_model`` (``hidden``) must be a multiple.
 HEADS = 4
+#: The Sharpe loss's limits when none are given: seed 001's (cap 1/3 per ticker, fully invested,
+#: shorts on), the ones every Sharpe model was trained under before a run's own limits reached
+#: the loss. In the order ``(max_weight, gross, allow_short)``.
+PAPER_LIMITS: tuple[float, float, bool] = (1 / 3, 1.0, True)
+#: The spec fields holding the Sharpe loss's limits (not ``[model]`` fields: a config's
+#: ``[strategy]`` or ``[profile]`` gives them).
+LIMIT_FIELDS = ("max_weight", "gross", "allow_short")
 
 #: Architecture and optimiser of each preset. ``paper`` is seed 001 (2 x 256 LSTM, Adam,
 #: lr 1e-3, MSE); ``small`` is seed 002 (2 x 32 LSTM, AdamW). Batch size is not given by the
@@ -89,9 +96,19 @@ class ModelSpec:
     loss
         ``mse``: each network minimises the mean squared error of its next-week forecast.
         ``sharpe``: one pooled network's outputs are sized into portfolio weights each week
-        by a differentiable copy of the LSTM-signal sizing rule, and it maximises the Sharpe
-        ratio of that portfolio over the training weeks (:mod:`models.portfolio`); it needs
-        ``mode = "pooled"`` and two or more tickers.
+        by a differentiable copy of the LSTM-signal sizing rule under ``max_weight``,
+        ``gross`` and ``allow_short``, and it maximises the Sharpe ratio of that portfolio
+        over the training weeks (:mod:`models.portfolio`); it needs ``mode = "pooled"`` and
+        two or more tickers.
+    max_weight, gross, allow_short
+        The limits the Sharpe loss sizes its portfolio under, as
+        :class:`strategies.sizing.Limits` names them: the cap on each ``|weight|`` (in
+        (0, 1]), the gross exposure ``sum |w|`` (in (0, 2]) and whether shorts are allowed.
+        A run's own limits (its profile's, else ``[strategy]``'s;
+        :func:`simulator.training.model_spec`), so that the network trains on the weights the
+        strategy will trade. Default :data:`PAPER_LIMITS`. Only the Sharpe loss has them: an MSE
+        model forecasts and the strategy applies its limits afterwards, so an MSE spec must
+        leave them at the default, and they never enter its stored form or digest.
     hidden, layers, dropout
         Network size: the LSTM's hidden units and layers, or the transformer's ``d_model``
         (a multiple of :data:`HEADS`) and encoder layers; dropout between layers.
@@ -119,6 +136,9 @@ class ModelSpec:
     arch: Arch = "lstm"
     features: tuple[str, ...] = ("close",)
     loss: Loss = "mse"
+    max_weight: float = PAPER_LIMITS[0]
+    gross: float = PAPER_LIMITS[1]
+    allow_short: bool = PAPER_LIMITS[2]
     hidden: int = 256
     layers: int = 2
     dropout: float = 0.0
@@ -161,6 +181,7 @@ class ModelSpec:
                 "model.loss = 'sharpe' needs model.scaling = 'window' (one scaler for every "
                 "ticker, so that scores of different tickers compare)"
             )
+        self._check_limits()
         checks: list[tuple[str, bool, str]] = [
             ("mode", self.mode in ("per_ticker", "pooled"), "'per_ticker' or 'pooled'"),
             ("scaling", self.scaling in ("window", "ticker"), "'window' or 'ticker'"),
@@ -188,6 +209,33 @@ class ModelSpec:
             if not ok:
                 value = getattr(self, field)
                 raise SpecError(f"model.{field} must be {expected} (got {value!r})")
+
+    def _check_limits(self) -> None:
+        numbers = (self.max_weight, self.gross)
+        if any(isinstance(v, bool) or not isinstance(v, int | float) for v in numbers):
+            raise SpecError(
+                f"max_weight and gross must be numbers (got {self.max_weight!r}, {self.gross!r})"
+            )
+        if not isinstance(self.allow_short, bool):
+            raise SpecError(f"allow_short must be true or false (got {self.allow_short!r})")
+        # Floats, so that a limit given as 1 stores (and digests) as the 1.0 it means.
+        object.__setattr__(self, "max_weight", float(self.max_weight))
+        object.__setattr__(self, "gross", float(self.gross))
+        if not 0.0 < self.max_weight <= 1.0:
+            raise SpecError(f"max_weight must be in (0, 1] (got {self.max_weight!r})")
+        if not 0.0 < self.gross <= 2.0:
+            raise SpecError(f"gross must be in (0, 2] (got {self.gross!r})")
+        if self.loss != "sharpe" and self.limits != PAPER_LIMITS:
+            raise SpecError(
+                f"the limits (max_weight, gross, allow_short) = {self.limits} are for "
+                "model.loss = 'sharpe' only: an MSE model forecasts returns and the strategy "
+                "applies its limits afterwards; leave them out"
+            )
+
+    @property
+    def limits(self) -> tuple[float, float, bool]:
+        """``(max_weight, gross, allow_short)``: the limits the Sharpe loss sizes under."""
+        return (self.max_weight, self.gross, self.allow_short)
 
     @classmethod
     def from_preset(cls, name: str, preset: str = "paper", **fields: Any) -> ModelSpec:
@@ -217,27 +265,35 @@ class ModelSpec:
     def to_dict(self) -> dict[str, Any]:
         """The stored form (``config.json``, the registry's ``spec_sha256``).
 
-        ``arch``, ``features`` and ``loss`` are left out at their defaults (``lstm``,
-        ``["close"]``, ``mse``): specs stored before they existed have none and load with the
-        defaults (:meth:`from_dict`), so such a spec keeps the form, and the digest, it always
-        had and its registered versions are still reused. Any other value is stored, so its
-        digest never equals the default's.
+        ``arch``, ``features``, ``loss`` and the Sharpe loss's limits are left out at their
+        defaults (``lstm``, ``["close"]``, ``mse``, :data:`PAPER_LIMITS`): specs stored before
+        they existed have none and load with the defaults (:meth:`from_dict`), so such a spec
+        keeps the form, and the digest, it always had and its registered versions are still
+        reused. Any other value is stored, so its digest never equals the default's. (An MSE
+        spec's limits are always the default; a Sharpe spec stored before the limits existed
+        was trained under :data:`PAPER_LIMITS`.)
 
         >>> "arch" in ModelSpec("m").to_dict(), ModelSpec("m", arch="transformer").to_dict()["arch"]
         (False, 'transformer')
         >>> ModelSpec("m", features=("close", "index")).to_dict()["features"]
         ['close', 'index']
+        >>> s = ModelSpec("m", mode="pooled", loss="sharpe", allow_short=False).to_dict()
+        >>> s["allow_short"], "max_weight" in s
+        (False, False)
         """
         stored = dataclasses.asdict(self)
         stored["features"] = list(self.features)
-        for key, default in (("arch", "lstm"), ("features", ["close"]), ("loss", "mse")):
+        defaults: list[tuple[str, Any]] = [("arch", "lstm"), ("features", ["close"])]
+        defaults += [("loss", "mse"), *zip(LIMIT_FIELDS, PAPER_LIMITS, strict=True)]
+        for key, default in defaults:
             if stored[key] == default:
                 del stored[key]
         return stored
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> ModelSpec:
-        """A spec from its stored form (:meth:`to_dict`); no ``arch`` means ``lstm``."""
+        """A spec from its stored form (:meth:`to_dict`); no ``arch`` means ``lstm``, no
+        limits mean :data:`PAPER_LIMITS`."""
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(raw) - known)
         if unknown:

@@ -30,7 +30,7 @@ from pydantic import (
 from models.errors import SpecError
 from models.features import check_features
 from models.names import MODEL_NAME, TICKER_RULE, is_ticker
-from models.spec import ARCHS, LOSSES, Arch, Loss, ModelSpec
+from models.spec import ARCHS, LIMIT_FIELDS, LOSSES, Arch, Loss, ModelSpec
 from simulator.bounded import FileRefused, read_bounded
 from simulator.errors import ConfigError, did_you_mean
 from strategies.profile import Profile, preset
@@ -366,10 +366,14 @@ class ModelConfig(_Section):
         return self
 
     def spec(self) -> ModelSpec:
-        """This section as a :class:`~models.spec.ModelSpec` (its preset filled in)."""
-        # Every spec field this section has (all but name and preset, given first); a field
-        # left out (None) takes the preset's value.
-        shared = [f.name for f in fields(ModelSpec) if f.name not in ("name", "preset")]
+        """This section as a :class:`~models.spec.ModelSpec` (its preset filled in), the
+        Sharpe loss's limits at their default: :func:`simulator.training.model_spec` gives a
+        run's spec, with the run's limits."""
+        # Every spec field this section has (all but name and preset, given first, and the
+        # Sharpe loss's limits, which the run's limits give: simulator.training.model_spec);
+        # a field left out (None) takes the preset's value.
+        skip = ("name", "preset", *LIMIT_FIELDS)
+        shared = [f.name for f in fields(ModelSpec) if f.name not in skip]
         return ModelSpec.from_preset(
             self.name, self.preset, **{name: getattr(self, name) for name in shared}
         )

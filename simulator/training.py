@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -15,11 +16,31 @@ from simulator.config import Config, DataConfig
 from simulator.data.sources import load_daily
 from simulator.data.weekly import WeeklyData, make_weekly
 from simulator.features import check_available, feature_panels
+from strategies.sizing import Limits
+
+
+def run_limits(cfg: Config) -> Limits:
+    """The limits a run of ``cfg`` sizes under: its ``[profile]``'s when it has one, else
+    ``[strategy]``'s (the rule of :func:`simulator.plan.resolve`, which a profile given on the
+    command line, ``recommend --profile``, overrides there but not here)."""
+    profile = cfg.investor_profile()
+    return profile.limits if profile is not None else cfg.strategy.limits()
 
 
 def model_spec(cfg: Config) -> ModelSpec:
-    """The :class:`~models.spec.ModelSpec` of ``cfg``'s ``[model]`` section."""
-    return cfg.model.spec()
+    """The :class:`~models.spec.ModelSpec` of ``cfg``'s ``[model]`` section; with the Sharpe
+    loss it carries the run's limits (:func:`run_limits`), which the loss sizes under.
+
+    An MSE spec keeps the default limits, outside its stored form, so its digest does not
+    depend on the run's.
+    """
+    spec = cfg.model.spec()
+    if spec.loss != "sharpe":
+        return spec
+    limits = run_limits(cfg)
+    return dataclasses.replace(
+        spec, max_weight=limits.max_weight, gross=limits.gross, allow_short=limits.allow_short
+    )
 
 
 def open_registry(workspace: Path, uri: str = "") -> Registry:

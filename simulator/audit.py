@@ -30,17 +30,23 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from simulator.backtest import BacktestResult, backtest_weeks, run_backtest
+from models.forecaster import train
+from models.registry import VersionInfo
+from simulator.backtest import BacktestResult, backtest
 from simulator.config import Config
-from simulator.data import load_daily, make_weekly
 from simulator.errors import ConfigError
-from simulator.plan import Resources, RunPlan, StrategySpec, resolve
-from strategies.rule import Decision, DecisionRule, History, State, as_decision
+from simulator.plan import Factory, Resources, RunPlan
+from simulator.session import Session, Window
+from simulator.sight import Sight
+from simulator.training import model_spec
+from simulator.walkforward import RegistrySignal, UsedModel, WalkForward, retrain_ends
+from strategies.rule import Decision, DecisionRule, History, State, as_decision, rule_inputs
 from strategies.sizing import Limits
 
 VARIANTS = ("honest", "peek_next_close", "train_through_test", "scaler_full", "early_stop_on_test")
@@ -52,74 +58,73 @@ SHOWN = (("strategy", ""), ("equal_weight", "1/N "), ("benchmark", "index "))
 class _PeekNextClose:
     """A rule that decides at week t what it would decide at the close of t+1 (a leak)."""
 
-    def __init__(self, inner: DecisionRule, closes: pd.DataFrame) -> None:
+    def __init__(self, inner: DecisionRule, sight: Sight) -> None:
         self.inner = inner
         self.name = inner.name
-        self.closes = closes  # every week: this wrapper reads past the engine's cut on purpose
-        self.calendar = pd.DatetimeIndex(closes.index)
+        self.sight = sight  # every week: this wrapper reads past the engine's cut on purpose
+        self.calendar = pd.DatetimeIndex(sight.closes.index)
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        return rule_inputs(self.inner)
 
     def decide(self, week: pd.Timestamp, history: History, state: State) -> Decision:
         later = self.calendar[self.calendar > week]
         if later.empty:
             return as_decision(self.inner.decide(week, history, state))
         peek = later[0]
-        leaked = History.cut(self.closes, peek, history.tradable)
+        leaked = self.sight.at(peek, history.tradable, tuple(history.inputs))
         return as_decision(self.inner.decide(peek, leaked, state))
 
 
-def _leaky(plan: RunPlan, variant: str, spec: StrategySpec, closes: pd.DataFrame) -> RunPlan:
-    base = spec.build
-
-    def build(p: RunPlan, limits: Limits, res: Resources) -> DecisionRule:
-        return _PeekNextClose(base(p, limits, res), closes)
-
-    name = f"{spec.name} [{LEAKED}: {variant}]"
-    return dataclasses.replace(plan, strategy=dataclasses.replace(spec, name=name, build=build))
-
-
-def _on_leaky_models(plan: RunPlan, workspace: Path, variant: str) -> BacktestResult:
-    """The model strategy of ``plan`` on models trained with ``variant``'s leak."""
-    from models.forecaster import train
-    from models.registry import VersionInfo
-    from simulator.features import feature_panels
-    from simulator.training import model_spec
-    from simulator.walkforward import RegistrySignal, UsedModel, retrain_ends
-
-    cfg = plan.config
-    weekly = make_weekly(load_daily(cfg.data, cfg.report.risk_free, workspace))
-    closes = weekly.closes()
-    weeks = backtest_weeks(weekly, cfg)
-    spec = model_spec(cfg)
-    if variant == "train_through_test":
-        ends = [weeks[-1]]
-    else:
-        first = pd.Timestamp(cfg.model_train_end())
-        ends = retrain_ends(first, weeks[:-1], cfg.model.retrain_every)  # as the backtest
-    leak = {
-        "train_through_test": {},
-        "scaler_full": {"scaler_end": closes.index[-1]},
-        "early_stop_on_test": {"validate_through": weeks[-1]},
-    }[variant]
-    used = []
-    panels = feature_panels(weekly)
-    for k, end in enumerate(ends, start=1):
-        model, _report = train(closes, spec, end, features=panels, **leak)
-        ref = f"{LEAKED}-{variant}/{k}"
-        model.version = ref
-        tags = {"train_end": pd.Timestamp(end).date().isoformat()}
-        info = VersionInfo.pinned(ref, tags, dt.datetime.now(dt.UTC))
-        used.append(UsedModel(model, info, trained=True))
-    signal = RegistrySignal(used, allow_later=variant == "train_through_test", weekly=weekly)
-    strategy = plan.strategy
-    name = f"{strategy.name} [{LEAKED}: {variant}]"
-
-    def build(p: RunPlan, limits: Limits, res: Resources) -> DecisionRule:
-        return strategy.build(p, limits, Resources(signal=lambda: signal, decisions=res.decisions))
-
-    leaky = dataclasses.replace(
-        plan, strategy=dataclasses.replace(strategy, name=name, build=build)
+def _renamed(plan: RunPlan, variant: str, build: Factory) -> RunPlan:
+    name = f"{plan.strategy.name} [{LEAKED}: {variant}]"
+    return dataclasses.replace(
+        plan, strategy=dataclasses.replace(plan.strategy, name=name, build=build)
     )
-    return run_backtest(leaky, workspace)
+
+
+def _peeking(plan: RunPlan, sight: Sight) -> RunPlan:
+    base = plan.strategy.build
+
+    def build(p: RunPlan, limits: Limits, res: Resources) -> DecisionRule:
+        return _PeekNextClose(base(p, limits, res), sight)
+
+    return _renamed(plan, "peek_next_close", build)
+
+
+@dataclass
+class LeakyModels:
+    """The models of a leaky variant (a :class:`simulator.session.ModelSource` that breaks
+    the rule "trained before t" on purpose): trained with ``variant``'s leak, never
+    registered, each tagged LEAKED."""
+
+    variant: str
+
+    def signal(self, session: Session, window: Window) -> RegistrySignal:
+        cfg, weekly, variant = session.config, session.weekly, self.variant
+        closes, weeks = session.sight.closes, window.weeks
+        spec = model_spec(cfg)
+        if variant == "train_through_test":
+            ends = [weeks[-1]]
+        else:
+            first = pd.Timestamp(cfg.model_train_end())
+            ends = retrain_ends(first, window.decisions, cfg.model.retrain_every)  # as honest
+        leak = {
+            "train_through_test": {},
+            "scaler_full": {"scaler_end": closes.index[-1]},
+            "early_stop_on_test": {"validate_through": weeks[-1]},
+        }[variant]
+        used = []
+        panels = session.sight.panels()
+        for k, end in enumerate(ends, start=1):
+            model, _report = train(closes, spec, end, features=panels, **leak)
+            ref = f"{LEAKED}-{variant}/{k}"
+            model.version = ref
+            tags = {"train_end": pd.Timestamp(end).date().isoformat()}
+            info = VersionInfo.pinned(ref, tags, dt.datetime.now(dt.UTC))
+            used.append(UsedModel(model, info, trained=True))
+        return RegistrySignal(used, allow_later=variant == "train_through_test", weekly=weekly)
 
 
 def run_audit(
@@ -131,22 +136,24 @@ def run_audit(
         raise ConfigError(
             f"unknown audit variant(s) {', '.join(unknown)}; known: {', '.join(VARIANTS)}"
         )
-    plan = resolve(cfg)
+    session = Session.open(cfg, workspace)
+    plan = session.plan
+    window = Window.backtest(session.weekly, cfg)
     results: dict[str, BacktestResult] = {}
     notes: dict[str, str] = {}
     for variant in variants:
         if variant == "honest":
-            results[variant] = run_backtest(plan, workspace)
+            results[variant] = backtest(session, window, models=WalkForward())
         elif variant == "peek_next_close":
-            weekly = make_weekly(load_daily(cfg.data, cfg.report.risk_free, workspace))
-            leaky = _leaky(plan, variant, plan.strategy, weekly.closes())
-            results[variant] = run_backtest(leaky, workspace)
+            leaky = session.with_plan(_peeking(plan, session.sight))
+            results[variant] = backtest(leaky, window, models=WalkForward())
         elif not plan.strategy.uses_models:
             notes[variant] = "needs a strategy that trades on models (lstm_signal)"
         elif cfg.model.version and variant != "train_through_test":
             notes[variant] = "the config pins model.version; this leak needs models it trains"
         else:
-            results[variant] = _on_leaky_models(plan, workspace, variant)
+            leaky = session.with_plan(_renamed(plan, variant, plan.strategy.build))
+            results[variant] = backtest(leaky, window, models=LeakyModels(variant))
     rows = []
     for variant in variants:
         row: dict[str, Any] = {"variant": variant, "leaked": variant != "honest"}

@@ -581,39 +581,19 @@ def stress(
 ) -> None:
     """Put a portfolio through past crises and hypothetical shocks: per scenario its return,
     worst week, largest fall and the three largest contributions (docs/stress.md)."""
-    from simulator.recommend import config_weights
-    from simulator.replay import held_weights, open_account
-    from simulator.rundir import check_run_dir
-    from simulator.stress import DEFAULT_SCENARIOS, parse_scenarios, stress_json
-    from simulator.stress_inputs import run_weights, stress_of
+    from simulator.stress import DEFAULT_SCENARIOS, stress_json
+    from simulator.stress_inputs import stress_test
 
-    given = [n for n, v in (("CONFIG", config), ("--run", run), ("--account", account)) if v]
-    if len(given) != 1:
-        got = f" (got {' and '.join(given)})" if given else ""
-        raise FoliosimError(f"give one of CONFIG, --run RUN_DIR or --account NAME{got}")
-    names = scenario or list(DEFAULT_SCENARIOS)
-    parse_scenarios(names)  # an unknown scenario fails before any data is read
-    day = parse_day(weights_as_of, "--weights-as-of") if weights_as_of else None
-    workspace = workspace_dir()
-    if account is not None:
-        if set_:
-            raise FoliosimError(
-                "--set does not apply to --account: the account's config is frozen in its journal"
-            )
-        with open_account(workspace, account) as acct:
-            cfg = acct.config
-            as_of, weights = held_weights(acct, day)
-        source = f"account {account}"
-    elif run is not None:
-        check_run_dir(run)
-        cfg = load_config(run / "config.toml", set_ or [])
-        as_of, weights = run_weights(run, day)
-        source = f"run {run}"
-    elif config is not None:
-        cfg = load_config(config, set_ or [])
-        as_of, weights = config_weights(cfg, workspace, day)
-        source = f"config {config}"
-    facts = stress_of(cfg, weights, as_of, names, source, workspace)
+    facts = stress_test(
+        workspace_dir(),
+        cfg=load_config(config, set_ or []) if config is not None else None,
+        run=run,
+        account=account,
+        scenarios=scenario or list(DEFAULT_SCENARIOS),
+        as_of=parse_day(weights_as_of, "--weights-as-of") if weights_as_of else None,
+        overrides=set_ or [] if config is None else [],
+        label=str(config or ""),
+    )
     if json_:
         print_json(stress_json(facts))
         return
@@ -806,8 +786,8 @@ def explain(
 ) -> None:
     """Why the strategy traded what it did in one week: each forecast behind the week's
     orders attributed to its input weeks (Integrated Gradients)."""
+    from simulator.account_report import from_account
     from simulator.explain import explain_week, from_run
-    from simulator.replay import from_account
 
     if (run_dir is None) == (account is None):
         raise ConfigError("give a run directory or --account NAME (one of the two)")

@@ -439,6 +439,11 @@ class Config(_Section):
             profile = preset(p.name, **changes)
         return replace(profile, exclude=frozenset(p.exclude))
 
+    def decision_profile(self) -> Profile:
+        """The profile a one-off decision (``recommend``, a config's stress weights) is sized
+        and guarded by: the ``[profile]``, else ``[strategy]``'s limits as a custom one."""
+        return self.investor_profile() or Profile("custom", self.strategy.limits())
+
     def model_train_end(self) -> dt.date:
         """``model.train_end``, or the day before ``backtest.start`` when it is left out."""
         return self.model.train_end or self.backtest.start - dt.timedelta(days=1)

@@ -43,11 +43,10 @@ import numpy as np
 import pandas as pd
 
 from models.errors import ModelError
-from simulator.backtest import backtest_weeks
 from simulator.config import Config, config_from_dict
-from simulator.data import load_daily, make_weekly
+from simulator.data import load_daily
 from simulator.errors import ConfigError, FoliosimError, StrategyError
-from simulator.plan import Resources, resolve
+from simulator.session import Session, Window
 
 #: Decision weeks re-run on cut data by default.
 DEFAULT_WEEKS = 6
@@ -148,17 +147,16 @@ def check_rule(
     if not 1 <= weeks <= 520:
         raise ConfigError(f"--weeks {weeks}: check between 1 and 520 decision weeks")
     say = say or (lambda _line: None)
-    name = resolve(cfg).name  # imports a user rule here once: a broken one fails now
-    weekly = make_weekly(load_daily(cfg.data, cfg.report.risk_free, workspace))
-    decisions = backtest_weeks(weekly, cfg)[:-1]
-    # A cut run needs 3 weeks of backtest (backtest_weeks); sample the rest evenly, the last
+    session = Session.open(cfg, workspace)  # imports a user rule once: a broken one fails now
+    name = session.plan.name
+    decisions = Window.backtest(session.weekly, cfg).decisions
+    # A cut run needs 3 weeks of backtest (Window.period); sample the rest evenly, the last
     # decision week included.
     candidates = decisions[2:]
     if candidates.empty:
         raise ConfigError("the backtest has too few decision weeks to check; lengthen it")
     picks = np.unique(np.linspace(0, len(candidates) - 1, min(weeks, len(candidates))).round())
     cuts = tuple(pd.Timestamp(candidates[int(i)]) for i in picks)
-    del weekly
     with tempfile.TemporaryDirectory(prefix="foliosim-check-rule-") as tmp:
         root = Path(tmp)
         say(f"1/2 {name} on the full data")
@@ -346,23 +344,17 @@ def _write_csv(frame: pd.DataFrame, target: Path, cut: pd.Timestamp) -> None:
 
 def _worker(folder: Path, workspace: Path) -> None:
     """One run: the config in ``folder``, its strategy's decision log to ``folder``."""
-    from simulator.walkforward import run_lstm  # torch: only for a rule on models
+    from simulator.walkforward import WalkForward  # torch: only for a rule on models
 
     raw = json.loads((folder / "config.json").read_text(encoding="utf-8"))
     cfg = config_from_dict(raw, "the checked config")
-    plan = resolve(cfg)
-    weekly = make_weekly(load_daily(cfg.data, cfg.report.risk_free, workspace))
-    weeks = backtest_weeks(weekly, cfg)
-    cut = json.loads((folder / "run.json").read_text(encoding="utf-8"))["cut"] is not None
-    # The full run decides as a backtest does (every week but the last); a cut run decides at
-    # its last week too: the cut week is the one under test.
-    decisions = weeks if cut else weeks[:-1]
-
-    def signal() -> Any:
-        return run_lstm(cfg, weekly, decisions, workspace).provider
-
-    built = plan.strategy_rule(Resources(signal=signal, decisions=decisions))
-    result = plan.run(built, weekly, weeks, decisions)
+    session = Session.open(cfg, workspace)
+    window = Window.backtest(session.weekly, cfg)
+    if json.loads((folder / "run.json").read_text(encoding="utf-8"))["cut"] is not None:
+        # The full run decides as a backtest does (every week but the last); a cut run
+        # decides at its last week too: the cut week is the one under test.
+        window = Window(window.weeks, window.weeks)
+    result = session.run(session.strategy_rule(window, WalkForward()), window)
     result.decisions.to_parquet(folder / "decisions.parquet")
 
 

@@ -48,11 +48,11 @@ from strategies.rule import (
     check_decision,
     rule_inputs,
 )
+from strategies.signal import SignalProvider, SignalRule
 from strategies.sizing import Limits
 
 if TYPE_CHECKING:
     from simulator.data import WeeklyData
-    from simulator.walkforward import RegistrySignal
 
 _RULE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
@@ -70,7 +70,7 @@ class Resources:
         stop).
     """
 
-    signal: Callable[[], RegistrySignal] | None = None
+    signal: Callable[[], SignalProvider] | None = None
     decisions: pd.DatetimeIndex = field(default_factory=lambda: pd.DatetimeIndex([]))
 
 
@@ -129,8 +129,6 @@ def _equal_weight(plan: RunPlan, limits: Limits, res: Resources) -> DecisionRule
 
 
 def _lstm_signal(plan: RunPlan, limits: Limits, res: Resources) -> DecisionRule:
-    from strategies.signal import SignalRule
-
     if res.signal is None:
         raise ConfigError("the lstm_signal strategy needs a model; this command cannot train one")
     return SignalRule(res.signal(), limits)
@@ -245,8 +243,10 @@ class RunPlan:
         progress: Progress | None = None,
         resume: Resume | None = None,
         on_week: Callable[[WeekRecord], None] | None = None,
+        sight: Sight | None = None,
     ) -> EngineResult:
-        """One engine run of ``built`` over ``weeks`` with the plan's broker settings."""
+        """One engine run of ``built`` over ``weeks`` with the plan's broker settings
+        (``sight``: what each decision week sees, by default cut from ``weekly``)."""
         e = self.engine
         return run_engine(
             weekly,
@@ -268,17 +268,24 @@ class RunPlan:
             resume=resume,
             on_week=on_week,
             observe=built.guard.observe if built.guard is not None else None,
+            sight=sight,
         )
 
     def decide_once(
-        self, built: Built, weekly: WeeklyData, week: pd.Timestamp, state: State | None = None
+        self,
+        built: Built,
+        weekly: WeeklyData,
+        week: pd.Timestamp,
+        state: State | None = None,
+        sight: Sight | None = None,
     ) -> tuple[Decision, pd.DataFrame]:
         """The decision ``built`` makes at the close of ``week``, outside an engine run
         (``recommend``): the same cut history, tradable tickers and checks as in a run, for
         an account holding ``state`` (default: all cash). Returns the decision and its log."""
         weeks = pd.DatetimeIndex([week])
         eligible = eligible_sets(eligible_frame(weekly, weeks, self.engine.min_history))
-        run = RuleRun(built.rule, Sight.of(weekly), eligible, built.limits, built.max_gross)
+        sight = sight or Sight.of(weekly)
+        run = RuleRun(built.rule, sight, eligible, built.limits, built.max_gross)
         present = [t for t in weekly.tickers if week in weekly.bars[t].index]
         cash = self.engine.cash
         decision = run(week, present, state or State(cash, cash, {}))

@@ -3,9 +3,10 @@
 As of a complete week t (default: the newest complete week in the data), the strategy of the
 config (any strategy the run plan builds: 1/N, the LSTM signal, the optimisers or a user's
 rule) decides exactly as it would in a backtest at the close of t, for an account in cash: the
-same history cut at t, the same tradable tickers, the same checks (:meth:`simulator.plan.
-RunPlan.decide_once`). The LSTM-signal strategy asks the registered version of ``model.name``
-with the latest train_end strictly before t (or the version given); the profile's limits size
+same history cut at t, the same tradable tickers, the same checks (:meth:`simulator.session.
+Session.decide_once`). The LSTM-signal strategy asks the registered version of ``model.name``
+with the latest train_end strictly before t, or the version given
+(:class:`simulator.walkforward.AsOf`); the profile's limits size
 and guard the weights. Beside each position: the rule's score (the LSTM's predicted return),
 the per-stock analytics over the trailing 52 weeks (:mod:`simulator.analytics`) and their risk
 level in plain words; for the portfolio: its volatility over the trailing 26 weeks at these
@@ -22,23 +23,19 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pandas as pd
 
 from simulator.analytics import data_analytics, risk_words, to_json_rows
-from simulator.backtest import check_excluded
 from simulator.config import Config, ProfileConfig, read_toml
-from simulator.data import load_daily, make_weekly
-from simulator.data.weekly import last_complete_week
-from simulator.errors import ConfigError, DataError
-from simulator.plan import Resources, resolve
+from simulator.errors import ConfigError
+from simulator.results import check_excluded
+from simulator.session import Session, Window
 from simulator.summary import nan_to_none
+from simulator.walkforward import AsOf
 from strategies.profile import PRESETS, Profile, portfolio_volatility
 from strategies.risk import ex_ante_figures
-
-if TYPE_CHECKING:
-    from simulator.walkforward import RegistrySignal
 
 #: Trailing weeks of the per-stock figures.
 ANALYTICS_WEEKS = 52
@@ -57,10 +54,7 @@ def choose_profile(cfg: Config, name: str | None) -> Profile:
         except ValueError as err:
             raise ConfigError(f"--profile {name}: {str(err).splitlines()[-1].strip()}") from None
         cfg = cfg.model_copy(update={"profile": section})
-    profile = cfg.investor_profile()
-    if profile is None:
-        profile = Profile("custom", cfg.strategy.limits())
-    return profile
+    return cfg.decision_profile()
 
 
 def _profile_file(path: Path) -> dict[str, Any]:
@@ -78,54 +72,41 @@ def _profile_file(path: Path) -> dict[str, Any]:
 
 
 def recommend(
-    cfg: Config,
+    cfg: Config | Session,
     workspace: Path,
     profile_name: str | None = None,
     as_of: dt.date | None = None,
     model: str | None = None,
 ) -> dict[str, Any]:
-    """The recommendation as one JSON-ready document (see the module docstring)."""
-    profile = choose_profile(cfg, profile_name)
-    weekly = make_weekly(load_daily(cfg.data, cfg.report.risk_free, workspace))
-    day = pd.Timestamp(as_of or dt.date.today())
-    week = last_complete_week(weekly.calendar, day)
-    if week is None:
-        raise DataError(f"no complete week on or before {day.date()} in the data")
+    """The recommendation as one JSON-ready document (see the module docstring); ``cfg`` a
+    config, or the session of one (its plan's profile is then the one used)."""
+    if isinstance(cfg, Session):
+        session = cfg
+    else:
+        session = Session.open(cfg, workspace, profile=choose_profile(cfg, profile_name))
+    plan, weekly = session.plan, session.weekly
+    profile = plan.profile or session.config.decision_profile()
+    window = Window.as_of(weekly, as_of or dt.date.today())
+    week = window.last
     check_excluded(profile, weekly.tickers)
-    closes = weekly.closes().loc[:week]
-    plan = resolve(cfg, profile=profile)
+    closes = session.sight.closes.loc[:week]
     doc: dict[str, Any] = {"as_of": week.date().isoformat(), "strategy": plan.name}
     if weekly.warnings:
         doc["data_warnings"] = list(weekly.warnings)
-
-    def signal() -> RegistrySignal:
-        from simulator.training import open_registry
-        from simulator.walkforward import RegistrySignal, UsedModel
-
-        registry = open_registry(workspace, cfg.model.registry_uri)
-        ref = model or cfg.model.version
-        info = registry.resolve(ref) if ref else registry.as_of(cfg.model.name, week)
-        if info.train_end >= week:
-            raise ConfigError(
-                f"{info.ref} was trained on data up to {info.train_end.date()}, not before "
-                f"{week.date()}: a recommendation as of that week cannot use it"
-            )
-        has_bar = closes.loc[week].notna()
-        present = [t for t in weekly.tickers if bool(has_bar[t])]
-        used = UsedModel(registry.load(info, present), info, False)
-        doc.update(model_version=info.ref, model_train_end=info.train_end.date().isoformat())
-        return RegistrySignal([used], weekly=weekly)
-
     if model and not plan.strategy.uses_models:
         raise ConfigError(
             f"--model names an LSTM version, but the config's strategy is '{plan.name}'; "
             "drop --model"
         )
-    built = plan.strategy_rule(Resources(signal=signal, decisions=pd.DatetimeIndex([week])))
-    decision, _log = plan.decide_once(built, weekly, week)
+    models = AsOf(model)
+    built = session.strategy_rule(window, models)
+    if models.info is not None:
+        info = models.info
+        doc.update(model_version=info.ref, model_train_end=info.train_end.date().isoformat())
+    decision, _log = session.decide_once(built, window)
     weights = {t: float(w) for t, w in decision.weights.items()}
     scores = {str(t): float(r) for t, r in decision.scores.items()}
-    stocks = data_analytics(weekly, cfg.report.risk_free, week, ANALYTICS_WEEKS)
+    stocks = data_analytics(weekly, session.config.report.risk_free, week, ANALYTICS_WEEKS)
     figures = {row["ticker"]: row for row in to_json_rows(stocks)}
     positions = []
     for t in sorted(weights, key=lambda t: -abs(weights[t])):
@@ -176,13 +157,3 @@ def recommend(
         }
     )
     return doc
-
-
-def config_weights(
-    cfg: Config, workspace: Path, as_of: dt.date | None
-) -> tuple[pd.Timestamp, dict[str, float]]:
-    """The config's allocation for the week after ``as_of`` (default: the newest complete week),
-    decided as ``foliosim recommend`` decides it, and the week it is decided at."""
-    doc = recommend(cfg, workspace, None, as_of, None)
-    weights = {str(p["ticker"]): float(p["weight"]) for p in doc["positions"]}
-    return pd.Timestamp(doc["as_of"]), weights

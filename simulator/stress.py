@@ -50,6 +50,7 @@ Figures of a scenario
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -61,8 +62,9 @@ import pandas as pd
 
 from simulator.analytics import MIN_WEEKS
 from simulator.data.weekly import WeeklyData
-from simulator.errors import ConfigError, DataError, did_you_mean
+from simulator.errors import ConfigError, DataError, FoliosimError, did_you_mean
 from simulator.htmlkit import num
+from simulator.session import Session
 from simulator.summary import StressFacts, StressScenario, nan_to_none
 
 #: The yield series of the rate shock: FRED's 2-year Treasury constant-maturity yield.
@@ -694,3 +696,51 @@ def stress_rows(facts: StressFacts) -> list[list[str]]:
         drawdown = num(s.max_drawdown, ".1%")
         rows.append([s.name, held, num(s.return_, "+.1%"), worst, drawdown, ", ".join(parts)])
     return rows
+
+
+def load_history(
+    session: Session, tickers: Sequence[str], through: dt.date
+) -> tuple[StressData, tuple[str, ...]]:
+    """The weekly history of ``tickers`` and the benchmark (see the module docstring), and the
+    data check's warnings."""
+    weekly = session.history(tickers, max(session.config.data.end, through))
+    return StressData.from_weekly(weekly, session.config.report.risk_free), weekly.warnings
+
+
+def run_stress(session: Session, weights: pd.Series, as_of: pd.Timestamp) -> StressFacts:
+    """The stress test of a run's positions at its last week ``as_of`` (``weights``: ticker ->
+    weight, zeros allowed), every default scenario, for its summary. It never fails the run:
+    when the whole history cannot be loaded the session's own weekly data is used, and a
+    portfolio that cannot be stressed (all cash) has no scenario; the notes say so."""
+    cfg, weekly = session.config, session.weekly
+    source = f"the positions held at the close of the run's last week, {as_of.date()}"
+    held = {str(t): float(w) for t, w in weights.items() if w}
+    if not held:
+        return StressFacts(
+            as_of=as_of.date(),
+            source=source,
+            benchmark=cfg.data.benchmark,
+            notes=[
+                f"the portfolio held no position at the close of {as_of.date()}: nothing to stress"
+            ],
+        )
+    notes: list[str] = []
+    try:
+        history, warnings = load_history(session, list(held), as_of.date())
+    except FoliosimError as err:
+        history, warnings = StressData.from_weekly(weekly, cfg.report.risk_free), ()
+        cal = weekly.calendar
+        notes.append(
+            f"the whole history could not be loaded ({err}); the run's own data, "
+            f"{cal[0].date()}..{cal[-1].date()}, is used"
+        )
+    try:
+        facts = stress(held, history, as_of, parse_scenarios(DEFAULT_SCENARIOS), source)
+    except DataError as err:
+        return StressFacts(
+            as_of=as_of.date(),
+            source=source,
+            benchmark=cfg.data.benchmark,
+            notes=[*notes, f"not computed: {err}"],
+        )
+    return facts.model_copy(update={"notes": [*facts.notes, *notes, *warnings]})

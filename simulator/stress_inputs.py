@@ -2,17 +2,18 @@
 the weekly history of their stocks (:mod:`simulator.stress` computes the scenarios).
 
 - Weights: a config's are its strategy's allocation for next week, as ``foliosim recommend``
-  decides it (:func:`simulator.recommend.config_weights`); a run directory's are its
+  decides it (:func:`config_weights`); a run directory's are its
   positions at the close of its last week, or of the last week on or before a date
   (:func:`run_weights`, from weights.csv);
   a paper account's are its holdings at its last recorded week, as ``replay status`` shows
-  them (:func:`simulator.replay.held_weights`).
-- History (:func:`load_history`): the config's source for the held tickers and the benchmark,
-  reaching back past ``data.start`` to the first row the source has (the bundled set and a CSV
-  folder; the Yahoo source keeps to the cached ``data.start..data.end`` and never downloads),
-  up to ``data.end`` or the weights' week when later.
-- :func:`run_stress` is the stress test a backtest or a paper account's report writes into its
-  summary: it never fails the run, and says in its notes what it could not do.
+  them (:func:`simulator.accounts.held_weights`).
+- History (:func:`simulator.stress.load_history`): the session's source for the held tickers and the
+  benchmark, reaching back past ``data.start`` to the first row the source has (the bundled
+  set and a CSV folder; the Yahoo source keeps to the cached ``data.start..data.end`` and
+  never downloads), up to ``data.end`` or the weights' week when later
+  (:meth:`simulator.session.Session.history`).
+- :func:`stress_test` is ``foliosim stress``; :func:`simulator.stress.run_stress` is the
+  stress test a backtest or a paper account's report writes into its summary.
 """
 
 from __future__ import annotations
@@ -23,35 +24,20 @@ from pathlib import Path
 
 import pandas as pd
 
-from simulator.config import Config
-from simulator.data import WeeklyData, load_daily, make_weekly
-from simulator.errors import DataError, FoliosimError, RunDirError
-from simulator.rundir import read_returns, read_weights
+from simulator.accounts import held_weights, open_account
+from simulator.config import Config, load_config
+from simulator.errors import ConfigError, RunDirError
+from simulator.rundir import check_run_dir, read_returns, read_weights
+from simulator.session import Session, Window
 from simulator.stress import (
     DEFAULT_SCENARIOS,
-    StressData,
     check_weights,
+    load_history,
     parse_scenarios,
     stress,
 )
 from simulator.summary import StressFacts
-
-#: Where the history of a bundled or CSV source starts: before any row it can hold.
-HISTORY_START = dt.date(1900, 1, 1)
-
-
-def load_history(
-    cfg: Config, tickers: Sequence[str], through: dt.date, workspace: Path
-) -> tuple[StressData, tuple[str, ...]]:
-    """The weekly history of ``tickers`` and the benchmark (see the module docstring), and the
-    data check's warnings."""
-    data = cfg.data
-    update: dict[str, object] = {"tickers": tuple(tickers), "end": max(data.end, through)}
-    if data.source != "yahoo":
-        update["start"] = HISTORY_START
-    daily = load_daily(data.model_copy(update=update), cfg.report.risk_free, workspace)
-    weekly = make_weekly(daily)
-    return StressData.from_weekly(weekly, cfg.report.risk_free), weekly.warnings
+from simulator.walkforward import AsOf
 
 
 def run_weights(run_dir: Path, as_of: dt.date | None) -> tuple[pd.Timestamp, dict[str, float]]:
@@ -73,57 +59,74 @@ def run_weights(run_dir: Path, as_of: dt.date | None) -> tuple[pd.Timestamp, dic
 
 
 def stress_of(
-    cfg: Config,
+    session: Session,
     weights: dict[str, float],
     as_of: pd.Timestamp,
     scenarios: Sequence[str],
     source: str,
-    workspace: Path,
 ) -> StressFacts:
-    """The stress test of ``weights`` held at ``as_of`` on the history of ``cfg``'s source
-    (``foliosim stress``); the data check's warnings are in its notes."""
+    """The stress test of ``weights`` held at ``as_of`` on the history of the session's
+    source (``foliosim stress``); the data check's warnings are in its notes."""
     chosen = parse_scenarios(scenarios)  # an unknown name fails before any data is read
     held = check_weights(weights, source)  # so do weights that are not a portfolio
-    history, warnings = load_history(cfg, list(held.index), as_of.date(), workspace)
+    history, warnings = load_history(session, list(held.index), as_of.date())
     facts = stress({str(t): float(w) for t, w in held.items()}, history, as_of, chosen, source)
     return facts.model_copy(update={"notes": [*facts.notes, *warnings]})
 
 
-def run_stress(
-    cfg: Config, weights: pd.Series, as_of: pd.Timestamp, workspace: Path, weekly: WeeklyData
+def config_weights(
+    session: Session, as_of: dt.date | None
+) -> tuple[pd.Timestamp, dict[str, float]]:
+    """The allocation of the session's strategy for the week after ``as_of`` (default: the
+    newest complete week), decided as ``foliosim recommend`` decides it (the session opened
+    with the config's :meth:`~simulator.config.Config.decision_profile`), and its week."""
+    window = Window.as_of(session.weekly, as_of or dt.date.today())
+    built = session.strategy_rule(window, AsOf())
+    decision, _log = session.decide_once(built, window)
+    weights = {str(t): float(w) for t, w in decision.weights.items() if w}
+    return window.last, weights
+
+
+def stress_test(
+    workspace: Path,
+    *,
+    cfg: Config | None = None,
+    run: Path | None = None,
+    account: str | None = None,
+    scenarios: Sequence[str] = DEFAULT_SCENARIOS,
+    as_of: dt.date | None = None,
+    overrides: Sequence[str] = (),
+    label: str = "",
 ) -> StressFacts:
-    """The stress test of a run's positions at its last week ``as_of`` (``weights``: ticker ->
-    weight, zeros allowed), every default scenario, for its summary. It never fails the run:
-    when the whole history cannot be loaded the run's own ``weekly`` data is used, and a
-    portfolio that cannot be stressed (all cash) has no scenario; the notes say so."""
-    source = f"the positions held at the close of the run's last week, {as_of.date()}"
-    held = {str(t): float(w) for t, w in weights.items() if w}
-    if not held:
-        return StressFacts(
-            as_of=as_of.date(),
-            source=source,
-            benchmark=cfg.data.benchmark,
-            notes=[
-                f"the portfolio held no position at the close of {as_of.date()}: nothing to stress"
-            ],
-        )
-    notes: list[str] = []
-    try:
-        history, warnings = load_history(cfg, list(held), as_of.date(), workspace)
-    except FoliosimError as err:
-        history, warnings = StressData.from_weekly(weekly, cfg.report.risk_free), ()
-        cal = weekly.calendar
-        notes.append(
-            f"the whole history could not be loaded ({err}); the run's own data, "
-            f"{cal[0].date()}..{cal[-1].date()}, is used"
-        )
-    try:
-        facts = stress(held, history, as_of, parse_scenarios(DEFAULT_SCENARIOS), source)
-    except DataError as err:
-        return StressFacts(
-            as_of=as_of.date(),
-            source=source,
-            benchmark=cfg.data.benchmark,
-            notes=[*notes, f"not computed: {err}"],
-        )
-    return facts.model_copy(update={"notes": [*facts.notes, *notes, *warnings]})
+    """``foliosim stress``: the stress test of a config's next allocation, of a run
+    directory's positions or of a paper account's holdings (one of them), at their last
+    week or the last one on or before ``as_of``. ``overrides`` (``--set``) apply to a run
+    directory's config; a config comes validated with its own, and ``label`` (its path)
+    names it in the result's source."""
+    given = [n for n, v in (("CONFIG", cfg), ("--run", run), ("--account", account)) if v]
+    if len(given) != 1:
+        got = f" (got {' and '.join(given)})" if given else ""
+        raise ConfigError(f"give one of CONFIG, --run RUN_DIR or --account NAME{got}")
+    parse_scenarios(scenarios)  # an unknown scenario fails before any data is read
+    if account is not None:
+        if overrides:
+            raise ConfigError(
+                "--set does not apply to --account: the account's config is frozen in its journal"
+            )
+        with open_account(workspace, account) as acct:
+            cfg = acct.config
+            week, weights = held_weights(acct, as_of)
+        source = f"account {account}"
+        session = Session.open(cfg, workspace)
+    elif run is not None:
+        check_run_dir(run)
+        cfg = load_config(run / "config.toml", list(overrides))
+        week, weights = run_weights(run, as_of)
+        source = f"run {run}"
+        session = Session.open(cfg, workspace)
+    else:
+        assert cfg is not None
+        session = Session.open(cfg, workspace, profile=cfg.decision_profile())
+        week, weights = config_weights(session, as_of)
+        source = f"config {label}".strip()
+    return stress_of(session, weights, week, scenarios, source)

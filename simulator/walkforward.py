@@ -31,6 +31,7 @@ from simulator.config import Config
 from simulator.data.weekly import WeeklyData
 from simulator.errors import ConfigError, LookAheadError
 from simulator.features import check_available, feature_panels
+from simulator.session import Session, Window
 from simulator.training import model_spec, open_registry
 from strategies.rule import History
 
@@ -108,7 +109,7 @@ def prepare_models(
     first = pd.Timestamp(decisions[0])
     if cfg.model.version:
         info = registry.resolve(cfg.model.version)
-        if info.train_end >= first:
+        if not trained_before(info.train_end, first):
             raise LookAheadError(
                 f"model.version {info.ref} was trained on data up to {info.train_end.date()}, "
                 f"not before the first decision week {first.date()}; pick a version trained "
@@ -120,7 +121,7 @@ def prepare_models(
         return [UsedModel(pinned, info, trained=False)]
 
     first_end = pd.Timestamp(cfg.model_train_end())
-    if first_end >= first:
+    if not trained_before(first_end, first):
         raise ConfigError(
             f"model.train_end ({first_end.date()}) is not before the first decision week "
             f"{first.date()}: the model would trade weeks it was trained on. Set an earlier "
@@ -240,7 +241,7 @@ class RegistrySignal:
         """The model with the latest train_end strictly before ``as_of``."""
         chosen = None
         for m in self.models:
-            if m.train_end < as_of:
+            if trained_before(m.train_end, as_of):
                 chosen = m
         if chosen is None and self.allow_later:
             chosen = self.models[0]
@@ -368,6 +369,64 @@ def as_traded_metrics(predictions: pd.DataFrame) -> dict[str, Any]:
         return {"per_ticker": {}, "all": {}}
     per = {str(t): one(part) for t, part in rows.groupby("ticker", sort=False)}
     return {"per_ticker": per, "all": one(rows)}
+
+
+def trained_before(train_end: pd.Timestamp, week: pd.Timestamp) -> bool:
+    """Whether a model trained on data up to ``train_end`` may decide at the close of
+    ``week``: the time contract's "trained on data that ended before week t". A model whose
+    training ended at t itself saw the target of the window ending at t-1 but also t's close
+    as a training input, so it may first decide at the week after."""
+    return pd.Timestamp(train_end) < pd.Timestamp(week)
+
+
+@dataclass
+class WalkForward:
+    """A backtest's models (a :class:`simulator.session.ModelSource`): trained walk-forward
+    from ``model.train_end`` (retrained every ``model.retrain_every`` decision weeks) or the
+    pinned ``model.version``, each reused from the registry when one with the same spec and
+    data exists. After :meth:`signal`, :attr:`lstm` holds the run's models and provider."""
+
+    progress: TrainProgress | None = None
+    note: Note | None = None
+    lstm: LstmRun | None = None
+
+    def signal(self, session: Session, window: Window) -> RegistrySignal:
+        self.lstm = run_lstm(
+            session.config,
+            session.weekly,
+            window.decisions,
+            session.workspace,
+            self.progress,
+            self.note,
+        )
+        return self.lstm.provider
+
+
+@dataclass
+class AsOf:
+    """The model of a decision at one week (a :class:`simulator.session.ModelSource`):
+    version ``ref`` (``NAME/N`` or ``NAME@ALIAS``), else the newest version of
+    ``model.name`` trained before the week (``foliosim recommend``). After :meth:`signal`,
+    :attr:`info` is the version used."""
+
+    ref: str | None = None
+    info: VersionInfo | None = None
+
+    def signal(self, session: Session, window: Window) -> RegistrySignal:
+        cfg, week = session.config, window.last
+        registry = open_registry(session.workspace, cfg.model.registry_uri)
+        ref = self.ref or cfg.model.version
+        info = registry.resolve(ref) if ref else registry.as_of(cfg.model.name, week)
+        if not trained_before(info.train_end, week):
+            raise ConfigError(
+                f"{info.ref} was trained on data up to {info.train_end.date()}, not before "
+                f"{week.date()}: a decision as of that week cannot use it"
+            )
+        has_bar = session.sight.closes.loc[week].notna()
+        present = [t for t in session.weekly.tickers if bool(has_bar[t])]
+        self.info = info
+        used = UsedModel(registry.load(info, present), info, False)
+        return RegistrySignal([used], weekly=session.weekly)
 
 
 def run_lstm(

@@ -9,9 +9,9 @@ preset with its full epochs. In that workspace it opens paper accounts on
 ``../shared/data/paper12`` relative to the repository), all pinned to the same model version,
 fill at the close, and times:
 
-1. **setup**: ``simulator.replay.start`` of the accounts (the first one trains the models unless
+1. **setup**: ``simulator.accounts.start`` of the accounts (the first one trains the models unless
    the registry holds them);
-2. **warm**, in one process: ``simulator.replay.step(weeks=1)`` called week after week (the
+2. **warm**, in one process: ``simulator.stepping.step(weeks=1)`` called week after week (the
    first call of the process apart: it pays the step's lazy imports, torch among them), and one
    ``step(weeks=N)`` through the whole test year (seconds per week, and the marginal cost of a
    week beyond the fixed cost of a call);
@@ -85,8 +85,8 @@ def overrides(data: str, preset: str, quick: bool) -> list[str]:
 
 def child_setup(workspace: Path, sets: list[str]) -> dict[str, Any]:
     """Open the accounts (deleting earlier ones of the same names), all on one model version."""
+    from simulator.accounts import journal_path, reset, start
     from simulator.config import load_config
-    from simulator.replay import journal_path, reset, start
 
     cfg = load_config(CONFIG, sets)
     doc: dict[str, Any] = {"starts": []}
@@ -110,7 +110,7 @@ def child_setup(workspace: Path, sets: list[str]) -> dict[str, Any]:
 def child_warm(workspace: Path, weeks: int, batch: int) -> dict[str, Any]:
     """``step(weeks=1)`` ``weeks`` times on one account, then ``step(weeks=batch)`` on another."""
     t0 = time.perf_counter()
-    from simulator.replay import step
+    from simulator.stepping import step
 
     doc: dict[str, Any] = {"import": time.perf_counter() - t0, "calls": []}
     for _ in range(weeks):
@@ -156,7 +156,7 @@ def child_anatomy(workspace: Path, profile_out: Path) -> dict[str, Any]:
 
     doc: dict[str, Any] = {"import_cli": time.perf_counter() - t0}
     t0 = time.perf_counter()
-    from simulator.replay import step
+    from simulator.stepping import step
 
     doc["import_replay"] = time.perf_counter() - t0
     before = set(sys.modules)
@@ -184,7 +184,7 @@ def child_anatomy(workspace: Path, profile_out: Path) -> dict[str, Any]:
 def child_importtime(workspace: Path) -> dict[str, Any]:
     """Run under ``-X importtime``: the imports of the CLI and of a one-week step."""
     import simulator.cli  # noqa: F401
-    from simulator.replay import step
+    from simulator.stepping import step
 
     step(workspace, FRESH_ACCOUNT, weeks=1)[0].close()
     return {"heavy": {name: name in sys.modules for name in HEAVY}}
@@ -266,7 +266,7 @@ def report(args: argparse.Namespace, workspace: Path) -> None:
         f"{setup['fill']}, first week {setup['start_week']}"
     )
     print(
-        f"setup: replay.start {starts[0]:.1f} s for the first account (trains unless the "
+        f"setup: accounts.start {starts[0]:.1f} s for the first account (trains unless the "
         f"registry holds the version), {statistics.fmean(starts[1:]):.1f} s for each other"
     )
 
@@ -276,8 +276,8 @@ def report(args: argparse.Namespace, workspace: Path) -> None:
     batch, n = warm["batch"], warm["batch_weeks"]
     later = calls[1:] or calls
     marginal = (batch - statistics.median(later)) / (n - 1) if n > 1 else float("nan")
-    print("warm, in one process (simulator.replay.step):")
-    print(f"  import simulator.replay: {warm['import']:.2f} s")
+    print("warm, in one process (simulator.stepping.step):")
+    print(f"  import simulator.stepping: {warm['import']:.2f} s")
     print(
         f"  step(weeks=1), first call of the process (lazy imports, torch among them): "
         f"{calls[0]:.3f} s"
@@ -318,7 +318,7 @@ def report(args: argparse.Namespace, workspace: Path) -> None:
     first, again = anatomy["first_step"], anatomy["later_step"]
     print(
         f"  a fresh process stepping in-process: interpreter start {anatomy['start_s']:.3f} s, "
-        f"import simulator.cli {anatomy['import_cli']:.3f} s, import simulator.replay "
+        f"import simulator.cli {anatomy['import_cli']:.3f} s, import simulator.stepping "
         f"{anatomy['import_replay']:.3f} s, first step(weeks=1) {first:.3f} s ("
         f"{anatomy['lazy_modules']} more modules imported: lazy imports ~ {first - again:.3f} s "
         f"+ the work of a step ~ {again:.3f} s), exit (teardown) {anatomy['exit_s']:.3f} s"

@@ -48,7 +48,7 @@ def free_port() -> int:
 def make_account(workspace: Path, data: Path, weeks: int) -> float:
     """The 1/N account ``bench`` stepped ``weeks`` weeks; returns the seconds it took."""
     sys.path.insert(0, str(REPO))
-    from simulator import replay
+    from simulator import accounts, stepping
     from simulator.config import load_config
 
     cfg = load_config(
@@ -56,9 +56,9 @@ def make_account(workspace: Path, data: Path, weeks: int) -> float:
         [f"data.path={data}", "data.start=2005-01-01", "backtest.start=2013-07-05"],
     )
     start = time.perf_counter()
-    with replay.start(workspace, "bench", cfg, source="bench"):
+    with accounts.start(workspace, "bench", cfg, source="bench"):
         pass
-    account, done = replay.step(workspace, "bench", weeks=weeks)
+    account, done = stepping.step(workspace, "bench", weeks=weeks)
     account.close()
     assert len(done) == weeks, f"stepped {len(done)} weeks, not {weeks}"
     return time.perf_counter() - start

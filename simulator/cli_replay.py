@@ -1,10 +1,11 @@
-"""``foliosim replay``: paper accounts stepped week by week (see :mod:`simulator.replay`)."""
+"""``foliosim replay``: paper accounts stepped week by week (:mod:`simulator.accounts`,
+:mod:`simulator.stepping`, :mod:`simulator.account_report`)."""
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -23,7 +24,8 @@ from simulator.errors import FoliosimError
 from simulator.workspace import workspace_dir, writable_workspace
 
 if TYPE_CHECKING:
-    from simulator.replay import Account, WeekDone
+    from simulator.accounts import Account, AccountStatus
+    from simulator.stepping import WeekDone
 
 replay_app = typer.Typer(
     rich_markup_mode=None,
@@ -84,8 +86,8 @@ def start(
     set_: SetOption = None,
 ) -> None:
     """Open a paper account: cash from CONFIG, one pinned model version, a start week."""
+    from simulator.accounts import start as start_account
     from simulator.config import load_config
-    from simulator.replay import start as start_account
 
     cfg = load_config(config, set_ or [])
     begin = parse_day(from_, "--from") if from_ else None
@@ -181,7 +183,7 @@ def step(
     ] = False,
 ) -> None:
     """Advance the account week by week; each week is recorded as soon as it closes."""
-    from simulator.replay import step as step_account
+    from simulator.stepping import step as step_account
 
     if weeks is not None and until is not None:
         raise FoliosimError("give --weeks or --until, not both")
@@ -229,79 +231,76 @@ def status(
     ] = None,
 ) -> None:
     """Positions, weights, equity so far, last week, model version (or JSON / a tear sheet)."""
-    from simulator.replay import open_account
-    from simulator.replay import status as account_status
+    from simulator.accounts import open_account
+    from simulator.accounts import status as account_status
 
     with open_account(workspace_dir(), account) as acct:
         doc = account_status(acct)
         if json_:
-            print_json(doc)
+            print_json(doc.model_dump(mode="json"))
         else:
             _print_status(doc)
         if html:
             _write_html(acct, out)
 
 
-def _print_status(doc: dict[str, Any]) -> None:
+def _print_status(doc: AccountStatus) -> None:
     say = console.print
-    model = f", model {doc['model_version']} (trained up to {doc['model_train_end']})"
+    model = f", model {doc.model_version} (trained up to {doc.model_train_end})"
     say(
-        f"account {doc['account']}: {doc['strategy']}"
-        f"{model if doc['model_version'] else ''}, fill {doc['fill']}, schedule "
-        f"{doc['schedule']}",
+        f"account {doc.account}: {doc.strategy}"
+        f"{model if doc.model_version else ''}, fill {doc.fill}, schedule {doc.schedule}",
         markup=False,
         highlight=False,
     )
-    if len(doc["models"]) > 1:
-        later = ", ".join(
-            f"{m['version']} (trained up to {m['train_end']})" for m in doc["models"][1:]
-        )
+    if len(doc.models) > 1:
+        later = ", ".join(f"{m.version} (trained up to {m.train_end})" for m in doc.models[1:])
         say(f"retrained: {later}", markup=False, highlight=False)
-    if doc["look_ahead"]:
+    if doc.look_ahead:
         say(
-            f"warning: LOOK-AHEAD: the model was trained on data up to {doc['model_train_end']}, "
-            f"after the start week {doc['start_week']} (--allow-later-model)",
+            f"warning: LOOK-AHEAD: the model was trained on data up to {doc.model_train_end}, "
+            f"after the start week {doc.start_week} (--allow-later-model)",
             markup=False,
         )
-    if not doc["last_week"]:
-        say(f"no week recorded yet; first week {doc['start_week']}", markup=False)
+    if not doc.last_week or doc.pending is None:
+        say(f"no week recorded yet; first week {doc.start_week}", markup=False)
         return
     say(
-        f"{doc['weeks_processed']} week(s) {doc['start_week']}..{doc['last_week']}: equity "
-        f"{_money(doc['equity'])} ({doc['total_return']:+.2%} on {_money(doc['start_cash'])}), "
-        f"cash {_money(doc['cash'])}",
+        f"{doc.weeks_processed} week(s) {doc.start_week}..{doc.last_week}: equity "
+        f"{_money(doc.equity)} ({doc.total_return:+.2%} on {_money(doc.start_cash)}), "
+        f"cash {_money(doc.cash)}",
         markup=False,
         highlight=False,
     )
-    if doc["positions"]:
-        table = Table(title=f"positions at the close of {doc['last_week']}", title_justify="left")
+    if doc.positions:
+        table = Table(title=f"positions at the close of {doc.last_week}", title_justify="left")
         for col in ("ticker", "shares", "weight"):
             table.add_column(col, justify="left" if col == "ticker" else "right")
-        for t, shares in doc["positions"].items():
-            table.add_row(t, f"{shares:,.0f}", f"{doc['weights'][t]:+.2%}")
+        for t, shares in doc.positions.items():
+            table.add_row(t, f"{shares:,.0f}", f"{doc.weights[t]:+.2%}")
         console.print(table)
-    pending = doc["pending"]
-    targets = ", ".join(f"{t} {w:+.1%}" for t, w in pending["targets"].items()) or "all cash"
+    pending = doc.pending
+    targets = ", ".join(f"{t} {w:+.1%}" for t, w in pending.targets.items()) or "all cash"
     say(
-        f"decided at the close of {pending['decided']}: {targets}; fills {pending['fills']}",
+        f"decided at the close of {pending.decided}: {targets}; fills {pending.fills}",
         markup=False,
         highlight=False,
     )
-    curve = doc["equity_curve"]
+    curve = doc.equity_curve
     table = Table(title="equity (last 12 weeks)", title_justify="left")
     for col in ("week", "equity", "week return"):
         table.add_column(col, justify="left" if col == "week" else "right")
     for i in range(max(0, len(curve) - 12), len(curve)):
-        ret = curve[i]["equity"] / curve[i - 1]["equity"] - 1 if i else None
+        ret = curve[i].equity / curve[i - 1].equity - 1 if i else None
         table.add_row(
-            curve[i]["week"], _money(curve[i]["equity"]), f"{ret:+.2%}" if ret is not None else ""
+            curve[i].week, _money(curve[i].equity), f"{ret:+.2%}" if ret is not None else ""
         )
     console.print(table)
 
 
 def _write_html(acct: Account, out: Path | None) -> None:
+    from simulator.account_report import account_result
     from simulator.leftovers import clean_run_leftovers
-    from simulator.replay import account_result
     from simulator.report import write_run
     from simulator.rundir import check_out_dir, default_run_dir
 
@@ -320,11 +319,11 @@ def list_(
     json_: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
 ) -> None:
     """Every paper account of the workspace."""
-    from simulator.replay import list_accounts
+    from simulator.accounts import UnreadableAccount, list_accounts
 
     rows = list_accounts(workspace_dir())
     if json_:
-        print_json(rows)
+        print_json([r.model_dump(mode="json") for r in rows])
         return
     if not rows:
         console.print(f"no paper accounts in {workspace_dir() / 'replay'}", markup=False)
@@ -333,17 +332,17 @@ def list_(
     for col in ("account", "strategy", "model", "weeks", "last week", "equity", "return"):
         table.add_column(col)
     for r in rows:
-        if "error" in r:
-            table.add_row(r["account"], f"unreadable: {r['error']}", "", "", "", "", "")
+        if isinstance(r, UnreadableAccount):
+            table.add_row(r.account, f"unreadable: {r.error}", "", "", "", "", "")
             continue
         table.add_row(
-            r["account"],
-            r["strategy"],
-            r["model_version"] + (" (look-ahead)" if r["look_ahead"] else ""),
-            str(r["weeks_processed"]),
-            r["last_week"] or "",
-            _money(r["equity"]),
-            f"{r['total_return']:+.2%}",
+            r.account,
+            r.strategy,
+            r.model_version + (" (look-ahead)" if r.look_ahead else ""),
+            str(r.weeks_processed),
+            r.last_week or "",
+            _money(r.equity),
+            f"{r.total_return:+.2%}",
         )
     console.print(table)
 
@@ -356,7 +355,7 @@ def schedule(
     ],
 ) -> None:
     """Mark an account as stepped by `foliosim serve` after each week closes, or not."""
-    from simulator.replay import set_schedule
+    from simulator.accounts import set_schedule
 
     set_schedule(writable_workspace("replay schedule", "replay"), account, when)
     console.print(f"account {account}: schedule {when}", markup=False, highlight=False)
@@ -368,8 +367,8 @@ def reset(
     yes: Annotated[bool, typer.Option("--yes", help="Delete without asking.")] = False,
 ) -> None:
     """Delete a paper account and its whole journal (asks first)."""
-    from simulator.replay import describe, journal_path
-    from simulator.replay import reset as reset_account
+    from simulator.accounts import describe, journal_path
+    from simulator.accounts import reset as reset_account
 
     path = journal_path(workspace_dir(), account)
     if not path.exists():

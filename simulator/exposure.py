@@ -16,7 +16,7 @@ open of t, valued at the close of t (the engine's weights row t); with ``close``
 positions bought at the close of t-1 (row t-1 of the engine, which records weights after each
 close's fills). A paper account's journal records the holdings of each close before that
 close's fills, i.e. the positions held over the week in both modes (see
-:func:`simulator.replay.account_result`).
+:func:`simulator.account_report.account_result`).
 """
 
 from __future__ import annotations

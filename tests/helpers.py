@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from simulator import replay
+from simulator import accounts, stepping
 from simulator.backtest import BacktestResult
 from simulator.cli import main
 from simulator.config import Config, load_config
@@ -142,13 +142,13 @@ def ew_config(*extra: str) -> Config:
 
 def open_new(workspace: Path, name: str, cfg: Config, **kwargs: Any) -> Path:
     """Start account ``name`` in-process; return its journal's path (closed)."""
-    with replay.start(workspace, name, cfg, source=str(PAPER_CONFIG), **kwargs) as account:
+    with accounts.start(workspace, name, cfg, source=str(PAPER_CONFIG), **kwargs) as account:
         return account.journal.path
 
 
 def advance(workspace: Path, name: str, **kwargs: Any) -> pd.DatetimeIndex:
-    """``replay.step`` in-process, closing the account; returns the weeks processed."""
-    account, done = replay.step(workspace, name, **kwargs)
+    """``stepping.step`` in-process, closing the account; returns the weeks processed."""
+    account, done = stepping.step(workspace, name, **kwargs)
     account.close()
     return done
 
@@ -447,7 +447,7 @@ TOKEN = "test-token-0123456789abcdef"
 def readme_account(workspace: Path, name: str = "demo") -> str:
     """The README's paper account: examples/paper12_equal_weight.toml stepped 4 weeks."""
     config = PAPER_CONFIG.parent / "paper12_equal_weight.toml"
-    with replay.start(workspace, name, load_config(config), source="t"):
+    with accounts.start(workspace, name, load_config(config), source="t"):
         pass
     advance(workspace, name, weeks=4)
     return name

@@ -571,7 +571,7 @@ def test_baseline_strategy_backtests_and_replays_identically(tmp_path: Path) -> 
     """``backtest.strategy = "min_variance"`` runs through the engine; a paper account of the
     same config stepped in pieces records exactly its weekly returns."""
 
-    from simulator import replay
+    from simulator import accounts, stepping
     from simulator.backtest import run_backtest
     from simulator.config import load_config
     from tests.conftest import REPO
@@ -583,12 +583,12 @@ def test_baseline_strategy_backtests_and_replays_identically(tmp_path: Path) -> 
     # Fully invested with shorts funding longs, every order fills (see the engine's _fund).
     assert (result.orders["status"] == "Completed").all()
     assert result.summary.orders_rejected == 0
-    replay.start(tmp_path, "mv", cfg, source="test").close()
+    accounts.start(tmp_path, "mv", cfg, source="test").close()
     for weeks in (3, 1, None):
         until = cfg.backtest.end if weeks is None else None
-        account, _ = replay.step(tmp_path, "mv", weeks=weeks, until=until)
+        account, _ = stepping.step(tmp_path, "mv", weeks=weeks, until=until)
         account.close()
-    with replay.open_account(tmp_path, "mv") as account:
+    with accounts.open_account(tmp_path, "mv") as account:
         equity = account.journal.weeks().set_index("week")["equity"]
     assert equity.pct_change().iloc[1:].tolist() == result.returns["strategy"].tolist()
     assert result.summary.end == equity.index[-1].date()
@@ -668,17 +668,17 @@ def test_baselines_reach_returns_csv_table2_and_the_tear_sheet(tmp_path: Path) -
 
 
 def test_a_paper_accounts_report_has_the_same_baseline_columns(tmp_path: Path) -> None:
-    from simulator import replay
+    from simulator import account_report, accounts, stepping
     from simulator.backtest import run_backtest
     from tests.conftest import REPO
 
     sets = [*SHORT_RUN, "report.baselines=min_variance", "profile.name=moderate"]
     cfg = load_config(REPO / "examples" / "paper12_equal_weight.toml", sets)
     result = run_backtest(cfg, tmp_path)
-    replay.start(tmp_path, "acct", cfg, source="test").close()
-    replay.step(tmp_path, "acct", weeks=None, until=cfg.backtest.end)[0].close()
-    with replay.open_account(tmp_path, "acct") as account:
-        report = replay.account_result(account, workspace=tmp_path)
+    accounts.start(tmp_path, "acct", cfg, source="test").close()
+    stepping.step(tmp_path, "acct", weeks=None, until=cfg.backtest.end)[0].close()
+    with accounts.open_account(tmp_path, "acct") as account:
+        report = account_report.account_result(account, workspace=tmp_path)
     assert report.returns.equals(result.returns)
     assert report.summary.baselines == result.summary.baselines
     # The same weekly VaR and CVaR of every series in the account's report.

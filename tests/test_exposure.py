@@ -10,14 +10,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from simulator import replay
+from simulator import stepping
+from simulator.account_report import account_result
 from simulator.backtest import run_backtest
 from simulator.charts import exposure_figure
 from simulator.data import make_weekly
 from simulator.engine import run_engine
 from simulator.exposure import EXPOSURE_COLUMNS, exposure_facts, held_weights, strategy_exposure
 from simulator.leftovers import RUN_TEMP_FILES
-from simulator.replay import account_result
 from simulator.report import write_run
 from simulator.rundir import read_exposure
 from simulator.sections import exposure_html
@@ -91,7 +91,7 @@ def test_a_paper_account_has_the_exposure_of_the_backtest_it_replays(
     cfg = ew_config("backtest.end=2022-08-12", f"backtest.fill={fill}")
     workspace = tmp_path / "ws"
     open_new(workspace, "acct", cfg)
-    account, _ = replay.step(workspace, "acct", weeks=7)
+    account, _ = stepping.step(workspace, "acct", weeks=7)
     try:
         paper = account_result(account, workspace)
     finally:

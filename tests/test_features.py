@@ -323,7 +323,7 @@ def test_set_and_grid_take_a_feature_list(tmp_path: Path) -> None:
 def test_an_account_on_a_feature_model_equals_the_backtest(tmp_path: Path) -> None:
     """Walk-forward, replay and the time contract with every feature and the Sharpe loss: a
     paper account stepped week by week trades exactly as the one backtest does."""
-    from simulator import replay
+    from simulator import accounts
     from simulator.backtest import run_backtest
     from simulator.config import load_config
     from tests.conftest import PAPER_CONFIG, PAPER_FAST
@@ -345,6 +345,6 @@ def test_an_account_on_a_feature_model_equals_the_backtest(tmp_path: Path) -> No
     open_new(workspace, "featured", cfg)
     advance(workspace, "featured", weeks=3)
     advance(workspace, "featured", weeks=None, until=result.returns.index[-1].date())
-    with replay.open_account(workspace, "featured") as account:
+    with accounts.open_account(workspace, "featured") as account:
         assert account.model_version == "featured/1"  # reused, not retrained
         assert_journal_is_the_backtest(account.journal, result)

@@ -176,8 +176,8 @@ def test_csv_stems_outside_the_charset_are_not_tickers(paper12: Path, tmp_path: 
 
 @pytest.mark.parametrize("name", ["acct\n", "acct\nx", "../acct", "<b>", "a" * 65, ""])
 def test_account_names_match_whole_strings(name: str, tmp_path: Path) -> None:
+    from simulator.accounts import journal_path
     from simulator.errors import ConfigError
-    from simulator.replay import journal_path
 
     with pytest.raises(ConfigError, match=r"account name .*: use letters, digits"):
         journal_path(tmp_path, name)
@@ -422,12 +422,12 @@ def test_an_unusable_out_is_refused_before_the_account_report(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    import simulator.replay
+    import simulator.account_report
 
     def never(*_args: object, **_kwargs: object) -> None:
         raise AssertionError("the account's runs were made before --out was checked")
 
-    monkeypatch.setattr(simulator.replay, "account_result", never)
+    monkeypatch.setattr(simulator.account_report, "account_result", never)
     out, match = out_paths(tmp_path)[case]
     argv = ["replay", "status", "--account", ew_account, "--html", "--out", str(out)]
     code = cli(argv, monkeypatch)
@@ -525,7 +525,7 @@ def test_the_library_refuses_a_step_on_a_read_only_journal(
     ew_account: str, _workspace: Path, read_only: Callable[[Path], None]
 ) -> None:
     from simulator.errors import JournalError
-    from simulator.replay import step
+    from simulator.stepping import step
 
     read_only(_workspace)
     with pytest.raises(JournalError, match=r"cannot change account 'ew': .* is not writable"):

@@ -29,7 +29,7 @@ import pandas as pd
 import pytest
 
 from models.registry import Registry
-from simulator import replay
+from simulator import accounts
 from simulator.backtest import run_backtest
 from simulator.config import load_config
 from simulator.deadline import DeadlineExceeded, deadline
@@ -279,7 +279,7 @@ def test_the_base_of_the_closes_no_longer_reaches_the_table(rules: Any) -> None:
 
 def test_a_rule_reaches_no_later_week_in_a_paper_step(rules: Any, tmp_path: Path) -> None:
     ws = tmp_path / "ws"
-    with replay.start(ws, "reach", half("Reach"), source="test"):
+    with accounts.start(ws, "reach", half("Reach"), source="test"):
         pass
     advance(ws, "reach", weeks=5, today=dt.date(2023, 7, 1))
     assert_reached_only_its_weeks(rules.SEEN)
@@ -486,7 +486,7 @@ def test_a_deadline_keeps_an_outer_alarm() -> None:
 
 def test_a_rule_failing_mid_step_says_which_weeks_were_recorded(rules: Any, tmp_path: Path) -> None:
     ws = tmp_path / "ws"
-    with replay.start(ws, "late", half("LateFailure"), source="test"):
+    with accounts.start(ws, "late", half("LateFailure"), source="test"):
         pass
     with pytest.raises(StrategyError) as caught:
         advance(ws, "late", weeks=6, today=dt.date(2023, 7, 1))

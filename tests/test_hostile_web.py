@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from simulator import replay
+from simulator import accounts
 from simulator.config import load_config
 from simulator.web.files import read_inside, regular_file
 from tests import helpers
@@ -422,7 +422,7 @@ def test_no_answer_shows_a_server_path(
     folder: Folder, tmp_path: Path, _workspace: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(REPO)  # the account's data path is relative to the checkout
-    with replay.start(_workspace, "demo", load_config(EW_CONFIG), source=str(EW_CONFIG)):
+    with accounts.start(_workspace, "demo", load_config(EW_CONFIG), source=str(EW_CONFIG)):
         pass
     advance(_workspace, "demo", weeks=2)
     (folder.root / "bad.toml").write_text(config_text(data=tmp_path / "no-such-data"))

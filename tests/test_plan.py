@@ -23,7 +23,7 @@ import pandas as pd
 import pytest
 
 from examples.momentum_rule import MomentumRule
-from simulator import replay
+from simulator import accounts
 from simulator.backtest import run_backtest
 from simulator.config import BUILTIN_STRATEGIES, load_config
 from simulator.errors import ConfigError, StrategyError
@@ -332,7 +332,7 @@ def test_a_replay_step_of_a_broken_rule_records_no_week_of_it(
     monkeypatch.syspath_prepend(str(tmp_path))
     cfg = load_config(PAPER_CONFIG, [*CSV, "backtest.strategy=bad_rules_replay:Raises"])
     ws = tmp_path / "ws"
-    with replay.start(ws, "bad", cfg, source="test"):
+    with accounts.start(ws, "bad", cfg, source="test"):
         pass
     with pytest.raises(StrategyError, match="week of 2022-09-02: raised RuntimeError"):
         advance(ws, "bad", weeks=None, today=dt.date(2023, 7, 1))

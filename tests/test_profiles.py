@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from simulator import replay
+from simulator import accounts
 from simulator.backtest import run_backtest
 from simulator.config import load_config
 from simulator.data import DailyData, WeeklyData, load_daily, make_weekly
@@ -904,7 +904,7 @@ def test_a_profiled_account_stepped_in_chunks_equals_the_backtest(paper12: Path,
     assert [len(d) for d in done] == [10, 1, 5, 6, 30]
     assert done[0][-1] == pd.Timestamp("2022-09-02") and done[3][-1] == pd.Timestamp("2022-11-25")
 
-    with replay.open_account(workspace, name) as account:
+    with accounts.open_account(workspace, name) as account:
         journal = account.journal
         assert_journal_is_the_backtest(journal, result)
         mine = journal.bounds()

@@ -38,7 +38,7 @@ from typing import Any, ClassVar
 import pandas as pd
 import pytest
 
-from simulator import replay
+from simulator import account_report, accounts, stepping
 from simulator.backtest import run_backtest
 from simulator.config import Config, load_config
 from simulator.data import load_daily, make_weekly
@@ -144,7 +144,7 @@ def test_lstm_account_stepped_in_chunks_equals_the_backtest(
     assert done[0][0] == FIRST_WEEK and done[-1][-1] == LAST_WEEK
     assert len(advance(workspace, name, weeks=None, until=LAST_WEEK.date())) == 0  # done
 
-    with replay.open_account(workspace, name) as account:
+    with accounts.open_account(workspace, name) as account:
         assert account.model_version == paper_model.ref and not account.look_ahead
         journal = account.journal
         assert_journal_is_the_backtest(journal, result)
@@ -195,7 +195,7 @@ def test_equal_weight_account_through_the_cli_equals_the_backtest(
     assert "account ew: recorded 1 week(s), 2022-07-15..2022-07-15\n" in capsys.readouterr().out
     assert cli([*base, "--until", "2022-12-30"], monkeypatch) == 0
     assert "..2022-12-30\n" in capsys.readouterr().out
-    with replay.open_account(workspace_dir(), "ew") as account:
+    with accounts.open_account(workspace_dir(), "ew") as account:
         assert account.model_version == ""
         assert_journal_is_the_backtest(account.journal, result)
         assert (account.journal.weeks()["model_version"] == "").all()
@@ -266,7 +266,7 @@ def step_and_kill(
         argv = [sys.executable, "-c", KILLER, *args]
     else:
         argv = foliosim(*args)
-    path = replay.journal_path(workspace, name)
+    path = accounts.journal_path(workspace, name)
     proc = subprocess.Popen(
         argv, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
@@ -393,7 +393,7 @@ def test_a_second_writer_fails_at_once_and_changes_nothing(
         assert proc.stdout == ""
 
         with pytest.raises(JournalError, match="another foliosim process"):
-            replay.step(workspace, "busy", weeks=1)
+            stepping.step(workspace, "busy", weeks=1)
         assert cli(["replay", "reset", "--account", "busy", "--yes"], monkeypatch) == 2
         assert "another foliosim process" in error_line(capsys)
         # Reading is not changing: status works while the lock is held.
@@ -408,7 +408,7 @@ def test_a_second_writer_fails_at_once_and_changes_nothing(
 
 def damage(kind: str, workspace: Path, name: str) -> Path:
     """An account file of ``kind``; real journals are written by a real account first."""
-    path = replay.journal_path(workspace, name)
+    path = accounts.journal_path(workspace, name)
     if kind == "random":
         path.parent.mkdir(parents=True)
         path.write_bytes(random.Random(7).randbytes(16384))
@@ -466,7 +466,7 @@ def test_a_damaged_journal_is_refused_in_one_line_and_left_alone(
         assert "`foliosim replay reset --account acct`" in line, line
         assert path.read_bytes() == before, argv
     with pytest.raises(JournalError, match="foliosim replay reset"):
-        replay.step(workspace, "acct", weeks=1)
+        stepping.step(workspace, "acct", weeks=1)
     assert path.read_bytes() == before
 
     assert cli(["replay", "list", "--json"], monkeypatch) == 0
@@ -496,7 +496,7 @@ def test_a_model_trained_after_the_start_week_needs_allow_later_model(
     line = error_line(capsys)
     assert f"{paper_model.ref} was trained on data up to 2022-06-24" in line
     assert "start week 2022-01-07" in line and "--allow-later-model" in line
-    assert not replay.journal_path(workspace, "early").exists()
+    assert not accounts.journal_path(workspace, "early").exists()
     assert not (workspace / "replay" / "early.sqlite.lock").exists()
 
     assert cli([*argv, "--allow-later-model"], monkeypatch) == 0
@@ -517,7 +517,7 @@ def test_a_model_trained_after_the_start_week_needs_allow_later_model(
     assert doc["weeks_processed"] == 1 and doc["pending"]["model_version"] == paper_model.ref
     assert doc["look_ahead"] is True
     # Started after the training window, the same version is no look-ahead.
-    with replay.start(workspace, "on-time", lstm_config(paper_model), source="t") as account:
+    with accounts.start(workspace, "on-time", lstm_config(paper_model), source="t") as account:
         assert account.look_ahead is False and account.start_week == FIRST_WEEK
 
 
@@ -629,8 +629,8 @@ def test_live_account_has_a_tear_sheet_after_weeks_past_its_data_end(
     workspace = workspace_dir()
     start_live(fake_yahoo)
     live_weeks_to_saturday(fake_yahoo)
-    with replay.open_account(workspace, "live") as account:
-        result = replay.account_result(account, workspace)
+    with accounts.open_account(workspace, "live") as account:
+        result = account_report.account_result(account, workspace)
     assert result.returns.index[-1] == pd.Timestamp("2023-01-20")
     # A step without --live reads the cache the live steps filled, past data.end: nothing new.
     assert len(advance(workspace, "live", weeks=None, today=dt.date(2023, 1, 21))) == 0
@@ -655,10 +655,10 @@ def test_live_step_without_a_network_is_one_line_and_records_nothing(
     assert line.startswith("error: --live: cannot reach Yahoo Finance")
     assert "Network is unreachable" in line and line.endswith("nothing was recorded")
     with pytest.raises(NetworkError, match="nothing was recorded"):
-        replay.step(workspace, "live", weeks=None, live=True, today=dt.date(2023, 1, 21))
+        stepping.step(workspace, "live", weeks=None, live=True, today=dt.date(2023, 1, 21))
     assert path.read_bytes() == before
     assert sorted((workspace / "cache").rglob("*")) == cache
-    with replay.open_account(workspace, "live") as account:
+    with accounts.open_account(workspace, "live") as account:
         assert account.journal.count() == 2
 
 
@@ -683,7 +683,7 @@ def test_account_life_cycle_on_the_command_line(
     start = ["replay", "start", str(PAPER_CONFIG), "--account", "acct", *sets(EQUAL)]
     assert cli(start, monkeypatch) == 0
     capsys.readouterr()
-    path = replay.journal_path(workspace, "acct")
+    path = accounts.journal_path(workspace, "acct")
     before = path.read_bytes()
     assert cli(start, monkeypatch) == 2  # it exists already
     line = error_line(capsys)
@@ -709,7 +709,7 @@ def test_account_life_cycle_on_the_command_line(
     assert {"last_week", "cash", "equity", "positions", "model_version", "weeks_processed"} <= set(
         doc
     )
-    with replay.open_account(workspace, "acct") as account:
+    with accounts.open_account(workspace, "acct") as account:
         weeks = account.journal.weeks()
         held = account.journal.holdings(3)
     assert doc["last_week"] == "2022-07-15" and doc["weeks_processed"] == 3
@@ -799,7 +799,7 @@ def test_status_html_writes_the_account_tear_sheet(
     summary = json.loads((out / "summary.json").read_text())
     assert (summary["start"], summary["end"]) == ("2022-07-08", "2022-09-16")
     assert summary["replay"]["account"] == "sheet" and summary["replay"]["weeks"] == 12
-    with replay.open_account(workspace, "sheet") as account:
+    with accounts.open_account(workspace, "sheet") as account:
         final = float(account.journal.weeks()["equity"].iloc[-1])
     assert summary["final_value"] == final
 
@@ -827,16 +827,16 @@ def _utc(year: int, month: int, day: int, hour: int, minute: int, second: int = 
     ],
 )
 def test_new_york_today(now: dt.datetime, day: dt.date) -> None:
-    assert replay.new_york_today(now) == day
+    assert stepping.new_york_today(now) == day
 
 
 def test_new_york_today_of_a_time_in_another_zone() -> None:
     from zoneinfo import ZoneInfo
 
     tokyo = dt.datetime(2023, 1, 14, 6, 30, tzinfo=ZoneInfo("Asia/Tokyo"))  # 16:30 EST on 13th
-    assert replay.new_york_today(tokyo) == dt.date(2023, 1, 13)
-    assert replay.new_york_today(tokyo - dt.timedelta(seconds=1)) == dt.date(2023, 1, 12)
-    assert replay.new_york_today() in {
+    assert stepping.new_york_today(tokyo) == dt.date(2023, 1, 13)
+    assert stepping.new_york_today(tokyo - dt.timedelta(seconds=1)) == dt.date(2023, 1, 12)
+    assert stepping.new_york_today() in {
         dt.date.today() - dt.timedelta(days=1),
         dt.date.today(),
         dt.date.today() + dt.timedelta(days=1),
@@ -857,10 +857,10 @@ def test_pending_weeks(paper12: Path) -> None:
     assert weekly.calendar[-1] == pd.Timestamp("2023-01-18")
     first = ["2022-12-02", "2022-12-09", "2022-12-16", "2022-12-23", "2022-12-30"]
     day = dt.date.fromisoformat
-    with replay.open_account(workspace, "pending") as account:
+    with accounts.open_account(workspace, "pending") as account:
 
         def pending(last: WeekRecord | None = None, **kwargs: Any) -> list[str]:
-            return _days(replay.pending_weeks(account, weekly, last, **kwargs))
+            return _days(stepping.pending_weeks(account, weekly, last, **kwargs))
 
         assert account.start_week == pd.Timestamp("2022-12-02")
         assert pending(today=day("2022-12-01")) == []
@@ -891,12 +891,12 @@ def test_pending_weeks_of_a_good_friday_week(paper12: Path) -> None:
     workspace = workspace_dir()
     cut = ew_config("data.end=2023-04-06", "backtest.start=2023-03-24", "backtest.end=2023-04-06")
     open_new(workspace, "easter", cut)
-    with replay.open_account(workspace, "easter") as account:
+    with accounts.open_account(workspace, "easter") as account:
         for cfg, today, expected in (
             (cut, "2023-04-06", ["2023-03-24", "2023-03-31"]),
             (cut, "2023-04-07", ["2023-03-24", "2023-03-31", "2023-04-06"]),
             (ew_config(), "2023-04-06", ["2023-03-24", "2023-03-31", "2023-04-06"]),
         ):
             weekly = make_weekly(load_daily(cfg.data, cfg.report.risk_free, workspace))
-            found = replay.pending_weeks(account, weekly, None, dt.date.fromisoformat(today))
+            found = stepping.pending_weeks(account, weekly, None, dt.date.fromisoformat(today))
             assert _days(found) == expected, (cfg.data.end, today)

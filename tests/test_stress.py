@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from simulator import replay
+from simulator import accounts
 from simulator.backtest import run_backtest
 from simulator.config import load_config
 from simulator.errors import ConfigError, DataError
@@ -441,8 +441,8 @@ def test_stress_of_a_paper_account_and_of_a_config(
     advance(workspace, "paper12", weeks=4)
     assert cli(["stress", "--account", "paper12", "--json"], monkeypatch) == 0
     doc = json.loads(capsys.readouterr().out)
-    with replay.open_account(workspace, "paper12") as account:
-        status = replay.status(account)
+    with accounts.open_account(workspace, "paper12") as account:
+        status = accounts.status(account).model_dump(mode="json")
     assert doc["as_of"] == status["last_week"] == "2022-07-22"
     assert doc["weights"] == status["weights"] and len(doc["weights"]) == 12
     got = {s["name"]: s for s in doc["scenarios"]}

@@ -27,7 +27,8 @@ from models.plots import (
     learning_summary_figure,
     png_bytes,
 )
-from simulator import replay
+from simulator import stepping
+from simulator.account_report import account_result
 from simulator.backtest import run_backtest
 from simulator.charts import (
     exposure_figure,
@@ -38,7 +39,6 @@ from simulator.charts import (
     yearly_returns_figure,
 )
 from simulator.metrics import SHORT_RUN_WEEKS
-from simulator.replay import account_result
 from simulator.report import SHORT_ROWS, TABLE2_ROWS, _assemble, table2, write_run, write_tearsheet
 from simulator.summary import ForecastQuality, parse_summary
 from tests.conftest import PaperModel
@@ -338,7 +338,7 @@ def test_an_lstm_tear_sheet_and_a_replay_tear_sheet_are_clean_in_chromium(
 
     workspace = tmp_path / "ws"
     open_new(workspace, "three-weeks", ew_config())
-    account, _ = replay.step(workspace, "three-weeks", weeks=3)
+    account, _ = stepping.step(workspace, "three-weeks", weeks=3)
     try:
         sheet = write_run(account_result(account, workspace), tmp_path / "replay")
     finally:

@@ -20,7 +20,7 @@ import httpx
 import pandas as pd
 import pytest
 
-from simulator import replay
+from simulator import accounts
 from simulator.backtest import run_backtest
 from simulator.config import load_config
 from simulator.plan import resolve
@@ -61,7 +61,7 @@ def base(_workspace: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> A
 
 
 def weeks_of(workspace: Path, name: str) -> int:
-    with replay.open_account(workspace, name) as acct:
+    with accounts.open_account(workspace, name) as acct:
         return acct.journal.count()
 
 
@@ -77,11 +77,12 @@ def error(response: httpx.Response, status: int, code: str) -> str:
 
 def test_api_reads_what_the_command_line_reads(account: str, base: str, _workspace: Path) -> None:
     listed = httpx.get(f"{base}/api/accounts").json()
-    assert listed == json.loads(json.dumps(replay.list_accounts(_workspace)))
+    rows = [r.model_dump(mode="json") for r in accounts.list_accounts(_workspace)]
+    assert listed == json.loads(json.dumps(rows))
     assert [r["account"] for r in listed] == ["demo"] and listed[0]["schedule"] == "off"
     doc = httpx.get(f"{base}/api/accounts/demo").json()
-    with replay.open_account(_workspace, "demo") as acct:
-        expected = replay.status(acct)
+    with accounts.open_account(_workspace, "demo") as acct:
+        expected = accounts.status(acct).model_dump(mode="json")
     expected.pop("journal")
     assert doc == {**json.loads(json.dumps(expected)), "schedule_log": []}
     assert doc["last_week"] == "2022-07-15" and doc["weeks_processed"] == 4
@@ -200,7 +201,7 @@ def lock_held(path: Path) -> Iterator[subprocess.Popen[str]]:
 def test_a_step_while_another_runs_is_409_and_a_stale_lock_does_not_block(
     account: str, base: str, _workspace: Path
 ) -> None:
-    path = replay.journal_path(_workspace, "demo")
+    path = accounts.journal_path(_workspace, "demo")
     with lock_held(path) as holder:
         busy = httpx.post(f"{base}/api/accounts/demo/step", headers=AUTH)
         assert f"(pid {holder.pid})" in error(busy, 409, "busy")
@@ -338,7 +339,7 @@ def test_the_scheduler_steps_a_weekly_account_once_per_closed_week_and_logs_it(
     [again] = sched.tick()["weekly"]
     assert again["outcome"] == "nothing to do" and again["weeks"] == []
     assert scheduler.read_log(_workspace, "weekly") == [entry, again]
-    with replay.open_account(_workspace, "by-hand") as acct:
+    with accounts.open_account(_workspace, "by-hand") as acct:
         assert acct.journal.count() == 0
     with served(_workspace, _workspace / "runs", REPO) as url:
         doc = httpx.get(f"{url}/api/accounts/weekly").json()
@@ -359,7 +360,7 @@ def test_a_busy_account_is_logged_and_tried_at_the_next_tick(
         schedule="weekly",
     )
     now = _ny("2024-06-08", "10:00")
-    with lock_held(replay.journal_path(_workspace, "weekly")) as holder:
+    with lock_held(accounts.journal_path(_workspace, "weekly")) as holder:
         [busy] = scheduler.Scheduler(_workspace, clock=lambda: now).tick()["weekly"]
     assert busy["outcome"] == "busy" and f"pid {holder.pid}" in busy["detail"]
     [ok] = scheduler.Scheduler(_workspace, clock=lambda: now).tick()["weekly"]
@@ -375,7 +376,7 @@ def test_a_failed_attempt_is_tried_again_an_hour_later(_workspace: Path, paper12
         "outcome": "error",
         "at": "2024-06-08T14:00:00+00:00",
     }
-    with replay.open_account(_workspace, "weekly") as acct:
+    with accounts.open_account(_workspace, "weekly") as acct:
         assert scheduler.due(acct, [], _ny("2024-06-08", "10:00"))
         assert not scheduler.due(acct, [failed], dt.datetime(2024, 6, 8, 14, 59, tzinfo=dt.UTC))
         assert scheduler.due(acct, [failed], dt.datetime(2024, 6, 8, 15, 0, tzinfo=dt.UTC))
@@ -402,9 +403,9 @@ def test_a_scheduled_account_retrains_as_the_walk_forward_backtest(
         ("step", "ok"),
     ]
     assert [len(e["weeks"]) for e in entries] == [4, 0, 4, 0, 3]
-    with replay.open_account(workspace, "retrained") as acct:
+    with accounts.open_account(workspace, "retrained") as acct:
         assert_journal_is_the_backtest(acct.journal, result)
-        doc = replay.status(acct)
+        doc = accounts.status(acct).model_dump(mode="json")
     used = [(m.version, m.train_end) for m in result.summary.models]
     assert [(m["version"], m["train_end"]) for m in doc["models"]] == used
     # The account's last week decided too (its orders are pending): one decision more.

@@ -16,7 +16,7 @@ from urllib.parse import quote
 
 import pytest
 
-from simulator import replay
+from simulator import accounts
 from tests.conftest import REPO
 from tests.helpers import CHROMIUM, TOKEN, cli, readme_account, require_chromium, served
 
@@ -106,7 +106,7 @@ def test_the_accounts_page_steps_an_account_and_shows_the_new_week(
     assert page.inner_text("#weeks-processed") == "24"
     weeks = page.evaluate("document.getElementById('equity-chart').data[0].x.length")
     assert weeks == 24
-    with replay.open_account(_workspace, "demo") as acct:
+    with accounts.open_account(_workspace, "demo") as acct:
         assert acct.journal.count() == 24
     assert page.locator("#orders tbody tr").count() > 0
     assert seen.errors == [] and seen.failed == [] and seen.dialogs == []
@@ -157,7 +157,7 @@ def test_hostile_names_and_tickers_are_refused_or_shown_as_text(
     assert script in page.inner_text("#error-message")
     # A journal edited to hold a script-bearing ticker: every cell is text, the chart too.
     hostile = '<img src=x onerror="alert(2)">'
-    path = replay.journal_path(_workspace, "demo")
+    path = accounts.journal_path(_workspace, "demo")
     with sqlite3.connect(path) as conn:
         conn.execute("UPDATE holdings SET ticker = ? WHERE ticker = 'AAPL'", (hostile,))
         conn.execute("UPDATE targets SET ticker = ? WHERE ticker = 'AAPL'", (hostile,))

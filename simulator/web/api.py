@@ -22,7 +22,8 @@ from fastapi import APIRouter, Body, Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
 
-from simulator import replay
+from simulator import accounts as paper
+from simulator import stepping
 from simulator.config import load_config
 from simulator.recommend import recommend as make_recommendation
 from simulator.runs import list_runs
@@ -84,18 +85,18 @@ class StepRequest(BaseModel):
     live: bool = False
 
 
-def account_doc(site: Site, account: replay.Account, log_entries: int = 50) -> dict[str, Any]:
+def account_doc(site: Site, account: paper.Account, log_entries: int = 50) -> dict[str, Any]:
     """``replay status --json`` of ``account`` with its schedule log (newest last)."""
-    doc = replay.status(account)
-    doc.pop("journal")  # a server path: not the client's business
+    # The journal is a server path: not the client's business.
+    doc: dict[str, Any] = paper.status(account).model_dump(mode="json", exclude={"journal"})
     doc["schedule_log"] = read_log(site.workspace, account.name, log_entries)
     return doc
 
 
-def open_account(site: Site, name: str) -> replay.Account:
+def open_account(site: Site, name: str) -> paper.Account:
     """Account ``name``; a malformed name is refused (400) before any file is touched."""
-    replay.journal_path(site.workspace, name)
-    return replay.open_account(site.workspace, name)
+    paper.journal_path(site.workspace, name)
+    return paper.open_account(site.workspace, name)
 
 
 def account_json(site: Site, name: str) -> dict[str, Any]:
@@ -105,7 +106,8 @@ def account_json(site: Site, name: str) -> dict[str, Any]:
 
 
 def accounts_json(site: Site) -> list[dict[str, Any]]:
-    rows: list[dict[str, Any]] = site.public(replay.list_accounts(site.workspace))
+    listed = paper.list_accounts(site.workspace)
+    rows: list[dict[str, Any]] = site.public([r.model_dump(mode="json") for r in listed])
     return rows
 
 
@@ -158,8 +160,8 @@ async def step(
 def step_account(site: Site, name: str, ask: StepRequest) -> dict[str, Any]:
     """``replay step`` of account ``name`` as ``ask`` says, and the account after it."""
     count = ask.weeks if ask.weeks is not None else (None if (ask.until or ask.live) else 1)
-    replay.journal_path(site.workspace, name)
-    acct, done = replay.step(
+    paper.journal_path(site.workspace, name)
+    acct, done = stepping.step(
         site.workspace, name, weeks=count, until=ask.until, live=ask.live, note=lambda _l: None
     )
     acct.close()

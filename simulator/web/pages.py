@@ -20,13 +20,13 @@ from fastapi.responses import FileResponse, HTMLResponse, StreamingResponse
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from models.artifacts import read_metrics
-from simulator import replay
 from simulator.htmlkit import num
 from simulator.runs import table_cells
 from simulator.training import open_registry
 from simulator.web.api import (
     ERROR,
     account_doc,
+    accounts_json,
     check_recommendation,
     deciding,
     open_account,
@@ -126,15 +126,10 @@ def account_view(site: Site, name: str) -> dict[str, Any]:
     return result
 
 
-def accounts_rows(site: Site) -> list[dict[str, Any]]:
-    rows: list[dict[str, Any]] = site.public(replay.list_accounts(site.workspace))
-    return rows
-
-
 @router.get("/", response_class=HTMLResponse)
 async def accounts_page(request: Request) -> HTMLResponse:
     site = site_of(request)
-    rows = await reading(request, accounts_rows, site)
+    rows = await reading(request, accounts_json, site)
     return render(request, "accounts.html", rows=rows, workspace=site.public(str(site.workspace)))
 
 

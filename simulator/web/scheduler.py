@@ -1,15 +1,15 @@
 """Scheduled steps: ``foliosim serve`` keeps accounts marked ``schedule = "weekly"`` current.
 
 After each week closes in New York (Friday's daily bar is final at 16:30 ET, see
-:func:`simulator.replay.new_york_today`), a scheduled account is stepped through every
+:func:`simulator.stepping.new_york_today`), a scheduled account is stepped through every
 complete week not yet recorded: ``--live`` (the newest prices from Yahoo first) when its data
 source is Yahoo, else from the data on disk (a CSV account is kept current with its files).
 Where the account's config has ``model.retrain_every = K`` and it uses models, the scheduler
 steps one week at a time and, once the newest pinned version has made K decisions, trains a
 new version on every week up to the last recorded one and pins it for the next decisions
-(:func:`simulator.replay.retrain`): the walk-forward schedule of a backtest.
+(:func:`simulator.stepping.retrain`): the walk-forward schedule of a backtest.
 
-Every action is appended to the account's log (:func:`simulator.replay.schedule_log_path`, one
+Every action is appended to the account's log (:func:`simulator.accounts.schedule_log_path`, one
 JSON object a line) with its outcome: ``ok``, ``nothing to do``, ``busy`` (another process
 held the account's lock: tried again at the next tick) or ``error`` (tried again an hour
 later). A closed week is acted on until an attempt ends ``ok`` or ``nothing to do``. Steps
@@ -31,7 +31,7 @@ from typing import Any
 import pandas as pd
 
 from models.errors import ModelError
-from simulator import replay
+from simulator import accounts, stepping
 from simulator.errors import AccountBusyError, FoliosimError
 
 log = logging.getLogger("foliosim.serve")
@@ -54,14 +54,14 @@ def closed_week(now: dt.datetime) -> pd.Timestamp:
     >>> closed_week(dt.datetime(2024, 6, 7, 20, 31, tzinfo=dt.UTC)).date()  # 16:31 ET
     datetime.date(2024, 6, 7)
     """
-    day = pd.Timestamp(replay.new_york_today(now))
+    day = pd.Timestamp(stepping.new_york_today(now))
     return day - pd.Timedelta(days=(day.weekday() - 4) % 7)
 
 
 def read_log(workspace: Path, name: str, limit: int | None = None) -> list[dict[str, Any]]:
     """The account's scheduled actions, oldest first (the last ``limit``); a line that is not
     a JSON object (a write cut by a crash) is skipped."""
-    path = replay.schedule_log_path(workspace, name)
+    path = accounts.schedule_log_path(workspace, name)
     if not path.is_file():
         return []
     entries = []
@@ -77,7 +77,7 @@ def read_log(workspace: Path, name: str, limit: int | None = None) -> list[dict[
 
 def append_log(workspace: Path, name: str, entry: dict[str, Any]) -> None:
     """Append ``entry`` to the account's log as one line, in one write, synced."""
-    path = replay.schedule_log_path(workspace, name)
+    path = accounts.schedule_log_path(workspace, name)
     line = (json.dumps(entry, sort_keys=True) + "\n").encode()
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
@@ -87,7 +87,7 @@ def append_log(workspace: Path, name: str, entry: dict[str, Any]) -> None:
         os.close(fd)
 
 
-def due(account: replay.Account, entries: list[dict[str, Any]], now: dt.datetime) -> bool:
+def due(account: accounts.Account, entries: list[dict[str, Any]], now: dt.datetime) -> bool:
     """Whether the scheduler should act on ``account`` at ``now`` (see the module docstring)."""
     if account.schedule != "weekly":
         return False
@@ -128,21 +128,21 @@ def run_scheduled(
         append_log(workspace, name, entry)
         logged.append(entry)
 
-    with replay.open_account(workspace, name) as account:
+    with accounts.open_account(workspace, name) as account:
         live = account.config.data.source == "yahoo"
         retraining = bool(account.config.model.retrain_every and account.pins)
     recorded: list[str] = []
     action = "step --live" if live else "step"
     try:
         while True:
-            acct, done = replay.step(
+            acct, done = stepping.step(
                 workspace, name, weeks=1 if retraining else None, live=live, note=say
             )
             acct.close()
             recorded += [w.date().isoformat() for w in done]
             if done.empty or not retraining:
                 break
-            pin = replay.retrain(workspace, name, note=say)
+            pin = stepping.retrain(workspace, name, note=say)
             if pin is not None:
                 record(action, "ok", f"recorded {len(recorded)} week(s)", recorded)
                 recorded = []
@@ -193,7 +193,7 @@ class Scheduler:
         for path in sorted(folder.glob("*.sqlite")) if folder.is_dir() else []:
             name = path.stem
             try:
-                with replay.open_account(self.workspace, name) as account:
+                with accounts.open_account(self.workspace, name) as account:
                     ready = due(account, read_log(self.workspace, name), now)
             except FoliosimError:
                 continue  # listed as unreadable on the accounts page

@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from simulator import replay
+from simulator import account_report, accounts
 from simulator.errors import ConfigError, FoliosimError
 from simulator.web.files import regular_file
 
@@ -142,8 +142,8 @@ class Site:
         with self._guard:
             return self._locks.setdefault(name, threading.Lock())
 
-    def comparison(self, account: replay.Account) -> pd.DataFrame | None:
-        """:func:`simulator.replay.comparison` of ``account``, computed once per recorded
+    def comparison(self, account: accounts.Account) -> pd.DataFrame | None:
+        """:func:`simulator.account_report.comparison` of ``account``, computed once per recorded
         week (None before its second week). The 1/N run over 500 weeks takes seconds: it is
         kept until the account records another week, and made ahead (:meth:`warm`) after a
         step and at start."""
@@ -159,7 +159,7 @@ class Site:
             cached = self._cache.get(account.name)
             if cached is not None and cached[0] == key:
                 return cached[1]
-            frame = replay.comparison(account, self.workspace)
+            frame = account_report.comparison(account, self.workspace)
             self._cache[account.name] = (key, frame)
             return frame
 
@@ -169,7 +169,7 @@ class Site:
 
     def _warm(self, name: str) -> None:
         try:
-            with replay.open_account(self.workspace, name) as account:
+            with accounts.open_account(self.workspace, name) as account:
                 self.comparison(account)
         except FoliosimError:
             pass  # the page that needs it says what is wrong

@@ -586,13 +586,12 @@ def stress(
 
     facts = stress_test(
         workspace_dir(),
-        cfg=load_config(config, set_ or []) if config is not None else None,
+        config=config,
         run=run,
         account=account,
         scenarios=scenario or list(DEFAULT_SCENARIOS),
         as_of=parse_day(weights_as_of, "--weights-as-of") if weights_as_of else None,
-        overrides=set_ or [] if config is None else [],
-        label=str(config or ""),
+        overrides=set_ or [],
     )
     if json_:
         print_json(stress_json(facts))

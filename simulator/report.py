@@ -62,7 +62,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
     from matplotlib.typing import RcKeyType
 
-    from simulator.backtest import BacktestResult
+    from simulator.results import BacktestResult
 
 TEARSHEET_NAME = "tearsheet.html"
 TABLE2_ROWS = ("Annual return (%)", "Volatility (%)", "Sharpe ratio", "Max drawdown (%)")

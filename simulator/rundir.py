@@ -33,7 +33,7 @@ from simulator.leftovers import writing
 from simulator.summary import REMEDY, nan_to_none, read_json_file, write_summary
 
 if TYPE_CHECKING:
-    from simulator.backtest import BacktestResult
+    from simulator.results import BacktestResult
 
 RUN_FILES = ("config.toml", "summary.json", "returns.csv", "weights.csv", "orders.csv")
 #: The largest CSV file of a run directory read: the largest a real run writes, predictions.csv

@@ -90,20 +90,18 @@ def config_weights(
 def stress_test(
     workspace: Path,
     *,
-    cfg: Config | None = None,
+    config: Config | Path | None = None,
     run: Path | None = None,
     account: str | None = None,
     scenarios: Sequence[str] = DEFAULT_SCENARIOS,
     as_of: dt.date | None = None,
     overrides: Sequence[str] = (),
-    label: str = "",
 ) -> StressFacts:
     """``foliosim stress``: the stress test of a config's next allocation, of a run
     directory's positions or of a paper account's holdings (one of them), at their last
-    week or the last one on or before ``as_of``. ``overrides`` (``--set``) apply to a run
-    directory's config; a config comes validated with its own, and ``label`` (its path)
-    names it in the result's source."""
-    given = [n for n, v in (("CONFIG", cfg), ("--run", run), ("--account", account)) if v]
+    week or the last one on or before ``as_of``. ``overrides`` (``--set``) apply to a config
+    file's or a run directory's config."""
+    given = [n for n, v in (("CONFIG", config), ("--run", run), ("--account", account)) if v]
     if len(given) != 1:
         got = f" (got {' and '.join(given)})" if given else ""
         raise ConfigError(f"give one of CONFIG, --run RUN_DIR or --account NAME{got}")
@@ -111,22 +109,24 @@ def stress_test(
     if account is not None:
         if overrides:
             raise ConfigError(
-                "--set does not apply to --account: the account's config is frozen in its journal"
+                "--set does not apply to --account: the account's config is frozen in its "
+                "journal"
             )
         with open_account(workspace, account) as acct:
-            cfg = acct.config
             week, weights = held_weights(acct, as_of)
+            session = Session.open(acct.config, workspace)
         source = f"account {account}"
-        session = Session.open(cfg, workspace)
     elif run is not None:
         check_run_dir(run)
-        cfg = load_config(run / "config.toml", list(overrides))
         week, weights = run_weights(run, as_of)
+        session = Session.open(load_config(run / "config.toml", list(overrides)), workspace)
         source = f"run {run}"
-        session = Session.open(cfg, workspace)
     else:
-        assert cfg is not None
+        assert config is not None
+        if isinstance(config, Config):
+            cfg, source = config, "config"
+        else:
+            cfg, source = load_config(config, list(overrides)), f"config {config}"
         session = Session.open(cfg, workspace, profile=cfg.decision_profile())
         week, weights = config_weights(session, as_of)
-        source = f"config {label}".strip()
     return stress_of(session, weights, week, scenarios, source)

@@ -52,12 +52,14 @@ from ray.exceptions import AuthenticationError, RayError, RayTaskError
 
 from models.errors import ModelError
 from models.registry import Registry
-from simulator.backtest import run_backtest
-from simulator.config import Config, apply_overrides, load_config
+from simulator.config import Config, apply_overrides, config_from_dict, read_toml
 from simulator.errors import ConfigError, FoliosimError
+from simulator.results import backtest
 from simulator.rundir import write_files
+from simulator.session import Session, Window
 from simulator.summary import RunSummary, nan_to_none
 from simulator.sweep_report import write_sweep_html
+from simulator.walkforward import WalkForward
 
 SWEEP_FILE = "sweep.json"
 #: The metrics of each series that sweep.csv keeps (summary.json's names).
@@ -269,16 +271,18 @@ def iter_trials(axes: Axes, base: Sequence[str] = ()) -> Iterator[Trial]:
         yield Trial(f"t{n:04d}", seed, tuple(grid), span, tuple(sets))
 
 
-def trial_config(path: Path, trial: Trial) -> Config:
-    """The config of one trial."""
-    return load_config(path, list(trial.overrides))
+def trial_config(raw: dict[str, Any], where: str, trial: Trial) -> Config:
+    """The validated config of one trial: the sweep's TOML tables ``raw`` (read once, from
+    the file ``where``) with the trial's overrides applied."""
+    return config_from_dict(apply_overrides(raw, list(trial.overrides)), where)
 
 
 # --- one trial (a Ray task) ----------------------------------------------------------------
 
 
-def run_trial(config_path: str, trial: dict[str, Any], workspace: str, out: str) -> dict[str, Any]:
-    """Run one trial into ``out`` and return its row (a failed trial: its one-line error).
+def run_trial(cfg: Config, trial: dict[str, Any], workspace: str, out: str) -> dict[str, Any]:
+    """Run one trial (its validated config ``cfg``, made by the driver) into ``out`` and
+    return its row (a failed trial: its one-line error).
 
     Runs in a Ray worker: torch is limited to this worker's CPU (``FOLIOSIM_THREADS``). A
     failure the environment caused (:func:`environment_cause`) is a ``retry`` row, run again
@@ -294,8 +298,8 @@ def run_trial(config_path: str, trial: dict[str, Any], workspace: str, out: str)
     row: dict[str, Any] = {"id": t.id, "status": DONE, "error": "", "node": _node()}
     target = Path(out)
     try:
-        cfg = trial_config(Path(config_path), t)
-        result = run_backtest(cfg, Path(workspace))
+        session = Session.open(cfg, Path(workspace))
+        result = backtest(session, Window.backtest(session.weekly, cfg), models=WalkForward())
         if target.exists():  # a trial killed after its run directory, before its row
             shutil.rmtree(target)
         write_files(result, target)
@@ -485,9 +489,10 @@ def run_sweep(
         raise ConfigError("the sweep has no trial: give --seeds, --grid or --periods")
     # Every trial's config is valid before any runs: seeds change no validity, so each grid
     # value and period is loaded once, with the first seed.
+    raw, where = read_toml(config), str(config)
     first_seed = axes.seeds[:1]
     for t in iter_trials(Axes(first_seed, axes.grid, axes.periods), base):
-        trial_config(config, t)
+        trial_config(raw, where, t)
     with _driver_writes(out, "create the sweep directory"):
         open_sweep(out, config, base, axes)
     if on_start is not None:  # the sweep is valid and its directory exists: trials start
@@ -496,7 +501,8 @@ def run_sweep(
     pending = (t for t in iter_trials(axes, base) if t.id not in done)
     ran = []
     if axes.count > len(done):
-        ran = _run_on_ray(config, out, pending, workspace, address, cpus, axes.count, done, on_row)
+        configs = ((t, trial_config(raw, where, t)) for t in pending)
+        ran = _run_on_ray(configs, out, workspace, address, cpus, axes.count, done, on_row)
     table = sweep_table(make_trials(axes, base), finished(out))
     with _driver_writes(out, "write sweep.csv and sweep.html"):
         table.to_csv(out / "sweep.csv", index=False)
@@ -558,9 +564,8 @@ def _driver_writes(out: Path, what: str) -> Iterator[None]:
 
 
 def _run_on_ray(
-    config: Path,
+    pending: Iterator[tuple[Trial, Config]],
     out: Path,
-    pending: Iterator[Trial],
     workspace: Path,
     address: str | None,
     cpus: int | None,
@@ -579,9 +584,9 @@ def _run_on_ray(
         window = 2 * max(1, int(ray.cluster_resources().get("CPU", 1)))
 
         def submit() -> None:
-            for t in itertools.islice(pending, window - len(in_flight)):
+            for t, cfg in itertools.islice(pending, window - len(in_flight)):
                 ref = task.remote(
-                    str(config.resolve()),
+                    cfg,  # validated once, here: a worker never re-reads the config file
                     {**asdict(t), "grid": [list(p) for p in t.grid]},
                     str(workspace),
                     str(out / "trials" / t.id),

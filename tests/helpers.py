@@ -20,11 +20,11 @@ import pandas as pd
 import pytest
 
 from simulator import accounts, stepping
-from simulator.backtest import BacktestResult
 from simulator.cli import main
 from simulator.config import Config, load_config
 from simulator.journal import Journal
 from simulator.metrics import summarize, weekly_risk_free
+from simulator.results import BacktestResult
 from strategies.rule import Decision, DecisionRule, History, State, as_decision
 from tests.conftest import PAPER12, PAPER_CONFIG
 

@@ -11,6 +11,7 @@ from examples.momentum_rule import MomentumRule
 from simulator.audit import LEAKED, _PeekNextClose, run_audit
 from simulator.config import Config, load_config
 from simulator.errors import ConfigError
+from simulator.sight import Sight
 from strategies.rule import History, State
 from tests.conftest import REPO
 from tests.helpers import cli, error_line
@@ -31,7 +32,7 @@ def test_peek_next_close_hands_the_rule_the_next_weeks_history() -> None:
             seen.append((week, history.closes.index[-1]))
             return {}
 
-    leaky = _PeekNextClose(Spy(), closes)
+    leaky = _PeekNextClose(Spy(), Sight(closes))
     leaky.decide(weeks[1], History.cut(closes, weeks[1], ["A"]), State(1.0, 1.0))
     assert seen == [(weeks[2], weeks[2])]  # asked about t+1, with its close
 
@@ -59,15 +60,13 @@ def test_a_leak_inflates_a_short_horizon_rule_and_is_labelled(tmp_path: Path) ->
         def __init__(self) -> None:
             super().__init__(lookback=1, top=3)
 
-    from simulator.plan import resolve
-
-    plan = resolve(cfg, rule=OneWeek)
     from simulator.backtest import run_backtest
-    from simulator.data import load_daily, make_weekly
+    from simulator.session import Session
 
-    closes = make_weekly(load_daily(cfg.data, cfg.report.risk_free, tmp_path)).closes()
-    fair = run_backtest(plan, tmp_path).summary.series["strategy"].total_return
-    leaked = run_backtest(audit._leaky(plan, "peek_next_close", plan.strategy, closes), tmp_path)
+    session = Session.open(cfg, tmp_path, rule=OneWeek)
+    fair = run_backtest(session, tmp_path).summary.series["strategy"].total_return
+    leaky = session.with_plan(audit._peeking(session.plan, session.sight))
+    leaked = run_backtest(leaky, tmp_path)
     assert leaked.summary.series["strategy"].total_return > fair + 1.0  # > 100 points more
 
 

@@ -518,8 +518,9 @@ def test_rule_refuses_bad_arguments() -> None:
 
 
 def test_paper12_weekly_weights_meet_the_limits(paper12: Path, tmp_path: Path) -> None:
-    from simulator.backtest import backtest_weeks, eligibility
     from simulator.engine import run_engine
+    from simulator.results import eligibility
+    from simulator.session import Window
 
     sets = [
         "data.source=csv",
@@ -533,7 +534,7 @@ def test_paper12_weekly_weights_meet_the_limits(paper12: Path, tmp_path: Path) -
     cfg = load_config(None, sets)
     weekly = make_weekly(load_daily(cfg.data, 0.0, tmp_path))
     closes = weekly.closes()
-    weeks = backtest_weeks(weekly, cfg)
+    weeks = Window.backtest(weekly, cfg).weeks
     assert len(weeks) == 26
     eligible = eligibility(weekly, weeks, 26)
     for kind in ("min_variance", "mean_variance", "min_cvar"):

@@ -17,11 +17,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from simulator.backtest import BacktestResult, backtest_weeks, run_backtest
+from simulator.backtest import run_backtest
 from simulator.config import Config, load_config
 from simulator.data import WeeklyData, load_daily, make_weekly
 from simulator.engine import RuleRun
 from simulator.errors import LookAheadError
+from simulator.results import BacktestResult
+from simulator.session import Window
 from simulator.sight import Sight
 from simulator.walkforward import (
     PREDICTION_COLUMNS,
@@ -426,7 +428,7 @@ def test_close_fill_returns_equal_weights_times_next_week_returns(
     paper_model: PaperModel, weekly: WeeklyData, lstm_close: BacktestResult
 ) -> None:
     result = lstm_close
-    weeks = backtest_weeks(weekly, result.config)
+    weeks = Window.backtest(weekly, result.config).weeks
     tickers = weekly.tickers
     assert result.returns.index.tolist() == weeks[1:].tolist()
     assert result.summary.fill == "close"
@@ -453,7 +455,7 @@ def test_close_fill_positions_match_the_target_weights_up_to_whole_shares(
 ) -> None:
     result = lstm_close
     assert result.predictions is not None
-    weeks = backtest_weeks(weekly, result.config)
+    weeks = Window.backtest(weekly, result.config).weeks
     decisions = weeks[:-1]
     tickers = weekly.tickers
     held = (
@@ -494,7 +496,7 @@ def test_predictions_table_is_the_sizing_of_the_forecasts(
     p = lstm_close.predictions
     assert p is not None
     assert list(p.columns) == PREDICTION_COLUMNS
-    weeks = backtest_weeks(weekly, lstm_close.config)
+    weeks = Window.backtest(weekly, lstm_close.config).weeks
     assert sorted(set(p["week"])) == weeks[:-1].tolist()
     assert (p["model_version"] == paper_model.ref).all()
     closes = weekly.closes()

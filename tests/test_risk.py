@@ -32,9 +32,10 @@ from scipy.integrate import quad
 from skfolio.measures import cvar as skfolio_cvar
 from skfolio.measures import value_at_risk as skfolio_var
 
-from simulator.backtest import risk_summary, run_backtest
+from simulator.backtest import run_backtest
 from simulator.config import load_config
 from simulator.report import write_run
+from simulator.results import risk_summary
 from simulator.sections import risk_html
 from simulator.summary import parse_summary
 from strategies.risk import (

@@ -34,6 +34,7 @@ from models.spec import ARCHS, LIMIT_FIELDS, LOSSES, Arch, Loss, ModelSpec
 from simulator.bounded import FileRefused, read_bounded
 from simulator.errors import ConfigError, did_you_mean
 from strategies.profile import Profile, preset
+from strategies.rebalance import Costs
 from strategies.sizing import Limits
 
 #: The largest config file read: a config is a few kilobytes; a larger file is refused unread.
@@ -174,6 +175,17 @@ class BacktestConfig(_Section):
                 'amount per share set slippage_kind = "fixed"'
             )
         return self
+
+    def costs(self) -> Costs:
+        """The six cost fields as the engine takes them (:class:`strategies.rebalance.Costs`)."""
+        return Costs(
+            self.commission,
+            self.slippage,
+            self.slippage_kind,
+            self.borrow_fee,
+            self.cash_rate,
+            self.margin_rate,
+        )
 
 
 class StrategyConfig(_Section):

@@ -198,6 +198,10 @@ def _feed(frame: pd.DataFrame, name: str) -> bt.feeds.PandasDirectData:
     return bt.feeds.PandasDirectData(dataname=data, name=name)
 
 
+#: The default of :func:`run_engine`: no costs (the seed's assumption).
+NO_COSTS = Costs()
+
+
 def run_engine(
     weekly: WeeklyData,
     weeks: pd.DatetimeIndex,
@@ -206,12 +210,7 @@ def run_engine(
     *,
     cash: float,
     fill: str,
-    commission: float = 0.0,
-    slippage: float = 0.0,
-    slippage_kind: str = "perc",
-    borrow_fee: float = 0.0,
-    cash_rate: float = 0.0,
-    margin_rate: float = 0.0,
+    costs: Costs = NO_COSTS,
     limits: Limits | None = None,
     max_gross: float | None = None,
     min_history: int = 1,
@@ -239,8 +238,9 @@ def run_engine(
         Weekly bars a ticker needs up to a week to be tradable that week (default 1: a bar).
     fill
         ``"next_open"`` or ``"close"`` (see :mod:`strategies.rebalance`).
-    commission, slippage, slippage_kind, borrow_fee, cash_rate, margin_rate
-        The costs (:class:`strategies.rebalance.Costs`; all off by default).
+    costs
+        What trading and holding cost (:class:`strategies.rebalance.Costs`; all off by
+        default).
     resume
         Continue an account from the close of ``resume.week`` (``cash`` is then ignored).
     on_week
@@ -260,9 +260,8 @@ def run_engine(
         following = weekly.calendar[weekly.calendar > resume.week][: len(weeks)]
         if not following.equals(weeks):
             raise ValueError(f"weeks must follow {resume.week.date()} without a gap")
-    costs = Costs(commission, slippage, slippage_kind, borrow_fee, cash_rate, margin_rate)
-    if slippage and slippage_kind == "fixed":
-        _check_fixed_slippage(weekly, calendar, slippage)
+    if costs.slippage and costs.slippage_kind == "fixed":
+        _check_fixed_slippage(weekly, calendar, costs.slippage)
     eligible = eligible_sets(eligible_frame(weekly, pd.DatetimeIndex(decisions), min_history))
     decide = RuleRun(rule, sight or Sight.of(weekly), eligible, limits, max_gross)
     cerebro = bt.Cerebro(stdstats=False, cheat_on_open=(fill == "next_open"))
@@ -272,19 +271,22 @@ def run_engine(
     # halves the per-order cost and still rejects (and reports) any buy the cash cannot pay.
     cerebro.broker.set_checksubmit(False)
     cerebro.broker.setcommission(
-        commission=commission, commtype=bt.CommInfoBase.COMM_PERC, percabs=True, stocklike=True
+        commission=costs.commission,
+        commtype=bt.CommInfoBase.COMM_PERC,
+        percabs=True,
+        stocklike=True,
     )
     if fill == "close":
         cerebro.broker.set_coc(True)
-    if slippage:
+    if costs.slippage:
         # slip_open: market orders filled at an open, or at a close with cheat-on-close, slip
         # too (backtrader's default leaves them unslipped). slip_out: never capped at the fill
         # bar's high/low, which with cheat-on-close is the bar after the decision (look-ahead).
         how = {"slip_open": True, "slip_match": True, "slip_limit": True, "slip_out": True}
-        if slippage_kind == "perc":
-            cerebro.broker.set_slippage_perc(slippage, **how)
+        if costs.slippage_kind == "perc":
+            cerebro.broker.set_slippage_perc(costs.slippage, **how)
         else:
-            cerebro.broker.set_slippage_fixed(slippage, **how)
+            cerebro.broker.set_slippage_fixed(costs.slippage, **how)
     # The clock feed: one bar per week, so that next() runs every week whatever is listed.
     clock = pd.DataFrame(1.0, index=calendar, columns=["open", "high", "low", "close", "volume"])
     cerebro.adddata(_feed(clock, "_calendar"))

@@ -37,7 +37,7 @@ from simulator.errors import ConfigError, FoliosimError, did_you_mean
 from simulator.sight import Sight
 from strategies.equal_weight import EqualWeightRule
 from strategies.profile import Profile, ProfileGuard
-from strategies.rebalance import Progress, Resume, WeekRecord
+from strategies.rebalance import Costs, Progress, Resume, WeekRecord
 from strategies.rule import (
     Decision,
     DecisionRule,
@@ -164,18 +164,12 @@ STRATEGIES: dict[str, StrategySpec] = {
 
 @dataclass(frozen=True)
 class EngineSettings:
-    """The broker and the calendar rule of every engine run of a plan (the costs: see
-    :class:`strategies.rebalance.Costs`)."""
+    """The broker and the calendar rule of every engine run of a plan."""
 
     cash: float
     fill: str
-    commission: float
     min_history: int
-    slippage: float = 0.0
-    slippage_kind: str = "perc"
-    borrow_fee: float = 0.0
-    cash_rate: float = 0.0
-    margin_rate: float = 0.0
+    costs: Costs = field(default_factory=Costs)
 
 
 @dataclass(frozen=True)
@@ -258,12 +252,7 @@ class RunPlan:
             max_gross=built.max_gross,
             cash=e.cash,
             fill=e.fill,
-            commission=e.commission,
-            slippage=e.slippage,
-            slippage_kind=e.slippage_kind,
-            borrow_fee=e.borrow_fee,
-            cash_rate=e.cash_rate,
-            margin_rate=e.margin_rate,
+            costs=e.costs,
             progress=progress,
             resume=resume,
             on_week=on_week,
@@ -487,15 +476,5 @@ def resolve(
         one_over_n_limits=base,
         profile=chosen,
         baselines=tuple(STRATEGIES[name] for name in cfg.report.baselines),
-        engine=EngineSettings(
-            b.cash,
-            b.fill,
-            b.commission,
-            b.min_history,
-            slippage=b.slippage,
-            slippage_kind=b.slippage_kind,
-            borrow_fee=b.borrow_fee,
-            cash_rate=b.cash_rate,
-            margin_rate=b.margin_rate,
-        ),
+        engine=EngineSettings(b.cash, b.fill, b.min_history, b.costs()),
     )

@@ -241,15 +241,15 @@ def assemble(
         confidence[f"over_{other}"] = probabilistic_sharpe(active)
     stocks = data_analytics(weekly, cfg.report.risk_free, weeks[-1], ANALYTICS_WINDOW)
     rejected = ~main.orders["status"].isin(FILLED)
-    e = plan.engine
+    c = plan.engine.costs
     totals = main.costs.sum() if len(main.costs) else None
     costs = CostFacts(
-        commission=e.commission,
-        slippage=e.slippage,
-        slippage_kind=cast(Any, e.slippage_kind),
-        borrow_fee=e.borrow_fee,
-        cash_rate=e.cash_rate,
-        margin_rate=e.margin_rate,
+        commission=c.commission,
+        slippage=c.slippage,
+        slippage_kind=cast(Any, c.slippage_kind),
+        borrow_fee=c.borrow_fee,
+        cash_rate=c.cash_rate,
+        margin_rate=c.margin_rate,
         commission_paid=float(main.orders["commission"].sum()),
         **{
             paid: None if totals is None else float(totals[column])

@@ -16,7 +16,7 @@ from simulator.config import load_config
 from simulator.data import make_weekly
 from simulator.engine import EngineResult, order_frame, run_engine
 from simulator.errors import ConfigError
-from strategies.rebalance import Resume
+from strategies.rebalance import Costs, Resume
 from tests.helpers import Scripted, whole_and_resumed
 
 from .conftest import tiny_daily
@@ -38,7 +38,9 @@ def run(
     weeks = weekly.calendar
     rule = Scripted(lambda w, t: dict(plan[weeks.get_loc(w)]))
     decisions = pd.DatetimeIndex([weeks[k] for k in sorted(plan)])
-    return weeks, run_engine(weekly, weeks, decisions, rule, cash=10_000.0, fill=fill, **costs)
+    return weeks, run_engine(
+        weekly, weeks, decisions, rule, cash=10_000.0, fill=fill, costs=Costs(**costs)
+    )
 
 
 # --- slippage ------------------------------------------------------------------------------
@@ -135,8 +137,7 @@ def test_negative_cash_pays_the_margin_rate() -> None:
         Scripted(lambda w, t: {}),
         cash=10_000.0,
         fill="close",
-        cash_rate=0.052,
-        margin_rate=0.104,
+        costs=Costs(cash_rate=0.052, margin_rate=0.104),
         resume=resume,
     )
     rate = 0.104 / 52
@@ -174,7 +175,7 @@ def test_a_run_with_every_cost_resumed_week_by_week_equals_one_run(fill: str, ki
     def targets(week: pd.Timestamp, tickers: list[str]) -> dict[str, float]:
         return {t: w for t, w in plans[weeks.get_loc(week) % 2].items() if t in tickers}
 
-    settings = {"cash": 10_000.0, "fill": fill, "slippage_kind": kind, **ALL_COSTS}
+    settings = {"cash": 10_000.0, "fill": fill, "costs": Costs(slippage_kind=kind, **ALL_COSTS)}
     whole, records = whole_and_resumed(weekly, Scripted(targets), **settings)
     assert [r.value for r in records] == whole.values.tolist()
     assert [r.cash for r in records[1:]] != [0.0] * (len(records) - 1)

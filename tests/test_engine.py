@@ -14,6 +14,7 @@ from simulator.config import load_config
 from simulator.data import make_weekly
 from simulator.engine import order_frame, run_engine
 from simulator.errors import StrategyError
+from strategies.rebalance import Costs
 from strategies.rule import History, State
 from strategies.sizing import Limits
 from tests.helpers import Scripted, whole_and_resumed
@@ -114,7 +115,7 @@ def test_commission_is_charged_and_cash_reserved() -> None:
         Scripted(lambda w, t: {"A": 1.0}),
         cash=10_000.0,
         fill="close",
-        commission=0.01,
+        costs=Costs(commission=0.01),
     )
     fill = res.orders.iloc[0]
     # 10000 * 1% of cost reserved: int(9900 / 10) = 990 shares, commission 1% of 9900.
@@ -224,7 +225,7 @@ def test_a_run_resumed_week_by_week_equals_one_run(fill: str) -> None:
     def targets(week: pd.Timestamp, tickers: list[str]) -> dict[str, float]:
         return {t: w for t, w in plans[weeks.get_loc(week) % 2].items() if t in tickers}
 
-    settings = {"cash": 10_000.0, "fill": fill, "commission": 0.002}
+    settings = {"cash": 10_000.0, "fill": fill, "costs": Costs(commission=0.002)}
     whole, records = whole_and_resumed(weekly, Scripted(targets), **settings)
     assert records[2].holdings["B"][0] != 0  # B is held in its halted week 2, resumed from
     assert [r.value for r in records] == whole.values.tolist()
@@ -322,7 +323,8 @@ def delisting_run(fill: str, **kwargs):  # type: ignore[no-untyped-def]
     weekly = make_weekly(tiny_daily(DELISTING))
     weeks = weekly.calendar
     rule = Scripted(lambda w, t: dict.fromkeys(t, 0.5))
-    return weeks, run_engine(weekly, weeks, weeks[:-1], rule, cash=10_000.0, fill=fill, **kwargs)
+    costs = Costs(**kwargs)
+    return weeks, run_engine(weekly, weeks, weeks[:-1], rule, cash=10_000.0, fill=fill, costs=costs)
 
 
 def test_a_delisted_position_is_closed_at_its_last_close_with_close_fills() -> None:
@@ -374,7 +376,7 @@ def test_a_delisting_costs_commission_booked_the_week_after() -> None:
 def test_a_run_with_a_delisting_resumed_week_by_week_equals_one_run(fill: str) -> None:
     weekly = make_weekly(tiny_daily(DELISTING))
     decide = Scripted(lambda w, t: dict.fromkeys(t, 0.5))
-    settings = {"cash": 10_000.0, "fill": fill, "commission": 0.002}
+    settings = {"cash": 10_000.0, "fill": fill, "costs": Costs(commission=0.002)}
     whole, records = whole_and_resumed(weekly, decide, **settings)
     assert "B" not in records[3].holdings  # closed in week 3, before its record
     assert [r.value for r in records] == whole.values.tolist()

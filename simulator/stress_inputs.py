@@ -109,8 +109,7 @@ def stress_test(
     if account is not None:
         if overrides:
             raise ConfigError(
-                "--set does not apply to --account: the account's config is frozen in its "
-                "journal"
+                "--set does not apply to --account: the account's config is frozen in its journal"
             )
         with open_account(workspace, account) as acct:
             week, weights = held_weights(acct, as_of)

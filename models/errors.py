@@ -1,7 +1,8 @@
-"""Errors of the models package.
+"""Errors of the models package, and the root of every user-facing foliosim error.
 
-``models`` never imports ``simulator`` (the dependency runs one way), so it has its own small
-exception module. Every error a user can cause (a bad parameter, too little history, an unknown
+``models`` never imports ``simulator`` (the dependency runs one way), so the root,
+:class:`FoliosimError`, lives here, at the bottom, and :mod:`simulator.errors` builds on it.
+Every error a user can cause in models (a bad parameter, too little history, an unknown
 model name or version, a tampered or missing artifact file) is a :class:`ModelError` whose
 message says what is wrong and how to fix it; the CLI prints it on one line and exits with 2.
 """
@@ -12,7 +13,12 @@ import difflib
 from collections.abc import Iterable
 
 
-class ModelError(Exception):
+class FoliosimError(Exception):
+    """The root of every user-facing foliosim error: its message says what is wrong and how
+    to fix it, on one line (``simulator.errors`` and :class:`ModelError` build on it)."""
+
+
+class ModelError(FoliosimError):
     """Base class of every user-facing error raised by :mod:`models`."""
 
 

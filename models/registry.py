@@ -42,7 +42,7 @@ from models.artifacts import (
 )
 from models.errors import RegistryError, did_you_mean
 from models.forecaster import Forecaster, TrainingReport
-from models.spec import PAPER_LIMITS, ModelSpec
+from models.spec import PAPER_LIMITS, ModelSpec, trained_before
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -658,7 +658,7 @@ class Registry:
         (the newest such version when several share it): point-in-time selection."""
         when = pd.Timestamp(date)
         every = self.versions(name)
-        found = [v for v in every if v.train_end < when]
+        found = [v for v in every if trained_before(v.train_end, when)]
         if not found:
             earliest = min(v.train_end for v in every)
             raise RegistryError(

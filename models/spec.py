@@ -299,3 +299,11 @@ class ModelSpec:
         if unknown:
             raise SpecError(f"unknown model field {unknown[0]!r} in a stored spec")
         return cls(**raw)
+
+
+def trained_before(train_end: Any, week: Any) -> bool:
+    """Whether a model trained on data up to ``train_end`` may decide at the close of
+    ``week``: the time contract's "trained on data that ended before week t". A model whose
+    training ended at t itself saw the target of the window ending at t-1 but also t's close
+    as a training input, so it may first decide at the week after."""
+    return bool(train_end < week)

@@ -15,15 +15,14 @@ from typing import Any
 
 import pandas as pd
 
-from simulator.accounts import Account, open_account
+from simulator.accounts import Account, open_account, pinned_signal
 from simulator.engine import EngineResult
 from simulator.errors import ConfigError, DataError, JournalError
 from simulator.explain import Traded, check_models, run_explanations
 from simulator.exposure import strategy_exposure
 from simulator.plan import Resources
 from simulator.results import BacktestResult, assemble, weights_table
-from simulator.session import Session, Window, load_weekly
-from simulator.stepping import pinned_signal
+from simulator.session import Session, Window
 from simulator.stress import run_stress
 from simulator.summary import ModelUse, ReplayFacts
 from strategies.rule import DECISION_COLUMNS
@@ -217,9 +216,11 @@ def from_account(name: str, workspace: Path) -> Traded:
     and its pinned versions read from their files (verified)."""
     with open_account(workspace, name) as account:
         cfg = account.config
-        check_models(cfg, f"account {name!r}")
         journal = account.journal
         weeks = journal.weeks()
+        through = weeks["week"].iloc[-1].date() if len(weeks) else None
+        session = Session.open(cfg, workspace, through=through)
+        check_models(session, f"account {name!r}")
         if weeks.empty:
             raise ConfigError(
                 f"account {name!r} has no recorded weeks yet; step it first "
@@ -238,6 +239,5 @@ def from_account(name: str, workspace: Path) -> Traded:
             }
         )
         orders = journal.orders()
-        weekly = load_weekly(cfg, workspace, through=weeks["week"].iloc[-1].date())
-        models = {m.info.ref: m.model for m in pinned_signal(account, weekly).models}
-    return Traded(f"account {name!r}", cfg, forecasts, orders, models.__getitem__)
+        models = {m.info.ref: m.model for m in pinned_signal(account, session.weekly).models}
+    return Traded(f"account {name!r}", session, forecasts, orders, models.__getitem__)

@@ -27,7 +27,10 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
 import simulator
+from models.errors import ModelError
+from models.spec import trained_before
 from simulator.config import Config, config_from_dict
+from simulator.data import WeeklyData
 from simulator.engine import eligible_frame
 from simulator.errors import (
     ConfigError,
@@ -40,12 +43,13 @@ from simulator.errors import (
 from simulator.journal import Journal, locked, meta_json, remove
 from simulator.plan import resolve
 from simulator.results import check_excluded
-from simulator.session import Note, Session
+from simulator.session import Note, Session, Window
 from strategies.rebalance import FILLED
 
 if TYPE_CHECKING:
     from models.forecaster import TrainProgress
     from models.registry import Registry, VersionInfo
+    from simulator.walkforward import RegistrySignal
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 #: The values of an account's ``schedule`` (journal meta): ``weekly`` accounts are stepped
@@ -304,7 +308,7 @@ def _pin(
             once, weekly.closes(), pd.DatetimeIndex([week]), registry, progress, say, weekly=weekly
         )
         info = used[0].info
-    if info.train_end >= week:
+    if not trained_before(info.train_end, week):
         if not allow_later:
             raise LookAheadError(
                 f"{info.ref} was trained on data up to {info.train_end.date()}, not before the "
@@ -602,3 +606,63 @@ def describe(workspace: Path, name: str) -> str:
         f"account {name!r}: {doc.weeks_processed} week(s) recorded up to {last}, "
         f"equity {doc.equity:,.2f}"
     )
+
+
+# --- the pinned versions ------------------------------------------------------------------------
+
+
+def pinned_signal(
+    account: Account, weekly: WeeklyData, first: pd.Timestamp | None = None
+) -> RegistrySignal:
+    """The pinned versions, read from their files (no MLflow), verified against their digests.
+
+    With ``first`` (the first week to decide), only the versions a decision from then on can
+    pick: the newest one trained before ``first`` and those trained later.
+    """
+    # Imported here: the model files and the provider import torch, which an account
+    # without models never needs.
+    from models.artifacts import read_version
+    from models.registry import VersionInfo
+    from simulator.walkforward import RegistrySignal, UsedModel
+
+    pins = account.pins
+    if first is not None:
+        before = [i for i, p in enumerate(pins) if trained_before(p.train_end, first)]
+        pins = pins[before[-1] :] if before else pins
+    used = []
+    for pin in pins:
+        if not pin.folder.is_dir():
+            raise JournalError(
+                f"the files of {pin.version}, pinned by account {account.name!r}, are "
+                f"missing ({pin.folder}); the workspace was moved or cleaned"
+            )
+        try:
+            model = read_version(
+                pin.folder,
+                weights_sha256=pin.tags.get("weights_sha256", ""),
+                manifest_sha256=pin.tags.get("manifest_sha256", ""),
+            )
+        except ModelError as err:
+            raise JournalError(
+                f"account {account.name!r} is pinned to {pin.version}, whose files no "
+                f"longer match: {err}"
+            ) from None
+        model.version = pin.version
+        model.check_tickers(weekly.tickers)
+        info = VersionInfo.pinned(pin.version, pin.tags, pin.created)
+        used.append(UsedModel(model, info, trained=False))
+    return RegistrySignal(used, account.allow_later_model, weekly=weekly)
+
+
+@dataclass
+class Pinned:
+    """The versions a paper account pinned (a :class:`simulator.session.ModelSource`): those
+    a decision from the window's first week on can pick. After :meth:`signal`,
+    :attr:`provider` holds the provider (its forecasts go into the journal)."""
+
+    account: Account
+    provider: RegistrySignal | None = None
+
+    def signal(self, session: Session, window: Window) -> RegistrySignal:
+        self.provider = pinned_signal(self.account, session.weekly, window.first)
+        return self.provider

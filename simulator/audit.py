@@ -38,10 +38,10 @@ import pandas as pd
 
 from models.forecaster import train
 from models.registry import VersionInfo
-from simulator.backtest import BacktestResult, backtest
 from simulator.config import Config
 from simulator.errors import ConfigError
 from simulator.plan import Factory, Resources, RunPlan
+from simulator.results import BacktestResult, backtest
 from simulator.session import Session, Window
 from simulator.sight import Sight
 from simulator.training import model_spec

@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
-from models.errors import ModelError
 from models.names import TICKER_RULE, bad_ticker
+from models.spec import trained_before
 from simulator.cli_replay import replay_app
 from simulator.clikit import (
     Reporter,
@@ -796,7 +796,7 @@ def explain(
     workspace = workspace_dir()
     with Reporter() as report:
         traded = from_run(run_dir, workspace) if run_dir else from_account(str(account), workspace)
-        found = explain_week(traded, day, workspace, ticker)
+        found = explain_week(traded, day, ticker)
         report.say(f"{len(found.tickers)} forecast(s) explained")
     if json_:
         print_json(found.to_json())
@@ -1082,7 +1082,7 @@ def models_predict(
     if week_end is None:
         raise FoliosimError(f"no complete week of data on or before --as-of {day}")
     table = model.forecast(closes.loc[:week_end], week_end, tickers, feature_panels(weekly))
-    point_in_time = bool(model.train_end < pd.Timestamp(day))
+    point_in_time = trained_before(model.train_end, pd.Timestamp(day))
     rows = {
         t: {
             "last_close": None if math.isnan(r.last_close) else r.last_close,
@@ -1226,7 +1226,7 @@ def main() -> None:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     try:
         app()
-    except (FoliosimError, ModelError) as err:
+    except FoliosimError as err:  # a model's errors (ModelError) included
         # One line, whatever the message holds (a parser's error may carry newlines).
         line = " ".join(str(err).split())
         err_console.print(f"error: {line}", markup=False, highlight=False, soft_wrap=True)

@@ -1,13 +1,16 @@
 """foliosim's own exceptions.
 
 Every error a user can cause (a bad config value, a missing file, an unknown ticker, too little
-history, an unreachable network) is raised as a :class:`FoliosimError` subclass whose message
-says what is wrong and how to fix it. The CLI prints the message on one line and exits with 2.
+history, an unreachable network, an unknown or tampered model) is raised as a
+:class:`FoliosimError` subclass whose message says what is wrong and how to fix it; the root
+lives in :mod:`models.errors` (the bottom layer), so a model's errors
+(:class:`models.errors.ModelError`) are FoliosimErrors too. The CLI prints the message on one
+line and exits with 2.
 """
 
 from __future__ import annotations
 
-from models.errors import did_you_mean
+from models.errors import FoliosimError, did_you_mean
 
 __all__ = [
     "AccountBusyError",
@@ -22,10 +25,6 @@ __all__ = [
     "UnknownAccountError",
     "did_you_mean",
 ]
-
-
-class FoliosimError(Exception):
-    """Base class of every user-facing foliosim error."""
 
 
 class ConfigError(FoliosimError):

@@ -22,11 +22,10 @@ import numpy as np
 import pandas as pd
 
 from simulator.config import Config, load_config
-from simulator.data import load_daily, make_weekly
 from simulator.errors import ConfigError, DataError, RunDirError
-from simulator.features import check_available, feature_panels
-from simulator.plan import resolve
+from simulator.features import check_available
 from simulator.rundir import check_run_dir, read_predictions, read_run_csv
+from simulator.session import Session
 from strategies.rule import History
 
 #: The recomputed forecast may differ from the recorded one by float32 rounding only.
@@ -43,16 +42,21 @@ UNITS = "next-week return (fraction)"
 
 @dataclass(frozen=True)
 class Traded:
-    """What explain reads of a run or an account."""
+    """What explain reads of a run or an account: its session (config, plan and the data it
+    traded on, loaded once), forecasts, orders and models."""
 
     label: str
-    config: Config
+    session: Session
     #: ``week, ticker, model_version, predicted_return, target`` of every forecast.
     forecasts: pd.DataFrame
     #: ``date_submitted, ticker, side, status`` of every order.
     orders: pd.DataFrame
     #: model version ref -> the loaded model (``models.forecaster.Forecaster``).
     load: Callable[[str], Any]
+
+    @property
+    def config(self) -> Config:
+        return self.session.config
 
 
 @dataclass(frozen=True)
@@ -155,7 +159,8 @@ def from_run(run_dir: Path, workspace: Path) -> Traded:
 
     check_run_dir(run_dir)
     cfg = load_config(run_dir / "config.toml")
-    check_models(cfg, str(run_dir))
+    session = Session.open(cfg, workspace)
+    check_models(session, str(run_dir))
     predictions = read_predictions(run_dir)
     orders = read_run_csv(run_dir / "orders.csv")
     orders["date_submitted"] = pd.to_datetime(orders["date_submitted"], format="ISO8601")
@@ -168,14 +173,15 @@ def from_run(run_dir: Path, workspace: Path) -> Traded:
             loaded[ref] = registry.load(ref, tickers)
         return loaded[ref]
 
-    return Traded(f"run {run_dir}", cfg, predictions, orders, load)
+    return Traded(f"run {run_dir}", session, predictions, orders, load)
 
 
-def check_models(cfg: Config, who: str) -> None:
+def check_models(session: Session, who: str) -> None:
     """Refuse a run or account whose strategy makes no forecasts to explain."""
-    if not resolve(cfg).strategy.uses_models:
+    if not session.plan.strategy.uses_models:
         raise ConfigError(
-            f"{who} ran {cfg.backtest.strategy}, which makes no forecasts to explain; explain "
+            f"{who} ran {session.config.backtest.strategy}, which makes no forecasts to "
+            "explain; explain "
             "works on runs of a model strategy (lstm_signal)"
         )
 
@@ -210,9 +216,7 @@ def window_inputs(
     return pd.Series(prices[0], index=weeks), None if extras is None else extras[0]
 
 
-def explain_week(
-    traded: Traded, day: Any, workspace: Path, ticker: str | None = None
-) -> WeekExplanation:
+def explain_week(traded: Traded, day: Any, ticker: str | None = None) -> WeekExplanation:
     """Attribute every forecast behind the orders of the decision week holding ``day``."""
     from models.explain import explain_window
 
@@ -227,9 +231,8 @@ def explain_week(
                 f"it traded {', '.join(names)}"
             )
         names = [ticker]
-    cfg = traded.config
-    weekly = make_weekly(load_daily(cfg.data, cfg.report.risk_free, workspace))
-    closes, panels = weekly.closes(), feature_panels(weekly)
+    weekly = traded.session.weekly
+    closes, panels = traded.session.sight.closes, traded.session.sight.panels()
     forecasts = traded.forecasts[traded.forecasts["week"] == week].set_index("ticker")
     out = []
     for name in names:

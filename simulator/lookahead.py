@@ -42,7 +42,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from models.errors import ModelError
 from simulator.config import Config, config_from_dict
 from simulator.data import load_daily
 from simulator.errors import ConfigError, FoliosimError, StrategyError
@@ -368,7 +367,7 @@ def main(argv: list[str]) -> int:
         label = f"data cut after {cut}" if cut else "full data"
         try:
             _worker(folder, workspace)
-        except (FoliosimError, ModelError) as err:
+        except FoliosimError as err:  # a model's errors (ModelError) included
             line = " ".join(str(err).split())
             (folder / "error.txt").write_text(line, encoding="utf-8")
             print(f"{_PROGRESS}{label}: failed: {line}", file=sys.stderr, flush=True)

@@ -28,14 +28,13 @@ from zoneinfo import ZoneInfo
 
 import pandas as pd
 
-from models.errors import ModelError
-from simulator.accounts import Account, Pin, journal_path, open_account, pin_meta
+from simulator.accounts import Account, Pin, Pinned, journal_path, open_account, pin_meta
 from simulator.config import Config
 from simulator.data import WeeklyData
 from simulator.data.sources import FRED_SERIES, fetch_fred, fetch_yahoo
 from simulator.data.weekly import last_complete_week
 from simulator.engine import RuleFailed
-from simulator.errors import ConfigError, DataError, JournalError, NetworkError, StrategyError
+from simulator.errors import ConfigError, DataError, NetworkError, StrategyError
 from simulator.journal import Journal, locked, meta_json
 from simulator.session import Note, Session, Window, load_weekly
 from strategies.profile import ProfileGuard
@@ -43,7 +42,6 @@ from strategies.rebalance import WeekRecord
 
 if TYPE_CHECKING:
     from models.forecaster import TrainProgress
-    from simulator.walkforward import RegistrySignal
 
 #: New York time after which a weekday's daily bar is taken as final (the close is 16:00).
 _SETTLED = dt.time(16, 30)
@@ -77,66 +75,6 @@ def _refresh_yahoo(cfg: Config, workspace: Path, today: dt.date) -> Config:
     except NetworkError as err:
         raise NetworkError(f"--live: {err}; nothing was recorded") from None
     return cfg.model_copy(update={"data": data})
-
-
-# --- the pinned versions ------------------------------------------------------------------------
-
-
-def pinned_signal(
-    account: Account, weekly: WeeklyData, first: pd.Timestamp | None = None
-) -> RegistrySignal:
-    """The pinned versions, read from their files (no MLflow), verified against their digests.
-
-    With ``first`` (the first week to decide), only the versions a decision from then on can
-    pick: the newest one trained before ``first`` and those trained later.
-    """
-    # Imported here: the model files and the provider import torch, which an account
-    # without models never needs.
-    from models.artifacts import read_version
-    from models.registry import VersionInfo
-    from simulator.walkforward import RegistrySignal, UsedModel
-
-    pins = account.pins
-    if first is not None:
-        before = [i for i, p in enumerate(pins) if p.train_end < first]
-        pins = pins[before[-1] :] if before else pins
-    used = []
-    for pin in pins:
-        if not pin.folder.is_dir():
-            raise JournalError(
-                f"the files of {pin.version}, pinned by account {account.name!r}, are "
-                f"missing ({pin.folder}); the workspace was moved or cleaned"
-            )
-        try:
-            model = read_version(
-                pin.folder,
-                weights_sha256=pin.tags.get("weights_sha256", ""),
-                manifest_sha256=pin.tags.get("manifest_sha256", ""),
-            )
-        except ModelError as err:
-            raise JournalError(
-                f"account {account.name!r} is pinned to {pin.version}, whose files no "
-                f"longer match: {err}"
-            ) from None
-        model.version = pin.version
-        model.check_tickers(weekly.tickers)
-        info = VersionInfo.pinned(pin.version, pin.tags, pin.created)
-        used.append(UsedModel(model, info, trained=False))
-    return RegistrySignal(used, account.allow_later_model, weekly=weekly)
-
-
-@dataclass
-class Pinned:
-    """The versions a paper account pinned (a :class:`simulator.session.ModelSource`): those
-    a decision from the window's first week on can pick. After :meth:`signal`,
-    :attr:`provider` holds the provider (its forecasts go into the journal)."""
-
-    account: Account
-    provider: RegistrySignal | None = None
-
-    def signal(self, session: Session, window: Window) -> RegistrySignal:
-        self.provider = pinned_signal(self.account, session.weekly, window.first)
-        return self.provider
 
 
 # --- step -----------------------------------------------------------------------------------

@@ -27,6 +27,7 @@ import pandas as pd
 from models.features import FEATURES, select_panels
 from models.forecaster import Forecaster, TrainProgress, data_fingerprint, train
 from models.registry import Registry, VersionInfo, spec_digest
+from models.spec import trained_before
 from simulator.config import Config
 from simulator.data.weekly import WeeklyData
 from simulator.errors import ConfigError, LookAheadError
@@ -369,14 +370,6 @@ def as_traded_metrics(predictions: pd.DataFrame) -> dict[str, Any]:
         return {"per_ticker": {}, "all": {}}
     per = {str(t): one(part) for t, part in rows.groupby("ticker", sort=False)}
     return {"per_ticker": per, "all": one(rows)}
-
-
-def trained_before(train_end: pd.Timestamp, week: pd.Timestamp) -> bool:
-    """Whether a model trained on data up to ``train_end`` may decide at the close of
-    ``week``: the time contract's "trained on data that ended before week t". A model whose
-    training ended at t itself saw the target of the window ending at t-1 but also t's close
-    as a training input, so it may first decide at the week after."""
-    return pd.Timestamp(train_end) < pd.Timestamp(week)
 
 
 @dataclass

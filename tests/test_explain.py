@@ -189,9 +189,8 @@ def test_explain_bad_input(
         traded = from_run(lstm_run, paper_model.workspace)
         forecasts = traded.forecasts.assign(predicted_return=traded.forecasts.predicted_return + 1)
         explain_week(
-            type(traded)(traded.label, traded.config, forecasts, traded.orders, traded.load),
+            type(traded)(traded.label, traded.session, forecasts, traded.orders, traded.load),
             pd.Timestamp("2022-08-12"),
-            paper_model.workspace,
         )
 
 

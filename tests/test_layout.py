@@ -110,3 +110,52 @@ def test_no_import_cycle() -> None:
     directory imported the tear sheet, whose sections read run directories."""
     assert cycles(import_graph()) == []
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [frozenset("abc")]
+
+
+#: The faces: the command line, the web app (and the ``foliosim`` package, outside this
+#: graph). They render documents and may import anything below them.
+FACES = ("simulator.cli", "simulator.cli_replay", "simulator.clikit", "simulator.web")
+
+#: The entry points: one short function per use over a session (DESIGN.md, "Round 3").
+ENTRY_POINTS = frozenset(
+    {
+        "simulator.backtest",
+        "simulator.recommend",
+        "simulator.stepping",
+        "simulator.account_report",
+        "simulator.audit",
+        "simulator.lookahead",
+        "simulator.sweep",
+        "simulator.stress_inputs",
+    }
+)
+
+
+def is_face(module: str) -> bool:
+    return any(module == f or module.startswith(f"{f}.") for f in FACES)
+
+
+def layer_breaches(graph: dict[str, set[str]]) -> list[tuple[str, str]]:
+    """Imports against the layers: a face imported by anything but a face; an entry point
+    imported by anything but a face (another entry point included)."""
+    return sorted(
+        (module, target)
+        for module, targets in graph.items()
+        for target in targets
+        if not is_face(module) and (is_face(target) or target in ENTRY_POINTS)
+    )
+
+
+def test_layers_point_one_way() -> None:
+    """Faces -> entry points -> session, results and analyses -> data, strategies, models:
+    nothing below an entry point imports one, and entry points never import each other
+    (function-level imports counted). Regressions: the audit imported the backtest entry
+    point for its runs, a paper account's report imported stepping for its pinned models."""
+    graph = import_graph()
+    assert set(ENTRY_POINTS) <= set(graph)  # a renamed module must be renamed here too
+    assert layer_breaches(graph) == []
+    made_up = {"simulator.audit": {"simulator.backtest"}, "simulator.results": {"simulator.cli"}}
+    assert layer_breaches(made_up) == [
+        ("simulator.audit", "simulator.backtest"),
+        ("simulator.results", "simulator.cli"),
+    ]

@@ -39,7 +39,6 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import simulator
-from models.errors import ModelError
 from simulator.errors import (
     AccountBusyError,
     ConfigError,
@@ -195,10 +194,6 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.exception_handler(FoliosimError)
     async def on_foliosim_error(request: Request, err: FoliosimError) -> Response:
-        return error_response(request, as_api_error(err))
-
-    @app.exception_handler(ModelError)
-    async def on_model_error(request: Request, err: ModelError) -> Response:
         return error_response(request, as_api_error(err))
 
     @app.exception_handler(RequestValidationError)

@@ -30,7 +30,6 @@ from typing import Any
 
 import pandas as pd
 
-from models.errors import ModelError
 from simulator import accounts, stepping
 from simulator.errors import AccountBusyError, FoliosimError
 
@@ -154,7 +153,7 @@ def run_scheduled(
     except AccountBusyError as err:
         record(action, "busy", str(err), recorded)
         return logged
-    except (FoliosimError, ModelError) as err:
+    except FoliosimError as err:  # a model's errors (ModelError) included
         record(action, "error", " ".join(str(err).split()), recorded)
         return logged
     if recorded:

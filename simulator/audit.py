@@ -128,16 +128,17 @@ class LeakyModels:
 
 
 def run_audit(
-    cfg: Config, workspace: Path, variants: Sequence[str] = VARIANTS
+    cfg: Config | Session, workspace: Path, variants: Sequence[str] = VARIANTS
 ) -> tuple[pd.DataFrame, dict[str, BacktestResult]]:
-    """Every variant's figures (one row each) and results; see the module docstring."""
+    """Every variant's figures (one row each) and results, of a config or a session; see
+    the module docstring."""
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown:
         raise ConfigError(
             f"unknown audit variant(s) {', '.join(unknown)}; known: {', '.join(VARIANTS)}"
         )
-    session = Session.open(cfg, workspace)
-    plan = session.plan
+    session = cfg if isinstance(cfg, Session) else Session.open(cfg, workspace)
+    cfg, plan = session.config, session.plan
     window = Window.backtest(session.weekly, cfg)
     results: dict[str, BacktestResult] = {}
     notes: dict[str, str] = {}

@@ -348,19 +348,19 @@ def audit(
     would a leak inflate the result? Leaked results are marked LEAKED."""
     from simulator.audit import LEAKED, VARIANTS, run_audit
     from simulator.lookahead import check_rule
-    from simulator.plan import resolve
+    from simulator.session import Session
     from simulator.summary import nan_to_none
 
     cfg = load_config(config, set_ or [])
-    plan = resolve(cfg)
-    if plan.strategy.uses_models or cfg.data.source == "yahoo":
+    session = Session.open(cfg, workspace_dir())
+    if session.plan.strategy.uses_models or cfg.data.source == "yahoo":
         writable_workspace("an audit that trains models or caches prices")
     check = None
     with Reporter() as report:
-        table, _results = run_audit(cfg, workspace_dir(), variant or VARIANTS)
+        table, _results = run_audit(session, workspace_dir(), variant or VARIANTS)
         report.say(f"{len(table)} variant(s) run")
-        if plan.strategy.user:  # a rule of the user's: the look-ahead check too
-            check = check_rule(cfg, workspace_dir(), say=report.say)
+        if session.plan.strategy.user:  # a rule of the user's: the look-ahead check too
+            check = check_rule(session, workspace_dir(), say=report.say)
     if json_:
         doc: dict[str, Any] = {"variants": nan_to_none(table.to_dict("records"))}
         if check is not None:
@@ -413,13 +413,14 @@ def check_rule_command(
     and compare every decision with the full run's. Exit 1 names each decision that changed
     (it read the future); exit 0 when none did."""
     from simulator.lookahead import check_rule
-    from simulator.plan import resolve
+    from simulator.session import Session
 
     cfg = load_config(config, set_ or [])
-    if resolve(cfg).strategy.uses_models or cfg.data.source == "yahoo":
+    session = Session.open(cfg, workspace_dir())
+    if session.plan.strategy.uses_models or cfg.data.source == "yahoo":
         writable_workspace("a check of a rule on models or cached prices")
     with Reporter() as report:
-        check = check_rule(cfg, workspace_dir(), weeks, say=report.say)
+        check = check_rule(session, workspace_dir(), weeks, say=report.say)
     if json_:
         print_json(check.to_dict())
     else:

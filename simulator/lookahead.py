@@ -136,9 +136,10 @@ class RuleCheck:
 
 
 def check_rule(
-    cfg: Config, workspace: Path, weeks: int = DEFAULT_WEEKS, say: Say | None = None
+    cfg: Config | Session, workspace: Path, weeks: int = DEFAULT_WEEKS, say: Say | None = None
 ) -> RuleCheck:
-    """Run the look-ahead check of ``cfg``'s strategy (see the module docstring).
+    """Run the look-ahead check of ``cfg``'s strategy, or of a session's (see the module
+    docstring).
 
     Raises a :class:`~simulator.errors.FoliosimError` when the full run itself fails (a bad
     config, missing data, a rule that breaks the engine's rules).
@@ -146,8 +147,9 @@ def check_rule(
     if not 1 <= weeks <= 520:
         raise ConfigError(f"--weeks {weeks}: check between 1 and 520 decision weeks")
     say = say or (lambda _line: None)
-    session = Session.open(cfg, workspace)  # imports a user rule once: a broken one fails now
-    name = session.plan.name
+    # Resolving imports a user rule once: a broken one fails now.
+    session = cfg if isinstance(cfg, Session) else Session.open(cfg, workspace)
+    cfg, name = session.config, session.plan.name
     decisions = Window.backtest(session.weekly, cfg).decisions
     # A cut run needs 3 weeks of backtest (Window.period); sample the rest evenly, the last
     # decision week included.

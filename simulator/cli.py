@@ -860,7 +860,7 @@ def train(
         )
         if portfolio["test_weeks"] >= 2:
             console.print(
-                f"The portfolio they size (cap 1/3, gross 1, shorts on, no costs) over the "
+                f"The portfolio they size ({portfolio['limits']}, no costs) over the "
                 f"{portfolio['test_weeks']} test weeks after train_end: annualised Sharpe ratio "
                 f"{_fmt(portfolio['test_sharpe'], '.2f')}.",
                 markup=False,

@@ -41,7 +41,6 @@ from simulator.errors import (
     UnknownAccountError,
 )
 from simulator.journal import Journal, locked, meta_json, remove
-from simulator.plan import resolve
 from simulator.results import check_excluded
 from simulator.session import Note, Session, Window
 from strategies.rebalance import FILLED
@@ -213,7 +212,10 @@ def start(
     if cfg.data.path:
         absolute = str(Path(cfg.data.path).expanduser().resolve())
         cfg = cfg.model_copy(update={"data": cfg.data.model_copy(update={"path": absolute})})
-    plan = resolve(cfg)  # a user rule that cannot be imported is refused before anything
+    # Resolved now: a user rule that cannot be imported is refused before anything; the
+    # data is loaded once the account's name is known to be free.
+    session = Session.open(cfg, workspace, note=say)
+    plan = session.plan
     if model and not plan.strategy.uses_models:
         raise ConfigError(
             f"--model pins an LSTM version, but the config's strategy is "
@@ -226,7 +228,6 @@ def start(
                 f"step --account {name}`, or delete it with `foliosim replay reset --account "
                 f"{name}`"
             )
-        session = Session.open(plan, workspace, note=say)
         week = _start_week(session, from_date)
         meta = {
             "account": name,

@@ -97,11 +97,12 @@ def print_table2(summary: RunSummary) -> None:
 
 def _run(cfg: Config, out: Path | None) -> Path:
     from simulator.backtest import run_backtest
-    from simulator.plan import resolve
     from simulator.report import write_run
     from simulator.rundir import check_out_dir, default_run_dir
+    from simulator.session import Session
 
-    plan = resolve(cfg)  # an unknown or broken user rule fails here, before any work
+    session = Session.open(cfg, workspace_dir())  # a broken user rule fails here, before work
+    plan = session.plan
     target = out or default_run_dir(plan.name)
     check_out_dir(target)  # fail before the work, not after
     clean_run_leftovers(target)

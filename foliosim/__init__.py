@@ -10,8 +10,8 @@ scripts (docs/python.md).
 - :func:`load_config`: a config from a path, a dict or a :class:`Config`, with ``set``
   overrides, as every function above reads it.
 
-A user error raises :class:`FoliosimError` (or, from the model registry, :class:`ModelError`)
-with the command line's one-line message.
+A user error raises :class:`FoliosimError` (the model registry's are :class:`ModelError`, a
+subclass) with the command line's one-line message.
 """
 
 from foliosim._simulator import Config, FoliosimError, ModelError, RunSummary, __version__

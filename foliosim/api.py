@@ -5,8 +5,9 @@ Each function takes a config as a TOML file path, a ``dict`` of its tables or a
 does, calls the same function the command line calls and returns its document: a backtest a
 :class:`Run`, a paper account an :class:`Account` handle, a stress test a
 :class:`~simulator.summary.StressFacts`. A user error raises a
-:class:`~simulator.errors.FoliosimError` (or, from the model registry, a
-:class:`~models.errors.ModelError`) whose one-line message is the command line's.
+:class:`~simulator.errors.FoliosimError` (a model registry's: a
+:class:`~models.errors.ModelError`, one of them) whose one-line message is the command
+line's.
 
 The workspace (price cache, model registry, paper accounts) is ``$FOLIOSIM_WORKSPACE``, or
 ``.foliosim`` in the current directory, as for the command line. What the command line prints
@@ -41,34 +42,26 @@ from foliosim._simulator import (
     FoliosimError,
     Recommendation,
     RunSummary,
+    Session,
     StressFacts,
     WeekExplanation,
     account_result,
     apply_overrides,
-    check_models,
     check_out_dir,
     check_returns_vary,
-    check_run_dir,
     clean,
     clean_run_leftovers,
     config_from_dict,
-    config_weights,
     default_run_dir,
     explain_week,
     from_account,
     from_run,
-    held_weights,
     load_config_file,
-    make_recommendation,
     open_account,
-    parse_scenarios,
     replay_status,
-    resolve,
     run_backtest,
-    run_weights,
     start_replay,
     step_replay,
-    stress_of,
     system_temp,
     workspace_dir,
     writable_workspace,
@@ -369,16 +362,18 @@ def backtest(
         A bad config or override (:class:`~simulator.errors.ConfigError`), missing or bad
         data (:class:`~simulator.errors.DataError`), a rule that fails
         (:class:`~simulator.errors.StrategyError`), an unwritable workspace for a run that
-        trains models or caches prices.
-    ModelError
-        A model that cannot be trained or loaded.
+        trains models or caches prices, a model that cannot be trained or loaded
+        (:class:`~models.errors.ModelError`).
     """
     cfg = load_config(config, set)
-    plan = resolve(cfg, rule=rule)  # an unknown or broken user rule fails here, before work
+    notes: list[str] = []
+    note = _note(notes)
+    # The run's plan and data, once; an unknown or broken user rule fails here, before work.
+    session = Session.open(cfg, workspace_dir(), rule=rule, note=note)
+    plan = session.plan
     if plan.strategy.uses_models or cfg.data.source == "yahoo":
         writable_workspace("a backtest that trains models or caches prices")
-    notes: list[str] = []
-    result = run_backtest(plan, workspace_dir(), note=_note(notes))
+    result = run_backtest(session, workspace_dir(), note=note)
     return Run(result, plan.name, tuple(notes))
 
 
@@ -399,10 +394,11 @@ def sweep(
     Parameters
     ----------
     config
-        A TOML file path, a ``dict`` of tables or a ``Config``. A path is given to the
-        trials as it is (as the command line gives it); a dict or a Config is written as TOML
-        to a temporary file for the sweep's duration (so a Ray cluster's workers cannot read
-        it: give a cluster a path they can read).
+        A TOML file path, a ``dict`` of tables or a ``Config``. A path is read as the
+        command line reads it (its text and ``set`` make the sweep's fingerprint, so the
+        command line and this function resume each other's sweeps); a dict or a Config is
+        written as TOML to a temporary file for the sweep to read. Each trial's validated
+        config is shipped to its worker.
     seeds
         Model seeds: ``range(10)``, ``[0, 3, 7]`` or the command line's ``"0-9"``.
     grid
@@ -433,7 +429,7 @@ def sweep(
         The environment stopped trials (a full disk, memory, a dead worker): the same call
         runs what is left.
     """
-    # Imported here: the sweep module imports Ray, MLflow and torch, which only a sweep needs.
+    # Imported here: simulator.sweep imports Ray, MLflow and torch, which only a sweep needs.
     from simulator.sweep import Axes, parse_grid, parse_periods, parse_seeds, run_sweep
 
     axes = Axes(
@@ -547,11 +543,12 @@ class Account:
 
         Returns
         -------
-        dict
-            ``equity``, ``cash``, ``total_return`` (a fraction of the start cash),
-            ``last_week``, ``weeks_processed``, ``positions`` (shares per ticker), ``weights``
-            (fractions of the equity), ``pending`` (the targets decided at the last close),
-            ``equity_curve``, the strategy and its pinned models (docs/replay.md).
+        AccountStatus
+            A typed document: ``equity``, ``cash``, ``total_return`` (a fraction of the
+            start cash), ``last_week``, ``weeks_processed``, ``positions`` (shares per
+            ticker), ``weights`` (fractions of the equity), ``pending`` (the targets decided
+            at the last close), ``equity_curve``, the strategy and its pinned models
+            (docs/replay.md); ``model_dump(mode="json")`` is the command line's JSON.
         """
         with open_account(workspace_dir(), self.name) as acct:
             return replay_status(acct)
@@ -679,6 +676,9 @@ def recommend(
         ``cash_weight``, ``expected_volatility``, ``expected_risk``, ``bounds``, ``notes``
         (docs/profiles.md).
     """
+    # Imported here: simulator.recommend imports torch (through simulator.walkforward).
+    from simulator.recommend import recommend as make_recommendation
+
     cfg = load_config(config, set)
     day = _day(as_of, "as_of") if as_of is not None else None
     chosen = str(profile) if profile is not None else None
@@ -731,39 +731,38 @@ def stress(
         The weights, their exposure and every scenario's figures (``.scenarios``), as
         ``foliosim stress --json`` prints them.
     """
+    # Imported here: simulator.stress_inputs imports torch (through simulator.walkforward).
+    from simulator.stress_inputs import stress_test
+
     given = [n for n, v in (("config", config), ("run", run), ("account", account)) if v]
     if len(given) != 1:
         got = f" (got {' and '.join(given)})" if given else ""
         raise FoliosimError(f"give one of config, run or account{got}")
-    names = list(scenarios) if scenarios is not None else list(DEFAULT_SCENARIOS)
-    parse_scenarios(names)  # an unknown scenario fails before any data is read
+    if account is not None and set:
+        raise FoliosimError(
+            "set does not apply to an account: the account's config is frozen in its journal"
+        )
+    names = tuple(scenarios) if scenarios is not None else DEFAULT_SCENARIOS
     day = _day(weights_as_of, "weights_as_of") if weights_as_of is not None else None
     workspace = workspace_dir()
     if account is not None:
-        if set:
-            raise FoliosimError(
-                "set does not apply to an account: the account's config is frozen in its journal"
-            )
-        with open_account(workspace, account) as acct:
-            cfg = acct.config
-            as_of, weights = held_weights(acct, day)
-        source = f"account {account}"
-    elif isinstance(run, Run):
-        cfg = load_config(run.config, set)
+        return stress_test(workspace, account=account, scenarios=names, as_of=day)
+    if isinstance(run, Run):
         with _run_folder(run) as folder:
-            as_of, weights = run_weights(folder, day)
-        source = f"run {run.name}"
-    elif run is not None:
-        check_run_dir(Path(run))
-        cfg = load_config(Path(run) / "config.toml", set)
-        as_of, weights = run_weights(Path(run), day)
-        source = f"run {run}"
-    else:
-        assert config is not None  # one of the three, checked above
-        cfg = load_config(config, set)
-        as_of, weights = config_weights(cfg, workspace, day)
-        source = f"config {config}" if isinstance(config, str | os.PathLike) else "config"
-    return stress_of(cfg, weights, as_of, names, source, workspace)
+            facts = stress_test(
+                workspace, run=folder, scenarios=names, as_of=day, overrides=_overrides(set)
+            )
+        return facts.model_copy(update={"source": f"run {run.name}"})
+    if run is not None:
+        return stress_test(
+            workspace, run=Path(run), scenarios=names, as_of=day, overrides=_overrides(set)
+        )
+    if isinstance(config, str | os.PathLike):  # read as the command line reads it
+        return stress_test(
+            workspace, config=Path(config), scenarios=names, as_of=day, overrides=_overrides(set)
+        )
+    assert config is not None  # one of the three, checked above
+    return stress_test(workspace, config=load_config(config, set), scenarios=names, as_of=day)
 
 
 def explain(
@@ -805,11 +804,17 @@ def explain(
     day = _day(week, "week")
     workspace = workspace_dir()
     if account is not None:
-        return explain_week(from_account(account, workspace), day, workspace, ticker)
+        return explain_week(from_account(account, workspace), day, ticker)
     if isinstance(run, Run):
-        check_models(run.config, f"run {run.name}")  # named as the run, not its scratch folder
+        # Refused as the run, before its files are written to a scratch folder (whose path
+        # the refusal of simulator.explain.check_models would name instead).
+        if run.result.predictions is None:
+            raise ConfigError(
+                f"run {run.name} ran {run.config.backtest.strategy}, which makes no forecasts "
+                "to explain; explain works on runs of a model strategy (lstm_signal)"
+            )
         with _run_folder(run) as folder:
             traded = replace(from_run(folder, workspace), label=f"run {run.name}")
-        return explain_week(traded, day, workspace, ticker)
+        return explain_week(traded, day, ticker)
     assert run is not None  # one of the two, checked above
-    return explain_week(from_run(Path(run), workspace), day, workspace, ticker)
+    return explain_week(from_run(Path(run), workspace), day, ticker)

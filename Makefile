@@ -21,8 +21,8 @@ demo: install
 	$(BIN)/foliosim demo
 
 lint: install
-	$(BIN)/ruff check simulator strategies models tests bench
-	$(BIN)/ruff format --check simulator strategies models tests bench
+	$(BIN)/ruff check simulator strategies models foliosim tests bench
+	$(BIN)/ruff format --check simulator strategies models foliosim tests bench
 
 typecheck: install
 	$(BIN)/mypy

@@ -5,11 +5,8 @@ When an entry point moves inside ``simulator/`` (as the paper accounts moved fro
 lines here change. ``simulator`` never imports ``foliosim``: the arrows point from the Python
 API to the application.
 
-The exceptions are the modules that import torch (and Ray, MLflow) when they are imported:
-:mod:`simulator.sweep`, :mod:`simulator.recommend` and :mod:`simulator.stress_inputs` (the
-last two through :mod:`simulator.walkforward`). :func:`foliosim.api.sweep`,
-:func:`~foliosim.api.recommend` and :func:`~foliosim.api.stress` import them when they run, so
-that ``import foliosim`` stays light.
+The exception is :mod:`simulator.sweep`, which imports Ray (and torch) when it is imported:
+:func:`foliosim.api.sweep` imports it when it runs, so that ``import foliosim`` stays light.
 """
 
 from __future__ import annotations
@@ -30,12 +27,14 @@ from simulator.errors import ConfigError, FoliosimError
 from simulator.explain import Traded, WeekExplanation, explain_week, from_run
 from simulator.htmlkit import write_atomically
 from simulator.leftovers import QS_TEMP, clean, clean_run_leftovers, system_temp
+from simulator.recommend import recommend as make_recommendation
 from simulator.report import TEARSHEET_NAME, write_run
 from simulator.results import BacktestResult
 from simulator.rundir import check_out_dir, default_run_dir, write_files
 from simulator.session import Session
 from simulator.stepping import step as step_replay
 from simulator.stress import DEFAULT_SCENARIOS
+from simulator.stress_inputs import stress_test
 from simulator.summary import RunSummary, StressFacts
 from simulator.workspace import workspace_dir, writable_workspace
 from strategies.rule import DecisionRule
@@ -70,11 +69,13 @@ __all__ = [
     "from_account",
     "from_run",
     "load_config_file",
+    "make_recommendation",
     "open_account",
     "replay_status",
     "run_backtest",
     "start_replay",
     "step_replay",
+    "stress_test",
     "system_temp",
     "workspace_dir",
     "writable_workspace",

@@ -57,11 +57,13 @@ from foliosim._simulator import (
     from_account,
     from_run,
     load_config_file,
+    make_recommendation,
     open_account,
     replay_status,
     run_backtest,
     start_replay,
     step_replay,
+    stress_test,
     system_temp,
     workspace_dir,
     writable_workspace,
@@ -676,9 +678,6 @@ def recommend(
         ``cash_weight``, ``expected_volatility``, ``expected_risk``, ``bounds``, ``notes``
         (docs/profiles.md).
     """
-    # Imported here: simulator.recommend imports torch (through simulator.walkforward).
-    from simulator.recommend import recommend as make_recommendation
-
     cfg = load_config(config, set)
     day = _day(as_of, "as_of") if as_of is not None else None
     chosen = str(profile) if profile is not None else None
@@ -731,9 +730,6 @@ def stress(
         The weights, their exposure and every scenario's figures (``.scenarios``), as
         ``foliosim stress --json`` prints them.
     """
-    # Imported here: simulator.stress_inputs imports torch (through simulator.walkforward).
-    from simulator.stress_inputs import stress_test
-
     given = [n for n, v in (("config", config), ("run", run), ("account", account)) if v]
     if len(given) != 1:
         got = f" (got {' and '.join(given)})" if given else ""

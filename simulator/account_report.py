@@ -19,7 +19,6 @@ from simulator.accounts import Account, open_account, pinned_signal
 from simulator.engine import EngineResult
 from simulator.errors import ConfigError, DataError, JournalError
 from simulator.explain import Traded, check_models, run_explanations
-from simulator.exposure import strategy_exposure
 from simulator.plan import Resources
 from simulator.results import BacktestResult, assemble, weights_table
 from simulator.session import Session, Window
@@ -89,7 +88,7 @@ def account_result(account: Account, workspace: Path) -> BacktestResult:
     )
     main = EngineResult(values, orders, weights, pd.DataFrame(columns=DECISION_COLUMNS))
     held = _held(session, holdings, weights, values)
-    returns, rf, summary = assemble(
+    returns, rf, summary, exposure = assemble(
         session.plan,
         session.weekly,
         weeks,
@@ -97,9 +96,6 @@ def account_result(account: Account, workspace: Path) -> BacktestResult:
         session.one_over_n(window),
         session.baselines(window),
         held,
-    )
-    exposure = strategy_exposure(
-        main.weights, orders, values, weeks, session.plan.engine.fill, held
     )
     stressed = run_stress(session, weights.iloc[-1], weeks[-1])
     used = _models_used(account, rows, weeks, orders)

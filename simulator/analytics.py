@@ -32,7 +32,6 @@ weeks). The remaining returns are chained as they come, and ``weeks`` says how m
 from __future__ import annotations
 
 import math
-from collections.abc import Hashable, Mapping
 from typing import Any, TypeVar
 
 import numpy as np
@@ -40,9 +39,6 @@ import pandas as pd
 
 from simulator.data.weekly import WeeklyData
 from simulator.errors import ConfigError, DataError
-from simulator.htmlkit import esc as _esc
-from simulator.htmlkit import num as _num
-from simulator.htmlkit import table as _table
 from simulator.metrics import summarize, weekly_risk_free
 from strategies import risk as measures
 
@@ -272,7 +268,8 @@ def _one_ticker(r: pd.Series, bench_r: pd.Series, rf: pd.Series) -> dict[str, An
 # --- output ---------------------------------------------------------------------------------
 
 
-def _clean(value: Any) -> Any:
+def json_value(value: Any) -> Any:
+    """``value`` as JSON holds it: a finite float, an int, None for NaN or infinity."""
     if isinstance(value, float | np.floating):
         return float(value) if math.isfinite(value) else None
     if isinstance(value, np.integer):
@@ -289,7 +286,7 @@ def to_json_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
     [{'ticker': 'A', 'weeks': 5, 'beta': None, 'risk': 'unknown'}]
     """
     return [
-        {"ticker": str(ticker), **{str(k): _clean(v) for k, v in row.items()}}
+        {"ticker": str(ticker), **{str(k): json_value(v) for k, v in row.items()}}
         for ticker, row in zip(frame.index, frame.to_dict("records"), strict=True)
     ]
 
@@ -305,52 +302,6 @@ def analytics_json(frame: pd.DataFrame, as_of: pd.Timestamp, window: int) -> dic
         "risk_rule": RISK_RULE,
         "stocks": to_json_rows(frame),
     }
-
-
-def _pct(value: Any) -> str:
-    return _num(_clean(value), ".1%")
-
-
-def _dec(value: Any) -> str:
-    return _num(_clean(value), ".2f")
-
-
-_HEAD = (
-    "Ticker",
-    "Weeks",
-    "Annual return",
-    "Volatility",
-    "Max drawdown",
-    "Sortino",
-    "Beta",
-    "VaR 95% (1 week)",
-    "CVaR 95% (1 week)",
-    "Risk",
-)
-
-
-def _rows(frame: pd.DataFrame) -> list[tuple[str, dict[Hashable, Any]]]:
-    return [(str(t), r) for t, r in zip(frame.index, frame.to_dict("records"), strict=True)]
-
-
-def _cells(ticker: str, row: Mapping[Hashable, Any]) -> list[str]:
-    return [
-        str(ticker),
-        str(int(row["weeks"])),
-        _pct(row["annual_return"]),
-        _pct(row["volatility"]),
-        _pct(row["max_drawdown"]),
-        _dec(row["sortino"]),
-        _dec(row["beta"]),
-        _pct(row["var_95"]),
-        _pct(row["cvar_95"]),
-        str(row["risk"]),
-    ]
-
-
-def analytics_rows(frame: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
-    """The column heads and the formatted cells of each ticker (the terminal's table)."""
-    return list(_HEAD), [_cells(t, r) for t, r in _rows(frame)]
 
 
 def risk_words(row: pd.Series) -> str:
@@ -391,36 +342,6 @@ def risk_words(row: pd.Series) -> str:
 def _about(fraction: float) -> str:
     """Whole percents, one decimal below 10% (so 4.6% is not rounded to 5%)."""
     return f"{fraction:.1%}" if fraction < 0.095 else f"{fraction:.0%}"
-
-
-def analytics_html(
-    frame: pd.DataFrame,
-    as_of: pd.Timestamp,
-    window: int,
-    *,
-    benchmark_name: str = "the benchmark index",
-) -> str:
-    """The tear sheet's section: ``<h3>Per-stock analytics</h3>``, the conventions in words,
-    a table (``id="analytics"``) and one plain sentence per stock."""
-    day = pd.Timestamp(as_of).date().isoformat()
-    rows = [[_esc(c) for c in _cells(t, r)] for t, r in _rows(frame)]
-    words = "\n".join(f"<li>{_esc(risk_words(row))}</li>" for _, row in frame.iterrows())
-    return "\n".join(
-        [
-            "<h3>Per-stock analytics</h3>",
-            f"<p>Each stock over the last {int(window)} weeks up to the week of {day}, from "
-            "its weekly closes up to that week only (nothing after it). Annual return is "
-            "compounded over the weeks measured (52 a year); volatility is the standard "
-            "deviation of the weekly returns times &radic;52; max drawdown is the largest fall "
-            "from a peak; the Sortino ratio is the mean weekly return above the risk-free rate "
-            "over its downside deviation, times &radic;52; beta is measured against "
-            f"{_esc(benchmark_name)}. {_esc(VAR_RULE)}. Risk level: {_esc(RISK_RULE)}. A week "
-            "without a price gives no return into or out of it (nothing is filled in), so "
-            "Weeks counts the weekly returns actually used.</p>",
-            _table(_HEAD, rows, "analytics"),
-            f"<ul>\n{words}\n</ul>",
-        ]
-    )
 
 
 def from_json_rows(rows: list[dict[str, Any]]) -> pd.DataFrame:

@@ -40,12 +40,13 @@ from models.forecaster import train
 from models.registry import VersionInfo
 from simulator.config import Config
 from simulator.errors import ConfigError
+from simulator.model_sources import WalkForward
 from simulator.plan import Factory, Resources, RunPlan
 from simulator.results import BacktestResult, backtest
 from simulator.session import Session, Window
 from simulator.sight import Sight
 from simulator.training import model_spec
-from simulator.walkforward import RegistrySignal, UsedModel, WalkForward, retrain_ends
+from simulator.walkforward import RegistrySignal, UsedModel, retrain_ends
 from strategies.rule import Decision, DecisionRule, History, State, as_decision, rule_inputs
 from strategies.sizing import Limits
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from simulator.config import Config
+from simulator.model_sources import WalkForward
 from simulator.plan import RunPlan
 from simulator.results import BacktestResult, Phases, backtest
 from simulator.session import Note, Session, Window
@@ -38,8 +39,6 @@ def run_backtest(
     instead of the config's strategy. ``train_progress`` and ``note`` report on the models an
     ``lstm_signal`` run trains or reuses (see :class:`simulator.walkforward.WalkForward`).
     """
-    from simulator.walkforward import WalkForward  # imports torch: built for every run
-
     clock = time.perf_counter()
     if isinstance(cfg, Session):
         if rule is not None:

@@ -513,9 +513,10 @@ def analytics(
     Sortino, beta to the index, 95% VaR and CVaR (weekly), and a plain-words risk level."""
     import pandas as pd
 
-    from simulator.analytics import analytics_json, analytics_rows, data_analytics, risk_words
+    from simulator.analytics import analytics_json, data_analytics, risk_words
     from simulator.data import load_daily, make_weekly
     from simulator.data.weekly import last_complete_week
+    from simulator.tables import analytics_rows
 
     cfg = load_config(config, set_ or [])
     weekly = make_weekly(load_daily(cfg.data, cfg.report.risk_free, workspace_dir()))
@@ -602,7 +603,8 @@ def stress(
 
 
 def _print_stress(facts: StressFacts) -> None:
-    from simulator.stress import HELD_RULE, STRESS_HEAD, stress_rows
+    from simulator.stress import HELD_RULE
+    from simulator.tables import STRESS_HEAD, stress_rows
 
     say = console.print
     table = Table(

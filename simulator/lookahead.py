@@ -45,6 +45,7 @@ import pandas as pd
 from simulator.config import Config, config_from_dict
 from simulator.data import load_daily
 from simulator.errors import ConfigError, FoliosimError, StrategyError
+from simulator.model_sources import WalkForward
 from simulator.session import Session, Window
 
 #: Decision weeks re-run on cut data by default.
@@ -345,8 +346,6 @@ def _write_csv(frame: pd.DataFrame, target: Path, cut: pd.Timestamp) -> None:
 
 def _worker(folder: Path, workspace: Path) -> None:
     """One run: the config in ``folder``, its strategy's decision log to ``folder``."""
-    from simulator.walkforward import WalkForward  # torch: only for a rule on models
-
     raw = json.loads((folder / "config.json").read_text(encoding="utf-8"))
     cfg = config_from_dict(raw, "the checked config")
     session = Session.open(cfg, workspace)

@@ -30,10 +30,10 @@ import pandas as pd
 from simulator.analytics import data_analytics, risk_words, to_json_rows
 from simulator.config import Config, ProfileConfig, read_toml
 from simulator.errors import ConfigError
+from simulator.model_sources import AsOf
 from simulator.results import check_excluded
 from simulator.session import Session, Window
 from simulator.summary import nan_to_none
-from simulator.walkforward import AsOf
 from strategies.profile import PRESETS, Profile, portfolio_volatility
 from strategies.risk import ex_ante_figures
 

@@ -214,7 +214,8 @@ def write_tearsheet(run_dir: Path) -> Path:
     ]
     stocks = summary.analytics
     if stocks is not None and stocks.stocks:
-        from simulator.analytics import analytics_html, from_json_rows
+        from simulator.analytics import from_json_rows
+        from simulator.tables import analytics_html
 
         extra.append(
             analytics_html(

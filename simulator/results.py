@@ -193,8 +193,10 @@ def assemble(
     one_over_n: EngineResult,
     baselines: Mapping[str, EngineResult] | None = None,
     held: pd.DataFrame | None = None,
-) -> tuple[pd.DataFrame, pd.Series, RunSummary]:
-    """Weekly returns, risk-free rates and summary.json of a run over ``weeks``.
+) -> tuple[pd.DataFrame, pd.Series, RunSummary, pd.DataFrame]:
+    """Weekly returns, risk-free rates, summary.json and the strategy's exposure per return
+    week (:func:`simulator.exposure.strategy_exposure`, computed once) of a run over
+    ``weeks``.
 
     ``main`` is the strategy's engine result and ``one_over_n`` that of 1/N over the same
     weeks (the same object when the strategy is 1/N); ``baselines`` (see
@@ -270,6 +272,9 @@ def assemble(
             orders_rejected=missed,
             final_value=float(result.values.iloc[-1]),
         )
+    exposure = strategy_exposure(
+        main.weights, main.orders, main.values, weeks, plan.engine.fill, held
+    )
     summary = RunSummary(
         series=series,
         weeks=len(returns),
@@ -300,12 +305,10 @@ def assemble(
             str(t): pd.Timestamp(w).date()
             for t, w in zip(delisted["ticker"], delisted["date_filled"], strict=True)
         },
-        exposure=exposure_facts(
-            strategy_exposure(main.weights, main.orders, main.values, weeks, plan.engine.fill, held)
-        ),
+        exposure=exposure_facts(exposure),
         risk=risk_summary(returns[columns]),
     )
-    return returns, rf, summary
+    return returns, rf, summary, exposure
 
 
 #: ``phases(name) -> progress(done, total)``: a progress callback for each engine run, named
@@ -353,7 +356,7 @@ def backtest(
     if baselines:
         lap("baselines")
     weeks = window.weeks
-    returns, rf, summary = assemble(plan, weekly, weeks, main, one_over_n, baselines)
+    returns, rf, summary, exposure = assemble(plan, weekly, weeks, main, one_over_n, baselines)
     stressed = run_stress(session, main.weights.iloc[-1], weeks[-1])
     summary = summary.model_copy(update={"stress": stressed})
     lap("stress")
@@ -386,7 +389,6 @@ def backtest(
             session.config.model.seed,
         )
         lap("explanations")
-    exposure = strategy_exposure(main.weights, main.orders, main.values, weeks, plan.engine.fill)
     return BacktestResult(
         session.config,
         returns,

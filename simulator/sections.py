@@ -44,7 +44,7 @@ from simulator.htmlkit import png as _png
 from simulator.htmlkit import table as _table
 from simulator.metrics import SHORT_RUN_WEEKS
 from simulator.rundir import read_predictions
-from simulator.stress import HELD_RULE, MIN_WEEKS, STRESS_HEAD, stress_rows
+from simulator.stress import HELD_RULE, MIN_WEEKS
 from simulator.summary import (
     REMEDY,
     Confidence,
@@ -53,6 +53,7 @@ from simulator.summary import (
     RunSummary,
     nan_to_none,
 )
+from simulator.tables import STRESS_HEAD, stress_rows
 from strategies.risk import FIGURES, METHOD_LABELS
 
 #: Published figures, by ``report.reference`` name: columns benchmark, 1/N, strategy.

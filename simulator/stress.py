@@ -63,7 +63,6 @@ import pandas as pd
 from simulator.analytics import MIN_WEEKS
 from simulator.data.weekly import WeeklyData
 from simulator.errors import ConfigError, DataError, FoliosimError, did_you_mean
-from simulator.htmlkit import num
 from simulator.session import Session
 from simulator.summary import StressFacts, StressScenario, nan_to_none
 
@@ -666,36 +665,6 @@ def stress_json(facts: StressFacts) -> dict[str, Any]:
 
 
 # --- tables ---------------------------------------------------------------------------------
-
-STRESS_HEAD = (
-    "Scenario",
-    "Weeks held",
-    "Return",
-    "Worst week",
-    "Max drawdown",
-    "Largest contributions (* proxied)",
-)
-
-
-def stress_rows(facts: StressFacts) -> list[list[str]]:
-    """The cells of each scenario, plain text (the terminal's table and the tear sheet's)."""
-    rows = []
-    for s in facts.scenarios:
-        if not s.available:
-            rows.append([s.name, "", "n/a", "n/a", "n/a", f"unavailable: {s.reason}"])
-            continue
-        if s.kind == "historical":
-            held = f"{s.first_week}..{s.last_week} ({s.weeks})"
-            worst = f"{num(s.worst_week_return, '+.1%')} ({s.worst_week})"
-        else:
-            held, worst = "instant", num(s.worst_week_return, "+.1%")
-        parts = [
-            f"{c.ticker}{'*' if c.proxied else ''} {num(c.contribution, '+.1%')}"
-            for c in s.contributors
-        ]
-        drawdown = num(s.max_drawdown, ".1%")
-        rows.append([s.name, held, num(s.return_, "+.1%"), worst, drawdown, ", ".join(parts)])
-    return rows
 
 
 def load_history(

@@ -27,6 +27,7 @@ import pandas as pd
 from simulator.accounts import held_weights, open_account
 from simulator.config import Config, load_config
 from simulator.errors import ConfigError, RunDirError
+from simulator.model_sources import AsOf
 from simulator.rundir import check_run_dir, read_returns, read_weights
 from simulator.session import Session, Window
 from simulator.stress import (
@@ -37,7 +38,6 @@ from simulator.stress import (
     stress,
 )
 from simulator.summary import StressFacts
-from simulator.walkforward import AsOf
 
 
 def run_weights(run_dir: Path, as_of: dt.date | None) -> tuple[pd.Timestamp, dict[str, float]]:

@@ -53,12 +53,12 @@ from ray.exceptions import AuthenticationError, RayError, RayTaskError
 from models.registry import Registry
 from simulator.config import Config, apply_overrides, config_from_dict, read_toml
 from simulator.errors import ConfigError, FoliosimError
+from simulator.model_sources import WalkForward
 from simulator.results import backtest
 from simulator.rundir import write_files
 from simulator.session import Session, Window
 from simulator.summary import RunSummary, nan_to_none
 from simulator.sweep_report import write_sweep_html
-from simulator.walkforward import WalkForward
 
 SWEEP_FILE = "sweep.json"
 #: The metrics of each series that sweep.csv keeps (summary.json's names).

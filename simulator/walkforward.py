@@ -32,7 +32,6 @@ from simulator.config import Config
 from simulator.data.weekly import WeeklyData
 from simulator.errors import ConfigError, LookAheadError
 from simulator.features import check_available, feature_panels
-from simulator.session import Session, Window
 from simulator.training import model_spec, open_registry
 from strategies.rule import History
 
@@ -370,56 +369,6 @@ def as_traded_metrics(predictions: pd.DataFrame) -> dict[str, Any]:
         return {"per_ticker": {}, "all": {}}
     per = {str(t): one(part) for t, part in rows.groupby("ticker", sort=False)}
     return {"per_ticker": per, "all": one(rows)}
-
-
-@dataclass
-class WalkForward:
-    """A backtest's models (a :class:`simulator.session.ModelSource`): trained walk-forward
-    from ``model.train_end`` (retrained every ``model.retrain_every`` decision weeks) or the
-    pinned ``model.version``, each reused from the registry when one with the same spec and
-    data exists. After :meth:`signal`, :attr:`lstm` holds the run's models and provider."""
-
-    progress: TrainProgress | None = None
-    note: Note | None = None
-    lstm: LstmRun | None = None
-
-    def signal(self, session: Session, window: Window) -> RegistrySignal:
-        self.lstm = run_lstm(
-            session.config,
-            session.weekly,
-            window.decisions,
-            session.workspace,
-            self.progress,
-            self.note,
-        )
-        return self.lstm.provider
-
-
-@dataclass
-class AsOf:
-    """The model of a decision at one week (a :class:`simulator.session.ModelSource`):
-    version ``ref`` (``NAME/N`` or ``NAME@ALIAS``), else the newest version of
-    ``model.name`` trained before the week (``foliosim recommend``). After :meth:`signal`,
-    :attr:`info` is the version used."""
-
-    ref: str | None = None
-    info: VersionInfo | None = None
-
-    def signal(self, session: Session, window: Window) -> RegistrySignal:
-        cfg, week = session.config, window.last
-        registry = open_registry(session.workspace, cfg.model.registry_uri)
-        ref = self.ref or cfg.model.version
-        info = registry.resolve(ref) if ref else registry.as_of(cfg.model.name, week)
-        if not trained_before(info.train_end, week):
-            raise ConfigError(
-                f"{info.ref} was trained on data up to {info.train_end.date()}, not before "
-                f"{week.date()}: a decision as of that week cannot use it"
-            )
-        has_bar = session.sight.closes.loc[week].notna()
-        present = [t for t in session.weekly.tickers if bool(has_bar[t])]
-        self.info = info
-        used = UsedModel(registry.load(info, present), info, False)
-        return RegistrySignal([used], weekly=session.weekly)
 
 
 def run_lstm(

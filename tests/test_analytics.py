@@ -21,9 +21,7 @@ from simulator.analytics import (
     ANALYTICS_COLUMNS,
     MIN_WEEKS,
     RISK_RULE,
-    analytics_html,
     analytics_json,
-    analytics_rows,
     risk_level,
     risk_words,
     stock_analytics,
@@ -32,6 +30,7 @@ from simulator.analytics import (
 from simulator.config import DataConfig
 from simulator.data import load_daily, make_weekly
 from simulator.errors import ConfigError, DataError
+from simulator.tables import analytics_html, analytics_rows
 from strategies.risk import cvar, var
 
 # 12 weekly returns of a stock and of the index.

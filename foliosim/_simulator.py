@@ -11,8 +11,6 @@ The exception is :mod:`simulator.sweep`, which imports Ray (and torch) when it i
 
 from __future__ import annotations
 
-from typing import Any, TypeAlias
-
 from models.errors import ModelError
 from simulator import __version__
 from simulator.account_report import account_result, from_account
@@ -27,6 +25,7 @@ from simulator.errors import ConfigError, FoliosimError
 from simulator.explain import Traded, WeekExplanation, explain_week, from_run
 from simulator.htmlkit import write_atomically
 from simulator.leftovers import QS_TEMP, clean, clean_run_leftovers, system_temp
+from simulator.recommend import Recommendation
 from simulator.recommend import recommend as make_recommendation
 from simulator.report import TEARSHEET_NAME, write_run
 from simulator.results import BacktestResult
@@ -83,6 +82,3 @@ __all__ = [
     "write_files",
     "write_run",
 ]
-
-#: A recommendation document (``foliosim recommend --json``).
-Recommendation: TypeAlias = dict[str, Any]

@@ -80,6 +80,7 @@ __all__ = [
     "ConfigLike",
     "DateLike",
     "PathLike",
+    "Recommendation",
     "Run",
     "account",
     "backtest",
@@ -672,11 +673,11 @@ def recommend(
 
     Returns
     -------
-    dict
+    Recommendation
         ``as_of``, ``strategy``, ``profile`` (its limits), ``positions`` (per ticker:
         ``weight`` as a fraction, ``score``, ``risk`` in words, ``analytics``, ``in_words``),
         ``cash_weight``, ``expected_volatility``, ``expected_risk``, ``bounds``, ``notes``
-        (docs/profiles.md).
+        (docs/profiles.md); ``.to_json()`` is ``foliosim recommend --json``.
     """
     cfg = load_config(config, set)
     day = _day(as_of, "as_of") if as_of is not None else None

@@ -667,7 +667,7 @@ def recommend(
 
     cfg = load_config(config, set_ or [])
     day = parse_day(as_of, "--as-of") if as_of else None
-    doc = make(cfg, workspace_dir(), profile, day, model)
+    doc = make(cfg, workspace_dir(), profile, day, model).to_json()
     for line in doc.get("data_warnings", []):
         err_console.print(line, markup=False, highlight=False)
     if json_:

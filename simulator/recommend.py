@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from pydantic import BaseModel, ConfigDict
 
 from simulator.analytics import data_analytics, risk_words, to_json_rows
 from simulator.config import Config, ProfileConfig, read_toml
@@ -39,6 +40,71 @@ from strategies.risk import ex_ante_figures
 
 #: Trailing weeks of the per-stock figures.
 ANALYTICS_WEEKS = 52
+
+
+class _Doc(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ProfileLimits(_Doc):
+    """The profile the allocation was sized and guarded by (docs/profiles.md)."""
+
+    name: str
+    max_weight: float
+    gross: float
+    allow_short: bool
+    vol_target: float | None
+    max_drawdown: float | None
+    max_name_vol: float | None
+    max_cvar_95: float | None
+    exclude: list[str]
+    horizon_weeks: int | None
+
+
+class Position(_Doc):
+    """One position of the allocation: its weight (a fraction of the portfolio), the rule's
+    score (a model strategy's predicted return, which it also shows as such), its risk level
+    and per-stock analytics over the trailing 52 weeks, and the risk in words."""
+
+    ticker: str
+    weight: float
+    score: float | None
+    predicted_return: float | None = None
+    risk: str
+    in_words: str
+    analytics: dict[str, Any]
+
+
+class Bound(_Doc):
+    """A limit of the profile that bound this week."""
+
+    reason: str
+    ticker: str
+    detail: str
+
+
+class Recommendation(_Doc):
+    """Next week's allocation (``recommend --json``; the web app's recommendation page and
+    ``GET /api/recommend``; ``foliosim.recommend``). Weights and figures are fractions."""
+
+    as_of: str
+    strategy: str
+    data_warnings: list[str] | None = None
+    model_version: str | None = None
+    model_train_end: str | None = None
+    profile: ProfileLimits
+    positions: list[Position]
+    gross_exposure: float
+    cash_weight: float
+    expected_volatility: float
+    expected_risk: dict[str, Any]
+    bounds: list[Bound]
+    notes: list[str]
+
+    def to_json(self) -> dict[str, Any]:
+        """The document as ``recommend --json`` prints it: the optional keys only when set
+        (data warnings, a model strategy's version and predicted returns)."""
+        return self.model_dump(exclude_unset=True)
 
 
 def choose_profile(cfg: Config, name: str | None) -> Profile:
@@ -77,9 +143,9 @@ def recommend(
     profile_name: str | None = None,
     as_of: dt.date | None = None,
     model: str | None = None,
-) -> dict[str, Any]:
-    """The recommendation as one JSON-ready document (see the module docstring); ``cfg`` a
-    config, or the session of one (its plan's profile is then the one used)."""
+) -> Recommendation:
+    """The recommendation (see the module docstring); ``cfg`` a config, or the session of
+    one (its plan's profile is then the one used)."""
     if isinstance(cfg, Session):
         session = cfg
     else:
@@ -156,4 +222,4 @@ def recommend(
             ),
         }
     )
-    return doc
+    return Recommendation.model_validate(doc)

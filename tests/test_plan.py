@@ -209,7 +209,7 @@ def test_recommend_allocates_as_the_backtest_decides(strategy: str, tmp_path: Pa
     ]
     expected = backtest_targets(cfg_sets, tmp_path / "bt", AS_OF)
     cfg = load_config(PAPER_CONFIG, cfg_sets)
-    doc = recommend(cfg, tmp_path / "ws", "aggressive", AS_OF.date())
+    doc = recommend(cfg, tmp_path / "ws", "aggressive", AS_OF.date()).to_json()
     got = {p["ticker"]: p["weight"] for p in doc["positions"]}
     assert doc["strategy"] == strategy
     assert got == expected  # the very floats
@@ -230,7 +230,7 @@ def test_recommend_lstm_allocates_as_the_backtest_decides(
     expected = backtest_targets(cfg_sets, paper_model.workspace, AS_OF)
     doc = recommend(
         load_config(PAPER_CONFIG, cfg_sets), paper_model.workspace, "aggressive", AS_OF.date()
-    )
+    ).to_json()
     got = {p["ticker"]: p["weight"] for p in doc["positions"]}
     assert got == expected
     assert doc["model_version"] == paper_model.ref

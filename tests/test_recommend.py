@@ -21,7 +21,7 @@ from simulator.analytics import data_analytics, to_json_rows
 from simulator.config import load_config
 from simulator.data import load_daily, make_weekly
 from simulator.errors import ConfigError
-from simulator.recommend import recommend
+from simulator.recommend import Recommendation, recommend
 from strategies.risk import cvar, risk_figures
 from tests.conftest import PAPER12, PAPER_CONFIG, PaperModel
 from tests.helpers import cli, error_line, sets
@@ -52,14 +52,16 @@ def test_recommend_is_deterministic_and_point_in_time(
         update={"model": cfg.model.model_copy(update={"version": paper_model.ref})}
     )
     ws = paper_model.workspace
-    first = recommend(cfg, ws, "moderate", AS_OF)
-    assert recommend(cfg, ws, "moderate", AS_OF) == first
+    typed = recommend(cfg, ws, "moderate", AS_OF)
+    first = typed.to_json()
+    assert recommend(cfg, ws, "moderate", AS_OF) == typed
+    assert typed.positions[0].predicted_return == typed.positions[0].score  # a model's
     assert first["as_of"] == "2023-01-13"
     assert first["model_version"] == paper_model.ref
     for how in ("change", "delete"):
         folder = _copy_with_future_changed(tmp_path / how, how)
         data = cfg.data.model_copy(update={"path": str(folder)})
-        other = recommend(cfg.model_copy(update={"data": data}), ws, "moderate", AS_OF)
+        other = recommend(cfg.model_copy(update={"data": data}), ws, "moderate", AS_OF).to_json()
         assert other == first, how
 
     # The moderate profile: no shorts, every weight at most 0.25, gross at most 1.
@@ -99,6 +101,10 @@ def test_recommend_and_analytics_commands(
     profile.write_text('[profile]\nname = "conservative"\nexclude = ["TSLA"]\n')
     assert cli(["recommend", *base, "--profile", str(profile), "--json"], monkeypatch) == 0
     doc = json.loads(capsys.readouterr().out)
+    # The printed document is the typed one: it reads back with every key, and only them.
+    assert Recommendation.model_validate(doc).to_json() == doc
+    assert list(doc) == [key for key in Recommendation.model_fields if key in doc]
+    assert doc["model_version"] == paper_model.ref
     assert doc["profile"]["name"] == "conservative" and doc["profile"]["exclude"] == ["TSLA"]
     assert "TSLA" not in {p["ticker"] for p in doc["positions"]}
     assert {"reason": "excluded", "ticker": "TSLA", "detail": "excluded by the profile"} in (

@@ -228,7 +228,7 @@ def test_fifty_concurrent_reads_all_succeed(account: str, base: str) -> None:
 def test_recommend_api_equals_the_command_line(base: str, _workspace: Path, paper12: Path) -> None:
     params = {"config": "examples/paper12_equal_weight.toml", "profile": "moderate"}
     doc = httpx.get(f"{base}/api/recommend", params=params, timeout=120).json()
-    expected = recommend(load_config(EW_CONFIG), _workspace, "moderate")
+    expected = recommend(load_config(EW_CONFIG), _workspace, "moderate").to_json()
     assert doc == json.loads(json.dumps(nan_to_none(expected)))
     assert doc["profile"]["name"] == "moderate" and doc["positions"]
 

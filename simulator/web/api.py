@@ -219,7 +219,7 @@ def recommendation(
     """``recommend --json`` of one of the server's configs (:meth:`Site.config_path`)."""
     check_recommendation(profile, overrides or [])
     cfg = load_config(site.config_path(config), overrides or [])
-    doc = make_recommendation(cfg, site.workspace, profile or None, as_of)
+    doc = make_recommendation(cfg, site.workspace, profile or None, as_of).to_json()
     result: dict[str, Any] = site.public(nan_to_none(doc))
     return result
 

@@ -514,12 +514,12 @@ def analytics(
     import pandas as pd
 
     from simulator.analytics import analytics_json, data_analytics, risk_words
-    from simulator.data import load_daily, make_weekly
     from simulator.data.weekly import last_complete_week
+    from simulator.session import load_weekly
     from simulator.tables import analytics_rows
 
     cfg = load_config(config, set_ or [])
-    weekly = make_weekly(load_daily(cfg.data, cfg.report.risk_free, workspace_dir()))
+    weekly = load_weekly(cfg, workspace_dir())
     for line in weekly.warnings:
         err_console.print(line, markup=False, highlight=False)
     day = pd.Timestamp(parse_day(as_of, "--as-of") if as_of else dt.date.today())

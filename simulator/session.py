@@ -32,7 +32,7 @@ import pandas as pd
 from simulator.config import Config
 from simulator.data import WeeklyData, load_daily, make_weekly
 from simulator.data.weekly import last_complete_week
-from simulator.engine import EngineResult, eligible_frame
+from simulator.engine import EngineResult
 from simulator.errors import DataError
 from simulator.plan import Built, Resources, RunPlan, resolve
 from simulator.sight import Sight
@@ -271,7 +271,10 @@ class Session:
         return self.plan.decide_once(built, self.weekly, window.last, sight=self.sight)
 
     def one_over_n(self, window: Window, progress: Progress | None = None) -> EngineResult:
-        """The 1/N column over ``window`` (run once per session and window)."""
+        """The 1/N column over ``window`` (run once per session and window; a window that
+        resumes an account's state is run every time, its state being no part of the key)."""
+        if window.resume is not None:
+            return self.run(self.plan.one_over_n_rule(), window, progress=progress)
         key = (*window.weeks, pd.NaT, *window.decisions)
         if key not in self._one_over_n:
             self._one_over_n[key] = self.run(self.plan.one_over_n_rule(), window, progress=progress)
@@ -286,11 +289,6 @@ class Session:
             name: self.run(b, window, progress=phases(f"baseline {name}") if phases else None)
             for name, b in self.plan.baseline_rules().items()
         }
-
-    def eligible(self, window: Window) -> pd.DataFrame:
-        """Whether each ticker may be traded at each week of ``window`` (a bar that week and
-        ``backtest.min_history`` bars up to it)."""
-        return eligible_frame(self.weekly, window.weeks, self.plan.engine.min_history)
 
     def history(self, tickers: Sequence[str], through: dt.date) -> WeeklyData:
         """The whole history of ``tickers`` and the benchmark up to ``through`` at least

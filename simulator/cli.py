@@ -691,6 +691,7 @@ def _print_recommendation(doc: dict[str, Any]) -> None:
         markup=False,
         highlight=False,
     )
+    say(f"rule: {doc['rule']}", markup=False, highlight=False)
     table = Table()
     # The rule's score: the LSTM's predicted return, a user rule's own figure (none for 1/N).
     models = any("predicted_return" in pos for pos in doc["positions"])
@@ -711,7 +712,7 @@ def _print_recommendation(doc: dict[str, Any]) -> None:
     for pos in doc["positions"]:
         say(pos["in_words"], markup=False, highlight=False)
     say(
-        f"cash {doc['cash_weight']:.1%} of the portfolio; this portfolio would have moved about "
+        f"{doc['cash_note']}; this portfolio would have moved about "
         f"{doc['expected_volatility']:.0%} a year over the last 26 weeks",
         markup=False,
         highlight=False,

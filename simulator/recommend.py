@@ -15,6 +15,11 @@ Gaussian and Cornish-Fisher, 95% and 99%: :mod:`strategies.risk`), the cash left
 limit that bound. Nothing after the close of t is read, so
 later prices change nothing.
 
+Two lines say why the weights are what they are (:func:`rule_line`, :func:`cash_line`): the
+strategy's rule as it applied this week (the LSTM-signal rule centres its predictions across
+the names when every one is predicted to rise, so the lowest predicted risers are shorted),
+and what the cash is made of (short sales' proceeds are cash: with shorts it may pass 100%).
+
 The drawdown stop needs an account's equity: it is not applied here (``foliosim replay``
 applies it); the output says so when the profile has one.
 """
@@ -22,9 +27,11 @@ applies it); the output says so when the profile has one.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
@@ -32,11 +39,13 @@ from simulator.analytics import data_analytics, risk_words, to_json_rows
 from simulator.config import Config, ProfileConfig, read_toml
 from simulator.errors import ConfigError
 from simulator.model_sources import AsOf
+from simulator.plan import StrategySpec
 from simulator.results import check_excluded
 from simulator.session import Session, Window
 from simulator.summary import nan_to_none
 from strategies.profile import PRESETS, Profile, portfolio_volatility
 from strategies.risk import ex_ante_figures
+from strategies.sizing import Limits, signal_scores
 
 #: Trailing weeks of the per-stock figures.
 ANALYTICS_WEEKS = 52
@@ -93,9 +102,11 @@ class Recommendation(_Doc):
     model_version: str | None = None
     model_train_end: str | None = None
     profile: ProfileLimits
+    rule: str
     positions: list[Position]
     gross_exposure: float
     cash_weight: float
+    cash_note: str
     expected_volatility: float
     expected_risk: dict[str, Any]
     bounds: list[Bound]
@@ -207,9 +218,11 @@ def recommend(
                 "exclude": sorted(profile.exclude),
                 "horizon_weeks": profile.horizon_weeks,
             },
+            "rule": rule_line(plan.strategy, scores, plan.limits, len(positions)),
             "positions": positions,
             "gross_exposure": gross,
             "cash_weight": 1.0 - sum(weights.values()),
+            "cash_note": cash_line(weights),
             "expected_volatility": portfolio_volatility(closes, weights, profile.vol_window),
             "expected_risk": nan_to_none(
                 {"window": profile.cvar_window, "weeks": measured, **figures_now}
@@ -223,3 +236,89 @@ def recommend(
         }
     )
     return Recommendation.model_validate(doc)
+
+
+#: What each optimiser minimises or maximises (strategies/optimize.py), in a phrase.
+_OPTIMISERS = {
+    "min_variance": "the weights of least variance",
+    "mean_variance": "the weights of best mean less risk aversion x variance",
+    "min_cvar": "the weights of least weekly CVaR 95%",
+}
+
+
+def _within(limits: Limits) -> str:
+    shorts = "" if limits.allow_short else ", shorts off"
+    return (
+        f"scaled to gross {limits.gross:.0%}, each name capped at {limits.max_weight:.0%}{shorts}"
+    )
+
+
+def rule_line(
+    spec: StrategySpec, scores: Mapping[str, float], limits: Limits, names: int | None = None
+) -> str:
+    """The strategy's rule as it applied this week, in one line.
+
+    ``names`` is the number of names held (default: ``len(scores)``). For the LSTM-signal
+    rule ``scores`` are the predicted returns of the tradable names (NaN: no prediction);
+    which of its two cases applied is read from :func:`strategies.sizing.signal_scores`
+    itself, so the line cannot disagree with the rule.
+
+    >>> from textwrap import wrap
+    >>> from simulator.plan import STRATEGIES
+    >>> line = rule_line(STRATEGIES["lstm_signal"], {"A": 0.01, "B": 0.02, "C": 0.03}, Limits())
+    >>> for part in wrap(line, 90):
+    ...     print(part)
+    LSTM signal: all 3 names are predicted to rise, so the predictions are centred across the
+    names ((r - mean) / std, mean +2.00%): names above the mean are bought, those below it
+    shorted (the lowest predicted risers most); scaled to gross 100%, each name capped at 33%
+    """
+    if spec.one_over_n:
+        return (
+            f"1/N: the same weight on each of the {names if names is not None else len(scores)} "
+            f"names held, whatever the data say (no forecast); {_within(limits)}"
+        )
+    if spec.optimiser:
+        what = _OPTIMISERS.get(spec.name, "its optimal weights")
+        return f"{spec.name}: {what} of the trailing weekly returns; net {_within(limits)}"
+    if not spec.uses_models:
+        return f"{spec.name} (a user rule): its own scores as weights; {_within(limits)}"
+    predicted = np.array([v for v in scores.values() if np.isfinite(v)], dtype=float)
+    n = len(predicted)
+    if n == 0:
+        return "LSTM signal: no name has a prediction this week, so all is cash"
+    if np.array_equal(signal_scores(predicted), predicted):  # the predictions as they are
+        falling = int((predicted < 0).sum())
+        if not falling:
+            return (
+                f"LSTM signal: all {n} names are predicted to rise alike, so each is weighted "
+                f"by its predicted return; {_within(limits)}"
+            )
+        held = "short the predicted fallers" if limits.allow_short else "no weight for fallers"
+        return (
+            f"LSTM signal: {falling} of {n} names are predicted to fall, so each name is weighted "
+            f"by its predicted return: long the predicted risers, {held}; {_within(limits)}"
+        )
+    below = "shorted" if limits.allow_short else "given no weight (shorts off)"
+    return (
+        f"LSTM signal: all {n} names are predicted to rise, so the predictions are centred "
+        f"across the names ((r - mean) / std, mean {float(predicted.mean()):+.2%}): names "
+        f"above the mean are bought, those below it {below} (the lowest predicted risers "
+        f"most); {_within(limits)}"
+    )
+
+
+def cash_line(weights: Mapping[str, float]) -> str:
+    """What the cash weight is made of: 100% less the longs, plus the short sales' proceeds.
+
+    >>> cash_line({"A": 0.48, "B": -0.52})[:61]
+    'cash 104.0% = 100% - 48.0% held long + 52.0% from short sales'
+    """
+    long = sum(w for w in weights.values() if w > 0)
+    short = -sum(w for w in weights.values() if w < 0)
+    line = f"cash {1.0 - long + short:.1%} = 100% - {long:.1%} held long"
+    if short > 0:
+        line += (
+            f" + {short:.1%} from short sales (a short sale's proceeds are held as cash until "
+            "the shares are bought back)"
+        )
+    return line

@@ -21,8 +21,10 @@ from simulator.analytics import data_analytics, to_json_rows
 from simulator.config import load_config
 from simulator.data import load_daily, make_weekly
 from simulator.errors import ConfigError
-from simulator.recommend import Recommendation, recommend
+from simulator.plan import STRATEGIES
+from simulator.recommend import Recommendation, cash_line, recommend, rule_line
 from strategies.risk import cvar, risk_figures
+from strategies.sizing import Limits, signal_weights
 from tests.conftest import PAPER12, PAPER_CONFIG, PaperModel
 from tests.helpers import cli, error_line, sets
 
@@ -170,3 +172,85 @@ def test_recommend_shows_the_weekly_risk_of_its_weights(
         "its weekly losses over the last 52 weeks at these weights (historical / Gaussian / "
         f"Cornish-Fisher): VaR 95% {line}, CVaR 95% "
     ) in out
+
+
+# --- why the weights are what they are: the rule's line and the cash's ---------------------
+
+
+def test_all_predicted_risers_regression_the_line_says_the_lowest_are_shorted() -> None:
+    """Issue 26: every predicted return positive, yet names shorted and "cash 104%"; the
+    recommendation now says why in one line, and what the cash is made of."""
+    predicted = pd.Series({"A": 0.010, "B": 0.020, "C": 0.030, "D": 0.045})
+    weights = signal_weights(predicted, Limits())
+    # The real rule on these hand-made predictions, by hand: centred (mean 2.625%) they are
+    # -1.625, -0.625, +0.375, +1.875 points; scaled to a gross of 1 (sum 4.5 points): -0.3611,
+    # -0.1389, +0.0833, +0.4167. D is capped at 1/3 and its excess 0.0833 goes to A, B, C in
+    # proportion (A -0.4127, B -0.1587, C +0.0952); then A is capped and its excess 0.0794 goes
+    # to B and C in proportion: B -0.2083, C +0.125.
+    assert weights.round(6).to_dict() == {
+        "A": -0.333333,
+        "B": -0.208333,
+        "C": 0.125,
+        "D": 0.333333,
+    }
+    line = rule_line(
+        STRATEGIES["lstm_signal"], {"A": 0.01, "B": 0.02, "C": 0.03, "D": 0.045}, Limits()
+    )
+    assert line == (
+        "LSTM signal: all 4 names are predicted to rise, so the predictions are centred across "
+        "the names ((r - mean) / std, mean +2.62%): names above the mean are bought, those "
+        "below it shorted (the lowest predicted risers most); scaled to gross 100%, each name "
+        "capped at 33%"
+    )
+    cash = cash_line({str(t): float(w) for t, w in weights.items()})
+    assert cash == (
+        "cash 108.3% = 100% - 45.8% held long + 54.2% from short sales (a short sale's proceeds "
+        "are held as cash until the shares are bought back)"
+    )
+
+
+def test_the_rule_line_names_the_case_that_applied() -> None:
+    signal = STRATEGIES["lstm_signal"]
+    no_shorts = Limits(max_weight=0.25, gross=0.8, allow_short=False)
+    mixed = {"A": 0.02, "B": -0.01, "C": float("nan")}
+    assert rule_line(signal, mixed, no_shorts) == (
+        "LSTM signal: 1 of 2 names are predicted to fall, so each name is weighted by its "
+        "predicted return: long the predicted risers, no weight for fallers; scaled to gross "
+        "80%, each name capped at 25%, shorts off"
+    )
+    rising = {"A": 0.01, "B": 0.03}
+    assert "those below it given no weight (shorts off)" in rule_line(signal, rising, no_shorts)
+    assert rule_line(signal, {"A": 0.01, "B": 0.01}, Limits()).startswith(
+        "LSTM signal: all 2 names are predicted to rise alike, so each is weighted by its "
+        "predicted return"
+    )
+    assert rule_line(signal, {"A": float("nan")}, Limits()) == (
+        "LSTM signal: no name has a prediction this week, so all is cash"
+    )
+    assert rule_line(STRATEGIES["equal_weight"], {"A": 0.0, "B": 0.0}, Limits()) == (
+        "1/N: the same weight on each of the 2 names held, whatever the data say (no "
+        "forecast); scaled to gross 100%, each name capped at 33%"
+    )
+    assert rule_line(STRATEGIES["min_cvar"], {}, Limits()).startswith(
+        "min_cvar: the weights of least weekly CVaR 95% of the trailing weekly returns"
+    )
+    assert cash_line({"A": 0.5, "B": 0.25}) == "cash 25.0% = 100% - 75.0% held long"
+
+
+def test_recommend_prints_its_rule_and_what_its_cash_is(
+    paper12: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    items = ["data.source=csv", f"data.path={paper12}", "backtest.strategy=equal_weight"]
+    base = ["recommend", str(PAPER_CONFIG), *sets(items), "--as-of", AS_OF.isoformat()]
+    assert cli([*base, "--json"], monkeypatch) == 0
+    doc = json.loads(capsys.readouterr().out)
+    rule = (
+        "1/N: the same weight on each of the 12 names held, whatever the data say (no "
+        "forecast); scaled to gross 100%, each name capped at 33%"
+    )
+    assert doc["rule"] == rule
+    assert doc["cash_note"] == "cash 0.0% = 100% - 100.0% held long"
+    assert cli(base, monkeypatch) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert f"rule: {rule}" in out
+    assert "cash 0.0% = 100% - 100.0% held long; this portfolio would have moved about" in out

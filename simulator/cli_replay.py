@@ -3,11 +3,14 @@
 
 from __future__ import annotations
 
+import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.console import Console
 from rich.table import Table
 
 from simulator.clikit import (
@@ -127,39 +130,113 @@ def _warn(line: str) -> None:
     err_console.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
-def _print_week(done: WeekDone) -> None:
+#: How an order that ended in a week is counted on its line, by status (OrderRow.status).
+_ENDED = {
+    "Completed": "filled",
+    "Delisted": "closed out (data ended)",
+    "Margin": "rejected (cash)",
+    "NoBar": "not placed (no bar)",
+}
+
+
+def week_line(done: WeekDone) -> str:
+    r"""The one line a step prints for a week: its close, equity and return, the orders that
+    ended in it, and the decision taken at its close.
+
+    >>> import pandas as pd
+    >>> from strategies.rebalance import WeekRecord
+    >>> from simulator.stepping import WeekDone
+    >>> rec = WeekRecord(pd.Timestamp("2022-07-08"), 10_100_000.0, 1_000.0, {"AAPL": (10, 1.0)},
+    ...                  {"AAPL": 0.5, "MSFT": -0.25, "NVDA": 0.0}, "lstm/3")
+    >>> print(*week_line(WeekDone(2, rec, 10_000_000.0, "close", 1, 3)).split("; "), sep=";\n")
+    week 2022-07-08 (1/3): equity 10,100,000.00 (+1.00%), 1 held;
+    no orders;
+    decided 1 long / 1 short, gross 75% (lstm/3)
+    """
     rec = done.record
-    change = ""
-    if done.previous_equity:
-        change = f" ({rec.value / done.previous_equity - 1:+.2%})"
-    if rec.orders:
-        table = Table(title=f"week {rec.week.date()}: orders", title_justify="left")
-        for col in ("ticker", "side", "shares", "price", "value", "status", "decided"):
-            right = col in ("shares", "price", "value")
-            table.add_column(col, justify="right" if right else "left")
-        for o in rec.orders:
-            table.add_row(
-                o.ticker,
-                o.side,
-                f"{o.size:,.0f}" if o.size == o.size else "",
-                f"{o.price:,.2f}" if o.price == o.price else "",
-                f"{o.value:,.2f}" if o.value == o.value else "",
-                o.status,
-                str(o.date_submitted.date()) if o.date_submitted is not None else "",
-            )
-        console.print(table)
+    ret = rec.value / done.previous_equity - 1
+    counts: dict[str, int] = {}
+    for o in rec.orders:
+        what = _ENDED.get(o.status, o.status)
+        counts[what] = counts.get(what, 0) + 1
+    ended = ", ".join(f"{n} {what}" for what, n in counts.items())
+    orders = f"orders {ended}" if ended else "no orders"
+    weights = [w for w in rec.targets.values() if w]
+    if not rec.targets:
+        decided = "no decision"
+    elif not weights:
+        decided = "decided all cash"
     else:
-        console.print(f"week {rec.week.date()}: no orders ended this week", markup=False)
-    held = ", ".join(f"{t} {s:,.0f}" for t, (s, _p) in sorted(rec.holdings.items())) or "none"
-    targets = ", ".join(f"{t} {w:+.1%}" for t, w in sorted(rec.targets.items()) if w) or "cash"
-    when = "the next open" if done.fill == "next_open" else "this close (booked next week)"
-    version = f" by {rec.tag}" if rec.tag else ""
-    console.print(
-        f"  equity {_money(rec.value)}{change}, cash {_money(rec.cash)}; holdings: {held}\n"
-        f"  decided at the close{version}: {targets}; fills at {when}",
-        markup=False,
-        highlight=False,
+        longs, shorts = sum(w > 0 for w in weights), sum(w < 0 for w in weights)
+        gross = sum(abs(w) for w in weights)
+        decided = f"decided {longs} long / {shorts} short, gross {gross:.0%}"
+    by = f" ({rec.tag})" if rec.tag and weights else ""
+    return (
+        f"week {rec.week.date()} ({done.n}/{done.total}): equity {_money(rec.value)} "
+        f"({ret:+.2%}), {len(rec.holdings)} held; {orders}; {decided}{by}"
     )
+
+
+class StepConsole(Console):
+    """Standard output of a step. When its reader goes away (``| head``), the step goes on:
+    the console falls silent, and standard output is pointed at the null device so that later
+    writes and the interpreter's flush at exit do not fail (rich's default exits at once)."""
+
+    def __init__(self) -> None:
+        super().__init__(width=None if sys.stdout.isatty() else 160)
+        self.closed = False
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        self.closed = True
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, sys.stdout.fileno())
+        finally:
+            os.close(devnull)
+
+
+@dataclass(frozen=True)
+class WeekPrinter:
+    """A step's ``on_week``: one line per week; with ``verbose``, the orders that ended in it,
+    its cash and holdings and the target weights decided at its close under the line."""
+
+    out: StepConsole
+    verbose: bool
+
+    def __call__(self, done: WeekDone) -> None:
+        say = self.out.print
+        say(week_line(done), markup=False, highlight=False, soft_wrap=True)
+        if not self.verbose:
+            return
+        rec = done.record
+        if rec.orders:
+            table = Table(title=f"week {rec.week.date()}: orders", title_justify="left")
+            for col in ("ticker", "side", "shares", "price", "value", "status", "decided"):
+                right = col in ("shares", "price", "value")
+                table.add_column(col, justify="right" if right else "left")
+            for o in rec.orders:
+                table.add_row(
+                    o.ticker,
+                    o.side,
+                    f"{o.size:,.0f}" if o.size == o.size else "",
+                    f"{o.price:,.2f}" if o.price == o.price else "",
+                    f"{o.value:,.2f}" if o.value == o.value else "",
+                    o.status,
+                    str(o.date_submitted.date()) if o.date_submitted is not None else "",
+                )
+            say(table)
+        held = ", ".join(f"{t} {s:,.0f}" for t, (s, _p) in sorted(rec.holdings.items()))
+        targets = ", ".join(f"{t} {w:+.1%}" for t, w in sorted(rec.targets.items()) if w)
+        when = "the next open" if done.fill == "next_open" else "this close (booked next week)"
+        version = f" by {rec.tag}" if rec.tag else ""
+        say(
+            f"  cash {_money(rec.cash)}; holdings: {held or 'none'}\n"
+            f"  decided at the close{version}: {targets or 'cash'}; fills at {when}",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 @replay_app.command("step")
@@ -181,8 +258,21 @@ def step(
             "act on every completed week not yet recorded.",
         ),
     ] = False,
+    verbose: Annotated[
+        bool,
+        typer.Option(
+            "--verbose",
+            "-v",
+            help="Under each week's line: the orders that ended in it, cash, holdings and the "
+            "target weights decided at its close.",
+        ),
+    ] = False,
 ) -> None:
-    """Advance the account week by week; each week is recorded as soon as it closes."""
+    """Advance the account week by week; each week is recorded as soon as it closes.
+
+    One line per week (details with -v). When standard output closes (a pipe into `head`),
+    the step still records every week, then says so in one line on stderr.
+    """
     from simulator.stepping import step as step_account
 
     if weeks is not None and until is not None:
@@ -190,28 +280,34 @@ def step(
     stop = parse_day(until, "--until") if until else None
     count = weeks if weeks is not None else (None if (stop or live) else 1)
     workspace = writable_workspace("replay step", "replay")
+    out = StepConsole()
     acct, processed = step_account(
-        workspace, account, weeks=count, until=stop, live=live, on_week=_print_week, note=_warn
+        workspace,
+        account,
+        weeks=count,
+        until=stop,
+        live=live,
+        on_week=WeekPrinter(out, verbose),
+        note=_warn,
     )
     with acct:
         last = acct.journal.last()
-        if processed.empty:
-            where = f"last recorded week {last.week.date()}" if last else "no week recorded yet"
-            console.print(
-                f"account {account}: nothing to do ({where}; no later complete week in the data)",
-                markup=False,
-            )
-            return
+    if processed.empty:
+        where = f"last recorded week {last.week.date()}" if last else "no week recorded yet"
+        line = f"account {account}: nothing to do ({where}; no later complete week in the data)"
+    else:
         short = (
             f" (of {count} asked: no later complete week in the data)"
             if count is not None and len(processed) < count
             else ""
         )
-        console.print(
+        line = (
             f"account {account}: recorded {len(processed)} week(s), "
-            f"{processed[0].date()}..{processed[-1].date()}{short}",
-            markup=False,
+            f"{processed[0].date()}..{processed[-1].date()}{short}"
         )
+    out.print(line, markup=False, highlight=False, soft_wrap=True)
+    if out.closed:
+        _warn(f"standard output was closed; the step went on: {line}")
 
 
 @replay_app.command("status")

@@ -82,12 +82,29 @@ def _refresh_yahoo(cfg: Config, workspace: Path, today: dt.date) -> Config:
 
 @dataclass(frozen=True)
 class WeekDone:
-    """A week just recorded, for the command line to print."""
+    """A week just recorded, for the command line to print.
+
+    Attributes
+    ----------
+    seq
+        The week's number in the journal (1 for the account's first week).
+    record
+        What the engine recorded at the week's close.
+    previous_equity
+        The equity at the close of the week before (the starting cash for the account's
+        first week), so ``record.value / previous_equity - 1`` is the week's return.
+    fill
+        The config's fill mode (``next_open`` or ``close``).
+    n, total
+        The week's place in this step (1-based) and the number of weeks the step processes.
+    """
 
     seq: int
     record: WeekRecord
-    previous_equity: float | None
+    previous_equity: float
     fill: str
+    n: int
+    total: int
 
 
 def pending_weeks(
@@ -192,7 +209,8 @@ def _step(
         built.guard,
         on_week,
         cfg.backtest.fill,
-        last.value if last else None,
+        last.value if last else cfg.backtest.cash,
+        len(todo),
     )
     try:
         session.run(built, window, on_week=record)
@@ -213,7 +231,8 @@ class _Recorder:
     guard: ProfileGuard | None
     on_week: Callable[[WeekDone], None] | None
     fill: str
-    previous: float | None
+    previous: float
+    total: int
     recorded: list[pd.Timestamp] = field(default_factory=list)
 
     def __call__(self, week: WeekRecord) -> None:
@@ -231,7 +250,8 @@ class _Recorder:
         seq = self.journal.append(week, held, forecasts, bound)
         self.recorded.append(week.week)
         if self.on_week is not None:
-            self.on_week(WeekDone(seq, week, self.previous, self.fill))
+            done = WeekDone(seq, week, self.previous, self.fill, len(self.recorded), self.total)
+            self.on_week(done)
         self.previous = week.value
 
     def so_far(self) -> str:

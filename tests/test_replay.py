@@ -38,14 +38,14 @@ from typing import Any, ClassVar
 import pandas as pd
 import pytest
 
-from simulator import account_report, accounts, stepping
+from simulator import account_report, accounts, cli_replay, stepping
 from simulator.backtest import run_backtest
 from simulator.config import Config, load_config
 from simulator.data import load_daily, make_weekly
 from simulator.errors import DataError, JournalError, NetworkError
 from simulator.journal import Journal, locked
 from simulator.workspace import workspace_dir
-from strategies.rebalance import WeekRecord
+from strategies.rebalance import OrderRow, WeekRecord
 from tests.conftest import PAPER12, PAPER_CONFIG, PAPER_FAST, REPO, PaperModel, require_paper12
 from tests.helpers import (
     CSV,
@@ -702,7 +702,7 @@ def test_account_life_cycle_on_the_command_line(
     assert "give --weeks or --until, not both" in error_line(capsys)
     assert cli(["replay", "step", "--account", "acct", "--weeks", "3"], monkeypatch) == 0
     printed = capsys.readouterr().out
-    assert "week 2022-07-01: no orders ended this week" in printed
+    assert "week 2022-07-01 (1/3): equity 10,000,000.00 (+0.00%), 0 held; no orders" in printed
     assert "account acct: recorded 3 week(s), 2022-07-01..2022-07-15\n" in printed
 
     doc = status_json("acct", monkeypatch, capsys)
@@ -804,7 +804,181 @@ def test_status_html_writes_the_account_tear_sheet(
     assert summary["final_value"] == final
 
 
-# --- 8. pending weeks and the New York day --------------------------------------------------
+# --- 8. what a step prints, and a closed stdout -------------------------------------------
+
+#: paper12's stocks.
+TICKERS = ["AAPL", "AMZN", "BA", "JPM", "MSFT", "NFLX", "NKE", "NVDA", "PEP", "SHOP", "TSLA", "UNH"]
+#: The three first weeks of a 1/N account on paper12, as ``replay step`` prints them.
+THREE_WEEKS = [
+    "week 2022-07-01 (1/3): equity 10,000,000.00 (+0.00%), 0 held; no orders; "
+    "decided 12 long / 0 short, gross 100%",
+    "week 2022-07-08 (2/3): equity 10,499,463.75 (+4.99%), 12 held; orders 12 filled; "
+    "decided 12 long / 0 short, gross 100%",
+    "week 2022-07-15 (3/3): equity 10,362,391.12 (-1.31%), 12 held; orders 12 filled; "
+    "decided 12 long / 0 short, gross 100%",
+]
+
+
+def _order(ticker: str, side: str, status: str) -> OrderRow:
+    week = pd.Timestamp("2022-07-01")
+    filled = status in ("Completed", "Delisted")
+    return OrderRow(
+        week,
+        week if filled else None,
+        ticker,
+        side,
+        10.0,
+        100.0 if filled else float("nan"),
+        1_000.0 if filled else float("nan"),
+        0.0,
+        status,
+        "lstm/3",
+    )
+
+
+@pytest.mark.parametrize(
+    ("orders", "targets", "tag", "expected"),
+    [
+        ([], {}, "", "no orders; no decision"),
+        ([], {"AAPL": 0.0, "MSFT": 0.0}, "lstm/3", "no orders; decided all cash"),
+        (
+            [
+                _order("AAPL", "buy", "Completed"),
+                _order("MSFT", "sell", "Completed"),
+                _order("NVDA", "buy", "Margin"),
+                _order("TSLA", "sell", "Delisted"),
+                _order("SHOP", "buy", "NoBar"),
+            ],
+            {"AAPL": 1 / 3, "MSFT": -0.25, "NVDA": 0.125, "SHOP": 0.0},
+            "lstm/3",
+            "orders 2 filled, 1 rejected (cash), 1 closed out (data ended), "
+            "1 not placed (no bar); decided 2 long / 1 short, gross 71% (lstm/3)",
+        ),
+    ],
+    ids=["no-decision", "all-cash", "every-status"],
+)
+def test_week_line(
+    orders: list[OrderRow], targets: dict[str, float], tag: str, expected: str
+) -> None:
+    record = WeekRecord(
+        pd.Timestamp("2022-07-08"),
+        9_950_000.0,
+        12.5,
+        {"AAPL": (100.0, 150.0), "MSFT": (-20.0, 250.0)},
+        targets,
+        tag,
+        orders,
+    )
+    done = stepping.WeekDone(7, record, 10_000_000.0, "next_open", 4, 52)
+    head = "week 2022-07-08 (4/52): equity 9,950,000.00 (-0.50%), 2 held; "
+    assert cli_replay.week_line(done) == head + expected
+
+
+def test_a_step_prints_one_line_a_week_and_the_details_with_verbose(
+    paper12: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    workspace = workspace_dir()
+    open_new(workspace, "brief", ew_config())
+    open_new(workspace, "full", ew_config())
+    assert cli(["replay", "step", "--account", "brief", "--weeks", "3"], monkeypatch) == 0
+    brief = capsys.readouterr().out.splitlines()
+    assert brief == [*THREE_WEEKS, "account brief: recorded 3 week(s), 2022-07-01..2022-07-15"]
+    with accounts.open_account(workspace, "brief") as account:
+        equity = account.journal.weeks()["equity"].tolist()
+    assert [f"{e:,.2f}" for e in equity] == ["10,000,000.00", "10,499,463.75", "10,362,391.12"]
+
+    assert cli(["replay", "step", "--account", "full", "--weeks", "3", "-v"], monkeypatch) == 0
+    full = capsys.readouterr().out.splitlines()
+    # Each week's line, then its orders (a table: title, 3 rules, header, 12 rows), its cash
+    # and holdings, and its decision.
+    starts = [full.index(line) for line in THREE_WEEKS]
+    assert starts == [0, 3, 23]
+    assert len(full) == 23 + 20 + 1 and full[-1].startswith("account full: recorded 3 week(s)")
+    assert full[1] == "  cash 10,000,000.00; holdings: none"
+    equal = ", ".join(f"{t} +8.3%" for t in TICKERS)
+    fills = "fills at this close (booked next week)"
+    assert full[2] == f"  decided at the close: {equal}; {fills}"
+    assert full[4].rstrip() == "week 2022-07-08: orders"
+    bought = [row.split()[1] for row in full[8:20]]
+    assert sorted(bought) == TICKERS and full[8].split()[3] == "buy"
+    assert full[21].startswith("  cash ") and "; holdings: AAPL " in full[21]
+    assert full[22] == full[2]
+
+
+#: A ``foliosim`` process whose second week waits, before it is written, until the file
+#: $PIPE_CLOSED exists: the test reads the first week's line, closes its end of the pipe and
+#: creates the file, so that every later line meets a closed stdout. Only a trace callback
+#: is added to sqlite3.
+GATED = """
+import os, pathlib, sqlite3, sys, time
+
+gate = pathlib.Path(os.environ["PIPE_CLOSED"])
+seen = 0
+connect = sqlite3.connect
+
+
+def gated(*args, **kwargs):
+    conn = connect(*args, **kwargs)
+
+    def trace(sql):
+        global seen
+        if sql.startswith("INSERT INTO weeks"):
+            seen += 1
+            deadline = time.monotonic() + 60
+            while seen == 2 and not gate.exists() and time.monotonic() < deadline:
+                time.sleep(0.01)
+
+    conn.set_trace_callback(trace)
+    return conn
+
+
+sqlite3.connect = gated
+from simulator.cli import main
+
+sys.argv = ["foliosim", *sys.argv[1:]]
+main()
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("lines_read", [0, 1], ids=["closed-at-once", "closed-after-a-line"])
+def test_a_closed_stdout_does_not_stop_a_step(
+    paper12: Path,
+    uninterrupted: dict[str, list[tuple[Any, ...]]],
+    lines_read: int,
+    tmp_path: Path,
+) -> None:
+    """Regression (issue 26): ``replay step --weeks 10 | head -3`` recorded 2 of 10 weeks and
+    exited 1 without a word (rich exits on a broken pipe)."""
+    workspace = workspace_dir()
+    path = open_new(workspace, "piped", ew_config())
+    gate = tmp_path / "closed"
+    env = {**os.environ, "FOLIOSIM_WORKSPACE": str(workspace), "PIPE_CLOSED": str(gate)}
+    args = ["replay", "step", "--account", "piped", "--weeks", "10"]
+    argv = [sys.executable, "-c", GATED, *args] if lines_read else foliosim(*args)
+    proc = subprocess.Popen(
+        argv, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None
+    try:
+        read = [proc.stdout.readline() for _ in range(lines_read)]
+        proc.stdout.close()
+        gate.touch()
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert read == [line.replace("(1/3)", "(1/10)") + "\n" for line in THREE_WEEKS[:lines_read]]
+    assert err.splitlines() == [
+        "standard output was closed; the step went on: account piped: recorded 10 week(s), "
+        "2022-07-01..2022-09-02"
+    ]
+    assert proc.returncode == 0
+    assert journal_rows(path) == upto(uninterrupted, 10)
+
+
+# --- 9. pending weeks and the New York day --------------------------------------------------
 
 
 def _utc(year: int, month: int, day: int, hour: int, minute: int, second: int = 0) -> dt.datetime:

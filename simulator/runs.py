@@ -1,10 +1,17 @@
-"""Runs side by side: a table of the run directories in a folder, and a comparison page.
+"""Runs side by side: a table of the run directories and sweeps in a folder, and a comparison
+page.
 
 :func:`list_runs` reads every run directory directly under a folder (a folder holding
 ``summary.json``; hidden leftovers of killed runs are skipped) through
 :func:`simulator.summary.read_summary` and returns one JSON-ready row per run, with its key
 figures; a run whose summary cannot be read is listed with its error instead of stopping the
-list. :func:`table_cells` formats a row for a terminal table.
+list. A sweep directory (a folder holding ``sweep.json``, whatever its name: see
+:mod:`simulator.sweep`) is listed too, as one row of kind ``sweep`` (:func:`sweep_row`): its
+trials done of its total, read from the trials' own rows (``trials/<id>.json``, so a sweep
+still running or killed is listed with what it finished), the median, lowest and highest
+total return and the median Sharpe of its finished trials, the share of them beating 1/N,
+and its report (``sweep.html``) when written. :func:`table_cells` formats a row for a
+terminal table.
 
 :func:`compare_runs` writes one self-contained HTML page (atomically) with the metrics of two
 or more runs side by side and one chart of their equity (growth of 1 of each strategy, each on
@@ -16,14 +23,24 @@ escaped. The figures are the strategy's:
 summary.json's ``strategy`` series, its facts and, when present, its exposure and forecast
 quality. Annualised figures of a short run (fewer than
 :data:`~simulator.metrics.SHORT_RUN_WEEKS` weeks) are not shown.
+
+A sweep given to :func:`compare_runs` stands in the comparison as its **median trial**
+(:func:`median_trial`): of its finished trials, the one whose total return ranks in the
+middle (the lower of the two middle ones for an even count; ties by trial id). That is a
+real run, so its figures and its curve agree with each other, and it is not chosen for
+its luck, as the best trial would be. Rows below the metrics give every sweep's spread:
+trials finished, median and range of total return, and the share beating 1/N.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import errno
+import json
+import math
 import os
 import stat
+import statistics
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -58,17 +75,30 @@ MARKER = "<!-- written by foliosim runs compare; the next comparison may replace
 #: How much of an existing file is read to look for :data:`MARKER`.
 _MARKER_SPAN = 512
 _NEW_NAME = "give --out a new file name (e.g. compare.html)"
+#: The file that makes a folder a sweep directory, its report, and a finished trial's status
+#: (:mod:`simulator.sweep` writes them; read here without importing it, which imports Ray).
+SWEEP_FILE = "sweep.json"
+SWEEP_REPORT = "sweep.html"
+DONE = "done"
 
 
 def run_dirs(folder: Path) -> list[Path]:
-    """The run directories directly under ``folder`` (holding summary.json), by name."""
+    """The run directories (holding summary.json) and sweep directories (holding sweep.json)
+    directly under ``folder``, by name."""
     if not folder.is_dir():
         raise RunDirError(f"{folder}: no such folder; pass a folder of run directories (e.g. runs)")
     return sorted(
         p
         for p in folder.iterdir()
-        if p.is_dir() and not p.name.startswith(".") and (p / "summary.json").is_file()
+        if p.is_dir()
+        and not p.name.startswith(".")
+        and ((p / "summary.json").is_file() or is_sweep(p))
     )
+
+
+def is_sweep(path: Path) -> bool:
+    """Whether ``path`` is a sweep directory: it holds sweep.json and no summary.json."""
+    return (path / SWEEP_FILE).is_file() and not (path / "summary.json").exists()
 
 
 def _annual(summary: RunSummary, value: float | None) -> float | None:
@@ -109,8 +139,137 @@ def run_row(run_dir: Path) -> dict[str, Any]:
 
 
 def list_runs(folder: Path) -> list[dict[str, Any]]:
-    """:func:`run_row` of every run directory under ``folder`` (see the module docstring)."""
-    return [run_row(path) for path in run_dirs(folder)]
+    """:func:`run_row` of every run directory under ``folder``, :func:`sweep_row` of every
+    sweep directory, by name (see the module docstring)."""
+    return [sweep_row(p) if is_sweep(p) else run_row(p) for p in run_dirs(folder)]
+
+
+# --- sweeps ------------------------------------------------------------------------------------
+
+
+def _number(value: Any) -> float | None:
+    """A finite number from a trial's row, else None (a row of JSON: null, text, NaN)."""
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    return float(value) if ok else None
+
+
+def trial_rows(sweep_dir: Path) -> list[dict[str, Any]]:
+    """The rows of the trials that ended (``trials/<id>.json``, written atomically by the
+    sweep as each trial ends), by id; a file that is not such a row is skipped."""
+    rows = []
+    for path in sorted((sweep_dir / "trials").glob("t*.json")):
+        try:
+            row = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(row, dict) and row.get("id") == path.stem:
+            rows.append(row)
+    return rows
+
+
+def _done(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The finished trials with a total return."""
+    return [
+        r for r in rows if r.get("status") == DONE and _number(r.get("total_return")) is not None
+    ]
+
+
+def _trial_count(axes: Any) -> int:
+    """The number of trials of ``sweep.json``'s axes (seeds x grid values x periods)."""
+    if not isinstance(axes, dict):
+        raise ValueError("no axes")
+    seeds, grid, periods = axes.get("seeds", []), axes.get("grid", []), axes.get("periods", [])
+    if not all(isinstance(x, list) for x in (seeds, grid, periods)):
+        raise ValueError("axes are not lists")
+    values = [len(item[1]) for item in grid if isinstance(item, list) and len(item) == 2]
+    if len(values) != len(grid):
+        raise ValueError("a grid axis is not [key, values]")
+    return max(len(seeds), 1) * max(len(periods), 1) * math.prod(values)
+
+
+def _median(values: Sequence[float]) -> float | None:
+    return statistics.median(values) if values else None
+
+
+def sweep_row(sweep_dir: Path) -> dict[str, Any]:
+    """A sweep's row (fractions; see the module docstring): ``kind`` "sweep", its trials
+    done of its total, the median, lowest and highest total return, the median Sharpe (None
+    when the trials are short runs), the median 1/N and index returns and the share of
+    finished trials whose total return beats 1/N's, over the finished trials; ``report``:
+    "sweep.html" when that is a regular file in it, else None. ``{"run", "path", "error"}``
+    when its sweep.json cannot be read."""
+    name = sweep_dir.name
+    try:
+        doc = json.loads((sweep_dir / SWEEP_FILE).read_text(encoding="utf-8"))
+        total = _trial_count(doc.get("axes") if isinstance(doc, dict) else None)
+    except (OSError, ValueError) as err:
+        reason = "not valid JSON" if isinstance(err, json.JSONDecodeError) else str(err)
+        error = f"{SWEEP_FILE} is unreadable ({reason}); the sweep directory is damaged"
+        return {"run": name, "path": str(sweep_dir), "error": error}
+    rows = trial_rows(sweep_dir)
+    done = _done(rows)
+    strategy, benchmark = "", ""
+    if done:  # the names of the first finished trial's run (they are the same in every trial)
+        try:
+            first = read_summary(sweep_dir / "trials" / str(done[0]["id"]) / "summary.json")
+            strategy, benchmark = first.strategy_name, first.benchmark_name
+        except RunDirError:
+            pass
+    returns = [float(r["total_return"]) for r in done]
+    weeks = [int(r["weeks"]) for r in done if _number(r.get("weeks")) is not None]
+    short = bool(weeks) and statistics.median(weeks) < SHORT_RUN_WEEKS
+    sharpes = [v for r in done if (v := _number(r.get("sharpe"))) is not None]
+    versus = [
+        (float(r["total_return"]), v)
+        for r in done
+        if (v := _number(r.get("equal_weight_total_return"))) is not None
+    ]
+    report = sweep_dir / SWEEP_REPORT
+    return {
+        "run": name,
+        "path": str(sweep_dir),
+        "kind": "sweep",
+        "strategy": strategy,
+        "benchmark": benchmark,
+        "trials_total": total,
+        "trials_done": len(done),
+        "trials_failed": sum(r.get("status") != DONE for r in rows),
+        "start": min((str(r["start"]) for r in done if r.get("start")), default=None),
+        "end": max((str(r["end"]) for r in done if r.get("end")), default=None),
+        "weeks": statistics.median(weeks) if weeks else None,
+        "short": short,
+        "median_return": _median(returns),
+        "min_return": min(returns, default=None),
+        "max_return": max(returns, default=None),
+        "median_sharpe": None if short else _median(sharpes),
+        "median_equal_weight_return": _median([v for _, v in versus]),
+        "median_benchmark_return": _median(
+            [v for r in done if (v := _number(r.get("benchmark_total_return"))) is not None]
+        ),
+        "share_beating_equal_weight": (
+            sum(ret > ew for ret, ew in versus) / len(versus) if versus else None
+        ),
+        "report": SWEEP_REPORT if report.is_file() and not report.is_symlink() else None,
+    }
+
+
+def median_trial(sweep_dir: Path) -> Path:
+    """The run directory of a sweep's median trial: of its finished trials, the one whose
+    total return ranks in the middle (the lower of the two middle ones for an even count,
+    ties by trial id).
+
+    Raises
+    ------
+    RunDirError
+        The sweep has no finished trial yet.
+    """
+    done = sorted(_done(trial_rows(sweep_dir)), key=lambda r: (r["total_return"], r["id"]))
+    if not done:
+        raise RunDirError(
+            f"{sweep_dir}: a sweep with no finished trial yet; run it (the same `foliosim "
+            "sweep` command resumes it), or compare run directories"
+        )
+    return sweep_dir / "trials" / str(done[(len(done) - 1) // 2]["id"])
 
 
 def _pct(value: float | None, *, sign: bool = False) -> str:
@@ -119,9 +278,11 @@ def _pct(value: float | None, *, sign: bool = False) -> str:
 
 def table_cells(row: dict[str, Any]) -> list[str]:
     """``row`` as the plain-text cells of :data:`TABLE_COLUMNS` (an unreadable run: its error
-    in the second cell)."""
+    in the second cell; a sweep: :func:`sweep_cells`)."""
     if "error" in row:
         return [row["run"], f"unreadable: {row['error']}", *[""] * (len(TABLE_COLUMNS) - 2)]
+    if row["kind"] == "sweep":
+        return sweep_cells(row)
     active = row["total_return"] - row["benchmark_total_return"]
     return [
         row["run"],
@@ -133,6 +294,28 @@ def table_cells(row: dict[str, Any]) -> list[str]:
         "" if row["short"] else num(row["sharpe"], ".3f"),
         _pct(row["max_drawdown"]),
         f"{_pct(active, sign=True)} vs {row['benchmark']}",
+    ]
+
+
+def sweep_cells(row: dict[str, Any]) -> list[str]:
+    """A sweep's row as the cells of :data:`TABLE_COLUMNS`: its trials in the weeks column,
+    its figures as medians over its finished trials, the share beating 1/N last."""
+    trials = f"{row['trials_done']}/{row['trials_total']} trials"
+    if row["trials_failed"]:
+        trials += f", {row['trials_failed']} failed"
+    period = f"{row['start']} .. {row['end']}" if row["start"] else "no trial done yet"
+    share = row["share_beating_equal_weight"]
+    median = row["median_return"]
+    return [
+        row["run"],
+        f"{row['strategy'] or '?'} (sweep)",
+        period,
+        trials,
+        "" if median is None else f"{_pct(median, sign=True)} median",
+        "",
+        "" if row["median_sharpe"] is None else f"{num(row['median_sharpe'], '.3f')} median",
+        "",
+        "" if share is None else f"{share:.0%} of trials beat 1/N",
     ]
 
 
@@ -196,6 +379,42 @@ def _metric_rows(summaries: Sequence[RunSummary]) -> list[list[str]]:
     ]
 
 
+def _compared(path: Path) -> tuple[Path, dict[str, Any] | None]:
+    """The run directory that stands for ``path`` in a comparison, and the sweep's row when
+    ``path`` is a sweep (its median trial stands for it)."""
+    if is_sweep(path):
+        sweep = sweep_row(path)
+        if "error" in sweep:
+            raise RunDirError(f"{path}: {sweep['error']}")
+        return median_trial(path), sweep
+    if not (path / "summary.json").is_file():
+        raise RunDirError(
+            f"{path}: not a run directory (no summary.json) nor a sweep (no sweep.json); pass "
+            "folders that `foliosim backtest`, `foliosim replay status --html` or `foliosim "
+            "sweep` wrote"
+        )
+    return path, None
+
+
+def _sweep_rows(sweeps: Sequence[dict[str, Any] | None]) -> list[list[str]]:
+    """The rows of a comparison with a sweep: its spread over its finished trials (empty
+    cells for a run)."""
+
+    def row(label: str, cell: Any) -> list[str]:
+        return [esc(label), *("" if s is None else cell(s) for s in sweeps)]
+
+    return [
+        row("sweep: trials finished", lambda s: f"{s['trials_done']} of {s['trials_total']}"),
+        row("sweep: median total return", lambda s: num(s["median_return"], "+.2%")),
+        row(
+            "sweep: total return range",
+            lambda s: f"{num(s['min_return'], '+.2%')} to {num(s['max_return'], '+.2%')}",
+        ),
+        row("sweep: median Sharpe ratio", lambda s: num(s["median_sharpe"], ".3f")),
+        row("sweep: share beating 1/N", lambda s: num(s["share_beating_equal_weight"], ".0%")),
+    ]
+
+
 def default_compare_path(runs: Sequence[Path]) -> Path:
     """``<the first run's folder>/compare-<local time>.html``."""
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -203,7 +422,8 @@ def default_compare_path(runs: Sequence[Path]) -> Path:
 
 
 def compare_runs(runs: Sequence[Path], out: Path) -> Path:
-    """Write the comparison page of ``runs`` (two or more run directories) to ``out``.
+    """Write the comparison page of ``runs`` (two or more run or sweep directories; a sweep
+    stands as its median trial, see the module docstring) to ``out``.
 
     The page holds the metrics side by side (:func:`_metric_rows`) and the growth of 1 of each
     run's strategy on one chart. ``out`` must be new or a page this command wrote before
@@ -215,7 +435,8 @@ def compare_runs(runs: Sequence[Path], out: Path) -> Path:
     RunDirError
         Fewer than two runs, a run named twice, an ``out`` refused by
         :func:`check_compare_out`, a run directory without a readable summary.json or
-        returns.csv, or the page could not be written (``out`` is then left as it was).
+        returns.csv, a sweep with no finished trial, or the page could not be written
+        (``out`` is then left as it was).
     """
     if len(runs) < 2:
         raise RunDirError(f"compare needs two or more run directories (got {len(runs)})")
@@ -226,17 +447,20 @@ def compare_runs(runs: Sequence[Path], out: Path) -> Path:
     summaries: list[RunSummary] = []
     curves: dict[str, pd.Series] = {}
     labels = _labels(runs)
-    for path, label in zip(runs, labels, strict=True):
-        if not (path / "summary.json").is_file():
-            raise RunDirError(
-                f"{path}: not a run directory (no summary.json); pass folders that "
-                "`foliosim backtest` or `foliosim replay status --html` wrote"
-            )
+    sweeps: list[dict[str, Any] | None] = []
+    for i, (given, label) in enumerate(zip(runs, labels, strict=True)):
+        path, sweep = _compared(Path(given))
+        if sweep is not None:
+            labels[i] = label = f"{label} (median trial {path.name})"
         summary = read_summary(path / "summary.json")
         returns = read_returns(path / "returns.csv", ["strategy"])
         summaries.append(summary)
+        sweeps.append(sweep)
         curves[f"{label}: {summary.strategy_name}"] = returns["strategy"]
     head = ["metric", *labels]
+    rows = _metric_rows(summaries)
+    if any(sweeps):
+        rows += _sweep_rows(sweeps)
     chart = png(runs_growth_figure(curves), dpi=100)
     short = [label for label, s in zip(labels, summaries, strict=True) if s.short]
     notes = [
@@ -249,6 +473,13 @@ def compare_runs(runs: Sequence[Path], out: Path) -> Path:
             f"Short runs (fewer than {SHORT_RUN_WEEKS} weeks: {esc(', '.join(short))}) show "
             "no annualised figures."
         )
+    if any(sweeps):
+        notes.append(
+            "A sweep stands here as its median trial: of its finished trials, the one whose "
+            "total return ranks in the middle (the lower middle one for an even count), a real "
+            "run whose figures and curve agree; not its best trial, which is picked by luck. "
+            "The rows named 'sweep:' give the spread over all its finished trials."
+        )
     paths = "".join(
         f"<li><code>{esc(label)}</code>: {esc(path)}</li>"
         for label, path in zip(labels, runs, strict=True)
@@ -260,7 +491,7 @@ def compare_runs(runs: Sequence[Path], out: Path) -> Path:
 <h1>{esc(title)}</h1>
 <hr>
 <h3>Metrics</h3>
-{table(head, _metric_rows(summaries), "compare")}
+{table(head, rows, "compare")}
 <h3>Growth of 1</h3>
 <img src="data:image/png;base64,{chart}" alt="{esc("Growth of 1 of " + ", ".join(curves))}">
 <h3>Notes</h3>

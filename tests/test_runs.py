@@ -1,4 +1,5 @@
-"""`foliosim runs list` and `runs compare` (simulator.runs), on hand-made run directories."""
+"""`foliosim runs list` and `runs compare` (simulator.runs), on hand-made run directories and
+sweep directories (written by the sweep's own functions)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import re
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from simulator.errors import RunDirError
@@ -15,8 +17,11 @@ from simulator.runs import (
     compare_runs,
     default_compare_path,
     list_runs,
+    median_trial,
     table_cells,
 )
+from simulator.summary import read_summary
+from simulator.sweep import Axes, open_sweep, summary_row
 from tests.helpers import browse, make_run, require_chromium, weekly_returns
 
 LONG = weekly_returns("2022-01-07", 40, seed=1)
@@ -144,3 +149,106 @@ def test_the_comparison_page_is_clean_in_chromium(folder: Path, tmp_path: Path) 
     assert seen.errors == [] and seen.requests == []
     assert set(seen.fonts) == {("DejaVu Sans", True)}
     assert seen.title == "foliosim: 2 runs compared"
+
+
+# --- sweeps ------------------------------------------------------------------------------------
+
+#: The finished trials of the hand-made sweep (40 weeks each), by id; t0004 failed, t0005 has
+#: not ended (the sweep is still running, or was killed).
+TRIALS = {f"t000{i}": weekly_returns("2022-01-07", 40, seed=10 + i) for i in (1, 2, 3)}
+
+
+def total(returns: pd.Series) -> float:
+    return float(np.prod(1 + returns) - 1)
+
+
+def make_sweep(path: Path, tmp_path: Path, trials: dict[str, pd.DataFrame]) -> Path:
+    """A sweep directory as ``foliosim sweep`` writes it (its own functions write sweep.json
+    and the trials' rows): 5 seeds, ``trials`` finished, t0004 failed, t0005 not ended."""
+    config = tmp_path / "sweep.toml"
+    config.write_text("[backtest]\nstrategy = 'lstm_signal'\n", encoding="utf-8")
+    open_sweep(path, config, ["data.source=csv"], Axes(seeds=(0, 1, 2, 3, 4)))
+    for trial, returns in trials.items():
+        run = make_run(path / "trials" / trial, returns)
+        row = {"id": trial, "status": "done", "error": "", "node": ""}
+        row |= summary_row(read_summary(run / "summary.json"))
+        (path / "trials" / f"{trial}.json").write_text(json.dumps(row), encoding="utf-8")
+    failed = {"id": "t0004", "status": "failed", "error": "ConfigError: bad value"}
+    (path / "trials" / "t0004.json").write_text(json.dumps(failed), encoding="utf-8")
+    return path
+
+
+def test_a_sweep_is_listed_with_its_trials_medians_and_report(folder: Path, tmp_path: Path) -> None:
+    sweep = make_sweep(folder / "sweep-paper-0123456789", tmp_path, TRIALS)
+    (sweep / "sweep.html").write_text("<html></html>", encoding="utf-8")
+    rows = list_runs(folder)
+    assert [r["run"] for r in rows] == ["a-long", "b-short", "c-broken", sweep.name]
+    row = rows[-1]
+    totals = sorted(total(r["strategy"]) for r in TRIALS.values())
+    beats = [total(r["strategy"]) > total(r["equal_weight"]) for r in TRIALS.values()]
+    assert beats == [False, False, True]  # the data: one trial of three beats 1/N
+    assert row["kind"] == "sweep" and row["strategy"] == "lstm_signal"
+    assert (row["trials_done"], row["trials_total"], row["trials_failed"]) == (3, 5, 1)
+    assert (row["start"], row["end"], row["weeks"]) == ("2022-01-07", "2022-10-07", 40)
+    assert row["median_return"] == pytest.approx(totals[1], abs=1e-15)
+    assert (row["min_return"], row["max_return"]) == pytest.approx((totals[0], totals[2]))
+    assert row["share_beating_equal_weight"] == pytest.approx(1 / 3)
+    assert row["report"] == "sweep.html"
+    json.dumps(rows, allow_nan=False)
+    assert table_cells(row) == [
+        sweep.name,
+        "lstm_signal (sweep)",
+        "2022-01-07 .. 2022-10-07",
+        "3/5 trials, 1 failed",
+        f"{totals[1]:+.2%} median",
+        "",
+        f"{row['median_sharpe']:.3f} median",
+        "",
+        "33% of trials beat 1/N",
+    ]
+
+
+def test_a_sweep_without_finished_trials_or_with_a_damaged_file(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    started = make_sweep(runs / "sweep-new", tmp_path, {})
+    damaged = runs / "sweep-damaged"
+    damaged.mkdir()
+    (damaged / "sweep.json").write_text("{not json", encoding="utf-8")
+    broken, new = list_runs(runs)  # by name: sweep-damaged, sweep-new
+    assert (new["trials_done"], new["trials_total"], new["median_return"]) == (0, 5, None)
+    assert new["report"] is None and new["share_beating_equal_weight"] is None
+    assert table_cells(new)[1:5] == ["? (sweep)", "no trial done yet", "0/5 trials, 1 failed", ""]
+    assert broken["error"].startswith("sweep.json is unreadable (not valid JSON)")
+    run = make_run(runs / "a-run", LONG)
+    with pytest.raises(RunDirError, match="no finished trial yet"):
+        compare_runs([run, started], tmp_path / "c.html")
+    with pytest.raises(RunDirError, match=r"sweep\.json is unreadable"):
+        compare_runs([run, damaged], tmp_path / "c.html")
+    assert not (tmp_path / "c.html").exists()
+
+
+def test_compare_sets_a_sweeps_median_trial_beside_a_run(folder: Path, tmp_path: Path) -> None:
+    # Four finished trials: the median trial is the lower of the two middle ones.
+    trials = {**TRIALS, "t0005": weekly_returns("2022-01-07", 40, seed=20)}
+    sweep = make_sweep(folder / "sw", tmp_path, trials)
+    ranked = sorted(trials, key=lambda t: total(trials[t]["strategy"]))
+    middle = ranked[1]
+    assert median_trial(sweep) == sweep / "trials" / middle
+    out = tmp_path / "compare.html"
+    page = compare_runs([folder / "a-long", sweep], out).read_text(encoding="utf-8")
+    assert f"<th>metric</th><th>a-long</th><th>sw (median trial {middle})</th>" in page
+    trial = total(trials[middle]["strategy"])
+    assert cells(page, "total return") == [f"{total(LONG['strategy']):+.2%}", f"{trial:+.2%}"]
+    totals = sorted(total(r["strategy"]) for r in trials.values())
+    assert cells(page, "sweep: trials finished") == ["", "4 of 5"]
+    median = (totals[1] + totals[2]) / 2
+    assert cells(page, "sweep: median total return") == ["", f"{median:+.2%}"]
+    assert cells(page, "sweep: total return range") == [
+        "",
+        f"{totals[0]:+.2%} to {totals[3]:+.2%}",
+    ]
+    share = np.mean([total(r["strategy"]) > total(r["equal_weight"]) for r in trials.values()])
+    assert cells(page, "sweep: share beating 1/N") == ["", f"{share:.0%}"]
+    assert "A sweep stands here as its median trial" in page
+    plain = compare_runs([folder / "a-long", folder / "b-short"], tmp_path / "plain.html")
+    assert "sweep:" not in plain.read_text(encoding="utf-8")

@@ -6,25 +6,33 @@ BIN := $(VENV)/bin
 #   make TORCH_SPEC="torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu"
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: install demo test lint typecheck bench clean
+.PHONY: install install-dev demo test lint typecheck bench clean
 
+# What a user needs (`make demo`): foliosim and its runtime dependencies.
 $(BIN)/foliosim: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install --quiet $(TORCH_SPEC)
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet -e .
 	touch $(BIN)/foliosim
 
+# What the checks need besides (`make test`): pytest, ruff, mypy, Playwright (about 250 MB).
+$(VENV)/.dev-installed: $(BIN)/foliosim
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $(VENV)/.dev-installed
+
 install: $(BIN)/foliosim
+
+install-dev: $(VENV)/.dev-installed
 
 demo: install
 	$(BIN)/foliosim demo
 
-lint: install
+lint: install-dev
 	$(BIN)/ruff check simulator strategies models foliosim tests bench
 	$(BIN)/ruff format --check simulator strategies models foliosim tests bench
 
-typecheck: install
+typecheck: install-dev
 	$(BIN)/mypy
 
 # The browser tests (tear sheets; `foliosim serve` through Playwright) need Debian's chromium:

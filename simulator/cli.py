@@ -452,10 +452,11 @@ def _print_rule_check(check: Any) -> None:
 
 @runs_app.command("list")
 def runs_list(
-    folder: Annotated[Path, typer.Argument(help="A folder of run directories.")] = Path("runs"),
+    folder: Annotated[Path, typer.Argument(help="A folder of runs and sweeps.")] = Path("runs"),
     json_: JsonOption = False,
 ) -> None:
-    """Every run directory in FOLDER with its key figures."""
+    """Every run directory and sweep in FOLDER with its key figures (a sweep: its trials done,
+    medians over them, the share beating 1/N, and its report)."""
     from rich.text import Text
 
     from simulator.runs import TABLE_COLUMNS, list_runs, table_cells
@@ -465,7 +466,7 @@ def runs_list(
         print_json(rows)
         return
     if not rows:
-        console.print(f"no run directories in {folder}", markup=False, highlight=False)
+        console.print(f"no run or sweep directories in {folder}", markup=False, highlight=False)
         return
     table = Table()
     for col in TABLE_COLUMNS:
@@ -473,11 +474,18 @@ def runs_list(
     for row in rows:
         table.add_row(*(Text(c) for c in table_cells(row)))  # run names are not markup
     console.print(table)
+    for row in rows:
+        if row.get("report"):
+            line = f"sweep report: {Path(row['path']) / row['report']}"
+            console.print(line, soft_wrap=True, markup=False, highlight=False)
 
 
 @runs_app.command("compare")
 def runs_compare(
-    runs: Annotated[list[Path], typer.Argument(help="Two or more run directories.")],
+    runs: Annotated[
+        list[Path],
+        typer.Argument(help="Two or more run directories or sweeps (a sweep: its median trial)."),
+    ],
     out: Annotated[
         Path | None,
         typer.Option(
@@ -487,7 +495,10 @@ def runs_compare(
         ),
     ] = None,
 ) -> None:
-    """Put two or more runs side by side in one HTML page: metrics and an equity chart."""
+    """Put two or more runs side by side in one HTML page: metrics and an equity chart.
+
+    A sweep stands as its median trial (the finished trial whose total return ranks in the
+    middle, not its best), with rows giving the spread over all its finished trials."""
     from simulator.runs import compare_runs, default_compare_path
 
     path = compare_runs(runs, out or default_compare_path(runs))

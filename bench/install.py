@@ -7,9 +7,8 @@ Makefile does), then what ``make test`` adds (the ``dev`` extra: pytest, ruff, m
 Playwright). It times each step and prints the virtualenv's size after each, and the largest
 packages with what foliosim uses them for.
 
-It measures the install on this machine with pip's cache as it is: on a machine that has never
-downloaded the wheels, add their download time (about 1.1 GB for the runtime, torch's CPU wheel
-the largest). ``--torch-spec`` is the Makefile's ``TORCH_SPEC``. It is a report, not a test: it
+It measures the install on this machine as pip is configured here (torch's CPU wheel from a
+local folder, the other wheels downloaded from PyPI), so a slow network adds to the figures. ``--torch-spec`` is the Makefile's ``TORCH_SPEC``. It is a report, not a test: it
 exits 0 unless a step fails. Run it alone on the machine.
 """
 

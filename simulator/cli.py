@@ -6,10 +6,13 @@ exit with status 2; nothing half-written is left behind.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import math
 import os
+import shlex
 import sys
+import time
 from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
@@ -39,6 +42,7 @@ from simulator.workspace import workspace_dir, writable_workspace
 if TYPE_CHECKING:
     from models.registry import Registry
     from simulator.summary import RunSummary, StressFacts
+    from simulator.sweep import Trial
 
 app = typer.Typer(
     add_completion=False,
@@ -201,6 +205,67 @@ def report(run_dir: Annotated[Path, typer.Argument(help="A run directory.")]) ->
     console.print(f"tear sheet: {path}", soft_wrap=True, markup=False, highlight=False)
 
 
+class _SweepLog:
+    """What ``foliosim sweep`` says on stderr as it works (a :class:`simulator.sweep.
+    SweepProgress`): where the sweep lives and what was done before, its phases, one line per
+    trial as it ends, each on the sweep's own clock (from the command's start), and a bar on a
+    terminal."""
+
+    def __init__(self, report: Reporter, clock: float, axes: str) -> None:
+        self.report = report
+        self.clock = clock
+        self.axes = axes
+        self.bar: Callable[[int, int], None] | None = None
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.clock
+
+    def started(self, out: Path, total: int, done_before: int, resumed: bool) -> None:
+        if not resumed:
+            self.report.say(
+                f"sweep {out}: {total:,} trials ({self.axes}); if it stops, the same command "
+                "resumes it"
+            )
+        elif done_before >= total:
+            self.report.say(f"sweep {out}: all {total:,} trials were done before")
+        else:
+            self.report.say(
+                f"sweep {out}: resuming, {done_before:,} of {total:,} trials done before, "
+                f"{total - done_before:,} to run"
+            )
+
+    def step(self, name: str) -> contextlib.AbstractContextManager[None]:
+        return self.report.step(name)
+
+    def trials(self, to_run: int, cpus: int, trains_models: bool) -> None:
+        trains = (
+            "; each trial trains the models it needs in its worker (a model several trials "
+            "need is trained once), so the first trials end after their training"
+            if trains_models
+            else ""
+        )
+        self.report.say(f"trials: {to_run:,} to run, {cpus} at a time{trains}")
+        if self.report.terminal:
+            self.bar = self.report.phase("trials", unit="trials")
+
+    def finished(
+        self, trial: Trial, row: dict[str, Any], done: int, total: int, running: int, failed: int
+    ) -> None:
+        at = f"at {self.elapsed():.1f} s ({done}/{total}, {running} running, {failed} failed)"
+        if row["status"] == "retry":
+            line = f"trial {trial.id} stopped {at}, retried on resume: {row['error']}"
+        elif row["status"] == "failed":
+            line = f"trial {trial.id} failed {at}: {trial.label}: {row['error']}"
+        else:
+            line = (
+                f"trial {trial.id} done {at}: {trial.label}: total return "
+                f"{_fmt(row.get('total_return'), '.2%')}, Sharpe {_fmt(row.get('sharpe'), '.2f')}"
+            )
+        self.report.say(line)
+        if self.bar is not None:
+            self.bar(done, total)  # after the line: the bar ends with the last trial
+
+
 @app.command()
 def sweep(
     config: Annotated[Path, typer.Argument(help="TOML config file.")],
@@ -241,8 +306,8 @@ def sweep(
         typer.Option(
             "--out",
             metavar="DIR",
-            help="Sweep directory (default: runs/sweep-<time>); "
-            "run the same command again to resume it.",
+            help="Sweep directory (default: runs/sweep-<config>-<digest of the config, --set "
+            "and the axes>); run the same command again to resume it.",
         ),
     ] = None,
     set_: SetOption = None,
@@ -250,43 +315,30 @@ def sweep(
     """Run many trials of CONFIG (seeds x grid x periods) on Ray; write sweep.csv and
     sweep.html with how sure the result is (share beating 1/N, deflated Sharpe, PBO).
 
-    To resume a stopped sweep, run the same command with --out naming its directory (printed
-    when it starts); trials stopped by a full disk, memory or a dead worker run again.
+    To resume a stopped sweep, run the same command again: its directory is named after the
+    config, the --set overrides and the axes (or is the --out given), and only the trials
+    without a result run; trials stopped by a full disk, memory or a dead worker run again.
 
     After a sweep is killed (kill -9), the processes of its local Ray runtime (raylet,
     gcs_server, workers) may linger for a minute or two. They are harmless: the next sweep
     starts a runtime of its own. `ray stop` ends them at once, and every other Ray process of
     this user on the machine, a `ray start` cluster's included.
     """
-    from simulator.sweep import Axes, parse_grid, parse_periods, parse_seeds, run_sweep
+    clock = time.perf_counter()  # the sweep's own clock: from the command's start
+    from simulator import sweep as sweeps
     from simulator.sweep_report import sweep_stats
 
-    axes = Axes(
-        seeds=parse_seeds(seeds) if seeds is not None else (),
-        grid=parse_grid(grid or []),
-        periods=parse_periods(periods) if periods is not None else (),
+    axes = sweeps.Axes(
+        seeds=sweeps.parse_seeds(seeds) if seeds is not None else (),
+        grid=sweeps.parse_grid(grid or []),
+        periods=sweeps.parse_periods(periods) if periods is not None else (),
     )
     load_config(config, set_ or [])  # a bad config or --set fails before Ray starts
-    target = out or Path("runs") / f"sweep-{dt.datetime.now():%Y%m%d-%H%M%S}"
+    target = out or sweeps.default_out(config, set_ or [], axes)
     workspace = writable_workspace("a sweep")
     with Reporter() as report:
-        ticks: list[Callable[[int, int], None]] = []
-
-        def on_row(row: dict[str, Any], done: int, total: int, running: int, failed: int) -> None:
-            if not ticks:  # from the first trial on: a sweep refused at once prints one line
-                ticks.append(report.phase("trials", unit="trials"))
-            ticks[0](done, total)
-            if row["status"] == "retry":
-                report.say(f"trial {row['id']} stopped, retried on resume: {row['error']}")
-            elif row["status"] == "failed":
-                report.say(f"trial {row['id']} failed: {row['error']}")
-            elif not report.terminal:
-                report.say(
-                    f"trial {row['id']} done ({done}/{total}, {running} running, {failed} "
-                    f"failed): total return {row['total_return']:.2%}"
-                )
-
-        result = run_sweep(
+        log = _SweepLog(report, clock, axes.describe())
+        result = sweeps.run_sweep(
             config,
             target,
             axes,
@@ -294,11 +346,13 @@ def sweep(
             base=set_ or [],
             address=address,
             cpus=cpus,
-            on_row=on_row,
-            on_start=lambda: report.say(
-                f"sweep directory: {target} (to resume it: the same command with --out {target})"
-            ),
+            command=shlex.join(["foliosim", *sys.argv[1:]]),
+            progress=log,
         )
+        ran, total = len(result.ran), len(result.table)
+        before = f", {total - ran:,} were done before" if ran < total else ""
+        trials = f"{ran:,} trial{'s' * (ran != 1)}"
+        report.say(f"sweep: {trials} in {log.elapsed():.1f} s{before}")
     stats = sweep_stats(result.table)
     table = Table(title=f"sweep {target.name}: {stats.trials} trials, {stats.failed} failed")
     columns = ("config", "trials", "median return", "median Sharpe", "1/N median", "beat 1/N",

@@ -37,10 +37,10 @@ import shutil
 import socket
 import sys
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import grpc
 import pandas as pd
@@ -54,11 +54,12 @@ from models.registry import Registry
 from simulator.config import Config, apply_overrides, config_from_dict, read_toml
 from simulator.errors import ConfigError, FoliosimError
 from simulator.model_sources import WalkForward
+from simulator.plan import STRATEGIES
 from simulator.results import backtest
 from simulator.rundir import write_files
 from simulator.session import Session, Window
 from simulator.summary import RunSummary, nan_to_none
-from simulator.sweep_report import write_sweep_html
+from simulator.sweep_report import WhatRan, write_sweep_html
 
 SWEEP_FILE = "sweep.json"
 #: The metrics of each series that sweep.csv keeps (summary.json's names).
@@ -104,6 +105,18 @@ class Axes:
         """The number of trials, the product of the axes' lengths (nothing expanded)."""
         n = max(len(self.seeds), 1) * max(len(self.periods), 1)
         return n * math.prod(len(values) for _, values in self.grid)
+
+    def describe(self) -> str:
+        """The axes in words.
+
+        >>> Axes(seeds=(0, 1), grid=(("backtest.fill", ("close", "next_open")),)).describe()
+        '2 seeds x 2 values of backtest.fill'
+        """
+        sizes = [f"{len(self.seeds):,} seed{'s' * (len(self.seeds) != 1)}"] if self.seeds else []
+        sizes += [f"{len(values):,} values of {key}" for key, values in self.grid]
+        n = len(self.periods)
+        sizes += [f"{n:,} period{'s' * (n != 1)}"] if n else []
+        return " x ".join(sizes) or "no axis"
 
 
 def parse_seeds(text: str) -> tuple[int, ...]:
@@ -240,6 +253,19 @@ class Trial:
     def config_label(self) -> str:
         """The grid values (the "config" that statistics compare), or ``"base"``."""
         return ", ".join(f"{k}={v}" for k, v in self.grid) or "base"
+
+    @property
+    def label(self) -> str:
+        """What makes this trial: its seed, grid values and period (``"base"`` for none).
+
+        >>> Trial("t0001", 3, (("strategy.max_weight", "0.2"),), ("2021-01-01", "2021-12-31"),
+        ...       ()).label
+        'seed 3, strategy.max_weight=0.2, 2021-01-01:2021-12-31'
+        """
+        parts = [f"seed {self.seed}"] if self.seed is not None else []
+        parts += [f"{k}={v}" for k, v in self.grid]
+        parts += [f"{self.period[0]}:{self.period[1]}"] if self.period else []
+        return ", ".join(parts) or "base"
 
 
 def make_trials(axes: Axes, base: Sequence[str] = ()) -> list[Trial]:
@@ -385,6 +411,16 @@ def _fingerprint(config_text: str, base: Sequence[str], axes: Axes) -> str:
     return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
 
 
+def default_out(config: Path, base: Sequence[str], axes: Axes, root: Path = Path("runs")) -> Path:
+    """The sweep directory a command without ``--out`` uses: ``runs/sweep-<config>-<digest>``,
+    the digest that of the config's text, the ``--set`` overrides and the axes (what
+    ``sweep.json``'s fingerprint covers), so the same command finds its sweep again and
+    resumes it, and a changed config, override or axis is another sweep."""
+    text = config.read_text(encoding="utf-8")
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", config.stem).strip("-.")[:40] or "config"
+    return root / f"sweep-{stem}-{_fingerprint(text, base, axes)[:10]}"
+
+
 def _axes_json(axes: Axes) -> dict[str, Any]:
     return {
         "seeds": list(axes.seeds),
@@ -393,8 +429,12 @@ def _axes_json(axes: Axes) -> dict[str, Any]:
     }
 
 
-def open_sweep(out: Path, config: Path, base: Sequence[str], axes: Axes) -> Path:
-    """Create the sweep directory, or check that an existing one is this sweep's."""
+def open_sweep(
+    out: Path, config: Path, base: Sequence[str], axes: Axes, command: str = ""
+) -> dict[str, Any]:
+    """Create the sweep directory, or check that an existing one is this sweep's; return its
+    ``sweep.json`` (``command``: the command line that created it, shell-quoted; ``""`` from
+    Python)."""
     text = config.read_text(encoding="utf-8")
     print_ = _fingerprint(text, base, axes)
     marker = out / SWEEP_FILE
@@ -408,7 +448,7 @@ def open_sweep(out: Path, config: Path, base: Sequence[str], axes: Axes) -> Path
                 f"{out} holds a sweep of another config or other axes; give a new --out, or "
                 "the same config, --set, --seeds, --grid and --periods to resume it"
             )
-        return marker
+        return dict(stored)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ConfigError(f"{out} exists and is not a sweep directory; choose another --out")
     (out / "trials").mkdir(parents=True, exist_ok=True)
@@ -418,10 +458,11 @@ def open_sweep(out: Path, config: Path, base: Sequence[str], axes: Axes) -> Path
         "config": text,
         "base": list(base),
         "axes": _axes_json(axes),
+        "command": command,
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
     _write_json(marker, doc)
-    return marker
+    return doc
 
 
 def _write_json(path: Path, doc: dict[str, Any]) -> None:
@@ -451,8 +492,49 @@ def finished(out: Path) -> dict[str, dict[str, Any]]:
 
 # --- running it ----------------------------------------------------------------------------
 
-#: ``on_row(row, done, total, running, failed)``: called as each trial ends.
-OnRow = Callable[[dict[str, Any], int, int, int, int], None]
+
+class SweepProgress(Protocol):
+    """What a sweep tells its caller as it works (``foliosim sweep`` prints it on stderr).
+
+    The calls come in this order: :meth:`started` once the sweep is valid and its directory
+    made; :meth:`step` around each phase without trials (starting Ray, writing the report);
+    :meth:`trials` when trials start; :meth:`finished` as each ends, in the order they end.
+    """
+
+    def started(self, out: Path, total: int, done_before: int, resumed: bool) -> None:
+        """The sweep directory, its trial count and the trials a previous run finished."""
+
+    def step(self, name: str) -> contextlib.AbstractContextManager[None]:
+        """A phase (``"starting a local Ray runtime (2 CPUs)"``), as a context."""
+        ...
+
+    def trials(self, to_run: int, cpus: int, trains_models: bool) -> None:
+        """Trials start: ``to_run`` of them, on ``cpus`` CPUs; ``trains_models`` when they
+        train the models they use (in their workers: the driver trains none)."""
+
+    def finished(
+        self, trial: Trial, row: dict[str, Any], done: int, total: int, running: int, failed: int
+    ) -> None:
+        """A trial ended (``row["status"]``: done, failed or retry); ``done`` of ``total``
+        have ended, ``running`` are still in flight, ``failed`` did not finish."""
+
+
+class Quiet:
+    """A :class:`SweepProgress` that says nothing (a sweep run from Python)."""
+
+    def started(self, out: Path, total: int, done_before: int, resumed: bool) -> None:
+        pass
+
+    def step(self, name: str) -> contextlib.AbstractContextManager[None]:
+        return contextlib.nullcontext()
+
+    def trials(self, to_run: int, cpus: int, trains_models: bool) -> None:
+        pass
+
+    def finished(
+        self, trial: Trial, row: dict[str, Any], done: int, total: int, running: int, failed: int
+    ) -> None:
+        pass
 
 
 @dataclass(frozen=True)
@@ -471,17 +553,19 @@ def run_sweep(
     base: Sequence[str] = (),
     address: str | None = None,
     cpus: int | None = None,
-    on_row: OnRow | None = None,
-    on_start: Callable[[], None] | None = None,
+    command: str = "",
+    progress: SweepProgress | None = None,
 ) -> SweepResult:
-    """Run (or resume) the sweep in ``out`` and write sweep.csv and sweep.html
-    (``on_start()`` once the sweep is checked and its directory made, ``on_row`` as each trial
-    ends).
+    """Run (or resume) the sweep in ``out`` and write sweep.csv and sweep.html, telling
+    ``progress`` what happens (:class:`SweepProgress`). ``command`` is the command line that
+    made the sweep, shell-quoted: sweep.json records it (with the overrides ``base``) when it
+    creates the sweep, and sweep.html shows it.
 
     Trials are made and submitted lazily, a few per CPU at a time. Raises :class:`SweepError`
     (one line, saying how to resume) when the environment stopped trials or the driver's own
     writes (a full disk): a re-run with the same ``out`` runs what is left.
     """
+    tell: SweepProgress = progress if progress is not None else Quiet()
     if address:
         check_address(address)
     if axes.count == 0:
@@ -490,22 +574,31 @@ def run_sweep(
     # value and period is loaded once, with the first seed.
     raw, where = read_toml(config), str(config)
     first_seed = axes.seeds[:1]
-    for t in iter_trials(Axes(first_seed, axes.grid, axes.periods), base):
+    checked = [
         trial_config(raw, where, t)
+        for t in iter_trials(Axes(first_seed, axes.grid, axes.periods), base)
+    ]
+    resumed = (out / SWEEP_FILE).is_file()
     with _driver_writes(out, "create the sweep directory"):
-        open_sweep(out, config, base, axes)
-    if on_start is not None:  # the sweep is valid and its directory exists: trials start
-        on_start()
+        doc = open_sweep(out, config, base, axes, command)
     done = {k: r for k, r in finished(out).items() if not _to_retry(r)}
+    tell.started(out, axes.count, len(done), resumed)
     pending = (t for t in iter_trials(axes, base) if t.id not in done)
     ran = []
     if axes.count > len(done):
         configs = ((t, trial_config(raw, where, t)) for t in pending)
-        ran = _run_on_ray(configs, out, workspace, address, cpus, axes.count, done, on_row)
+        trains = any(_trains_models(c) for c in checked)
+        ran = _run_on_ray(configs, out, workspace, address, cpus, axes.count, done, tell, trains)
     table = sweep_table(make_trials(axes, base), finished(out))
-    with _driver_writes(out, "write sweep.csv and sweep.html"):
+    ran_facts = WhatRan(
+        command=str(doc.get("command") or ""),
+        overrides=tuple(str(o) for o in doc.get("base", base)),
+        axes=axes.describe(),
+    )
+    what = "write sweep.csv and sweep.html"
+    with tell.step("writing sweep.csv and sweep.html"), _driver_writes(out, what):
         table.to_csv(out / "sweep.csv", index=False)
-        write_sweep_html(out, table, config)
+        write_sweep_html(out, table, config, ran_facts)
     retry = table[table["status"] == RETRY]
     if len(retry):
         first = retry.iloc[0]
@@ -515,6 +608,12 @@ def run_sweep(
             f", then run the same command again with --out {out} to run them"
         )
     return SweepResult(out, table, ran)
+
+
+def _trains_models(cfg: Config) -> bool:
+    """Whether a trial of ``cfg`` trains models (a model strategy without a pinned version)."""
+    spec = STRATEGIES.get(cfg.backtest.strategy)
+    return spec is not None and spec.uses_models and cfg.model.version is None
 
 
 def _to_retry(row: dict[str, Any]) -> bool:
@@ -570,17 +669,26 @@ def _run_on_ray(
     cpus: int | None,
     total: int,
     done: dict[str, dict[str, Any]],
-    on_row: OnRow | None,
+    tell: SweepProgress,
+    trains_models: bool,
 ) -> list[str]:
     started = not ray.is_initialized()
     if started:
-        start_ray(address, cpus)
+        where = (
+            f"joining the Ray cluster at {address}"
+            if address
+            else f"starting a local Ray runtime ({cpus or os.cpu_count() or 1} CPUs)"
+        )
+        with tell.step(where):
+            start_ray(address, cpus)
     in_flight: dict[Any, Trial] = {}
     try:
         client = Registry(workspace).client  # the driver alone writes the sweep's MLflow runs
         task = ray.remote(num_cpus=1)(run_trial)
         # A few trials per CPU in flight: enough to keep every CPU busy, never the whole sweep.
-        window = 2 * max(1, int(ray.cluster_resources().get("CPU", 1)))
+        cluster_cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
+        window = 2 * cluster_cpus
+        tell.trials(total - len(done), cluster_cpus, trains_models)
 
         def submit() -> None:
             for t, cfg in itertools.islice(pending, window - len(in_flight)):
@@ -607,8 +715,7 @@ def _run_on_ray(
                 count += 1
                 failed += row["status"] != DONE
                 ran.append(trial.id)
-                if on_row is not None:
-                    on_row(row, count, total, len(in_flight), failed)
+                tell.finished(trial, row, count, total, len(in_flight), failed)
             submit()
         return ran
     finally:

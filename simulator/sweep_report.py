@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.ticker import PercentFormatter
 
 from simulator.htmlkit import esc, num, png, table, write_atomically
 from simulator.stats import deflated_sharpe, expected_max_sharpe, pbo
@@ -125,43 +126,158 @@ def _pbo(frame: pd.DataFrame) -> tuple[float | None, str]:
     )
 
 
-def _strip_png(frame: pd.DataFrame) -> str | None:
-    """Every trial's Sharpe ratio and total return per config, beside 1/N's and the index's."""
-    done = frame[frame["status"] == "done"]
+@dataclass(frozen=True)
+class WhatRan:
+    """What made a sweep, as sweep.html shows it (from its sweep.json)."""
+
+    #: the command line that created the sweep, shell-quoted; "" when not recorded (a sweep
+    #: run from Python, or made before the command was recorded)
+    command: str = ""
+    #: the ``--set`` overrides every trial has, before its own axes' values
+    overrides: tuple[str, ...] = ()
+    #: the axes in words (:meth:`simulator.sweep.Axes.describe`)
+    axes: str = ""
+
+
+#: The trials sweep.html lists one by one (sweep.csv has them all).
+MAX_TRIAL_ROWS = 2_000
+#: The series of the distribution chart besides the strategy: column prefix, label, colour.
+MARKED = (("equal_weight_", "1/N", "#ff7f0e"), ("benchmark_", "index", "#555555"))
+#: The configs' colours: matplotlib's cycle without 1/N's orange and the index's grey.
+CONFIG_COLOURS = ("#1f77b4", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf")
+
+
+def distribution_figure(frame: pd.DataFrame) -> Figure | None:
+    """The empirical distribution (ECDF) of the done trials' total returns and Sharpe ratios,
+    one curve per config, with 1/N and the index on the same weeks marked: a vertical line
+    where every trial shares one value (one period), else their own ECDF, dashed. Returns
+    and shares of trials in percent; None without a done trial."""
+    done = frame[frame["status"] == "done"] if "status" in frame else frame.iloc[:0]
     if done.empty:
         return None
     labels = list(dict.fromkeys(done["config"]))
-    fig = Figure(figsize=(11, 1.4 + 0.45 * len(labels)), dpi=100, layout="constrained")
-    panels = (("sharpe", "Sharpe ratio (annualised, 52 weeks)"), ("total_return", "total return"))
-    for k, (metric, title) in enumerate(panels):
+    fig = Figure(figsize=(11, 4.2), dpi=100, layout="constrained")
+    panels = (
+        ("total_return", "total return of each trial", True),
+        ("sharpe", "Sharpe ratio of each trial (annualised, 52 weeks)", False),
+    )
+    for k, (metric, title, percent) in enumerate(panels):
         ax = fig.add_subplot(1, 2, k + 1)
-        for y, label in enumerate(labels):
-            part = done[done["config"] == label]
-            jitter = np.linspace(-0.12, 0.12, len(part)) if len(part) > 1 else np.zeros(1)
-            for column, marker, color, name in (
-                (metric, "o", "#1f77b4", "strategy"),
-                (f"equal_weight_{metric}", "x", "#ff7f0e", "1/N"),
-                (f"benchmark_{metric}", "|", "#555555", "index"),
-            ):
-                ax.scatter(
-                    part[column],
-                    y + jitter,
-                    s=18,
-                    marker=marker,
+        for n, label in enumerate(labels):
+            values = pd.to_numeric(done.loc[done["config"] == label, metric], errors="coerce")
+            values = values[np.isfinite(values)]
+            if len(values):
+                name = "strategy" if len(labels) == 1 else _short(label)
+                colour = CONFIG_COLOURS[n % len(CONFIG_COLOURS)]
+                ax.ecdf(values.to_numpy(dtype=float), label=name, color=colour, lw=1.6)
+        for prefix, name, color in MARKED:
+            column = f"{prefix}{metric}"
+            if column not in done:
+                continue
+            values = pd.to_numeric(done[column], errors="coerce")
+            values = values[np.isfinite(values)]
+            distinct = values.unique()
+            if len(distinct) == 1:
+                at = float(distinct[0])
+                shown = f"{at:.1%}" if percent else f"{at:.2f}"
+                ax.axvline(at, color=color, ls="--", lw=1.2, label=f"{name} {shown}")
+            elif len(distinct) > 1:
+                ax.ecdf(
+                    values.to_numpy(dtype=float),
                     color=color,
-                    label=name if y == 0 else None,
+                    ls="--",
+                    lw=1.2,
+                    label=f"{name} (each trial's weeks)",
                 )
-        ax.set_yticks(range(len(labels)), labels=labels if k == 0 else [""] * len(labels))
+        ax.set_xlabel(title, fontsize=9)
+        ax.set_ylabel("share of trials at or below", fontsize=9)
+        ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
+        if percent:
+            ax.xaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
+        ax.set_ylim(0.0, 1.02)
+        ax.grid(True, color="#dddddd", lw=0.5)
         ax.tick_params(labelsize=8)
-        ax.set_xlabel(f"{title} of each trial", fontsize=9)
-        ax.axvline(0.0, color="#999999", lw=0.8, ls="--")
-        if k == 0:
-            ax.legend(loc="best", fontsize=8, frameon=False)
-    return png(fig)
+        ax.legend(loc="best", fontsize=8, framealpha=0.85)
+    return fig
 
 
-def write_sweep_html(out: Path, frame: pd.DataFrame, config: Path) -> Path:
-    """sweep.html of a sweep directory (every value escaped)."""
+def _short(label: str, most: int = 48) -> str:
+    return label if len(label) <= most else label[: most - 1] + "\u2026"
+
+
+def _seed(value: object) -> str:
+    """A seed cell: the integer, or ``-`` for a trial without one (NaN in a frame)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return "-"
+    return str(int(value))
+
+
+def _grid_keys(frame: pd.DataFrame) -> list[str]:
+    """The grid's keys: sweep.csv's columns between ``config`` and ``seed``."""
+    columns = list(frame.columns)
+    if "config" not in columns or "seed" not in columns:
+        return []
+    return columns[columns.index("config") + 1 : columns.index("seed")]
+
+
+def trial_rows(frame: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
+    """The head and the cells (HTML, every value escaped) of sweep.html's table of trials:
+    id, seed, grid values, period, status, then the figures, in percent where they are
+    shares."""
+    keys = _grid_keys(frame)
+    head = ["trial", "seed", *keys, "period", "status", "total return", "Sharpe",
+            "max drawdown", "1/N return", "index return", "P(beats 1/N)",
+            "forecast MSE / naive"]  # fmt: skip
+    pct = lambda v: num(v, ".1%")  # noqa: E731
+    rows = []
+    for _, r in frame.head(MAX_TRIAL_ROWS).iterrows():
+        rows.append(
+            [
+                f"<code>{esc(r['trial'])}</code>",
+                esc(_seed(r.get("seed"))),
+                *(esc(r[k]) for k in keys),
+                esc(r.get("period") or "") if pd.notna(r.get("period")) else "",
+                esc(r.get("status", "")),
+                pct(r.get("total_return")),
+                num(r.get("sharpe"), ".2f"),
+                pct(r.get("max_drawdown")),
+                pct(r.get("equal_weight_total_return")),
+                pct(r.get("benchmark_total_return")),
+                pct(r.get("p_beats_equal_weight")),
+                num(r.get("mse_ratio"), ".3f"),
+            ]
+        )
+    return head, rows
+
+
+def _what_ran(ran: WhatRan) -> str:
+    command = (
+        f"<pre><code>{esc(ran.command)}</code></pre>"
+        if ran.command
+        else "<p>Command: not recorded (a sweep run from Python, or made before sweeps "
+        "recorded their command).</p>"
+    )
+    overrides = (
+        "<ul>" + "".join(f"<li><code>{esc(o)}</code></li>" for o in ran.overrides) + "</ul>"
+        if ran.overrides
+        else "<p>none</p>"
+    )
+    axes = f"Axes: {esc(ran.axes)}. " if ran.axes else ""
+    return f"""<h2>What ran</h2>
+{command}
+<p>{axes}Each trial is the config with these overrides, then its own seed
+(<code>model.seed</code>), grid values and period.</p>
+<h3>Overrides (<code>--set</code>), in every trial</h3>
+{overrides}"""
+
+
+def write_sweep_html(
+    out: Path, frame: pd.DataFrame, config: Path, ran: WhatRan | None = None
+) -> Path:
+    """sweep.html of a sweep directory (every value escaped): what ran (the command, the
+    overrides, the axes), the statistics per config, a table of every trial and the
+    distribution of their returns and Sharpe ratios against 1/N's and the index's."""
+    ran = ran if ran is not None else WhatRan()
     s = sweep_stats(frame)
     pct = lambda v: num(v, ".1%")  # noqa: E731
     rows = [
@@ -193,10 +309,18 @@ def write_sweep_html(out: Path, frame: pd.DataFrame, config: Path) -> Path:
         "median P(beats 1/N)",
         "median forecast MSE / naive",
     ]
-    strip = _strip_png(frame)
+    fig = distribution_figure(frame)
     image = (
-        f'<img src="data:image/png;base64,{strip}" alt="Sharpe and return of each trial">'
-        if strip
+        f'<img src="data:image/png;base64,{png(fig)}" alt="distribution (ECDF) of the '
+        "trials' total returns and Sharpe ratios, with 1/N and the index\">"
+        if fig is not None
+        else "<p>No trial finished: no distribution to draw.</p>"
+    )
+    trial_head, trial_cells = trial_rows(frame)
+    more = (
+        f"<p>The first {MAX_TRIAL_ROWS:,} of {len(frame):,} trials; every trial is in "
+        "<code>sweep.csv</code>.</p>"
+        if len(frame) > MAX_TRIAL_ROWS
         else ""
     )
     dsr = (
@@ -231,16 +355,22 @@ def write_sweep_html(out: Path, frame: pd.DataFrame, config: Path) -> Path:
 <html lang="en"><head><meta charset="utf-8"><title>{esc("foliosim sweep: " + out.name)}</title>
 <style>body{{font-family:DejaVu Sans,Arial,sans-serif;margin:2em;max-width:1100px}}
 table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}
-td:first-child,th:first-child{{text-align:left}}</style></head><body>
+td:first-child,th:first-child{{text-align:left}}
+pre{{white-space:pre-wrap;background:#f6f6f6;padding:6px}}</style></head><body>
 <h1>Sweep {esc(out.name)}</h1>
 <p>Config <code>{esc(config)}</code>; {esc(s.trials)} trials, {esc(s.failed)} failed{retry}; written
 {esc(when)}. Returns are total returns over each trial's period; Sharpe ratios are annualised
 with 52 weeks; 1/N and the index are measured on the same weeks as each trial.</p>
+{_what_ran(ran)}
+<h2>Per config</h2>
 {table(head, rows, "sweep")}
+<h2>Distribution over the trials</h2>
 {image}
 <h3>How sure</h3>
 <ul><li>{dsr}</li><li>{pbo_line}</li></ul>
 {"<h3>Failed trials</h3><ul>" + errors + "</ul>" if errors else ""}
+<h2>Trials</h2>
+{more}{table(trial_head, trial_cells, "trials")}
 <p>Every trial: <code>sweep.csv</code>; each trial's files: <code>trials/&lt;id&gt;/</code>
 (<code>foliosim report</code> makes its tear sheet).</p>
 </body></html>

@@ -415,7 +415,7 @@ def test_a_sweep_killed_with_sigkill_resumes_at_once_beside_its_leftovers(
         [*SWEEP[:4], "--help"], cwd=REPO, env=env, capture_output=True, text=True, check=True
     )
     text = " ".join(helped.stdout.split())
-    assert "--out naming its directory" in text
+    assert "To resume a stopped sweep, run the same command again" in text
     assert "may linger for a minute or two. They are harmless" in text
     assert "`ray stop` ends them at once" in text
     docs = " ".join((REPO / "docs" / "sweeps.md").read_text(encoding="utf-8").split())

@@ -4,7 +4,10 @@ resumes, bad input is one line. One Ray runtime serves the module (session-scope
 from __future__ import annotations
 
 import datetime as dt
+import html
 import json
+import re
+import shlex
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +20,7 @@ from simulator.config import load_config
 from simulator.errors import ConfigError
 from simulator.sweep import (
     Axes,
+    default_out,
     make_trials,
     parse_grid,
     parse_periods,
@@ -200,12 +204,43 @@ def test_sweep_command_line_and_bad_input(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
+    """Issue 26: the sweep speaks from its start (where it lives, how many trials), one line
+    per trial as it ends on the sweep's own clock, and its last line, "2 trials in X s", comes
+    after the last trial's with X from the command's start; sweep.json and sweep.html hold the
+    command and its overrides."""
     out = tmp_path / "sweep"
     argv = ["sweep", str(PAPER_CONFIG), *sets(EQUAL), "--out", str(out)]
     assert cli([*argv, "--periods", "2021,2022"], monkeypatch) == 0
-    text = capsys.readouterr().out
+    captured = capsys.readouterr()
+    text = captured.out
     assert "sweep sweep: 2 trials, 0 failed" in " ".join(text.split())
     assert "probability of backtest overfitting: n/a" in text
+    lines = captured.err.splitlines()
+    assert lines[:2] == [
+        f"sweep {out}: 2 trials (2 periods); if it stops, the same command resumes it",
+        "trials: 2 to run, 2 at a time",  # the session's runtime has 2 CPUs
+    ]
+    # One line per trial in the order they end (either trial may end first).
+    trial = re.compile(
+        r"trial (t000[12]) done at ([\d.]+) s \((\d)/2, \d running, 0 failed\): (.*)"
+    )
+    ends = [trial.fullmatch(line) for line in lines[2:4]]
+    assert all(ends), lines
+    period = {"t0001": "2021-01-01:2021-12-31", "t0002": "2022-01-01:2022-12-31"}
+    assert sorted(m[1] for m in ends if m) == ["t0001", "t0002"]
+    assert [m[3] for m in ends if m] == ["1", "2"]
+    assert all(m[4].startswith(f"{period[m[1]]}: total return ") for m in ends if m)
+    assert lines[4] == "writing sweep.csv and sweep.html ..."
+    assert re.fullmatch(r"writing sweep.csv and sweep.html: done in [\d.]+ s", lines[5])
+    # The last line, after every trial's, on the sweep's clock (never less than a trial's).
+    last = re.fullmatch(r"sweep: 2 trials in ([\d.]+) s", lines[6])
+    assert last is not None and len(lines) == 7, lines
+    assert float(last[1]) >= max(float(m[2]) for m in ends if m) > 0
+    command = shlex.join(["foliosim", *argv, "--periods", "2021,2022"])
+    assert json.loads((out / "sweep.json").read_text())["command"] == command
+    page = (out / "sweep.html").read_text(encoding="utf-8")
+    assert html.escape(command) in page
+    assert all(f"<li><code>{html.escape(item)}</code></li>" in page for item in EQUAL)
     for bad, message in [
         (["--seeds", "5-2"], "runs backwards"),
         (["--grid", "nosuch.key=1"], "unknown section 'nosuch'"),
@@ -282,3 +317,165 @@ def test_sweep_html_escapes_every_string(tmp_path: Path) -> None:
     text = page.read_text(encoding="utf-8")
     assert "<script>" not in text
     assert "&lt;script&gt;document.title=&quot;pwned&quot;&lt;/script&gt;" in text
+
+
+def test_the_default_sweep_folder_is_named_by_the_config_and_its_arguments(
+    tmp_path: Path,
+) -> None:
+    """Issue 26: without --out a sweep's folder is named after the config and a digest of its
+    text, the --set overrides and the axes: the same command finds it again (and resumes),
+    and any change is another sweep."""
+    config = tmp_path / "my config!.toml"
+    config.write_text(PAPER_CONFIG.read_text(encoding="utf-8"), encoding="utf-8")
+    axes = Axes(seeds=(0, 1))
+    name = default_out(config, EQUAL, axes)
+    assert re.fullmatch(r"runs/sweep-my-config-[0-9a-f]{10}", name.as_posix()), name
+    assert default_out(config, list(EQUAL), Axes(seeds=(0, 1))) == name
+    assert default_out(config, EQUAL, axes, tmp_path / "elsewhere").name == name.name
+    others = {
+        default_out(config, [*EQUAL, "backtest.fill=close"], axes),
+        default_out(config, EQUAL, Axes(seeds=(0, 2))),
+        default_out(config, EQUAL, Axes(seeds=(0, 1), periods=parse_periods("2022"))),
+    }
+    config.write_text(config.read_text(encoding="utf-8") + "\n# edited\n", encoding="utf-8")
+    others.add(default_out(config, EQUAL, axes))
+    assert len(others) == 4 and name not in others
+
+
+def test_the_same_command_without_out_resumes_its_sweep(
+    ray_runtime: None,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Issue 26: docs/sweeps.md says re-running the same command resumes a sweep; without
+    --out it started a new folder ("0 were done before"). Now the same command finds its
+    folder and says what was done before; another --set is another sweep."""
+    monkeypatch.chdir(tmp_path)
+    argv = ["sweep", str(PAPER_CONFIG), *sets(EQUAL), "--periods", "2022,2021"]
+    target = default_out(PAPER_CONFIG, EQUAL, Axes(periods=parse_periods("2022,2021")))
+    assert cli(argv, monkeypatch) == 0
+    first = capsys.readouterr()
+    assert first.err.splitlines()[0] == (
+        f"sweep {target}: 2 trials (2 periods); if it stops, the same command resumes it"
+    )
+    assert "ran 2 trial(s) now, 0 were done before" in first.out
+    (target / "trials" / "t0002.json").unlink()  # killed before its row
+    assert cli(argv, monkeypatch) == 0
+    again = capsys.readouterr()
+    assert again.err.splitlines()[0] == (
+        f"sweep {target}: resuming, 1 of 2 trials done before, 1 to run"
+    )
+    assert "sweep: 1 trial in " in again.err and ", 1 were done before" in again.err
+    assert "ran 1 trial(s) now, 1 were done before" in again.out
+    assert cli(argv, monkeypatch) == 0
+    assert f"sweep {target}: all 2 trials were done before" in capsys.readouterr().err
+    assert [p.name for p in (tmp_path / "runs").iterdir()] == [target.name]
+
+
+def _rows() -> pd.DataFrame:
+    """Four done trials (two configs x seeds 0, 1, one period) and a failed one."""
+    rows = []
+    for n, (weight, seed, ret, sharpe) in enumerate(
+        [("0.2", 0, 0.1, 1.0), ("0.2", 1, 0.3, 1.5), ("0.5", 0, -0.05, 0.2), ("0.5", 1, 0.2, 1.2)]
+    ):
+        rows.append(
+            {
+                "trial": f"t{n + 1:04d}",
+                "config": f"strategy.max_weight={weight}",
+                "strategy.max_weight": weight,
+                "seed": seed,
+                "period": "2021-01-01:2021-12-31",
+                "status": "done",
+                "error": "",
+                "weeks": 52,
+                "total_return": ret,
+                "sharpe": sharpe,
+                "max_drawdown": -0.1 * (n + 1),
+                "skew": 0.0,
+                "kurtosis": 3.0,
+                "equal_weight_total_return": 0.15,
+                "equal_weight_sharpe": 0.9,
+                "benchmark_total_return": 0.08,
+                "benchmark_sharpe": 0.6,
+                "p_beats_equal_weight": 0.25 * n,
+                "mse_ratio": 0.98,
+            }
+        )
+    rows.append({**rows[0], "trial": "t0005", "seed": 2, "status": "failed", "error": "boom"})
+    for figure in ("total_return", "sharpe", "max_drawdown", "p_beats_equal_weight"):
+        rows[-1][figure] = None
+    return pd.DataFrame(rows)
+
+
+def test_sweep_html_says_what_ran_and_lists_every_trial(tmp_path: Path) -> None:
+    """Issue 26: sweep.html omitted the --set overrides and labelled no trial or seed. It
+    shows the command and the overrides (escaped: a hostile --set value stays text), a row
+    per trial with its seed, grid value, period and figures in percent, and the chart."""
+    from simulator.sweep_report import WhatRan, write_sweep_html
+
+    payload = '<script>alert("x")</script>'
+    command = shlex.join(["foliosim", "sweep", "c.toml", "--set", f"report.title={payload}"])
+    ran = WhatRan(command, ("data.source=csv", f"report.title={payload}"), "2 seeds")
+    text = write_sweep_html(tmp_path, _rows(), tmp_path / "c.toml", ran).read_text()
+    assert "<script>" not in text
+    assert f"<pre><code>{html.escape(command)}</code></pre>" in text
+    assert "<li><code>data.source=csv</code></li>" in text
+    assert "<li><code>report.title=&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;</code>" in text
+    assert "Axes: 2 seeds." in text
+    head = (
+        "<th>trial</th><th>seed</th><th>strategy.max_weight</th><th>period</th><th>status</th>"
+        "<th>total return</th><th>Sharpe</th><th>max drawdown</th><th>1/N return</th>"
+        "<th>index return</th><th>P(beats 1/N)</th><th>forecast MSE / naive</th>"
+    )
+    assert head in text
+    cells = [
+        "<td><code>t0001</code></td><td>0</td><td>0.2</td><td>2021-01-01:2021-12-31</td>"
+        "<td>done</td><td>10.0%</td><td>1.00</td><td>-10.0%</td><td>15.0%</td><td>8.0%</td>"
+        "<td>0.0%</td><td>0.980</td>",
+        "<td><code>t0004</code></td><td>1</td><td>0.5</td><td>2021-01-01:2021-12-31</td>"
+        "<td>done</td><td>20.0%</td><td>1.20</td><td>-40.0%</td><td>15.0%</td><td>8.0%</td>"
+        "<td>75.0%</td><td>0.980</td>",
+        "<td><code>t0005</code></td><td>2</td><td>0.2</td><td>2021-01-01:2021-12-31</td>"
+        "<td>failed</td><td>n/a</td><td>n/a</td><td>n/a</td>",
+    ]
+    assert all(cell in text for cell in cells)
+    assert text.count("<tr><td><code>t000") == 5
+    assert '<img src="data:image/png;base64,' in text and 'alt="distribution (ECDF)' in text
+
+    bare = write_sweep_html(tmp_path, _rows(), tmp_path / "c.toml").read_text()
+    assert "Command: not recorded" in bare and "<h3>Overrides (<code>--set</code>)" in bare
+
+
+def test_the_distribution_chart_marks_one_over_n_and_the_index_in_percent() -> None:
+    """One ECDF per config (returns in percent), 1/N and the index as lines where all trials
+    share their weeks, as their own dashed ECDFs over several periods."""
+    from matplotlib.ticker import PercentFormatter
+
+    from simulator.sweep_report import distribution_figure
+
+    fig = distribution_figure(_rows())
+    assert fig is not None
+    returns, sharpe = fig.axes
+    lines = {line.get_label(): line for line in returns.get_lines()}
+    assert list(lines) == [
+        "strategy.max_weight=0.2",
+        "strategy.max_weight=0.5",
+        "1/N 15.0%",
+        "index 8.0%",
+    ]
+    assert list(lines["1/N 15.0%"].get_xdata()) == [0.15, 0.15]
+    assert list(lines["index 8.0%"].get_xdata()) == [0.08, 0.08]
+    ecdf = lines["strategy.max_weight=0.5"]  # two done trials: -5% and 20%, half each
+    assert sorted(set(ecdf.get_xdata()) - {-float("inf"), float("inf")}) == [-0.05, 0.2]
+    assert sorted(set(ecdf.get_ydata())) == [0.0, 0.5, 1.0]
+    assert isinstance(returns.xaxis.get_major_formatter(), PercentFormatter)
+    assert isinstance(returns.yaxis.get_major_formatter(), PercentFormatter)
+    assert not isinstance(sharpe.xaxis.get_major_formatter(), PercentFormatter)
+    assert [line.get_label() for line in sharpe.get_lines()][2:] == ["1/N 0.90", "index 0.60"]
+
+    periods = _rows()
+    periods.loc[2:, "equal_weight_total_return"] = 0.4  # another period: another 1/N
+    labels = [line.get_label() for line in distribution_figure(periods).axes[0].get_lines()]
+    assert labels[2:] == ["1/N (each trial's weeks)", "index 8.0%"]
+    assert distribution_figure(_rows().assign(status="failed")) is None

@@ -28,6 +28,7 @@ from simulator.recommend import recommend
 from simulator.summary import nan_to_none
 from simulator.web import scheduler
 from tests.conftest import PAPER_CONFIG, PAPER_FAST, REPO, PaperModel
+from tests.test_runs import TRIALS, make_sweep
 from tests.helpers import (
     EQUAL,
     TOKEN,
@@ -270,6 +271,35 @@ def test_runs_api_and_tear_sheets(base: str, tmp_path: Path) -> None:
     page = httpx.get(f"{base}/runs")
     assert 'href="/runs/lstm_signal-20240105-120000/tearsheet.html"' in page.text
     assert 'href="/runs/no-sheet/' not in page.text
+
+
+def test_runs_page_lists_sweeps_with_their_reports(base: str, tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    make_run(runs / "a-run", weekly_returns("2023-01-06", 20))
+    sweep = make_sweep(runs / "sweep-paper-0123456789", tmp_path, TRIALS)
+    (sweep / "sweep.html").write_text("<html><body>sweep report</body></html>")
+    make_sweep(runs / "sweep-running", tmp_path, {})  # no report yet
+    linked = make_sweep(runs / "sweep-linked", tmp_path, {})
+    (tmp_path / "secret.html").write_text("secret")
+    (linked / "sweep.html").symlink_to(tmp_path / "secret.html")
+    rows = httpx.get(f"{base}/api/runs").json()
+    assert [(r["run"], r["kind"]) for r in rows] == [
+        ("a-run", "backtest"),
+        ("sweep-linked", "sweep"),
+        ("sweep-paper-0123456789", "sweep"),
+        ("sweep-running", "sweep"),
+    ]
+    assert rows[2]["trials_done"] == 3 and rows[2]["trials_total"] == 5
+    assert all("path" not in r for r in rows)
+    report = httpx.get(f"{base}/runs/sweep-paper-0123456789/sweep.html")
+    assert report.status_code == 200 and report.text.endswith("sweep report</body></html>")
+    assert report.headers["content-security-policy"].startswith("sandbox;")
+    for name in ("sweep-running", "sweep-linked", "a-run", "..%2Fsecret"):
+        assert httpx.get(f"{base}/runs/{name}/sweep.html").status_code in (400, 404), name
+    page = httpx.get(f"{base}/runs").text
+    assert 'href="/runs/sweep-paper-0123456789/sweep.html"' in page
+    assert "lstm_signal (sweep)" in page and "3/5 trials, 1 failed" in page
+    assert "/runs/sweep-running/" not in page and "/runs/sweep-linked/" not in page
 
 
 def test_openapi_documents_the_api_and_the_token(base: str) -> None:

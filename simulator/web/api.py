@@ -242,14 +242,16 @@ async def models(request: Request) -> dict[str, Any]:
 
 def run_rows(site: Site) -> list[dict[str, Any]]:
     """``runs list --json`` of the run folder: the run directories that are real folders in
-    it with a regular summary.json (a symbolic link is not followed), without their paths."""
+    it with a regular summary.json, and the sweeps with a regular sweep.json (a symbolic link
+    is not followed), without their paths."""
     folder = site.settings.runs
     rows = list_runs(folder) if folder.is_dir() else []
     kept = []
     for row in rows:
         path = row.pop("path", None)  # a server path: not the client's business
         name = Path(path).name if isinstance(path, str) else str(row.get("run", ""))
-        if regular_file(folder, name, "summary.json"):
+        marker = "sweep.json" if row.get("kind") == "sweep" else "summary.json"
+        if regular_file(folder, name, marker):
             kept.append(row)
     result: list[dict[str, Any]] = site.public(nan_to_none(kept))
     return result

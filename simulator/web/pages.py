@@ -218,18 +218,16 @@ async def model_page(request: Request, name: str, version: str) -> HTMLResponse:
 
 
 def runs_view(site: Site) -> list[dict[str, Any]]:
-    """The rows of the runs page; a run links to its tear sheet where that is a regular file
-    inside its run directory."""
+    """The rows of the runs page; a run links to its tear sheet, a sweep to its report
+    (sweep.html), where that is a regular file inside its directory."""
     folder = site.settings.runs
-    return [
-        {
-            "cells": table_cells(row),
-            "link": SAFE_NAME.fullmatch(row["run"]) is not None
-            and regular_file(folder, row["run"], "tearsheet.html"),
-            "run": row["run"],
-        }
-        for row in run_rows(site)
-    ]
+    shown = []
+    for row in run_rows(site):
+        page = "sweep.html" if row.get("kind") == "sweep" else "tearsheet.html"
+        shown_file = SAFE_NAME.fullmatch(row["run"]) and regular_file(folder, row["run"], page)
+        link = f"/runs/{row['run']}/{page}" if shown_file else ""
+        shown.append({"cells": table_cells(row), "link": link, "run": row["run"]})
+    return shown
 
 
 @router.get("/runs", response_class=HTMLResponse)
@@ -259,8 +257,32 @@ async def tearsheet(request: Request, name: str) -> StreamingResponse:
     )
 
 
+def open_sweep_report(site: Site, name: str) -> int:
+    """A descriptor of sweep ``name``'s report: a regular sweep.html in a real sweep directory
+    (holding a regular sweep.json) of the run folder (404 for a symbolic link, whichever part
+    it is)."""
+    fd = open_inside(site.settings.runs, name, "sweep.html")
+    if fd is None or not regular_file(site.settings.runs, name, "sweep.json"):
+        if fd is not None:
+            os.close(fd)
+        raise not_found(f"no sweep {name!r} with a report in the run folder")
+    return fd
+
+
+@router.get("/runs/{name}/sweep.html")
+async def sweep_report(request: Request, name: str) -> StreamingResponse:
+    check_name("sweep", name)
+    fd = await reading(request, open_sweep_report, site_of(request), name)
+    return StreamingResponse(
+        stream(fd), media_type="text/html", headers={"Content-Length": str(size_of(fd))}
+    )
+
+
 @router.get("/docs", response_class=HTMLResponse)
 async def api_docs(request: Request) -> HTMLResponse:
+    """The JSON API from its OpenAPI schema: per endpoint its parameters and, for a JSON body,
+    its fields and example bodies (the request model's own examples, so the page cannot drift
+    from what the API validates)."""
     schema = request.app.openapi()
     endpoints = []
     for path, methods in schema["paths"].items():

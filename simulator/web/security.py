@@ -122,5 +122,6 @@ def add_headers(response: Response, path: str) -> None:
     response.headers["Referrer-Policy"] = "no-referrer"
     response.headers["X-Frame-Options"] = "DENY"
     response.headers["Cross-Origin-Resource-Policy"] = "same-origin"
-    policy = TEARSHEET_POLICY if path.endswith("/tearsheet.html") else PAGE_POLICY
+    # A sweep's report is a file from a sweep directory too: served as a tear sheet is.
+    policy = TEARSHEET_POLICY if path.endswith(("/tearsheet.html", "/sweep.html")) else PAGE_POLICY
     response.headers["Content-Security-Policy"] = policy

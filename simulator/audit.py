@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,21 +37,21 @@ from typing import Any
 
 import pandas as pd
 
-from models.forecaster import train
+from models.forecaster import TrainProgress, train
 from models.registry import VersionInfo
+from simulator.audit_folder import VARIANTS, AuditFolder, check_variants, run_key, variant_key
 from simulator.config import Config
-from simulator.errors import ConfigError
 from simulator.model_sources import WalkForward
 from simulator.plan import Factory, Resources, RunPlan
-from simulator.results import BacktestResult, backtest
-from simulator.session import Session, Window
+from simulator.results import BacktestResult, Phases, backtest
+from simulator.session import Note, Session, Window
 from simulator.sight import Sight
 from simulator.training import model_spec
 from simulator.walkforward import RegistrySignal, UsedModel, retrain_ends
+from strategies.rebalance import Progress
 from strategies.rule import Decision, DecisionRule, History, State, as_decision, rule_inputs
 from strategies.sizing import Limits
 
-VARIANTS = ("honest", "peek_next_close", "train_through_test", "scaler_full", "early_stop_on_test")
 LEAKED = "LEAKED"
 #: The series of the audit table and their column prefixes.
 SHOWN = (("strategy", ""), ("equal_weight", "1/N "), ("benchmark", "index "))
@@ -98,9 +99,12 @@ def _peeking(plan: RunPlan, sight: Sight) -> RunPlan:
 class LeakyModels:
     """The models of a leaky variant (a :class:`simulator.session.ModelSource` that breaks
     the rule "trained before t" on purpose): trained with ``variant``'s leak, never
-    registered, each tagged LEAKED."""
+    registered, each tagged LEAKED. ``progress`` hears each network's epochs and ``note``
+    a line per model, as a backtest's walk-forward models report."""
 
     variant: str
+    progress: TrainProgress | None = None
+    note: Note | None = None
 
     def signal(self, session: Session, window: Window) -> RegistrySignal:
         cfg, weekly, variant = session.config, session.weekly, self.variant
@@ -119,7 +123,13 @@ class LeakyModels:
         used = []
         panels = session.sight.panels()
         for k, end in enumerate(ends, start=1):
-            model, _report = train(closes, spec, end, features=panels, **leak)
+            if self.note is not None:
+                upto = pd.Timestamp(end).date()
+                self.note(
+                    f"model {k}/{len(ends)}: training {spec.name} ({LEAKED}: {variant}) "
+                    f"on data up to {upto}"
+                )
+            model, _report = train(closes, spec, end, self.progress, features=panels, **leak)
             ref = f"{LEAKED}-{variant}/{k}"
             model.version = ref
             tags = {"train_end": pd.Timestamp(end).date().isoformat()}
@@ -128,48 +138,134 @@ class LeakyModels:
         return RegistrySignal(used, allow_later=variant == "train_through_test", weekly=weekly)
 
 
+def _skipped(plan: RunPlan, cfg: Config, variant: str) -> str:
+    """Why ``variant`` cannot run on this plan, else ``""``."""
+    if variant in ("honest", "peek_next_close"):
+        return ""
+    if not plan.strategy.uses_models:
+        return "needs a strategy that trades on models (lstm_signal)"
+    if cfg.model.version and variant != "train_through_test":
+        return "the config pins model.version; this leak needs models it trains"
+    return ""
+
+
+def _row(variant: str, result: BacktestResult | None, note: str) -> dict[str, Any]:
+    """``variant``'s row of the audit table (its figures, or the note of why it did not run)."""
+    row: dict[str, Any] = {"variant": variant, "leaked": variant != "honest"}
+    if result is None:
+        row["note"] = note
+        return row
+    s = result.summary
+    row["strategy"] = s.strategy_name
+    for series, prefix in SHOWN:
+        stats = s.series[series]
+        row[f"{prefix}total_return"] = stats.total_return
+        row[f"{prefix}sharpe"] = stats.sharpe
+        row[f"{prefix}max_drawdown"] = stats.max_drawdown
+    row["weeks"] = s.weeks
+    row["note"] = ""
+    return row
+
+
+def _without_one_over_n(progress: Phases) -> Phases:
+    """``progress`` less the 1/N phase, which :func:`run_audit` runs once before the
+    variants."""
+
+    def phase(name: str) -> Progress:
+        return (lambda _done, _total: None) if name == "1/N" else progress(name)
+
+    return phase
+
+
 def run_audit(
-    cfg: Config | Session, workspace: Path, variants: Sequence[str] = VARIANTS
+    cfg: Config | Session,
+    workspace: Path,
+    variants: Sequence[str] = VARIANTS,
+    *,
+    folder: AuditFolder | None = None,
+    progress: Phases | None = None,
+    train_progress: TrainProgress | None = None,
+    note: Note | None = None,
 ) -> tuple[pd.DataFrame, dict[str, BacktestResult]]:
     """Every variant's figures (one row each) and results, of a config or a session; see
-    the module docstring."""
-    unknown = [v for v in variants if v not in VARIANTS]
-    if unknown:
-        raise ConfigError(
-            f"unknown audit variant(s) {', '.join(unknown)}; known: {', '.join(VARIANTS)}"
-        )
-    session = cfg if isinstance(cfg, Session) else Session.open(cfg, workspace)
+    the module docstring.
+
+    Parameters
+    ----------
+    folder
+        Where each finished variant's row is kept (:class:`simulator.audit_folder.
+        AuditFolder`): a variant kept there under the same config, data and code is not run
+        again (it has a row and no result), and ``audit.json`` is written at the end.
+    progress, train_progress, note
+        As a backtest's (:func:`simulator.backtest.run_backtest`): a bar or log line per
+        phase (1/N, each variant's engine run), each network's epochs, and a line when the
+        data is loaded, when each variant starts and ends (with its time) and per model.
+    """
+    variants = check_variants(variants)
+    say = note or (lambda _line: None)
+    session = cfg if isinstance(cfg, Session) else Session.open(cfg, workspace, note=note)
     cfg, plan = session.config, session.plan
-    window = Window.backtest(session.weekly, cfg)
+    clock = time.perf_counter()
+    say("loading data ...")
+    weekly = session.weekly
+    say(
+        f"data: {len(weekly.tickers)} tickers, {len(weekly.calendar)} weeks in "
+        f"{time.perf_counter() - clock:.1f} s"
+    )
+    window = Window.backtest(weekly, cfg)
+    notes = {v: _skipped(plan, cfg, v) for v in variants}
+    runnable = [v for v in variants if not notes[v]]
+    run = run_key(cfg, weekly) if folder is not None else ""
+    kept: dict[str, dict[str, Any]] = {}
+    if folder is not None:
+        for v in runnable:
+            row = folder.get(v, variant_key(run, v))
+            if row is not None:
+                kept[v] = row
+        if kept and len(kept) == len(runnable):
+            say(f"{len(kept)} of {len(runnable)} variants were done before: nothing to run")
+        elif kept:
+            say(
+                f"{len(kept)} of {len(runnable)} variants were done before "
+                f"({', '.join(kept)}); resuming"
+            )
+    for reason in dict.fromkeys(n for n in notes.values() if n):
+        skipped = [v for v in variants if notes[v] == reason]
+        say(f"skipping {', '.join(skipped)}: {reason}")
+    phases = progress
+    if progress is not None and len(kept) < len(runnable):
+        # The 1/N column is run once, here, and then shared by every variant's session (a
+        # phase each variant named again would hang as a bar that never moves).
+        session.one_over_n(window, progress("1/N"))
+        phases = _without_one_over_n(progress)
     results: dict[str, BacktestResult] = {}
-    notes: dict[str, str] = {}
-    for variant in variants:
+    rows: dict[str, dict[str, Any]] = {}
+    for k, variant in enumerate(runnable, start=1):
+        head = f"variant {k}/{len(runnable)} {variant}"
+        if variant in kept:
+            rows[variant] = kept[variant]
+            continue
+        say(f"{head}{'' if variant == 'honest' else f' ({LEAKED})'} ...")
+        started = time.perf_counter()
         if variant == "honest":
-            results[variant] = backtest(session, window, models=WalkForward())
+            result = backtest(session, window, phases, WalkForward(train_progress, note))
         elif variant == "peek_next_close":
             leaky = session.with_plan(_peeking(plan, session.sight))
-            results[variant] = backtest(leaky, window, models=WalkForward())
-        elif not plan.strategy.uses_models:
-            notes[variant] = "needs a strategy that trades on models (lstm_signal)"
-        elif cfg.model.version and variant != "train_through_test":
-            notes[variant] = "the config pins model.version; this leak needs models it trains"
+            result = backtest(leaky, window, phases, WalkForward(train_progress, note))
         else:
             leaky = session.with_plan(_renamed(plan, variant, plan.strategy.build))
-            results[variant] = backtest(leaky, window, models=LeakyModels(variant))
-    rows = []
-    for variant in variants:
-        row: dict[str, Any] = {"variant": variant, "leaked": variant != "honest"}
-        if variant in results:
-            s = results[variant].summary
-            row["strategy"] = s.strategy_name
-            for series, prefix in SHOWN:
-                stats = s.series[series]
-                row[f"{prefix}total_return"] = stats.total_return
-                row[f"{prefix}sharpe"] = stats.sharpe
-                row[f"{prefix}max_drawdown"] = stats.max_drawdown
-            row["weeks"] = s.weeks
-            row["note"] = ""
-        else:
-            row["note"] = notes.get(variant, "")
-        rows.append(row)
-    return pd.DataFrame(rows), results
+            result = backtest(leaky, window, phases, LeakyModels(variant, train_progress, note))
+        seconds = time.perf_counter() - started
+        results[variant] = result
+        rows[variant] = _row(variant, result, "")
+        if folder is not None:
+            folder.put(variant, variant_key(run, variant), rows[variant], seconds)
+        stats = result.summary.series["strategy"]
+        say(
+            f"{head}: total return {stats.total_return:.1%}, Sharpe {stats.sharpe:.2f}, "
+            f"in {seconds:.1f} s"
+        )
+    table = [rows[v] if v in rows else _row(v, None, notes[v]) for v in variants]
+    if folder is not None:
+        folder.finish(table)
+    return pd.DataFrame(table), results

@@ -41,6 +41,7 @@ from simulator.workspace import workspace_dir, writable_workspace
 
 if TYPE_CHECKING:
     from models.registry import Registry
+    from simulator.lookahead import RuleCheck
     from simulator.summary import RunSummary, StressFacts
     from simulator.sweep import Trial
 
@@ -396,28 +397,74 @@ def audit(
             ),
         ),
     ] = None,
+    out_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            metavar="DIR",
+            help=(
+                "Folder that keeps each finished variant (default: runs/audit-<config>-<digest>"
+                " of the config and --set); the same command resumes an interrupted audit."
+            ),
+        ),
+    ] = None,
+    fresh: Annotated[
+        bool, typer.Option("--fresh", help="Run every variant again, ignoring kept ones.")
+    ] = False,
     json_: JsonOption = False,
     set_: SetOption = None,
 ) -> None:
     """Run CONFIG honestly and with deliberate look-ahead leaks, side by side: how much
-    would a leak inflate the result? Leaked results are marked LEAKED."""
-    from simulator.audit import LEAKED, VARIANTS, run_audit
-    from simulator.lookahead import check_rule
+    would a leak inflate the result? Leaked results are marked LEAKED. Each finished variant
+    is kept in the audit's folder: run the same command again to resume."""
+    from simulator.audit_folder import VARIANTS, AuditFolder, check_variants, default_audit_dir
     from simulator.session import Session
     from simulator.summary import nan_to_none
 
     cfg = load_config(config, set_ or [])
-    session = Session.open(cfg, workspace_dir())
+    chosen = check_variants(variant or VARIANTS)
+    session = Session.open(cfg, workspace_dir())  # a broken user rule fails here, before work
     if session.plan.strategy.uses_models or cfg.data.source == "yahoo":
         writable_workspace("an audit that trains models or caches prices")
-    check = None
+    folder = AuditFolder.open(out_dir or default_audit_dir(config, cfg))
+    if fresh:
+        folder.clear()
+    check: RuleCheck | None = None
     with Reporter() as report:
-        table, _results = run_audit(session, workspace_dir(), variant or VARIANTS)
-        report.say(f"{len(table)} variant(s) run")
-        if session.plan.strategy.user:  # a rule of the user's: the look-ahead check too
-            check = check_rule(session, workspace_dir(), say=report.say)
+        # Before the models' libraries load (seconds on a busy machine): a log speaks first.
+        report.say(
+            f"leak audit of {config.name}: {len(chosen)} variant(s), each kept in "
+            f"{folder.path} when it ends"
+        )
+        try:
+            from simulator.audit import LEAKED, run_audit
+            from simulator.lookahead import check_rule
+
+            table, results = run_audit(
+                session,
+                workspace_dir(),
+                chosen,
+                folder=folder,
+                progress=report.phase,
+                train_progress=report.training,
+                note=report.say,
+            )
+            before = int((table["note"] == "").sum()) - len(results)
+            report.say(f"{len(results)} variant(s) run now, {before} were done before")
+            if session.plan.strategy.user:  # a rule of the user's: the look-ahead check too
+                check = check_rule(session, workspace_dir(), say=report.say)
+        except KeyboardInterrupt:
+            done = ", ".join(folder.kept) or "none yet"
+            report.say(
+                f"interrupted: finished variants kept in {folder.path} ({done}); run the same "
+                "command to resume"
+            )
+            raise typer.Exit(130) from None
     if json_:
-        doc: dict[str, Any] = {"variants": nan_to_none(table.to_dict("records"))}
+        doc: dict[str, Any] = {
+            "variants": nan_to_none(table.to_dict("records")),
+            "folder": str(folder.path),
+        }
         if check is not None:
             doc["check_rule"] = check.to_dict()
         print_json(doc)
@@ -446,6 +493,7 @@ def audit(
             "the paper (seed 001, Table 2): LSTM 116.21% over the period, Sharpe 2.944",
             markup=False,
         )
+    console.print(f"audit folder: {folder.path}", soft_wrap=True, markup=False, highlight=False)
     if check is not None:
         _print_rule_check(check)
         if not check.passed:

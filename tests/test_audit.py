@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -9,12 +12,15 @@ import pytest
 
 from examples.momentum_rule import MomentumRule
 from simulator.audit import LEAKED, _PeekNextClose, run_audit
+from simulator.audit_folder import AuditFolder, default_audit_dir, run_key, variant_key
+from simulator.clikit import Reporter
 from simulator.config import Config, load_config
 from simulator.errors import ConfigError
+from simulator.session import Session
 from simulator.sight import Sight
 from strategies.rule import History, State
 from tests.conftest import REPO
-from tests.helpers import cli, error_line
+from tests.helpers import cli, error_line, sets
 
 MOMENTUM = REPO / "examples" / "momentum.toml"
 YEAR = ["backtest.start=2022-07-01", "backtest.end=2023-06-23", "report.baselines="]
@@ -81,6 +87,7 @@ def test_audit_command_line(
 ) -> None:
     monkeypatch.chdir(REPO)
     argv = ["audit", str(MOMENTUM), "--set", "report.baselines=", "--set", YEAR[0]]
+    argv += ["--out", str(tmp_path / "audit")]  # not runs/ of the checkout
     assert cli([*argv, "--variant", "honest", "--variant", "peek_next_close"], monkeypatch) == 0
     out = capsys.readouterr().out
     assert "peek_next_close (LEAKED)" in out and "rows marked LEAKED used the future" in out
@@ -134,3 +141,145 @@ def test_model_leaks_run_on_the_lstm_strategy_and_are_labelled(tmp_path: Path) -
     pinned = load_config(PAPER_CONFIG, [*sets, "model.version=paper-small/1"])
     notes = run_audit(pinned, tmp_path, ["scaler_full"])[0]
     assert "pins model.version" in notes.loc[0, "note"]
+
+
+# --- progress, the audit's folder and resuming ------------------------------------------------
+
+TWO = ["honest", "peek_next_close"]
+PEEK_BACKTEST = f"backtest momentum [{LEAKED}: peek_next_close]"
+
+
+class Interrupting:
+    """Phases (as :class:`simulator.clikit.Reporter.phase`) that record each phase's name and
+    press Ctrl-C when ``stop`` starts."""
+
+    def __init__(self, stop: str = "") -> None:
+        self.stop = stop
+        self.names: list[str] = []
+
+    def __call__(self, name: str) -> Callable[[int, int], None]:
+        self.names.append(name)
+        if name == self.stop:
+            raise KeyboardInterrupt
+        return lambda _done, _total: None
+
+
+def test_an_interrupted_audit_keeps_its_finished_variant_and_resumes(tmp_path: Path) -> None:
+    cfg = load_config(MOMENTUM, YEAR)
+    out = tmp_path / "audit"
+    stopped = Interrupting(PEEK_BACKTEST)
+    folder = AuditFolder.open(out)
+    with pytest.raises(KeyboardInterrupt):
+        run_audit(cfg, tmp_path, TWO, folder=folder, progress=stopped)
+    assert folder.kept == ["honest"]
+    assert stopped.names == ["1/N", "backtest momentum", PEEK_BACKTEST]
+    honest = out / "variants" / "honest.json"
+    assert [p.name for p in (out / "variants").iterdir()] == ["honest.json"]  # no temp file
+    stamp = honest.stat().st_mtime_ns
+    kept = json.loads(honest.read_text())["row"]
+
+    lines: list[str] = []
+    again = Interrupting()
+    table, results = run_audit(
+        cfg, tmp_path, TWO, folder=AuditFolder.open(out), progress=again, note=lines.append
+    )
+    assert list(results) == ["peek_next_close"]  # honest was not run again
+    assert again.names == ["1/N", PEEK_BACKTEST]  # nor its engine run
+    assert honest.stat().st_mtime_ns == stamp
+    assert "1 of 2 variants were done before (honest); resuming" in lines
+    assert table.loc[0].to_dict() == kept
+    fresh = run_audit(cfg, tmp_path, ["honest"])[0]
+    assert table["total_return"].tolist()[0] == fresh["total_return"].tolist()[0]
+    doc = json.loads((out / "audit.json").read_text())
+    assert [r["variant"] for r in doc["variants"]] == TWO
+
+    # Done: the same run again runs nothing.
+    lines.clear()
+    _table, results = run_audit(cfg, tmp_path, TWO, folder=AuditFolder.open(out), note=lines.append)
+    assert results == {} and "2 of 2 variants were done before: nothing to run" in lines
+
+
+def test_a_changed_config_or_data_runs_the_variant_again(tmp_path: Path) -> None:
+    cfg = load_config(MOMENTUM, YEAR)
+    out = tmp_path / "audit"
+    run_audit(cfg, tmp_path, ["honest"], folder=AuditFolder.open(out))
+    first = json.loads((out / "variants" / "honest.json").read_text())
+    cheaper = load_config(MOMENTUM, [*YEAR, "backtest.commission=0.001"])
+    _table, results = run_audit(cheaper, tmp_path, ["honest"], folder=AuditFolder.open(out))
+    assert list(results) == ["honest"]  # run again, not resumed
+    second = json.loads((out / "variants" / "honest.json").read_text())
+    assert second["key"] != first["key"]
+    assert (
+        second["row"]["total_return"] == results["honest"].summary.series["strategy"].total_return
+    )
+    # One close changed: another data digest, so another key.
+    weekly = Session.open(cfg, tmp_path).weekly
+    bars = dict(weekly.bars)
+    ticker = weekly.tickers[0]
+    moved = bars[ticker].copy()
+    moved.loc[moved.index[-1], "close"] = float(moved["close"].iloc[-1]) + 0.01
+    bars[ticker] = moved
+    assert run_key(cfg, dataclasses.replace(weekly, bars=bars)) != run_key(cfg, weekly)
+    assert run_key(cfg, weekly) == run_key(load_config(MOMENTUM, YEAR), weekly)
+    assert variant_key(run_key(cfg, weekly), "honest") != variant_key(
+        run_key(cfg, weekly), "peek_next_close"
+    )
+
+
+def test_the_default_folder_is_named_by_the_config_and_its_overrides() -> None:
+    a = default_audit_dir(MOMENTUM, load_config(MOMENTUM, YEAR))
+    assert a == default_audit_dir(MOMENTUM, load_config(MOMENTUM, YEAR))
+    assert a.parent == Path("runs") and a.name.startswith("audit-momentum-")
+    assert a != default_audit_dir(MOMENTUM, load_config(MOMENTUM, YEAR[:2]))
+
+
+def test_an_audit_folder_that_holds_something_else_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "notes.txt").write_text("mine")
+    assert cli(["audit", str(MOMENTUM), "--out", str(tmp_path)], monkeypatch) == 2
+    assert error_line(capsys) == (
+        f"error: {tmp_path} exists and is not an audit folder (no variants/); choose another --out"
+    )
+    assert not (tmp_path / "variants").exists()  # nothing made
+
+
+def test_the_audit_speaks_first_says_ctrl_c_and_resumes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """In a log (stderr is not a terminal here) the first line comes before any work; Ctrl-C
+    during the second variant keeps the first, says so in one line and exits 130; the same
+    command then resumes."""
+    out = tmp_path / "audit"
+    argv = ["audit", str(MOMENTUM), *sets(YEAR), "--variant", "honest"]
+    argv += ["--variant", "peek_next_close", "--out", str(out)]
+
+    class CtrlC(Reporter):
+        def phase(self, name: str, unit: str = "weeks") -> Callable[[int, int], None]:
+            if name == PEEK_BACKTEST:
+                raise KeyboardInterrupt
+            return super().phase(name, unit)
+
+    monkeypatch.setattr("simulator.cli.Reporter", CtrlC)
+    assert cli(argv, monkeypatch) == 130
+    err = capsys.readouterr().err.splitlines()
+    assert "Traceback" not in "\n".join(err)
+    assert err[:4] == [
+        f"leak audit of momentum.toml: 2 variant(s), each kept in {out} when it ends",
+        "loading data ...",
+        err[2],
+        "1/N ...",
+    ]
+    assert err[2].startswith("data: 12 tickers, ")
+    assert err.index("variant 1/2 honest ...") == 5
+    assert err[-1] == (
+        f"interrupted: finished variants kept in {out} (honest); run the same command to resume"
+    )
+
+    monkeypatch.setattr("simulator.cli.Reporter", Reporter)
+    assert cli(argv, monkeypatch) == 0
+    captured = capsys.readouterr()
+    assert "1 of 2 variants were done before (honest); resuming" in captured.err.splitlines()
+    assert "variant 1/2 honest ..." not in captured.err
+    assert "1 variant(s) run now, 1 were done before" in captured.err
+    assert "peek_next_close (LEAKED)" in captured.out and f"audit folder: {out}" in captured.out

@@ -1,0 +1,219 @@
+"""The leak audit's folder: each finished variant kept on disk, so an interrupted audit resumes.
+
+``foliosim audit`` keeps every variant it finishes in ``variants/<variant>.json`` of its
+folder (``--out``, else ``runs/audit-<config>-<digest>``, named by the config and its
+``--set`` overrides so that the same command finds the same folder). Each file holds the
+variant's row of the audit table under a key: the SHA-256 of the resolved config, the
+variant, the weekly data, the source of a user's rule and foliosim's version. A rerun reuses
+a row whose key matches and runs the variant again when any of them changed. ``audit.json``
+holds the whole table once every variant is done. Every file is written to a temporary name
+and renamed into place, so an interrupted write never leaves half a file.
+
+This module imports no torch: the command line names the folder before the models load.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import inspect
+import json
+import math
+import os
+import re
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from simulator import __version__
+from simulator.config import Config
+from simulator.data import WeeklyData
+from simulator.errors import ConfigError, RunDirError
+from simulator.summary import nan_to_none
+
+#: The audit's variants, in the order of its table (see :mod:`simulator.audit`).
+VARIANTS = ("honest", "peek_next_close", "train_through_test", "scaler_full", "early_stop_on_test")
+#: The folder of the finished variants' files, inside the audit's folder.
+VARIANTS_DIR = "variants"
+#: The whole table, written when every variant is done.
+AUDIT_FILE = "audit.json"
+#: Fields of a row that are text or flags; the others are numbers (None on disk is NaN).
+TEXT_FIELDS = ("variant", "leaked", "strategy", "note")
+
+
+def check_variants(variants: Sequence[str]) -> list[str]:
+    """``variants`` as a list, each a known one (else one line naming the known ones)."""
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown:
+        raise ConfigError(
+            f"unknown audit variant(s) {', '.join(unknown)}; known: {', '.join(VARIANTS)}"
+        )
+    return list(variants)
+
+
+def config_digest(cfg: Config) -> str:
+    """SHA-256 of the resolved config (the file and its ``--set`` overrides as validated)."""
+    text = json.dumps(cfg.model_dump(mode="json"), sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def default_audit_dir(config: Path, cfg: Config, root: Path = Path("runs")) -> Path:
+    """``runs/audit-<config file's stem>-<8 digits of the config's digest>``: the same
+    command (config and overrides) names the same folder, so it resumes there."""
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", config.stem) or "config"
+    return root / f"audit-{stem}-{config_digest(cfg)[:8]}"
+
+
+def data_digest(weekly: WeeklyData) -> str:
+    """SHA-256 of the weekly bars, the index and the risk-free rate a run reads."""
+    h = hashlib.sha256()
+    for ticker, bars in sorted(weekly.bars.items()):
+        h.update(ticker.encode())
+        h.update(pd.util.hash_pandas_object(bars, index=True).to_numpy().tobytes())
+    h.update(pd.util.hash_pandas_object(weekly.benchmark, index=True).to_numpy().tobytes())
+    if weekly.risk_free is not None:
+        h.update(pd.util.hash_pandas_object(weekly.risk_free, index=True).to_numpy().tobytes())
+    h.update(pd.util.hash_pandas_object(weekly.calendar.to_series()).to_numpy().tobytes())
+    return h.hexdigest()
+
+
+def rule_source(cfg: Config) -> str:
+    """The source of the user rule ``cfg`` names (``package.module:Class``), else ``""``: an
+    edited rule must not resume its old results. The module was imported when the config
+    was resolved."""
+    name = cfg.backtest.strategy
+    if ":" not in name:
+        return ""
+    module = sys.modules.get(name.partition(":")[0])
+    try:
+        return inspect.getsource(module) if module is not None else ""
+    except (OSError, TypeError):  # no source file (a compiled module): its name only
+        return ""
+
+
+def run_key(cfg: Config, weekly: WeeklyData) -> str:
+    """What every variant's key shares: config, data, rule source and foliosim's version."""
+    doc = {
+        "config": config_digest(cfg),
+        "data": data_digest(weekly),
+        "rule": hashlib.sha256(rule_source(cfg).encode()).hexdigest(),
+        "foliosim": __version__,
+    }
+    return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
+
+
+def variant_key(run: str, variant: str) -> str:
+    """The key of ``variant``'s file: the run's key (:func:`run_key`) and the variant."""
+    return hashlib.sha256(f"{run}\n{variant}".encode()).hexdigest()
+
+
+class AuditFolder:
+    """An audit's folder (see the module docstring).
+
+    Attributes
+    ----------
+    path
+        The folder.
+    kept
+        The variants whose current row is on disk: found by :meth:`get` or written by
+        :meth:`put` in this run, in that order.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.kept: list[str] = []
+
+    @classmethod
+    def open(cls, path: Path) -> AuditFolder:
+        """The audit folder at ``path``, made if needed; a folder that holds something else
+        (files, and no ``variants/``) is refused, before any work."""
+        if path.is_symlink() and not path.is_dir():
+            raise RunDirError(f"{path} is a dangling symbolic link; choose another --out")
+        if path.exists() and not path.is_dir():
+            raise RunDirError(f"{path} is a file, not an audit folder; choose another --out")
+        variants = path / VARIANTS_DIR
+        if path.is_dir() and any(path.iterdir()) and not variants.is_dir():
+            raise RunDirError(
+                f"{path} exists and is not an audit folder (no {VARIANTS_DIR}/); choose "
+                "another --out"
+            )
+        try:
+            variants.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise RunDirError(
+                f"cannot make {variants} ({err.strerror or err}); choose another --out"
+            ) from None
+        if not os.access(variants, os.W_OK):
+            raise RunDirError(f"{variants} is not writable; choose another --out")
+        return cls(path)
+
+    def clear(self) -> None:
+        """Forget every kept variant and the table (``--fresh``)."""
+        for path in (self.path / VARIANTS_DIR).glob("*.json"):
+            path.unlink()
+        (self.path / AUDIT_FILE).unlink(missing_ok=True)
+
+    def file(self, variant: str) -> Path:
+        return self.path / VARIANTS_DIR / f"{variant}.json"
+
+    def get(self, variant: str, key: str) -> dict[str, Any] | None:
+        """The row kept for ``variant`` under ``key``, else None (none kept, another key: a
+        changed config or data, or a damaged file)."""
+        try:
+            doc = json.loads(self.file(variant).read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+            return None
+        if (
+            not isinstance(doc, dict)
+            or doc.get("key") != key
+            or not isinstance(doc.get("row"), dict)
+        ):
+            return None
+        row: dict[str, Any] = {
+            k: (math.nan if v is None and k not in TEXT_FIELDS else v)
+            for k, v in doc["row"].items()
+        }
+        self.kept.append(variant)
+        return row
+
+    def put(self, variant: str, key: str, row: dict[str, Any], seconds: float) -> None:
+        """Keep ``variant``'s finished row under ``key`` (atomically)."""
+        doc = {
+            "key": key,
+            "variant": variant,
+            "seconds": round(seconds, 1),
+            "finished": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "row": row,
+        }
+        write_json(self.file(variant), doc)
+        self.kept.append(variant)
+
+    def finish(self, rows: list[dict[str, Any]]) -> Path:
+        """Write the whole table, ``audit.json``; its path."""
+        target = self.path / AUDIT_FILE
+        write_json(target, {"variants": rows})
+        return target
+
+
+def _plain(value: Any) -> Any:
+    """A numpy scalar (a row's week count) as the Python number it holds."""
+    if hasattr(value, "item"):
+        return value.item()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def write_json(path: Path, doc: dict[str, Any]) -> None:
+    """``doc`` as JSON at ``path``: a temporary file beside it, renamed into place."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(nan_to_none(doc), handle, indent=2, allow_nan=False, default=_plain)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -18,6 +18,10 @@
   CSV files: only complete weeks are recorded.
 - The command line's account life cycle, the tear sheet, and ``pending_weeks`` /
   ``new_york_today``.
+- What a step prints: one line per week (every order status and decision kind on hand-made
+  records; exact lines on paper12), the details with ``-v``; a real ``foliosim`` process
+  whose stdout pipe is closed at once or after the first line records every week, exits 0
+  and says so in one stderr line.
 """
 
 from __future__ import annotations

@@ -57,6 +57,7 @@ from simulator.sections import (
     stress_html,
 )
 from simulator.summary import REMEDY, RunSummary, read_summary
+from strategies.risk import LEVELS, MIN_WEEKS, cornish_fisher_sorted
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -207,7 +208,7 @@ def write_tearsheet(run_dir: Path) -> Path:
         }
     models = read_models(run_dir)
     extra = [
-        risk_html(summary, column_labels(summary)),
+        risk_html(summary, column_labels(summary), sorted_cornish_fisher(returns)),
         profile_html(summary),
         exposure_html(summary, read_exposure(run_dir)),
         reference_html(summary),
@@ -266,6 +267,18 @@ def column_labels(summary: RunSummary) -> dict[str, str]:
             "the benchmark in the config"
         )
     return labels
+
+
+def sorted_cornish_fisher(returns: pd.DataFrame) -> list[str]:
+    """The columns of ``returns`` whose Cornish-Fisher VaR or CVaR (95% or 99%, over their
+    weeks with a return) came from a sorted expansion that moved a printed digit
+    (:func:`strategies.risk.cornish_fisher_sorted`)."""
+    out = []
+    for column in returns.columns:
+        r = returns[column].dropna().to_numpy(dtype=float)
+        if len(r) >= MIN_WEEKS and any(cornish_fisher_sorted(r, level) for level in LEVELS):
+            out.append(str(column))
+    return out
 
 
 def _annual_risk_free(summary: RunSummary) -> float:

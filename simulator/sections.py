@@ -20,7 +20,7 @@ they print is escaped (:mod:`simulator.htmlkit`).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -565,10 +565,14 @@ RISK_ROWS = [
 ]
 
 
-def risk_html(summary: RunSummary, labels: Mapping[str, str]) -> str:
+def risk_html(
+    summary: RunSummary, labels: Mapping[str, str], sorted_cf: Collection[str] = ()
+) -> str:
     """The "Portfolio risk" table: weekly VaR and CVaR of each series (columns ``labels``,
     series key -> label, in Table 2's order) by method and level ('' for a summary written
-    before them)."""
+    before them). The Cornish-Fisher figures of the series in ``sorted_cf`` (keys) are
+    marked: their expansion bends back and sorting it moved a printed digit
+    (:func:`strategies.risk.cornish_fisher_sorted`)."""
     facts = summary.risk
     if facts is None:
         return ""
@@ -578,17 +582,31 @@ def risk_html(summary: RunSummary, labels: Mapping[str, str]) -> str:
         cells = [_esc(text)]
         for key in shown:
             value = getattr(getattr(facts.series[key], method), figure)
-            cells.append(_num(None if value is None else value * 100, ".2f"))
+            mark = "*" if method == "cornish_fisher" and key in sorted_cf else ""
+            cells.append(_num(None if value is None else value * 100, ".2f") + mark)
         rows.append(cells)
     weeks = {facts.series[key].weeks for key in shown}
     count = f"{weeks.pop()} weekly returns" if len(weeks) == 1 else "all the weekly returns"
+    marked = [label for key, label in shown.items() if key in sorted_cf]
+    note = (
+        f'<p id="risk-sorted">* {_esc(", ".join(marked))}: the Cornish-Fisher expansion of '
+        "these returns' skewness and kurtosis is not increasing (its cubic bends back in the "
+        "tails, as with a short or platykurtic sample), so its textbook formulas describe no "
+        "distribution and could put the CVaR below the VaR. The figures shown are those of "
+        "the distribution it does describe, its quantiles sorted; treat them with "
+        "caution.</p>"
+        if marked
+        else ""
+    )
     return f"""
 <h3>Portfolio risk</h3>
 <p>Weekly value at risk (VaR) and conditional value at risk (CVaR) of each series, ex post over
 the run's {_esc(count)}: the loss in one week, in percent of the portfolio value, that only 5%
 (1%) of the weeks exceed (VaR), and the mean loss of those worst weeks (CVaR). A negative
-figure means even those weeks gained. Conventions: {_esc(facts.rule)}.</p>
+figure means even those weeks gained; a CVaR is never below its VaR. Conventions:
+{_esc(facts.rule)}.</p>
 {_table(["risk (% a week)", *shown.values()], rows, "portfolio-risk")}
+{note}
 """
 
 

@@ -26,7 +26,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote, urlparse
@@ -129,6 +129,8 @@ class VersionInfo:
             "mode": tags.get("mode"),
             "preset": tags.get("preset"),
             "window": integer("window"),
+            # None for a version whose training run is gone and had no seed tag
+            "seed": int(tags["seed"]) if tags.get("seed", "").isdigit() else None,
             "train_start": tags.get("train_start"),
             "train_end": tags.get("train_end"),
             "data_fingerprint": tags.get("data_fingerprint"),
@@ -544,6 +546,7 @@ class Registry:
             "mode": model.spec.mode,
             "preset": model.spec.preset,
             "window": str(model.spec.window),
+            "seed": str(model.spec.seed),
             "train_start": model.train_start.date().isoformat(),
             "train_end": model.train_end.date().isoformat(),
             "data_fingerprint": model.data_fingerprint,
@@ -579,21 +582,62 @@ class Registry:
             return sorted(m.name for m in client.search_registered_models())
 
     def versions(self, name: str | None = None) -> list[VersionInfo]:
-        """Every version of ``name`` (or of every model), oldest first per name."""
-        names = self.names()
-        if name is not None:
-            self._check_name(name, names)
-            names = [name]
-        if not names:
-            return []  # also: no store is created just to find it empty
-        out: list[VersionInfo] = []
+        """Every version of ``name`` (or of every model), by name, oldest first per name.
+
+        A fixed number of store calls whatever the count of versions: the models with their
+        aliases, then their versions (paged), and for versions registered before their seed
+        was tagged, one search of their training runs for its ``seed`` parameter (put in their
+        ``tags`` as ``seed``).
+        """
+        if self.embedded and not (self.workspace / "mlflow.db").exists():
+            if name is not None:
+                self._check_name(name, [])
+            return []  # nothing registered yet: do not create a store just to list it
         with self._calls("listing versions") as client:
-            for model_name in names:
-                aliases = self._aliases(client, model_name)
-                found = client.search_model_versions(f"name = '{model_name}'")
-                for mv in sorted(found, key=lambda v: int(v.version)):
-                    out.append(self._info(mv, aliases))
-        return out
+            models = {m.name: m for m in client.search_registered_models()}
+            if name is not None:
+                self._check_name(name, sorted(models))
+            wanted = [name] if name is not None else sorted(models)
+            if not wanted:
+                return []
+            where = f"name = '{name}'" if name is not None else None
+            found: list[Any] = []
+            token = None
+            while True:
+                page = client.search_model_versions(where, max_results=1000, page_token=token)
+                found.extend(page)
+                token = page.token
+                if not token:
+                    break
+            out = []
+            for model_name in wanted:
+                aliases = self._alias_map(models[model_name].aliases)
+                mine = [mv for mv in found if mv.name == model_name]
+                mine.sort(key=lambda v: int(v.version))
+                out += [self._info(mv, aliases) for mv in mine]
+            return self._with_seeds(client, out)
+
+    @staticmethod
+    def _with_seeds(client: MlflowClient, versions: list[VersionInfo]) -> list[VersionInfo]:
+        """``versions``, those without a ``seed`` tag given their training run's ``seed``
+        parameter (one search; a run that is gone leaves the version without one)."""
+        untagged = {v.run_id for v in versions if "seed" not in v.tags and v.run_id}
+        if not untagged:
+            return versions
+        experiments = [e.experiment_id for e in client.search_experiments()]
+        seeds: dict[str, str] = {}
+        ids = sorted(untagged)
+        for start in range(0, len(ids), 100):
+            chunk = ", ".join(f"'{i}'" for i in ids[start : start + 100])
+            for run in client.search_runs(experiments, f"attributes.run_id IN ({chunk})"):
+                if "seed" in run.data.params:
+                    seeds[run.info.run_id] = run.data.params["seed"]
+        return [
+            replace(v, tags={**v.tags, "seed": seeds[v.run_id]})
+            if "seed" not in v.tags and v.run_id in seeds
+            else v
+            for v in versions
+        ]
 
     def _check_name(self, name: str, names: list[str]) -> None:
         if name not in names:
@@ -604,9 +648,10 @@ class Registry:
             )
 
     @staticmethod
-    def _aliases(client: MlflowClient, name: str) -> dict[int, tuple[str, ...]]:
+    def _alias_map(aliases: dict[str, str]) -> dict[int, tuple[str, ...]]:
+        """A registered model's ``{alias: version}`` as ``{version: aliases}``."""
         found: dict[int, list[str]] = {}
-        for alias, version in client.get_registered_model(name).aliases.items():
+        for alias, version in aliases.items():
             found.setdefault(int(version), []).append(alias)
         return {v: tuple(sorted(a)) for v, a in found.items()}
 

@@ -182,7 +182,8 @@ def exposure_figure(exposure: pd.DataFrame) -> Figure:
         top.plot(weeks, exposure[column].to_numpy(), ls=style, lw=1.3, label=column)
     top.axhline(0.0, color="black", lw=0.8)
     top.set_ylabel("fraction of value")
-    top.legend(frameon=False, fontsize=8, ncols=4, loc="upper left")
+    # Above the plot, not in it: inside, it covered the 100% line of a fully invested run.
+    fig.legend(frameon=False, fontsize=8, ncols=4, loc="outside upper center")
     _finish(top)
     # Bars 5 days wide, in matplotlib's date units (days): a bare number beside datetime64
     # positions would be read as nanoseconds and draw nothing.

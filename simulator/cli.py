@@ -1012,7 +1012,7 @@ def _registry(uri: str | None) -> Registry:
 
 @models_app.command("list")
 def models_list(json_: JsonOption = False, registry_uri: RegistryOption = None) -> None:
-    """Registered models: versions, aliases, tickers, training window, test metrics."""
+    """Registered models: versions, aliases, seeds, tickers, training window, test metrics."""
     registry = _registry(registry_uri)
     versions = registry.versions()
     if json_:
@@ -1025,6 +1025,7 @@ def models_list(json_: JsonOption = False, registry_uri: RegistryOption = None) 
     head = (
         "model",
         "aliases",
+        "seed",
         "arch",
         "mode",
         "inputs, loss",
@@ -1041,6 +1042,7 @@ def models_list(json_: JsonOption = False, registry_uri: RegistryOption = None) 
         table.add_row(
             v.ref,
             ",".join(d["aliases"]),
+            "?" if d["seed"] is None else str(d["seed"]),
             str(d["arch"]),
             f"{d['mode']} {d['preset']}",
             f"{'+'.join(d['features'])}, {d['loss']}",
@@ -1103,7 +1105,7 @@ def models_show(
         return
     console.print((folder / "model_card.md").read_text(encoding="utf-8"), markup=False)
     lines = [
-        f"version: {info.ref}  aliases: {', '.join(info.aliases) or '-'}",
+        f"version: {info.ref}  aliases: {', '.join(info.aliases) or '-'}  seed: {doc['seed']}",
         f"files: {folder}",
         f"weights_sha256: {doc['weights_sha256']}  integrity: {integrity}",
         f"run: {info.run_id}  logged model: {info.model_id}",

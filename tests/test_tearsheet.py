@@ -297,6 +297,24 @@ def test_date_axes_never_warn(weeks: int) -> None:
     png_bytes(figure)
 
 
+def test_the_exposure_legend_is_outside_the_plot() -> None:
+    """Regression (issue 26): the legend sat inside the upper panel and covered the 100%
+    line of a fully invested run."""
+    weeks = pd.date_range("2024-01-05", periods=20, freq="W-FRI")
+    exposure = pd.DataFrame(
+        {"long": 1.0, "short": 0.0, "gross": 1.0, "net": 1.0, "turnover": 0.1}, index=weeks
+    )
+    fig = exposure_figure(exposure)
+    fig.canvas.draw()
+    top = fig.axes[0]
+    assert top.get_legend() is None and len(fig.legends) == 1
+    legend = fig.legends[0]
+    assert [t.get_text() for t in legend.get_texts()] == ["gross", "net", "long", "short"]
+    box, plot = legend.get_window_extent(), top.get_window_extent()
+    assert box.y0 >= plot.y1  # wholly above the upper panel
+    png_bytes(fig)
+
+
 # --- the tear sheets in a real browser -------------------------------------------------------
 
 

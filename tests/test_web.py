@@ -4,9 +4,11 @@ the scheduler of weekly accounts (the pages in a real browser: test_web_browser.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -20,6 +22,8 @@ import httpx
 import pandas as pd
 import pytest
 
+from models.forecaster import train
+from models.registry import Registry
 from simulator import accounts
 from simulator.backtest import run_backtest
 from simulator.config import load_config
@@ -28,7 +32,6 @@ from simulator.recommend import recommend
 from simulator.summary import nan_to_none
 from simulator.web import scheduler
 from tests.conftest import PAPER_CONFIG, PAPER_FAST, REPO, PaperModel
-from tests.test_runs import TRIALS, make_sweep
 from tests.helpers import (
     EQUAL,
     TOKEN,
@@ -43,6 +46,8 @@ from tests.helpers import (
     sets,
     weekly_returns,
 )
+from tests.model_data import TRAIN_END, tiny, walk_closes
+from tests.test_runs import TRIALS, make_sweep
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 EW_CONFIG = REPO / "examples" / "paper12_equal_weight.toml"
@@ -252,6 +257,41 @@ def test_models_api_lists_the_registry(paper_model: PaperModel, tmp_path: Path) 
     assert [v["name"] for v in doc["versions"]] == ["paper-small"]
     assert card.status_code == 200 and "<h1>paper-small/1</h1>" in card.text
     assert missing.status_code == 404 and "text/html" in missing.headers["content-type"]
+
+
+def test_models_pages_show_seeds_and_tags_and_render_the_card_safely(tmp_path: Path) -> None:
+    workspace = tmp_path / "ws"
+    registry = Registry(workspace)
+
+    def register(seed: int) -> None:
+        spec = dataclasses.replace(tiny(seed=seed), name="sw")
+        registry.register(*train(walk_closes(), spec, TRAIN_END))
+
+    register(0)
+    register(1)
+    card = registry.artifact_dir(registry.get("sw", 1)) / "model_card.md"
+    card.write_text(card.read_text() + "\n<script>alert(1)</script>\n\n**bold**\n")
+    # A version registered before seeds were tagged: its seed is its training run's parameter.
+    registry.client.delete_model_version_tag("sw", "1", "seed")
+    with served(workspace, tmp_path / "runs", REPO) as url:
+        listed = httpx.get(f"{url}/models", timeout=60)
+        register(2)  # the store changed: the next page lists again
+        again = httpx.get(f"{url}/models", timeout=60).text
+        page = httpx.get(f"{url}/models/sw/1", timeout=60).text
+    assert [v.describe()["seed"] for v in registry.versions()] == [0, 1, 2]
+    row = r'href="/models/sw/{}">sw/{}</a></td>\s*<td></td><td class="num">{}</td>'
+    assert re.search(row.format(1, 1, 0), listed.text) and re.search(
+        row.format(2, 2, 1), listed.text
+    )
+    assert "sw/3" not in listed.text and re.search(row.format(3, 3, 2), again)
+    assert "lstm, window 8, close, mse" in listed.text
+    # The card is rendered: its title, bold text and training table; the script is text.
+    assert "<script>alert(1)</script>" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "<strong>bold</strong>" in page and '<div id="model-card">' in page
+    assert "<table>" in page and "<th>best epoch</th>" in page
+    assert "<td>seed</td><td><code>0</code></td>" in page
+    assert "<td>train_end</td><td><code>2020-07-10</code></td>" in page
 
 
 def test_runs_api_and_tear_sheets(base: str, tmp_path: Path) -> None:

@@ -18,11 +18,12 @@ import pandas as pd
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, StreamingResponse
 from jinja2 import Environment, PackageLoader, select_autoescape
+from markdown_it import MarkdownIt
+from markupsafe import Markup
 
 from models.artifacts import read_metrics
 from simulator.htmlkit import num
 from simulator.runs import table_cells
-from simulator.training import open_registry
 from simulator.web.api import (
     ERROR,
     account_doc,
@@ -176,8 +177,10 @@ async def recommend_page(
 
 
 def models_view(site: Site) -> dict[str, Any]:
-    registry = open_registry(site.workspace)
-    versions = [v.describe() for v in registry.versions()]
+    """The registry's versions with their seeds and tags (listed again only when the store
+    changed: :class:`simulator.web.listing.ModelListing`)."""
+    registry, found = site.models.versions(site.workspace)
+    versions = [v.describe() for v in found]
     view: dict[str, Any] = site.public({"versions": versions, "registry": registry.uri})
     return view
 
@@ -188,9 +191,17 @@ async def models_page(request: Request) -> HTMLResponse:
     return render(request, "models.html", **view)
 
 
+def card_html(text: str) -> Markup:
+    """A model card's Markdown as HTML, with raw HTML off: a ``<script>`` or any tag in the
+    card is shown as text, never passed through; links only to safe schemes (markdown-it's
+    check refuses ``javascript:`` and the like)."""
+    renderer = MarkdownIt("commonmark", {"html": False}).enable("table")
+    return Markup(renderer.render(text))  # html off: every tag of the card is escaped
+
+
 def model_view(site: Site, name: str, version: int) -> dict[str, Any]:
-    registry = open_registry(site.workspace)
-    found = {(v.name, v.version): v for v in registry.versions()}
+    registry, versions = site.models.versions(site.workspace)
+    found = {(v.name, v.version): v for v in versions}
     info = found.get((name, version))
     if info is None:
         raise not_found(f"no model version {name}/{version} in the registry")
@@ -205,6 +216,7 @@ def model_view(site: Site, name: str, version: int) -> dict[str, Any]:
             "test": metrics.get("test", {}),
         }
     )
+    view["card_html"] = card_html(view["card"])
     return view
 
 

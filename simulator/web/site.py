@@ -17,6 +17,7 @@ import pandas as pd
 from simulator import account_report, accounts
 from simulator.errors import ConfigError, FoliosimError
 from simulator.web.files import regular_file
+from simulator.web.listing import ModelListing
 
 #: A run directory's or a model's name as a URL may carry it: checked before any lookup.
 SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
@@ -133,6 +134,8 @@ class Site:
     warmer: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="foliosim-warm")
     )
+    #: The registry's versions, listed again only when the store changed (the model pages).
+    models: ModelListing = field(default_factory=ModelListing)
 
     @property
     def workspace(self) -> Path:

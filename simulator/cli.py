@@ -249,6 +249,13 @@ class _SweepLog:
         if self.report.terminal:
             self.bar = self.report.phase("trials", unit="trials")
 
+    def waiting(self, done: int, total: int, in_flight: int) -> None:
+        if not self.report.terminal:  # a terminal's bar has its own clock
+            self.report.say(
+                f"trials: {done} of {total} ended at {self.elapsed():.1f} s, {in_flight} "
+                "submitted (running or waiting for a CPU)"
+            )
+
     def finished(
         self, trial: Trial, row: dict[str, Any], done: int, total: int, running: int, failed: int
     ) -> None:
@@ -325,7 +332,7 @@ def sweep(
     starts a runtime of its own. `ray stop` ends them at once, and every other Ray process of
     this user on the machine, a `ray start` cluster's included.
     """
-    clock = time.perf_counter()  # the sweep's own clock: from the command's start
+    clock = _process_start()  # the sweep's own clock: from the command's start
     from simulator import sweep as sweeps
     from simulator.sweep_report import sweep_stats
 

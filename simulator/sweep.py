@@ -11,15 +11,17 @@ on a local Ray runtime started for the sweep and stopped after it (default), or 
 (``--address``). Trials share the workspace's registry: a model version that several trials
 need (same spec, same data) is trained once (:func:`simulator.walkforward.training_lock`).
 
-The sweep directory (``--out``) holds ``sweep.json`` (the config and the axes), one folder per
-trial (``trials/<id>/``, its run directory without a tear sheet) and its row
-(``trials/<id>.json``), written as each trial ends; re-running the same command with the same
-``--out`` resumes: only the trials without a row run, and those the environment stopped (a full
-disk, memory, a killed worker: status ``retry``). At the end it writes ``sweep.csv`` (one row
-per trial) and ``sweep.html`` (distributions against 1/N and the index, the share of trials
-beating 1/N, the deflated Sharpe ratio of the best trial, the probability of backtest
-overfitting over the periods). Each finished trial is also an MLflow run in an experiment
-named after the sweep.
+The sweep directory (``--out``; by default ``runs/sweep-<config>-<digest>``, named by the
+config's text, the ``--set`` overrides and the axes: :func:`default_out`) holds ``sweep.json``
+(the config, the overrides, the axes and the command that made it), one folder per trial
+(``trials/<id>/``, its run directory without a tear sheet) and its row (``trials/<id>.json``),
+written as each trial ends; re-running the same command resumes: only the trials without a row
+run, and those the environment stopped (a full disk, memory, a killed worker: status
+``retry``). At the end it writes ``sweep.csv`` (one row per trial) and ``sweep.html`` (what
+ran, the statistics per config, a row per trial, the distributions against 1/N and the index,
+the share of trials beating 1/N, the deflated Sharpe ratio of the best trial, the probability
+of backtest overfitting over the periods). Each finished trial is also an MLflow run in an
+experiment named after the sweep. A :class:`SweepProgress` hears what happens as it happens.
 """
 
 from __future__ import annotations
@@ -71,6 +73,9 @@ MAX_TRIALS = 100_000
 #: A trial's status: ran, failed by its own error (a bad value, a rule's bug), or stopped by the
 #: environment (a full disk, memory, a killed worker), which a re-run retries.
 DONE, FAILED, RETRY = "done", "failed", "retry"
+#: Seconds without a trial ending after which a sweep says it is still working (a log is
+#: never silent for minutes while the first trials train their models).
+HEARTBEAT = 30.0
 
 
 class SweepError(FoliosimError):
@@ -498,7 +503,8 @@ class SweepProgress(Protocol):
 
     The calls come in this order: :meth:`started` once the sweep is valid and its directory
     made; :meth:`step` around each phase without trials (starting Ray, writing the report);
-    :meth:`trials` when trials start; :meth:`finished` as each ends, in the order they end.
+    :meth:`trials` when trials start; :meth:`finished` as each ends, in the order they end, and
+    :meth:`waiting` when none has ended for :data:`HEARTBEAT` seconds.
     """
 
     def started(self, out: Path, total: int, done_before: int, resumed: bool) -> None:
@@ -511,6 +517,10 @@ class SweepProgress(Protocol):
     def trials(self, to_run: int, cpus: int, trains_models: bool) -> None:
         """Trials start: ``to_run`` of them, on ``cpus`` CPUs; ``trains_models`` when they
         train the models they use (in their workers: the driver trains none)."""
+
+    def waiting(self, done: int, total: int, in_flight: int) -> None:
+        """No trial ended for :data:`HEARTBEAT` seconds: ``done`` of ``total`` have ended,
+        ``in_flight`` are submitted to Ray (running, or queued for a CPU)."""
 
     def finished(
         self, trial: Trial, row: dict[str, Any], done: int, total: int, running: int, failed: int
@@ -529,6 +539,9 @@ class Quiet:
         return contextlib.nullcontext()
 
     def trials(self, to_run: int, cpus: int, trains_models: bool) -> None:
+        pass
+
+    def waiting(self, done: int, total: int, in_flight: int) -> None:
         pass
 
     def finished(
@@ -705,7 +718,9 @@ def _run_on_ray(
         ran = []
         submit()
         while in_flight:
-            ready, _ = ray.wait(list(in_flight), num_returns=1)
+            ready, _ = ray.wait(list(in_flight), num_returns=1, timeout=HEARTBEAT)
+            if not ready:
+                tell.waiting(count, total, len(in_flight))
             for ref in ready:
                 trial = in_flight.pop(ref)
                 row = _row_of(ref, trial)

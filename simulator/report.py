@@ -195,6 +195,7 @@ def write_tearsheet(run_dir: Path) -> Path:
             strategy_label=strategy_label,
             benchmark_label=benchmark_label,
         )
+        qs_page = weekly_quantstats(qs_page, returns["strategy"])
         pair = {"benchmark": benchmark_label, "strategy": strategy_label}
         figures = {
             "eoy_returns": _img(
@@ -371,6 +372,38 @@ def _quantstats_html(
         return output.read_text(encoding="utf-8")
 
 
+#: QuantStats' labels of one period, which is a week here: (pattern, replacement).
+_WEEKLY_LABELS = (
+    (r"\bExpected Daily\b", "Expected Weekly"),
+    (r"\bDaily Value-at-Risk\b", "Weekly Value-at-Risk"),
+    (r"\bBest Day\b", "Best Week"),
+    (r"\bWorst Day\b", "Worst Week"),
+    (r"<td>Kurtosis</td>", "<td>Excess kurtosis</td>"),
+)
+
+
+def weekly_quantstats(page: str, strategy: pd.Series) -> str:
+    """QuantStats' page with its labels set for weekly data: "Daily", "Day" -> "Weekly",
+    "Week"; its "Kurtosis" (pandas' ``kurt()``, excess over the normal's 3) named "Excess
+    kurtosis"; and in its worst-drawdowns table, a drawdown still open at the last week
+    (``strategy``'s weekly returns end below their peak) shown as "ongoing", not
+    "Recovered" on the last date."""
+    for pattern, label in _WEEKLY_LABELS:
+        page = re.sub(pattern, label, page)
+    growth = (1.0 + strategy.fillna(0.0)).cumprod()
+    if len(growth) and float(growth.iloc[-1]) < float(growth.max()):
+        last = pd.Timestamp(strategy.index[-1]).strftime("%Y-%m-%d")
+        found = re.search(r'<div id="ddinfo">.*?</div>', page, flags=re.DOTALL)
+        if found is not None:
+            table = re.sub(
+                rf"(<tr><td>[^<]*</td><td>){re.escape(last)}(</td>)",
+                r"\1ongoing\2",
+                found[0],
+            )
+            page = page[: found.start()] + table + page[found.end() :]
+    return page
+
+
 # --- our section ---------------------------------------------------------------------------
 
 
@@ -464,11 +497,14 @@ def _section_html(
     if not summary.short:
         notes.append(
             f"The QuantStats report below compares {esc(strategy)} with {esc(benchmark)} on "
-            "the same weekly dates. Its labels such as &ldquo;Best Day&rdquo;, &ldquo;Worst "
-            "Day&rdquo; and &ldquo;Daily Value-at-Risk&rdquo; refer to weeks here: one "
-            "period is one week. Its calendar-year chart and its return-quantile chart are "
-            "ours: QuantStats' own label the wrong years and leave the weekly box empty on "
-            "weekly data."
+            "the same weekly dates; one period is one week, and its labels say so "
+            "(&ldquo;Best Week&rdquo;, &ldquo;Weekly Value-at-Risk&rdquo;). Its "
+            "&ldquo;Excess kurtosis&rdquo; is pandas' small-sample estimate (0 for a normal "
+            "law); the kurtosis under &ldquo;How sure is the result?&rdquo; is the moment "
+            "estimate (3 for a normal law). A drawdown still open at the last week is "
+            "&ldquo;ongoing&rdquo; in its drawdown table. Its calendar-year chart and its "
+            "return-quantile chart are ours: QuantStats' own label the wrong years and leave "
+            "the weekly box empty on weekly data."
         )
     replay = summary.replay
     if replay is not None:

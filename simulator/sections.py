@@ -418,7 +418,9 @@ def _psr_sentence(what: str, c: Confidence | None) -> str:
         return f"{_esc(what)}: not defined (a constant series)."
     return (
         f"{_esc(what)}: annualised Sharpe {_num(c.sharpe, '.3f')} over {_esc(c.weeks)} weeks "
-        f"(skew {_num(c.skew, '.2f')}, kurtosis {_num(c.kurtosis, '.2f')}); the "
+        f"(skew {_num(c.skew, '.2f')}, kurtosis {_num(c.kurtosis, '.2f')}, excess "
+        f"{_num(None if c.kurtosis is None else c.kurtosis - 3.0, '.2f')}; a normal law has "
+        "kurtosis 3, excess 0); the "
         f"probability that the true Sharpe ratio is above 0 is <b>{_num(c.psr, '.1%')}</b>."
     )
 

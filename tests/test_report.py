@@ -20,7 +20,13 @@ import pytest
 
 from simulator.errors import RunDirError
 from simulator.metrics import summarize, weekly_risk_free
-from simulator.report import TABLE2_ROWS, format_table2, sorted_cornish_fisher, write_tearsheet
+from simulator.report import (
+    TABLE2_ROWS,
+    format_table2,
+    sorted_cornish_fisher,
+    weekly_quantstats,
+    write_tearsheet,
+)
 from simulator.report import table2 as typed_table2
 from simulator.results import risk_summary
 from simulator.summary import parse_summary
@@ -204,7 +210,7 @@ def test_tearsheet_has_chart_notes_and_quantstats(tearsheet: Tearsheet) -> None:
     assert "2.00% a year" in page
     assert DATA_NOTE in page
     assert "Orders rejected by the broker: 3." in page
-    assert "Best Day" in page and "refer to weeks here" in page
+    assert "Best Week" in page and "one period is one week, and its labels say so" in page
     assert "30 weeks, 2023-01-06 to 2023-07-28" in page
     assert "qtpylib.io/favicon" not in page  # no network fetch when opened
     # Our section sits inside <body>, before QuantStats' own heading.
@@ -496,3 +502,33 @@ def test_a_ten_week_tear_sheet_never_shows_a_cvar_below_its_var(tmp_path: Path) 
             assert all(c >= v for v, c in zip(var_, cvar_, strict=True)), (method, level)
     note = re.search(r'<p id="risk-sorted">(.*?)</p>', text, flags=re.DOTALL)
     assert note is not None and note[1].startswith("* SP500: the Cornish-Fisher expansion")
+
+
+def test_quantstats_labels_say_week_and_excess_kurtosis(tearsheet: Tearsheet) -> None:
+    """Issue 26: QuantStats' "Daily" labels on weekly data, and two kurtoses unlabelled."""
+    page = tearsheet.html
+    for label in ("Best Week", "Worst Week", "Weekly Value-at-Risk", "Expected Weekly"):
+        assert label in page, label
+    for label in ("Best Day", "Worst Day", "Daily Value-at-Risk", "Expected Daily"):
+        assert label not in page, label
+    # Its columns: the benchmark, then the strategy; pandas' excess kurtosis, 2 decimals.
+    excess = re.search(r"<td>Excess kurtosis</td><td>(-?[\d.]+)</td><td>(-?[\d.]+)</td>", page)
+    assert excess is not None
+    assert (excess[1], excess[2]) == ("-0.4", "0.81")
+    r = _returns()
+    assert (round(r["benchmark"].kurt(), 2), round(r["strategy"].kurt(), 2)) == (-0.4, 0.81)
+
+
+def test_an_open_drawdown_is_ongoing_not_recovered() -> None:
+    dates = pd.date_range("2023-01-06", periods=6, freq="W-FRI")
+    page = (
+        '<div id="ddinfo"><table><tr><td>2023-01-13</td><td>2023-02-10</td><td>-9.0</td>'
+        "<td>28</td></tr><tr><td>2023-01-06</td><td>2023-01-13</td><td>-1.0</td><td>7</td>"
+        "</tr></table></div><p>2023-02-10</p>"
+    )
+    falling = pd.Series([0.01, -0.05, 0.02, -0.03, 0.01, -0.02], index=dates)
+    got = weekly_quantstats(page, falling)
+    assert "<td>2023-01-13</td><td>ongoing</td><td>-9.0</td>" in got
+    assert "<td>2023-01-06</td><td>2023-01-13</td>" in got and got.endswith("<p>2023-02-10</p>")
+    recovered = pd.Series([0.01, -0.05, 0.02, -0.03, 0.01, 0.2], index=dates)
+    assert weekly_quantstats(page, recovered) == page

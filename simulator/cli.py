@@ -437,13 +437,13 @@ def audit(
     if fresh:
         folder.clear()
     check: RuleCheck | None = None
-    with Reporter() as report:
-        # Before the models' libraries load (seconds on a busy machine): a log speaks first.
-        report.say(
-            f"leak audit of {config.name}: {len(chosen)} variant(s), each kept in "
-            f"{folder.path} when it ends"
-        )
-        try:
+    try:
+        with Reporter() as report:
+            # Before the models' libraries load (seconds on a busy machine): a log speaks first.
+            report.say(
+                f"leak audit of {config.name}: {len(chosen)} variant(s), each kept in "
+                f"{folder.path} when it ends"
+            )
             from simulator.audit import LEAKED, run_audit
             from simulator.lookahead import check_rule
 
@@ -460,13 +460,16 @@ def audit(
             report.say(f"{len(results)} variant(s) run now, {before} were done before")
             if session.plan.strategy.user:  # a rule of the user's: the look-ahead check too
                 check = check_rule(session, workspace_dir(), say=report.say)
-        except KeyboardInterrupt:
-            done = ", ".join(folder.kept) or "none yet"
-            report.say(
-                f"interrupted: finished variants kept in {folder.path} ({done}); run the same "
-                "command to resume"
-            )
-            raise typer.Exit(130) from None
+    except KeyboardInterrupt:
+        done = ", ".join(folder.kept) or "none yet"
+        err_console.print(
+            f"interrupted: finished variants kept in {folder.path} ({done}); run the same "
+            "command to resume",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(130) from None
     if json_:
         doc: dict[str, Any] = {
             "variants": nan_to_none(table.to_dict("records")),

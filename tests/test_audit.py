@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -283,3 +287,42 @@ def test_the_audit_speaks_first_says_ctrl_c_and_resumes(
     assert "variant 1/2 honest ..." not in captured.err
     assert "1 variant(s) run now, 1 were done before" in captured.err
     assert "peek_next_close (LEAKED)" in captured.out and f"audit folder: {out}" in captured.out
+
+
+def test_a_log_hears_the_audit_at_once_and_a_real_ctrl_c_stops_it(tmp_path: Path) -> None:
+    """The issue's "done when": a log's first line comes within 30 seconds of the start (before
+    torch loads), and SIGINT there exits 130 with one line and no traceback."""
+    out = tmp_path / "audit"
+    argv = [sys.executable, "-m", "simulator.cli", "audit", str(MOMENTUM), *sets(YEAR)]
+    started = time.monotonic()
+    with subprocess.Popen(
+        [*argv, "--out", str(out)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPO,  # the example's rule is imported from there
+        start_new_session=True,
+    ) as proc:
+        assert proc.stderr is not None
+        try:
+            first = proc.stderr.readline()
+            waited = time.monotonic() - started
+            lines = [first]
+            while lines[-1] and lines[-1] != "variant 1/2 honest ...\n":  # working
+                lines.append(proc.stderr.readline())
+            proc.send_signal(signal.SIGINT)
+            rest = proc.stderr.read()
+            rc = proc.wait(timeout=120)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    assert first == f"leak audit of momentum.toml: 5 variant(s), each kept in {out} when it ends\n"
+    assert waited < 30
+    assert rc == 130, rest
+    assert "Traceback" not in rest
+    kept = sorted(p.stem for p in (out / "variants").iterdir())
+    assert kept in ([], ["honest"])  # the signal may come as the first variant ends
+    assert rest.splitlines()[-1] == (
+        f"interrupted: finished variants kept in {out} ({', '.join(kept) or 'none yet'}); run "
+        "the same command to resume"
+    )

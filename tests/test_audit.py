@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 
 from examples.momentum_rule import MomentumRule
+from models.forecaster import TrainEvent
 from simulator.audit import LEAKED, _PeekNextClose, run_audit
 from simulator.audit_folder import AuditFolder, default_audit_dir, run_key, variant_key
 from simulator.clikit import Reporter
@@ -136,8 +137,33 @@ def test_model_leaks_run_on_the_lstm_strategy_and_are_labelled(tmp_path: Path) -
 
     sets = [*PAPER_FAST, "data.tickers=AAPL,MSFT,PEP", *YEAR[:2], "report.baselines="]
     cfg = load_config(PAPER_CONFIG, sets)
-    table, results = run_audit(cfg, tmp_path, ["honest", "scaler_full", "early_stop_on_test"])
+    lines: list[str] = []
+    nets: list[str] = []
+
+    def trained(event: TrainEvent) -> None:
+        if event.result is not None:
+            nets.append(event.key)
+
+    table, results = run_audit(
+        cfg,
+        tmp_path,
+        ["honest", "scaler_full", "early_stop_on_test"],
+        train_progress=trained,
+        note=lines.append,
+    )
     assert list(table["variant"]) == ["honest", "scaler_full", "early_stop_on_test"]
+    # A line per variant and per model, and every network's end reported.
+    leaky = [line for line in lines if f"({LEAKED}: " in line and line.startswith("model ")]
+    n = len(results["honest"].models["versions"])
+    assert [line.split(" on data")[0] for line in leaky] == [
+        f"model {k}/{n}: training {cfg.model.name} ({LEAKED}: {variant})"
+        for variant in ("scaler_full", "early_stop_on_test")
+        for k in range(1, n + 1)
+    ]
+    assert "variant 3/3 early_stop_on_test (LEAKED) ..." in lines
+    trainings = [line for line in lines if line.startswith("model ") and ": training " in line]
+    assert len(trainings) == 3 * n  # the honest models are new to this workspace too
+    assert len(nets) == len(trainings) * len(set(nets)) and set(nets) == {"AAPL", "MSFT", "PEP"}
     for variant in ("scaler_full", "early_stop_on_test"):
         assert results[variant].summary.strategy_name == f"lstm_signal [{LEAKED}: {variant}]"
         assert table.set_index("variant").loc[variant, "weeks"] == results["honest"].summary.weeks

@@ -259,7 +259,7 @@ class _SweepLog:
     def finished(
         self, trial: Trial, row: dict[str, Any], done: int, total: int, running: int, failed: int
     ) -> None:
-        at = f"at {self.elapsed():.1f} s ({done}/{total}, {running} running, {failed} failed)"
+        at = f"at {self.elapsed():.1f} s ({done}/{total}, {failed} failed)"
         if row["status"] == "retry":
             line = f"trial {trial.id} stopped {at}, retried on resume: {row['error']}"
         elif row["status"] == "failed":

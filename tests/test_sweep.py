@@ -225,9 +225,7 @@ def test_sweep_command_line_and_bad_input(
         "trials: 2 to run, 2 at a time",  # the session's runtime has 2 CPUs
     ]
     # One line per trial in the order they end (either trial may end first).
-    trial = re.compile(
-        r"trial (t000[12]) done at ([\d.]+) s \((\d)/2, \d running, 0 failed\): (.*)"
-    )
+    trial = re.compile(r"trial (t000[12]) done at ([\d.]+) s \((\d)/2, 0 failed\): (.*)")
     ends = [trial.fullmatch(line) for line in lines[2:4]]
     assert all(ends), lines
     period = {"t0001": "2021-01-01:2021-12-31", "t0002": "2022-01-01:2022-12-31"}

@@ -23,6 +23,12 @@ Variants:
   that reports one test year can most easily make.
 
 The model variants train their own models and never register them.
+
+Progress: a line when the data is loaded, when each variant starts and ends (with its figures
+and time), per model trained, and the engine runs' phases (``progress``, ``note`` and
+``train_progress`` of :func:`run_audit`, as a backtest's). With a folder
+(:mod:`simulator.audit_folder`) each finished variant is kept on disk, and a rerun of the same
+config on the same data skips it ("N of M variants were done before; resuming").
 """
 
 from __future__ import annotations

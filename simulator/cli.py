@@ -217,11 +217,13 @@ class _SweepLog:
         self.clock = clock
         self.axes = axes
         self.bar: Callable[[int, int], None] | None = None
+        self.counts = (0, 0)  # trials done before, and all of them
 
     def elapsed(self) -> float:
         return time.perf_counter() - self.clock
 
     def started(self, out: Path, total: int, done_before: int, resumed: bool) -> None:
+        self.counts = (done_before, total)
         if not resumed:
             self.report.say(
                 f"sweep {out}: {total:,} trials ({self.axes}); if it stops, the same command "
@@ -248,6 +250,7 @@ class _SweepLog:
         self.report.say(f"trials: {to_run:,} to run, {cpus} at a time{trains}")
         if self.report.terminal:
             self.bar = self.report.phase("trials", unit="trials")
+            self.bar(*self.counts)  # the bar's total from its start
 
     def waiting(self, done: int, total: int, in_flight: int) -> None:
         if not self.report.terminal:  # a terminal's bar has its own clock

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
+import html
 import json
 import os
 import re
@@ -31,6 +32,7 @@ from simulator.plan import resolve
 from simulator.recommend import recommend
 from simulator.summary import nan_to_none
 from simulator.web import scheduler
+from simulator.web.api import StepRequest
 from tests.conftest import PAPER_CONFIG, PAPER_FAST, REPO, PaperModel
 from tests.helpers import (
     EQUAL,
@@ -50,6 +52,7 @@ from tests.model_data import TRAIN_END, tiny, walk_closes
 from tests.test_runs import TRIALS, make_sweep
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
+AS_OF = dt.date(2023, 1, 13)
 EW_CONFIG = REPO / "examples" / "paper12_equal_weight.toml"
 
 
@@ -523,3 +526,146 @@ def test_serve_refuses_a_port_in_use_and_a_short_token(
     monkeypatch.setenv("FOLIOSIM_TOKEN", "short")
     assert cli(["serve", "--port", "0"], monkeypatch) == 2
     assert "FOLIOSIM_TOKEN is 5 characters long; use at least 16" in error_line(capsys)
+
+
+# --- the recommend form, its config list, /docs (issue 26) -------------------------------------
+
+
+def _form(page: str) -> tuple[str, str]:
+    """The override box's text and the error beside the form (empty without one)."""
+    box = re.search(r'<textarea name="set"[^>]*>(.*?)</textarea>', page, re.S)
+    problem = re.search(r'<p class="error" id="recommend-error"[^>]*>(.*?)</p>', page, re.S)
+    assert box is not None, page
+    return html.unescape(box.group(1)), html.unescape(problem.group(1)) if problem else ""
+
+
+@pytest.mark.cpu_seconds(60)
+def test_recommend_form_takes_several_overrides_and_keeps_the_form_on_errors(
+    tmp_path: Path, _workspace: Path, monkeypatch: pytest.MonkeyPatch, paper12: Path
+) -> None:
+    root = tmp_path / "site"
+    root.mkdir()
+    monkeypatch.chdir(root)  # data paths are relative to where serve runs
+    data = os.path.relpath(paper12, root)
+    ew = EW_CONFIG.read_text().replace('"../shared/data/paper12"', f"{data!r}")
+    (root / "ew.toml").write_text(ew)
+    # As examples/paper2023.toml: Yahoo prices, so offline it needs two overrides.
+    (root / "yahoo.toml").write_text(ew.replace('source = "csv"', 'source = "yahoo"'))
+    offline = f"data.source=csv\ndata.path={data}"
+    with served(_workspace, tmp_path / "runs", root) as base:
+        params = {"config": "yahoo.toml", "profile": "moderate", "as_of": "2023-01-13"}
+        page = httpx.get(f"{base}/recommend", params={**params, "set": offline}, timeout=120)
+        assert page.status_code == 200, page.text
+        assert _form(page.text) == (offline, "")
+        assert '<option value="moderate" selected>' in page.text
+        assert '<option value="yahoo.toml" selected>' in page.text
+        both = httpx.get(f"{base}/api/recommend", params={**params, "set": offline.split()})
+        expected = recommend(
+            load_config(root / "yahoo.toml", offline.split()), _workspace, "moderate", AS_OF
+        )
+        assert both.json() == json.loads(json.dumps(nan_to_none(expected.to_json())))
+        # An override the app does not take, a folder no config reads, a malformed date, a
+        # config not listed: the form comes back as sent, the message beside it.
+        refused = f"{offline}\nbacktest.strategy=examples.momentum_rule:MomentumRule"
+        page = httpx.get(f"{base}/recommend", params={**params, "set": refused})
+        assert page.status_code == 400 and _form(page.text)[0] == refused
+        assert (
+            "set 'backtest.strategy=examples.momentum_rule:MomentumRule': the web app takes"
+            in (_form(page.text)[1])
+        )
+        for folder in ("/etc", os.path.dirname(data)):
+            page = httpx.get(f"{base}/recommend", params={**params, "set": f"data.path={folder}"})
+            assert page.status_code == 400 and f"({data})" in _form(page.text)[1]
+        page = httpx.get(f"{base}/recommend", params={**params, "as_of": "2023-13-01"})
+        assert page.status_code == 400 and 'value="2023-13-01"' in page.text
+        assert _form(page.text)[1] == (
+            "Error 400: as of '2023-13-01': give a date as YYYY-MM-DD, or leave it empty"
+        )
+        page = httpx.get(f"{base}/recommend", params={**params, "config": "nope.toml"})
+        assert page.status_code == 404 and "not one of the configs" in _form(page.text)[1]
+        assert '<textarea name="set"' in page.text
+        # Several limits, one per line (or repeated, as the API takes them): the 1/N of 12
+        # names at gross 50% is 4.17% each, over the 4% cap: 48% held, 52% cash.
+        limits = ["strategy.gross=0.5", "strategy.max_weight=0.04"]
+        ew_params = {"config": "ew.toml", "as_of": "2023-01-13"}
+        page = httpx.get(
+            f"{base}/recommend", params={**ew_params, "set": "\n".join(limits)}, timeout=120
+        )
+        doc = httpx.get(f"{base}/api/recommend", params={**ew_params, "set": limits}).json()
+    assert page.status_code == 200, page.text
+    assert _form(page.text) == ("\n".join(limits), "")
+    expected = recommend(load_config(root / "ew.toml", limits), _workspace, None, AS_OF)
+    assert doc == json.loads(json.dumps(nan_to_none(expected.to_json())))
+    assert [p["weight"] for p in doc["positions"]] == [0.04] * 12
+    assert doc["cash_note"] == "cash 52.0% = 100% - 48.0% held long"
+    assert f'<p id="cash-note">{doc["cash_note"]}</p>' in page.text
+    assert f'<p id="rule">{html.escape(doc["rule"])}</p>' in page.text
+
+
+def test_the_config_list_shows_only_run_configs_and_what_each_runs(
+    tmp_path: Path, _workspace: Path, monkeypatch: pytest.MonkeyPatch, paper12: Path
+) -> None:
+    root = tmp_path / "site"
+    (root / "sub").mkdir(parents=True)
+    monkeypatch.chdir(root)
+    ew = EW_CONFIG.read_text().replace('"../shared/data/paper12"', repr(str(paper12)))
+    (root / "pyproject.toml").write_text('[project]\nname = "x"\n')
+    (root / "broken.toml").write_text("[data\n")
+    (root / "ew.toml").write_text(ew)
+    lstm = (REPO / "examples" / "paper12_lstm.toml").read_text()
+    (root / "sub" / "lstm.toml").write_text(lstm.replace("../shared/data/paper12", str(paper12)))
+    signal = ew.replace('strategy = "equal_weight"', 'strategy = "lstm_signal"')
+    with served(_workspace, tmp_path / "runs", root) as url:
+        page = httpx.get(f"{url}/recommend").text
+        options = re.findall(r'<option value="([^"]+\.toml)"[^>]*>([^<]*)</option>', page)
+        missing = httpx.get(f"{url}/api/recommend", params={"config": "pyproject.toml"})
+        # A file changed under the server is read again (the list is kept by mtime and size).
+        (root / "ew.toml").write_text(signal)
+        again = re.findall(
+            r'<option value="(ew\.toml)"[^>]*>([^<]*)</option>', httpx.get(f"{url}/recommend").text
+        )
+    assert [(path, html.unescape(text)) for path, text in options] == [
+        (
+            "ew.toml",
+            "ew.toml — 1/N: recommends equal weights · every ticker of its data · CSV files",
+        ),
+        (
+            "sub/lstm.toml",
+            # No backtest.strategy: the config recommends 1/N, and the list says so.
+            "sub/lstm.toml — 1/N: recommends equal weights · 12 tickers · CSV files",
+        ),
+    ]
+    assert "not one of the configs" in error(missing, 404, "not_found")
+    assert [(p, html.unescape(t)) for p, t in again] == [
+        (
+            "ew.toml",
+            "ew.toml — LSTM signal (model foliosim-lstm) · every ticker of its data · CSV files",
+        )
+    ]
+
+
+def test_docs_show_example_bodies_from_the_request_model(
+    account: str, base: str, _workspace: Path
+) -> None:
+    docs = httpx.get(f"{base}/docs").text
+    schema = httpx.get(f"{base}/openapi.json").json()
+    examples = schema["components"]["schemas"]["StepRequest"]["examples"]
+    assert examples == [{"weeks": 2}, {"until": "2023-06-23"}, {"live": True}, {}]
+    step = docs[docs.index("POST /api/accounts/{name}/step") :]
+    step = step[: step.index("</section>")]
+    shown = [html.unescape(x) for x in re.findall(r'<pre class="example"><code>(.*?)</code>', step)]
+    assert shown[:-1] == [json.dumps(x) for x in examples]
+    assert shown[-1] == (
+        'curl -s -X POST -H "Authorization: Bearer $TOKEN" -H "Content-Type: application/json" '
+        "-d '{\"weeks\": 2}' http://127.0.0.1:8765/api/accounts/{name}/step"
+    )
+    assert "<code>weeks</code> (integer 1..2600 or null): How many weeks to step" in step
+    for example in examples:  # each is a body the endpoint validates
+        StepRequest.model_validate(example)
+    # The first, sent as the page says: two weeks recorded.
+    response = httpx.post(f"{base}/api/accounts/demo/step", headers=AUTH, json=examples[0])
+    assert response.status_code == 200, response.text
+    assert response.json()["recorded"] == ["2022-07-22", "2022-07-29"]
+    # GET endpoints have no body to show.
+    recommend_part = docs[docs.index("GET /api/recommend") :]
+    assert "JSON body" not in recommend_part[: recommend_part.index("</section>")]

@@ -76,13 +76,31 @@ async def authorized(
 
 class StepRequest(BaseModel):
     """What to step: ``weeks`` (default 1), or every week ``until`` a date; ``live`` first
-    downloads the newest prices from Yahoo (as ``replay step --live``)."""
+    downloads the newest prices from Yahoo (as ``replay step --live``). Its examples are the
+    ones ``/docs`` shows (each validates: tests/test_web.py)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"weeks": 2}, {"until": "2023-06-23"}, {"live": True}, {}],
+        },
+    )
 
-    weeks: Annotated[int, Field(ge=1, le=2600)] | None = None
-    until: dt.date | None = None
-    live: bool = False
+    weeks: (
+        Annotated[
+            int,
+            Field(ge=1, le=2600, description="How many weeks to step (default 1; not with until)."),
+        ]
+        | None
+    ) = None
+    until: Annotated[
+        dt.date | None,
+        Field(description="Step every complete week up to this date (YYYY-MM-DD)."),
+    ] = None
+    live: Annotated[
+        bool,
+        Field(description="First download the newest prices from Yahoo (replay step --live)."),
+    ] = False
 
 
 def account_doc(site: Site, account: paper.Account, log_entries: int = 50) -> dict[str, Any]:
@@ -190,23 +208,28 @@ async def recommend(
         list[str] | None,
         Query(
             alias="set",
-            description="Limit overrides, as --set (repeatable): only "
+            description="Overrides, as --set (repeatable): the limits "
             + ", ".join(f"`{key}`" for key in WEB_OVERRIDES)
-            + ".",
+            + "; `data.source=csv` (or `bundled`); `data.path=` a CSV folder one of the "
+            "server's configs reads.",
         ),
     ] = None,
 ) -> dict[str, Any]:
-    check_recommendation(profile, set_ or [])
-    return await deciding(request, recommendation, site_of(request), config, profile, as_of, set_)
+    site = site_of(request)
+    check_recommendation(profile, set_ or [], await reading(request, site.data_folders))
+    return await deciding(request, recommendation, site, config, profile, as_of, set_)
 
 
-def check_recommendation(profile: str | None, overrides: list[str]) -> None:
+def check_recommendation(
+    profile: str | None, overrides: list[str], folders: dict[str, str] | None = None
+) -> None:
     """400 for a profile that is not a preset (a profile file is a path: the app reads no
-    file a request names) or an override the app does not take (it would choose code, data
-    or a file: :func:`simulator.web.site.check_overrides`)."""
+    file a request names) or an override the app does not take (it would choose code, a
+    download or a file: :func:`simulator.web.site.check_overrides` with the CSV folders of
+    the server's configs)."""
     if profile and profile not in PRESETS:
         raise ApiError(400, "bad_request", f"profile {profile!r}: use one of {', '.join(PRESETS)}")
-    check_overrides(overrides)
+    check_overrides(overrides, folders)
 
 
 def recommendation(
@@ -217,8 +240,12 @@ def recommendation(
     overrides: list[str] | None,
 ) -> dict[str, Any]:
     """``recommend --json`` of one of the server's configs (:meth:`Site.config_path`)."""
-    check_recommendation(profile, overrides or [])
+    folders = site.data_folders()
+    check_recommendation(profile, overrides or [], folders)
     cfg = load_config(site.config_path(config), overrides or [])
+    if cfg.data.path and any(o.partition("=")[0].strip() == "data.path" for o in overrides or []):
+        # What the loader made of the value is what is read: one of the configs' folders.
+        check_overrides([f"data.path={cfg.data.path}"], folders)
     doc = make_recommendation(cfg, site.workspace, profile or None, as_of).to_json()
     result: dict[str, Any] = site.public(nan_to_none(doc))
     return result

@@ -39,17 +39,11 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import simulator
-from simulator.errors import (
-    AccountBusyError,
-    ConfigError,
-    FoliosimError,
-    NetworkError,
-    UnknownAccountError,
-)
+from simulator.errors import ConfigError, FoliosimError
 from simulator.web import api, pages
 from simulator.web.scheduler import Scheduler
 from simulator.web.security import add_headers, allowed_hosts, check_request
-from simulator.web.site import ApiError, Settings, Site
+from simulator.web.site import ApiError, Settings, Site, as_api_error
 from simulator.web.work import Pool
 
 #: Seconds SIGTERM or Ctrl-C leaves requests and a scheduled step to end before the server
@@ -57,26 +51,6 @@ from simulator.web.work import Pool
 GRACE = 3.0
 #: Reads that may wait for a free worker.
 READ_QUEUE = 256
-
-_STATUS: list[tuple[type[Exception], int, str]] = [
-    (UnknownAccountError, 404, "not_found"),
-    (AccountBusyError, 409, "busy"),
-    (NetworkError, 502, "network"),
-    (ConfigError, 400, "bad_request"),
-]
-
-
-def as_api_error(err: Exception) -> ApiError:
-    """The HTTP status and code of a foliosim or model error (see the module docstring)."""
-    if isinstance(err, ApiError):
-        return err
-    message = " ".join(str(err).split())
-    for kind, status, code in _STATUS:
-        if isinstance(err, kind):
-            return ApiError(status, code, message)
-    if "no registered model named" in message or "there is no version" in message:
-        return ApiError(404, "not_found", message)
-    return ApiError(422, "unprocessable", message)
 
 
 def _wants_json(request: Request) -> bool:

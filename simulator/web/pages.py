@@ -9,6 +9,7 @@ files inside their folder, no symbolic link followed).
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
 import os
 from importlib import resources
@@ -22,6 +23,7 @@ from markdown_it import MarkdownIt
 from markupsafe import Markup
 
 from models.artifacts import read_metrics
+from simulator.errors import FoliosimError
 from simulator.htmlkit import num
 from simulator.runs import table_cells
 from simulator.web.api import (
@@ -37,7 +39,15 @@ from simulator.web.api import (
     site_of,
 )
 from simulator.web.files import open_inside, read_inside, regular_file, size_of, stream
-from simulator.web.site import SAFE_NAME, WEB_OVERRIDES, ApiError, Site, check_name, not_found
+from simulator.web.site import (
+    SAFE_NAME,
+    WEB_OVERRIDES,
+    ApiError,
+    Site,
+    as_api_error,
+    check_name,
+    not_found,
+)
 from strategies.profile import PRESETS
 
 router = APIRouter(include_in_schema=False)
@@ -145,16 +155,27 @@ async def recommend_page(
     request: Request,
     config: str = "",
     profile: str = "",
-    as_of: Annotated[dt.date | None, Query()] = None,
+    as_of: str = "",
     set_: Annotated[list[str] | None, Query(alias="set")] = None,
 ) -> HTMLResponse:
+    """The form and, with a config, its recommendation. ``set`` may repeat and each value may
+    hold several overrides, one per line (the form's text box). A request the app refuses or
+    cannot serve gets the form back, filled in as sent, with the message beside it and the
+    error's status."""
     site = site_of(request)
-    overrides = [s for s in (set_ or []) if s.strip()]
-    check_recommendation(profile, overrides)
-    configs = await reading(request, site.configs)
+    overrides = [line.strip() for s in set_ or [] for line in s.splitlines() if line.strip()]
+    configs = await reading(request, site.run_configs)
+    folders = await reading(request, site.data_folders)
     doc = None
-    if config:
-        doc = await deciding(request, recommendation, site, config, profile, as_of, overrides)
+    problem: ApiError | None = None
+    try:
+        day = _as_of(as_of)
+        check_recommendation(profile, overrides, folders)
+        if config:
+            doc = await deciding(request, recommendation, site, config, profile, day, overrides)
+    except (ApiError, FoliosimError) as err:
+        problem = as_api_error(err)
+        problem = ApiError(problem.status, problem.code, site.public(problem.message))
     chart = {}
     if doc is not None:
         chart["weights"] = {
@@ -164,16 +185,32 @@ async def recommend_page(
     return render(
         request,
         "recommend.html",
+        status=problem.status if problem is not None else 200,
         configs=configs,
         presets=list(PRESETS),
         allowed=WEB_OVERRIDES,
+        folders=site.public(sorted(set(folders.values()))),
         config=config,
         profile=profile,
+        as_of=as_of,
         overrides=overrides,
         doc=doc,
+        problem=problem,
         chart=chart,
         charts=doc is not None,
     )
+
+
+def _as_of(text: str) -> dt.date | None:
+    """The form's ``as_of`` (empty: the newest complete week); 400 for anything but a date."""
+    if not text.strip():
+        return None
+    try:
+        return dt.date.fromisoformat(text.strip())
+    except ValueError:
+        raise ApiError(
+            400, "bad_request", f"as of {text[:40]!r}: give a date as YYYY-MM-DD, or leave it empty"
+        ) from None
 
 
 def models_view(site: Site) -> dict[str, Any]:
@@ -314,11 +351,59 @@ async def api_docs(request: Request) -> HTMLResponse:
                         }
                         for p in op.get("parameters", [])
                     ],
-                    "body": "requestBody" in op,
+                    "body": request_body(schema, op),
                     "responses": {k: v.get("description", "") for k, v in op["responses"].items()},
                 }
             )
     return render(request, "docs.html", endpoints=endpoints, error=ERROR["description"])
+
+
+def request_body(schema: dict[str, Any], op: dict[str, Any]) -> dict[str, Any] | None:
+    """The JSON body of operation ``op`` of the OpenAPI ``schema``: whether it is required,
+    its fields (name, type, description) and its examples as JSON text; None without one."""
+    body = op.get("requestBody")
+    if body is None:
+        return None
+    shape = _resolve(schema, body.get("content", {}).get("application/json", {}).get("schema", {}))
+    fields = [
+        {"name": name, "type": _type_of(spec), "description": _description(spec)}
+        for name, spec in shape.get("properties", {}).items()
+    ]
+    examples = [json.dumps(e) for e in shape.get("examples", [])]
+    return {"required": bool(body.get("required")), "fields": fields, "examples": examples}
+
+
+def _resolve(schema: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
+    """``node`` with its ``$ref`` followed (the first object of an ``anyOf``: an optional
+    body is ``anyOf: [model, null]``)."""
+    ref = node.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#/components/schemas/"):
+        found: dict[str, Any] = schema["components"]["schemas"][ref.rsplit("/", 1)[-1]]
+        return found
+    for option in node.get("anyOf", []):
+        if option.get("type") != "null":
+            return _resolve(schema, option)
+    return node
+
+
+def _type_of(spec: dict[str, Any]) -> str:
+    """A field's JSON type in words: ``integer 1..2600 or null``, ``string (date) or null``."""
+    kinds = []
+    for option in spec.get("anyOf", [spec]):
+        kind = str(option.get("type", "any"))
+        if "format" in option:
+            kind += f" ({option['format']})"
+        if "minimum" in option or "maximum" in option:
+            low, high = option.get("minimum"), option.get("maximum")
+            kind += f" {'' if low is None else f'{low:g}'}..{'' if high is None else f'{high:g}'}"
+        kinds.append(kind)
+    return " or ".join(kinds)
+
+
+def _description(spec: dict[str, Any]) -> str:
+    """A field's description (pydantic puts an optional field's inside its ``anyOf``)."""
+    found = [spec.get("description")] + [o.get("description") for o in spec.get("anyOf", [])]
+    return next((str(d) for d in found if d), "")
 
 
 def plotly_js() -> FileResponse:

@@ -15,7 +15,14 @@ from typing import Any
 import pandas as pd
 
 from simulator import account_report, accounts
-from simulator.errors import ConfigError, FoliosimError
+from simulator.config import Config, load_config
+from simulator.errors import (
+    AccountBusyError,
+    ConfigError,
+    FoliosimError,
+    NetworkError,
+    UnknownAccountError,
+)
 from simulator.web.files import regular_file
 from simulator.web.listing import ModelListing
 
@@ -37,8 +44,10 @@ WEB_OVERRIDES = (
     "profile.max_name_vol",
     "profile.horizon_weeks",
 )
-#: How many ``set=`` overrides a request may give.
-MAX_OVERRIDES = len(WEB_OVERRIDES)
+#: The data sources a ``set=data.source=...`` may choose: files, never a download.
+WEB_SOURCES = ("csv", "bundled")
+#: How many ``set=`` overrides a request may give (each limit, a data source and a folder).
+MAX_OVERRIDES = len(WEB_OVERRIDES) + 2
 
 #: An absolute path of two parts or more inside a message (not a URL's ``//host``, a
 #: relative ``a/b``, nor the ``</b>`` of markup a request sent).
@@ -54,6 +63,27 @@ class ApiError(Exception):
         self.status = status
         self.code = code
         self.message = message
+
+
+_STATUS: list[tuple[type[Exception], int, str]] = [
+    (UnknownAccountError, 404, "not_found"),
+    (AccountBusyError, 409, "busy"),
+    (NetworkError, 502, "network"),
+    (ConfigError, 400, "bad_request"),
+]
+
+
+def as_api_error(err: Exception) -> ApiError:
+    """The HTTP status and code of a foliosim or model error (see :mod:`simulator.web.app`)."""
+    if isinstance(err, ApiError):
+        return err
+    message = " ".join(str(err).split())
+    for kind, status, code in _STATUS:
+        if isinstance(err, kind):
+            return ApiError(status, code, message)
+    if "no registered model named" in message or "there is no version" in message:
+        return ApiError(404, "not_found", message)
+    return ApiError(422, "unprocessable", message)
 
 
 def not_found(message: str) -> ApiError:
@@ -123,11 +153,80 @@ class Settings:
             raise ConfigError("the app needs at least one worker of each kind and a body limit")
 
 
+@dataclass(frozen=True)
+class RunConfig:
+    """A run config the app lists (:meth:`Site.run_configs`): a ``.toml`` file of its folder
+    that validates as a foliosim config.
+
+    Attributes
+    ----------
+    path
+        Relative to the server's folder, as ``config=`` names it.
+    strategy
+        ``backtest.strategy``: a built-in name or a user rule's ``module:Class``.
+    tickers
+        How many tickers it names (None: every ticker of its data).
+    source
+        ``data.source``: ``bundled``, ``csv`` or ``yahoo``.
+    data_path
+        ``data.path`` as the config writes it (None without one).
+    model
+        ``model.name`` (the LSTM-signal strategy's registry name).
+    """
+
+    path: str
+    strategy: str
+    tickers: int | None
+    source: str
+    data_path: str | None
+    model: str
+
+    @classmethod
+    def of(cls, path: str, cfg: Config) -> RunConfig:
+        tickers = cfg.data.tickers
+        return cls(
+            path,
+            cfg.backtest.strategy,
+            len(tickers) if tickers is not None else None,
+            cfg.data.source,
+            cfg.data.path,
+            cfg.model.name,
+        )
+
+    @property
+    def runs(self) -> str:
+        """What it recommends, in words (``1/N: recommends equal weights`` for 1/N).
+
+        >>> RunConfig("a.toml", "equal_weight", 12, "csv", "data", "m").runs
+        '1/N: recommends equal weights · 12 tickers · CSV files'
+        >>> RunConfig("b.toml", "lstm_signal", None, "yahoo", None, "m").runs
+        'LSTM signal (model m) · every ticker of its data · Yahoo prices (needs a network)'
+        """
+        if self.strategy == "equal_weight":
+            what = "1/N: recommends equal weights"
+        elif self.strategy == "lstm_signal":
+            what = f"LSTM signal (model {self.model})"
+        elif ":" in self.strategy:
+            what = f"user rule {self.strategy}"
+        else:
+            what = f"{self.strategy} optimiser"
+        names = f"{self.tickers} tickers" if self.tickers else "every ticker of its data"
+        data = {
+            "csv": "CSV files",
+            "bundled": "bundled data",
+            "yahoo": "Yahoo prices (needs a network)",
+        }.get(self.source, self.source)
+        return f"{what} · {names} · {data}"
+
+
 @dataclass
 class Site:
     """The app's state: settings and caches (one per app, never global)."""
 
     settings: Settings
+    #: Each .toml file's run config (None: not one), by relative path, with the file's
+    #: (mtime, size) when it was read.
+    _configs: dict[str, tuple[tuple[int, int], RunConfig | None]] = field(default_factory=dict)
     _cache: dict[str, tuple[tuple[str, ...], pd.DataFrame]] = field(default_factory=dict)
     _locks: dict[str, threading.Lock] = field(default_factory=dict)
     _guard: threading.Lock = field(default_factory=threading.Lock)
@@ -202,9 +301,15 @@ class Site:
         return self.settings.root / relative
 
     def configs(self) -> list[str]:
-        """The ``.toml`` files in the root and its first level of folders, relative to the
-        root: regular files inside it (not hidden, not reached through a symbolic link, not in
-        the run folder)."""
+        """The paths of :meth:`run_configs`."""
+        return [c.path for c in self.run_configs()]
+
+    def run_configs(self) -> list[RunConfig]:
+        """The run configs of the root and its first level of folders, by path: ``.toml``
+        regular files inside it (not hidden, not reached through a symbolic link, not in the
+        run folder) that validate as foliosim configs (``pyproject.toml`` does not). A file is
+        read again only when its modification time or size changes; reading one imports no
+        rule (a user rule's module is imported only when a recommendation runs it)."""
         root = self.settings.root
         found = [*root.glob("*.toml"), *root.glob("*/*.toml")]
         runs = self.settings.runs.resolve()
@@ -214,8 +319,38 @@ class Site:
             if any(part.startswith(".") for part in parts) or path.resolve().is_relative_to(runs):
                 continue
             if regular_file(root, *parts):
-                listed.append("/".join(parts))
-        return sorted(listed)
+                entry = self._run_config("/".join(parts), path)
+                if entry is not None:
+                    listed.append(entry)
+        return sorted(listed, key=lambda c: c.path)
+
+    def _run_config(self, relative: str, path: Path) -> RunConfig | None:
+        try:
+            stat = path.stat()
+        except OSError:
+            return None
+        stamp = (stat.st_mtime_ns, stat.st_size)
+        with self._guard:
+            cached = self._configs.get(relative)
+        if cached is not None and cached[0] == stamp:
+            return cached[1]
+        try:
+            entry: RunConfig | None = RunConfig.of(relative, load_config(path))
+        except FoliosimError:
+            entry = None  # not a run config: not listed
+        with self._guard:
+            self._configs[relative] = (stamp, entry)
+        return entry
+
+    def data_folders(self) -> dict[str, str]:
+        """The CSV folders the listed configs read, as each writes it, by real path: the only
+        folders a ``set=data.path=...`` may name (it reaches no file the app does not read
+        already)."""
+        folders: dict[str, str] = {}
+        for c in self.run_configs():
+            if c.source == "csv" and c.data_path:
+                folders.setdefault(os.path.realpath(c.data_path), c.data_path)
+        return folders
 
     def public(self, value: Any) -> Any:
         """``value`` (a message, or a JSON document) with no absolute server path: the
@@ -257,19 +392,30 @@ class Site:
         return _ABSOLUTE.sub(lambda m: ".../" + m.group(0).rsplit("/", 1)[-1], text)
 
 
-def check_overrides(overrides: list[str]) -> list[str]:
-    """``overrides`` when each one sets a key of :data:`WEB_OVERRIDES`, else 400: a web request
-    chooses no code, no data and no file."""
+def check_overrides(overrides: list[str], folders: dict[str, str] | None = None) -> list[str]:
+    """``overrides`` when each one sets a key of :data:`WEB_OVERRIDES`, ``data.source`` to one
+    of :data:`WEB_SOURCES`, or ``data.path`` to one of ``folders`` (:meth:`Site.data_folders`,
+    by real path), else 400: a web request chooses no code, no download and no file the
+    app's configs do not read already."""
     if len(overrides) > MAX_OVERRIDES:
         raise ApiError(400, "bad_request", f"at most {MAX_OVERRIDES} set= overrides")
+    known = folders or {}
     for item in overrides:
-        key = item.partition("=")[0].strip()
-        if "=" not in item or key not in WEB_OVERRIDES:
-            raise ApiError(
-                400,
-                "bad_request",
-                f"set {item[:200]!r}: the web app takes only {', '.join(WEB_OVERRIDES)} "
-                "(the strategy, data and model come from the config; run `foliosim recommend "
-                "--set ...` for the others)",
-            )
+        key, sep, value = (part.strip() for part in item.partition("="))
+        value = value.strip("\"'")
+        if sep and (
+            key in WEB_OVERRIDES
+            or (key == "data.source" and value in WEB_SOURCES)
+            or (key == "data.path" and value and os.path.realpath(value) in known)
+        ):
+            continue
+        shown = ", ".join(sorted(set(known.values()))) or "none here"
+        raise ApiError(
+            400,
+            "bad_request",
+            f"set {item[:200]!r}: the web app takes only {', '.join(WEB_OVERRIDES)}, "
+            f"data.source={' or '.join(WEB_SOURCES)} and data.path= a folder its configs read "
+            f"({shown}), as key=value (the strategy, the model and other data come from the "
+            "config; run `foliosim recommend --set ...` for the others)",
+        )
     return overrides

@@ -153,8 +153,10 @@ def test_hostile_names_and_tickers_are_refused_or_shown_as_text(
         f"{base}/recommend?config=examples/paper12_equal_weight.toml&set=data.tickers={script}"
     )
     assert response is not None and response.status == 400
-    assert "data.tickers" in page.inner_text("#error-message")
-    assert script in page.inner_text("#error-message")
+    # The form comes back as sent, the message beside it: both text, never markup.
+    assert "data.tickers" in page.inner_text("#recommend-error")
+    assert script in page.inner_text("#recommend-error")
+    assert page.input_value("#overrides") == f"data.tickers={script}"
     # A journal edited to hold a script-bearing ticker: every cell is text, the chart too.
     hostile = '<img src=x onerror="alert(2)">'
     path = accounts.journal_path(_workspace, "demo")

@@ -206,6 +206,19 @@ def report(run_dir: Annotated[Path, typer.Argument(help="A run directory.")]) ->
     console.print(f"tear sheet: {path}", soft_wrap=True, markup=False, highlight=False)
 
 
+def _process_start() -> float:
+    """The :func:`time.perf_counter` reading when this process started (read from /proc on
+    Linux; elsewhere, now): a long command's clock, so that its "in X s" agrees with `time`."""
+    now = time.perf_counter()
+    try:
+        ticks = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+        age = uptime - ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, AttributeError):
+        return now
+    return now - min(max(age, 0.0), 3600.0)  # a clock reset cannot make it absurd
+
+
 class _SweepLog:
     """What ``foliosim sweep`` says on stderr as it works (a :class:`simulator.sweep.
     SweepProgress`): where the sweep lives and what was done before, its phases, one line per

@@ -696,12 +696,12 @@ def _run_on_ray(
             start_ray(address, cpus)
     in_flight: dict[Any, Trial] = {}
     try:
-        client = Registry(workspace).client  # the driver alone writes the sweep's MLflow runs
-        task = ray.remote(num_cpus=1)(run_trial)
         # A few trials per CPU in flight: enough to keep every CPU busy, never the whole sweep.
         cluster_cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
         window = 2 * cluster_cpus
         tell.trials(total - len(done), cluster_cpus, trains_models)
+        client = Registry(workspace).client  # the driver alone writes the sweep's MLflow runs
+        task = ray.remote(num_cpus=1)(run_trial)
 
         def submit() -> None:
             for t, cfg in itertools.islice(pending, window - len(in_flight)):

@@ -8,8 +8,9 @@ Playwright). It times each step and prints the virtualenv's size after each, and
 packages with what foliosim uses them for.
 
 It measures the install on this machine as pip is configured here (torch's CPU wheel from a
-local folder, the other wheels downloaded from PyPI), so a slow network adds to the figures. ``--torch-spec`` is the Makefile's ``TORCH_SPEC``. It is a report, not a test: it
-exits 0 unless a step fails. Run it alone on the machine.
+local folder, the other wheels downloaded from PyPI), so a slow network adds to the figures.
+``--torch-spec`` is the Makefile's ``TORCH_SPEC``. It is a report, not a test: it exits 0
+unless a step fails. Run it alone on the machine.
 """
 
 from __future__ import annotations

@@ -704,6 +704,10 @@ class Registry:
         when = pd.Timestamp(date)
         every = self.versions(name)
         found = [v for v in every if trained_before(v.train_end, when)]
+        if not every:  # a registered name whose versions were all deleted
+            raise RegistryError(
+                f"model {name!r} has no versions; train one with `foliosim train CONFIG`"
+            )
         if not found:
             earliest = min(v.train_end for v in every)
             raise RegistryError(

@@ -221,6 +221,10 @@ def test_as_of_picks_the_latest_train_end_strictly_before_the_date(registry: Reg
         registry.as_of("pit", EARLY_END)
     with pytest.raises(RegistryError, match="no registered model named 'pot'"):
         registry.as_of("pot", TRAIN_END)
+    with registry._calls("creating a name without versions") as client:
+        client.create_registered_model("bare")  # as a registration that failed half-way
+    with pytest.raises(RegistryError, match=re.escape("model 'bare' has no versions; train")):
+        registry.as_of("bare", TRAIN_END)
 
 
 # -- 8. errors -----------------------------------------------------------------------------------

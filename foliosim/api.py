@@ -411,8 +411,9 @@ def sweep(
         Test periods: calendar years ``[2021, 2022]``, ``("2022-01-01", "2022-06-30")``
         pairs, or the command line's ``"2021,2022"``.
     out
-        The sweep directory (default ``runs/sweep-<time>``); the same call again with the
-        same ``out`` resumes it.
+        The sweep directory (default ``runs/sweep-<config>-<digest>``, named by the config's
+        text, ``set`` and the axes as ``foliosim sweep`` names it): the same call again
+        resumes it.
     set
         ``{"section.key": value}`` overrides of every trial (see :func:`load_config`).
     address, cpus
@@ -433,7 +434,14 @@ def sweep(
         runs what is left.
     """
     # Imported here: simulator.sweep imports Ray, MLflow and torch, which only a sweep needs.
-    from simulator.sweep import Axes, parse_grid, parse_periods, parse_seeds, run_sweep
+    from simulator.sweep import (
+        Axes,
+        default_out,
+        parse_grid,
+        parse_periods,
+        parse_seeds,
+        run_sweep,
+    )
 
     axes = Axes(
         seeds=parse_seeds(_seeds_text(seeds)) if seeds is not None else (),
@@ -441,9 +449,6 @@ def sweep(
         periods=parse_periods(_periods_text(periods)) if periods is not None else (),
     )
     cfg = load_config(config, set)  # a bad config or override fails before Ray starts
-    target = (
-        Path(out) if out is not None else Path("runs") / f"sweep-{dt.datetime.now():%Y%m%d-%H%M%S}"
-    )
     workspace = writable_workspace("a sweep")
     with contextlib.ExitStack() as stack:
         if isinstance(config, str | os.PathLike):
@@ -452,6 +457,8 @@ def sweep(
             folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="foliosim-")))
             path, base = folder / "config.toml", []
             path.write_text(cfg.to_toml(), encoding="utf-8")
+        # As the command line names it: the same config, overrides and axes resume.
+        target = Path(out) if out is not None else default_out(path, base, axes)
         return run_sweep(path, target, axes, workspace, base=base, address=address, cpus=cpus)
 
 
@@ -676,8 +683,10 @@ def recommend(
     Recommendation
         ``as_of``, ``strategy``, ``profile`` (its limits), ``positions`` (per ticker:
         ``weight`` as a fraction, ``score``, ``risk`` in words, ``analytics``, ``in_words``),
-        ``cash_weight``, ``expected_volatility``, ``expected_risk``, ``bounds``, ``notes``
-        (docs/profiles.md); ``.to_json()`` is ``foliosim recommend --json``.
+        ``cash_weight``, ``expected_volatility``, ``expected_risk``, ``bounds``, ``rule`` (the
+        strategy's rule as it applied that week: why names are short), ``cash_note`` (why
+        cash is what it is), ``notes`` (docs/profiles.md); ``.to_json()`` is ``foliosim
+        recommend --json``.
     """
     cfg = load_config(config, set)
     day = _day(as_of, "as_of") if as_of is not None else None

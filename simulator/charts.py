@@ -5,12 +5,15 @@ style) in matplotlib's own DejaVu Sans, so no font lookup fails. Date axes use m
 default :class:`~matplotlib.dates.AutoDateLocator`, which has an interval for every span.
 
 Weekly returns are dated on the week's last trading day; a calendar period (month, quarter,
-year) holds the weeks whose date falls in it, compounded. Two of QuantStats' charts are
+year) holds the weeks whose date falls in it, compounded. Three of QuantStats' charts are
 replaced by ours (see :mod:`simulator.report`): its "EOY Returns" bar chart labels the wrong
 years on weekly data (pandas 3 places the bars of a year-end index at period ordinals, and
-QuantStats sets its year labels on the ticks 51, 52, ... that sit beside them), and its
+QuantStats sets its year labels on the ticks 51, 52, ... that sit beside them); its
 "Return Quantiles" chart resamples to Monday-dated weeks and month ends that a Friday-dated
-series never holds, so its "Weekly" box is empty and the others are forward-filled.
+series never holds, so its "Weekly" box is empty and the others are forward-filled; and its
+"Rolling Beta" chart fills the weeks before its half-year window is full with 0
+(``rolling_greeks(...)["beta"].fillna(0)``), drawing a beta of 0 for the first six months
+and pulling its mean line towards 0.
 """
 
 from __future__ import annotations
@@ -23,6 +26,9 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import PercentFormatter
+from numpy.lib.stride_tricks import sliding_window_view
+
+from simulator.metrics import WEEKS_PER_YEAR
 
 #: The calendar periods of :func:`period_returns`: label -> pandas period frequency.
 PERIODS = {"Weekly": None, "Monthly": "M", "Quarterly": "Q", "Yearly": "Y"}
@@ -165,6 +171,114 @@ def return_quantiles_figure(returns: pd.Series, label: str) -> Figure:
     ax.axhline(0.0, color="#999999", lw=0.8, ls="--")
     ax.set_title(f"{label}: return quantiles per calendar period", fontsize=11)
     _finish(ax)
+    return fig
+
+
+# --- rolling beta --------------------------------------------------------------------------
+
+#: The rolling-beta windows, in weeks: QuantStats' at 52 periods a year (half a year, rounded
+#: up, and a year).
+BETA_WINDOWS = (-(-WEEKS_PER_YEAR // 2), WEEKS_PER_YEAR)
+
+
+#: A weekly standard deviation below which a benchmark did not move (rounding only).
+_FLAT = 1e-12
+
+
+def rolling_beta(returns: pd.Series, benchmark: pd.Series, window: int) -> pd.Series:
+    """Beta of ``returns`` on ``benchmark`` over each trailing ``window`` of weeks.
+
+    The beta at week t is ``cov(r, b) / var(b)`` over weeks t-window+1 .. t. It is NaN
+    (absent, not 0) until ``window`` weeks have passed, when a week of the window lacks either
+    return, and when the benchmark did not move over the window (rounding aside).
+
+    Parameters
+    ----------
+    returns, benchmark
+        Weekly simple returns (fractions); ``benchmark`` is read on ``returns``' weeks.
+    window
+        Weeks per estimate, at least 2.
+
+    Returns
+    -------
+    pd.Series
+        On ``returns``' index, named after ``returns``.
+
+    >>> idx = pd.date_range("2024-01-05", periods=4, freq="W-FRI")
+    >>> b = pd.Series([0.01, -0.02, 0.03, 0.0], index=idx)
+    >>> rolling_beta(2 * b, b, 3).tolist()
+    [nan, nan, 2.0, 2.0]
+    """
+    if window < 2:
+        raise ValueError(f"a rolling beta needs a window of at least 2 weeks (got {window})")
+    x = returns.to_numpy(dtype=float)
+    y = benchmark.reindex(returns.index).to_numpy(dtype=float)
+    beta = np.full(len(x), np.nan)
+    if len(x) >= window:
+        xs, ys = sliding_window_view(x, window), sliding_window_view(y, window)
+        dx = xs - xs.mean(axis=1, keepdims=True)
+        dy = ys - ys.mean(axis=1, keepdims=True)
+        cov, var = (dx * dy).sum(axis=1), (dy * dy).sum(axis=1)
+        # A benchmark that stood still (a standard deviation under 1e-12 a week: rounding
+        # alone) has no beta; NaN compares False too, so a window with a gap stays absent.
+        moved = var > window * _FLAT**2
+        beta[window - 1 :] = np.divide(cov, var, out=np.full(len(var), np.nan), where=moved)
+    return pd.Series(beta, index=returns.index, name=returns.name)
+
+
+def rolling_beta_figure(
+    benchmark: pd.Series, series: Mapping[str, pd.Series], benchmark_label: str
+) -> Figure:
+    """Rolling beta against ``benchmark`` of each of ``series`` (legend label -> weekly
+    returns on ``benchmark``'s weeks): the first over each of :data:`BETA_WINDOWS`, the
+    others over the shorter one.
+
+    A line starts where its window is full: before that the chart is empty, not 0, and the x
+    axis spans every week of the run, so the empty start shows. A window longer than the run
+    is not drawn, and the title says so. The first series' beta over the whole run is a
+    dotted line. The legend sits below the plot, where it covers no line.
+    """
+    short, long = BETA_WINDOWS
+    weeks = pd.DatetimeIndex(benchmark.index)
+    fig = Figure(figsize=(8, 3.8), dpi=100, layout="constrained")
+    ax = fig.add_subplot()
+    for i, (label, returns) in enumerate(series.items()):
+        first = i == 0
+        for window in BETA_WINDOWS if first else (short,):
+            if window > len(weeks):
+                continue
+            beta = rolling_beta(returns, benchmark, window)
+            ax.plot(
+                weeks.to_numpy(),
+                beta.to_numpy(),
+                lw=1.5 if window == short else 1.0,
+                ls="-" if first else "--",
+                color=None if window == short else "#888888",
+                label=f"{label}, {window} weeks",
+            )
+        both = pd.concat([returns, benchmark.reindex(returns.index)], axis=1).dropna()
+        if first and len(both) >= 2:
+            whole = float(rolling_beta(both.iloc[:, 0], both.iloc[:, 1], len(both)).iloc[-1])
+            if np.isfinite(whole):
+                ax.axhline(
+                    whole, color="#c44e52", lw=1.0, ls=":", label=f"{label}, whole run {whole:.2f}"
+                )
+    ax.axhline(0.0, color="black", lw=0.8)
+    if len(weeks) > 1:
+        ax.set_xlim(float(mdates.date2num(weeks[0])), float(mdates.date2num(weeks[-1])))
+    _date_axis(ax)
+    ax.set_ylabel("beta")
+    _finish(ax, percent=False)
+    title = f"Rolling beta against {benchmark_label} over the last {short} and {long} weeks"
+    missing = [w for w in BETA_WINDOWS if w > len(weeks)]
+    if missing:
+        shown = " or ".join(f"{w}-week" for w in missing)
+        title += f"\n(the run has {len(weeks)} weeks: no {shown} window)"
+    else:
+        title += "\n(each line starts when its window is full)"
+    ax.set_title(title, fontsize=10)
+    if ax.get_legend_handles_labels()[0]:
+        fig.legend(frameon=False, fontsize=8, ncols=4, loc="outside lower center")
     return fig
 
 

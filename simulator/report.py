@@ -34,7 +34,13 @@ from typing import TYPE_CHECKING, Any
 import matplotlib
 import pandas as pd
 
-from simulator.charts import growth_figure, return_quantiles_figure, yearly_returns_figure
+from simulator.charts import (
+    BETA_WINDOWS,
+    growth_figure,
+    return_quantiles_figure,
+    rolling_beta_figure,
+    yearly_returns_figure,
+)
 from simulator.errors import RunDirError
 from simulator.htmlkit import esc, format_number, png, write_atomically
 from simulator.leftovers import system_temp, writing
@@ -152,8 +158,8 @@ def write_tearsheet(run_dir: Path) -> Path:
     The page is our section (Table 2, a growth-of-1 chart of every series as an inline
     PNG, notes on fill mode, risk-free rate, data and rejected orders) followed by the
     QuantStats tear sheet of the strategy against the benchmark (weekly series on the same
-    dates, 52 periods a year), with its calendar-year and return-quantile charts replaced by
-    ours (:mod:`simulator.charts` says why). A short run (fewer than
+    dates, 52 periods a year), with its calendar-year, return-quantile and rolling-beta charts
+    replaced by ours (:mod:`simulator.charts` says why). A short run (fewer than
     :data:`~simulator.metrics.SHORT_RUN_WEEKS` weeks) shows period figures only and no
     QuantStats report. The page needs nothing from the network: its charts are inline and
     its text is set in a subset of DejaVu Sans embedded in the page. The file is written to
@@ -206,6 +212,7 @@ def write_tearsheet(run_dir: Path) -> Path:
                 return_quantiles_figure(returns["strategy"], strategy_label),
                 f"Return quantiles of {strategy_label} per week, month, quarter and year",
             ),
+            "rolling_beta": _rolling_beta_img(returns, column_labels(summary)),
         }
     models = read_models(run_dir)
     extra = [
@@ -412,6 +419,20 @@ def _img(fig: Figure, alt: str) -> str:
     return f'<img src="data:image/png;base64,{png(fig, dpi=100)}" alt="{esc(alt)}">'
 
 
+def _rolling_beta_img(returns: pd.DataFrame, labels: Mapping[str, str]) -> str:
+    """Our rolling-beta chart of the strategy (and of 1/N, when the run has it) against the
+    benchmark, in place of QuantStats', which draws 0 before its window is full."""
+    drawn = [key for key in ("strategy", "equal_weight") if key in labels]
+    series = {labels[key]: returns[key] for key in drawn}
+    short, long = BETA_WINDOWS
+    names = " and ".join(series)
+    return _img(
+        rolling_beta_figure(returns["benchmark"], series, labels["benchmark"]),
+        f"Rolling beta of {names} against {labels['benchmark']} over {short} and {long} weeks, "
+        "absent until the window is full",
+    )
+
+
 def _table2_html(table: pd.DataFrame) -> str:
     """Table 2 as an HTML table, its columns side by side."""
     cells = format_table2(table)
@@ -502,9 +523,10 @@ def _section_html(
             "&ldquo;Excess kurtosis&rdquo; is pandas' small-sample estimate (0 for a normal "
             "law); the kurtosis under &ldquo;How sure is the result?&rdquo; is the moment "
             "estimate (3 for a normal law). A drawdown still open at the last week is "
-            "&ldquo;ongoing&rdquo; in its drawdown table. Its calendar-year chart and its "
-            "return-quantile chart are ours: QuantStats' own label the wrong years and leave "
-            "the weekly box empty on weekly data."
+            "&ldquo;ongoing&rdquo; in its drawdown table. Its calendar-year, return-quantile and "
+            "rolling-beta charts are ours: QuantStats' own label the wrong years, leave the "
+            "weekly box empty on weekly data and draw a beta of 0 until its "
+            f"{BETA_WINDOWS[0]}-week window is full (ours leaves those weeks empty)."
         )
     replay = summary.replay
     if replay is not None:

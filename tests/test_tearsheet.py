@@ -11,6 +11,7 @@ import json
 import re
 from pathlib import Path
 
+import matplotlib.dates as mdates
 import numpy as np
 import pandas as pd
 import pytest
@@ -31,10 +32,13 @@ from simulator import stepping
 from simulator.account_report import account_result
 from simulator.backtest import run_backtest
 from simulator.charts import (
+    BETA_WINDOWS,
     exposure_figure,
     growth_figure,
     period_returns,
     return_quantiles_figure,
+    rolling_beta,
+    rolling_beta_figure,
     yearly_returns,
     yearly_returns_figure,
 )
@@ -193,6 +197,100 @@ def test_every_return_quantile_box_holds_its_periods() -> None:
     for freq in (None, "M", "Q", "Y"):
         median = float(np.median(period_returns(series, freq)))
         assert np.isclose(levels, median, rtol=0, atol=1e-15).any(), freq
+
+
+# --- the rolling beta ------------------------------------------------------------------------
+
+
+def by_hand_beta(r: list[float], b: list[float]) -> float:
+    """cov(r, b) / var(b), written out."""
+    mr, mb = sum(r) / len(r), sum(b) / len(b)
+    cov = sum((x - mr) * (y - mb) for x, y in zip(r, b, strict=True))
+    return cov / sum((y - mb) ** 2 for y in b)
+
+
+def test_rolling_beta_is_absent_until_its_window_is_full_then_cov_over_var() -> None:
+    """Regression (issue 26): QuantStats drew the first six months of its rolling beta as 0."""
+    dates = pd.date_range("2024-01-05", periods=6, freq="W-FRI")
+    b = [0.01, -0.01, 0.03, 0.00, 0.02, -0.02]
+    r = [0.03, -0.01, 0.01, 0.02, 0.01, -0.03]
+    beta = rolling_beta(pd.Series(r, dates, name="s"), pd.Series(b, dates), 3)
+    assert beta.name == "s" and beta.index.equals(dates)
+    assert beta.iloc[:2].isna().all()
+    # Weeks 1-3: b - mean = (0, -.02, .02), r - mean = (.02, -.02, 0): cov .0004 / var .0008.
+    assert beta.iloc[2] == pytest.approx(0.5, rel=1e-12)
+    expected = [by_hand_beta(r[t - 2 : t + 1], b[t - 2 : t + 1]) for t in range(2, 6)]
+    np.testing.assert_allclose(beta.iloc[2:], expected, rtol=1e-12, atol=0)
+
+
+def test_rolling_beta_is_absent_over_a_missing_week_and_a_flat_benchmark() -> None:
+    dates = pd.date_range("2024-01-05", periods=6, freq="W-FRI")
+    r = pd.Series([0.01, np.nan, 0.02, 0.03, -0.01, 0.02], dates)
+    b = pd.Series([0.02, 0.01, -0.01, 0.1, 0.1, 0.1], dates)  # 0.1 * 3 / 3 != 0.1 in floats
+    beta = rolling_beta(r, b, 3)
+    # Weeks 2-4 hold the missing week; weeks 4-6 saw the benchmark stand still.
+    assert beta.isna().tolist() == [True, True, True, True, False, True]
+    assert beta.iloc[4] == pytest.approx(by_hand_beta([0.02, 0.03, -0.01], [-0.01, 0.1, 0.1]))
+    with pytest.raises(ValueError, match="at least 2 weeks"):
+        rolling_beta(r, b, 1)
+
+
+def test_the_rolling_beta_chart_draws_nothing_before_each_window_is_full() -> None:
+    returns = weekly_returns("2022-01-07", 60)
+    series = {"lstm": returns["strategy"], "1/N": returns["equal_weight"]}
+    fig = rolling_beta_figure(returns["benchmark"], series, "SP500")
+    ax = fig.axes[0]
+    lines = {line.get_label(): line for line in ax.get_lines()}
+    short, long = BETA_WINDOWS
+    assert (short, long) == (26, 52)  # QuantStats' windows at 52 periods a year
+    drawn = [
+        ("lstm", short, "strategy"),
+        ("lstm", long, "strategy"),
+        ("1/N", short, "equal_weight"),
+    ]
+    for label, window, column in drawn:
+        y = np.asarray(lines[f"{label}, {window} weeks"].get_ydata(), dtype=float)
+        assert np.isnan(y[: window - 1]).all(), (label, window)  # absent, not 0
+        expected = [
+            by_hand_beta(
+                returns[column].iloc[t - window + 1 : t + 1].tolist(),
+                returns["benchmark"].iloc[t - window + 1 : t + 1].tolist(),
+            )
+            for t in range(window - 1, 60)
+        ]
+        np.testing.assert_allclose(y[window - 1 :], expected, rtol=1e-10, atol=0)
+    whole = by_hand_beta(returns["strategy"].tolist(), returns["benchmark"].tolist())
+    assert f"lstm, whole run {whole:.2f}" in lines
+    assert "1/N, 52 weeks" not in lines
+    # The x axis starts at the first week, so the empty half year shows as empty.
+    assert ax.get_xlim()[0] == pytest.approx(mdates.date2num(returns.index[0]))
+    assert ax.get_title() == (
+        "Rolling beta against SP500 over the last 26 and 52 weeks\n"
+        "(each line starts when its window is full)"
+    )
+
+
+def test_the_rolling_beta_chart_says_which_window_the_run_is_too_short_for() -> None:
+    fig = rolling_beta_figure(ACROSS_YEARS["benchmark"], {"lstm": ACROSS_YEARS["strategy"]}, "X")
+    labels = [line.get_label() for line in fig.axes[0].get_lines()]
+    assert [x for x in labels if "weeks" in x] == ["lstm, 26 weeks"]
+    assert fig.axes[0].get_title().endswith("(the run has 40 weeks: no 52-week window)")
+
+
+def test_the_page_shows_our_rolling_beta_chart(page: str) -> None:
+    """QuantStats' zero-filled chart is gone: the div holds our PNG, drawn from the run."""
+    inner = div(page, "rolling_beta")
+    alt = (
+        "Rolling beta of lstm_signal and 1/N against SP500 over 26 and 52 weeks, "
+        "absent until the window is full"
+    )
+    assert "<svg" not in inner and f'alt="{alt}"' in inner
+    shown = re.search(r'src="data:image/png;base64,([^"]+)"', inner)
+    assert shown is not None
+    series = {"lstm_signal": ACROSS_YEARS["strategy"], "1/N": ACROSS_YEARS["equal_weight"]}
+    ours = rolling_beta_figure(ACROSS_YEARS["benchmark"], series, "SP500")
+    assert base64.b64decode(shown[1]) == png_bytes(ours, 100)
+    assert "draw a beta of 0 until its 26-week window is full" in page
 
 
 # --- short runs ------------------------------------------------------------------------------

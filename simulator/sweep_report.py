@@ -119,6 +119,9 @@ def _pbo(frame: pd.DataFrame) -> tuple[float | None, str]:
         return None, "needs at least 2 configs or seeds to choose between"
     if not np.isfinite(matrix.to_numpy(dtype=float)).all():
         return None, "a trial has no Sharpe ratio (a constant series)"
+    if matrix.nunique(axis=1).eq(1).all():
+        # Every split would "pick" a variant that ranks at the median: 100%, meaning nothing.
+        return None, "the variants have the same Sharpe ratio in every period: nothing to choose"
     result = pbo(matrix.to_numpy(dtype=float))
     return (
         result.pbo,

@@ -104,6 +104,39 @@ def test_sweep_stats_by_hand() -> None:
     )
 
 
+def test_pbo_is_not_shown_when_the_variants_cannot_be_told_apart() -> None:
+    """Two configs with the same Sharpe ratio in every period (a cap that never binds): every
+    split's pick ranks at the median, which CSCV would count as 100% overfitting; the sweep
+    says there is nothing to choose instead. One different figure brings PBO back."""
+
+    def frame(sharpes: list[float]) -> pd.DataFrame:
+        return pd.DataFrame(
+            {
+                "trial": ["t1", "t2", "t3", "t4"],
+                "config": ["cap=0.2", "cap=0.2", "cap=0.33", "cap=0.33"],
+                "seed": [None] * 4,
+                "period": ["2021", "2022"] * 2,
+                "status": ["done"] * 4,
+                "total_return": [0.3, -0.3, 0.3, -0.3],
+                "sharpe": sharpes,
+                "equal_weight_total_return": [0.3, -0.3] * 2,
+                "benchmark_total_return": [0.2, -0.3] * 2,
+                "weeks": [52] * 4,
+                "skew": [0.0] * 4,
+                "kurtosis": [3.0] * 4,
+            }
+        )
+
+    tied = sweep_stats(frame([1.6, -1.0, 1.6, -1.0]))
+    assert tied.pbo is None
+    assert tied.pbo_note == (
+        "the variants have the same Sharpe ratio in every period: nothing to choose"
+    )
+    # cap=0.33 is better in both periods: picked on either, it ranks best on the other.
+    apart = sweep_stats(frame([1.6, -1.0, 1.7, -0.9]))
+    assert apart.pbo == pytest.approx(0.0)
+
+
 def test_trials_are_the_cartesian_product_in_a_fixed_order() -> None:
     axes = Axes(
         seeds=(0, 1),

@@ -181,6 +181,7 @@ class Session:
         self._weekly: WeeklyData | None = None
         self._sight: Sight | None = None
         self._one_over_n: dict[tuple[pd.Timestamp, ...], EngineResult] = {}
+        self._baselines: dict[tuple[pd.Timestamp, ...], dict[str, EngineResult]] = {}
         self._history: dict[tuple[tuple[str, ...], dt.date], WeeklyData] = {}
 
     @classmethod
@@ -226,11 +227,12 @@ class Session:
         return self._sight
 
     def with_plan(self, plan: RunPlan) -> Session:
-        """The same data and 1/N runs under another plan of the same config (the audit's
-        leaky variants)."""
+        """The same data, 1/N and baseline runs under another plan of the same config (the
+        audit's leaky variants: only the strategy differs)."""
         other = Session(plan, self.workspace, through=self._through)
         other._weekly, other._sight = self.weekly, self.sight
         other._one_over_n, other._history = self._one_over_n, self._history
+        other._baselines = self._baselines
         return other
 
     def run(
@@ -284,11 +286,18 @@ class Session:
         self, window: Window, phases: Callable[[str], Progress | None] | None = None
     ) -> dict[str, EngineResult]:
         """Each ``[report] baselines`` optimiser's engine run over ``window`` (``phases``
-        gives the progress callback of each, by its phase name)."""
-        return {
-            name: self.run(b, window, progress=phases(f"baseline {name}") if phases else None)
-            for name, b in self.plan.baseline_rules().items()
-        }
+        gives the progress callback of each, by its phase name); run once per session and
+        window, as :meth:`one_over_n`."""
+        key = (*window.weeks, pd.NaT, *window.decisions)
+        if window.resume is not None or key not in self._baselines:
+            runs = {
+                name: self.run(b, window, progress=phases(f"baseline {name}") if phases else None)
+                for name, b in self.plan.baseline_rules().items()
+            }
+            if window.resume is not None:
+                return runs
+            self._baselines[key] = runs
+        return self._baselines[key]
 
     def history(self, tickers: Sequence[str], through: dt.date) -> WeeklyData:
         """The whole history of ``tickers`` and the benchmark up to ``through`` at least

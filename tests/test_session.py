@@ -156,3 +156,18 @@ def test_a_backtest_resolves_once_and_loads_through_the_session(
     run_backtest(cfg, tmp_path)
     assert len(calls["resolve"]) == 1
     assert calls["load"] == [cfg.data.start, dt.date(1900, 1, 1)]
+
+
+def test_the_audits_variants_share_the_one_over_n_and_baseline_runs(tmp_path: Path) -> None:
+    """1/N and the ``[report] baselines`` are run once per window: a leaky variant (the same
+    config under another plan) reuses them; another window runs its own."""
+    cfg = load_config(PAPER_CONFIG, [*EQUAL, "backtest.start=2023-01-06"])
+    session = Session.open(cfg, tmp_path)
+    window = Window.backtest(session.weekly, cfg)
+    baselines = session.baselines(window)
+    assert sorted(baselines) == ["mean_variance", "min_variance"]
+    other = session.with_plan(session.plan)
+    assert other.baselines(window) is baselines
+    assert other.one_over_n(window) is session.one_over_n(window)
+    shorter = Window.period(session.weekly, window.weeks[0].date(), window.weeks[-2].date())
+    assert session.baselines(shorter) is not baselines

@@ -62,7 +62,7 @@ from simulator.sections import (
     risk_html,
     stress_html,
 )
-from simulator.summary import REMEDY, RunSummary, read_summary
+from simulator.summary import REMEDY, PortfolioRisk, RunSummary, read_summary
 from strategies.risk import LEVELS, MIN_WEEKS, cornish_fisher_sorted
 
 if TYPE_CHECKING:
@@ -216,7 +216,7 @@ def write_tearsheet(run_dir: Path) -> Path:
         }
     models = read_models(run_dir)
     extra = [
-        risk_html(summary, column_labels(summary), sorted_cornish_fisher(returns)),
+        risk_html(summary, column_labels(summary), sorted_cornish_fisher(returns, summary.risk)),
         profile_html(summary),
         exposure_html(summary, read_exposure(run_dir)),
         reference_html(summary),
@@ -277,10 +277,14 @@ def column_labels(summary: RunSummary) -> dict[str, str]:
     return labels
 
 
-def sorted_cornish_fisher(returns: pd.DataFrame) -> list[str]:
+def sorted_cornish_fisher(returns: pd.DataFrame, risk: PortfolioRisk | None) -> list[str]:
     """The columns of ``returns`` whose Cornish-Fisher VaR or CVaR (95% or 99%, over their
     weeks with a return) came from a sorted expansion that moved a printed digit
-    (:func:`strategies.risk.cornish_fisher_sorted`)."""
+    (:func:`strategies.risk.cornish_fisher_sorted`); none for a run whose summary.json's
+    ``risk`` was written before the expansion was sorted (its rule does not say so): its
+    figures are the textbook ones, and are shown as written."""
+    if risk is None or "sorted" not in risk.rule:
+        return []
     out = []
     for column in returns.columns:
         r = returns[column].dropna().to_numpy(dtype=float)

@@ -50,7 +50,7 @@ normal distribution and density):
   of many short samples: the cubic bends back in the far tails). The formulas above then
   describe no distribution, and the closed-form "CVaR" can fall below the VaR (ten weeks of
   the Nasdaq, July to September 2022, ``S = -0.50``, ``K = -1.74``: VaR 99% 7.22%, CVaR 99%
-  7.05%). We therefore take the figures of the distribution the expansion does describe, that
+  7.06%). We therefore take the figures of the distribution the expansion does describe, that
   of ``Y = z_cf(Z)`` for a standard normal ``Z`` (its quantile function is the expansion's,
   sorted: the increasing rearrangement of Chernozhukov, Fernandez-Val and Galichon 2010):
   ``VaR = -(mu + sigma y)`` with ``P(Y <= y) = alpha``, and ``CVaR = -(mu + sigma E[Y; Y <=

@@ -473,8 +473,13 @@ TEN_WEEKS = pd.DataFrame(
 
 
 def test_sorted_cornish_fisher_names_the_columns_whose_expansion_bends() -> None:
-    assert sorted_cornish_fisher(TEN_WEEKS) == ["benchmark"]
-    assert sorted_cornish_fisher(TEN_WEEKS.iloc[:7]) == []  # below 8 weeks: no figure
+    risk = risk_summary(TEN_WEEKS)
+    assert sorted_cornish_fisher(TEN_WEEKS, risk) == ["benchmark"]
+    assert sorted_cornish_fisher(TEN_WEEKS.iloc[:7], risk) == []  # below 8 weeks: no figure
+    # A run written before the expansion was sorted shows its textbook figures, unmarked.
+    old = risk.model_copy(update={"rule": risk.rule.split(" (sorted where")[0] + ")"})
+    assert "sorted" not in old.rule
+    assert sorted_cornish_fisher(TEN_WEEKS, old) == []
 
 
 def test_a_ten_week_tear_sheet_never_shows_a_cvar_below_its_var(tmp_path: Path) -> None:

@@ -154,6 +154,27 @@ def yearly_returns_figure(returns: pd.DataFrame, labels: Mapping[str, str]) -> F
     return fig
 
 
+def weekly_returns_figure(
+    returns: pd.Series, benchmark: pd.Series, labels: tuple[str, str]
+) -> Figure:
+    """Bars of the strategy's return each week, and the benchmark's the same week as a line
+    (``labels``: strategy, benchmark): in place of QuantStats' "Daily Returns" chart, which
+    resamples weekly returns to calendar days and draws each week as a spike from zero."""
+    strategy = returns.dropna()
+    fig = Figure(figsize=(8, 3), dpi=100, layout="constrained")
+    ax = fig.add_subplot()
+    colours = np.where(strategy.to_numpy() >= 0, "#348dc1", "#c1444a")
+    ax.bar(strategy.index, strategy.to_numpy(), width=5.0, color=colours, label=labels[0])
+    line = benchmark.reindex(strategy.index)
+    ax.plot(line.index, line.to_numpy(), color="#555555", lw=0.8, label=labels[1])
+    ax.axhline(0.0, color="black", lw=0.8)
+    ax.set_title("Weekly returns (Friday close to Friday close)", fontsize=11)
+    _date_axis(ax)
+    _finish(ax)
+    ax.legend(frameon=False, fontsize=9, loc="upper left", bbox_to_anchor=(0.0, -0.12), ncols=2)
+    return fig
+
+
 def return_quantiles_figure(returns: pd.Series, label: str) -> Figure:
     """Box plots of ``returns`` compounded over weeks, months, quarters and years.
 

@@ -39,6 +39,7 @@ from simulator.charts import (
     growth_figure,
     return_quantiles_figure,
     rolling_beta_figure,
+    weekly_returns_figure,
     yearly_returns_figure,
 )
 from simulator.errors import RunDirError
@@ -213,6 +214,12 @@ def write_tearsheet(run_dir: Path) -> Path:
                 f"Return quantiles of {strategy_label} per week, month, quarter and year",
             ),
             "rolling_beta": _rolling_beta_img(returns, column_labels(summary)),
+            "daily_returns": _img(
+                weekly_returns_figure(
+                    returns["strategy"], returns["benchmark"], (strategy_label, benchmark_label)
+                ),
+                f"Weekly returns of {strategy_label}, with {benchmark_label}'s",
+            ),
         }
     models = read_models(run_dir)
     extra = [
@@ -527,10 +534,11 @@ def _section_html(
             "&ldquo;Excess kurtosis&rdquo; is pandas' small-sample estimate (0 for a normal "
             "law); the kurtosis under &ldquo;How sure is the result?&rdquo; is the moment "
             "estimate (3 for a normal law). A drawdown still open at the last week is "
-            "&ldquo;ongoing&rdquo; in its drawdown table. Its calendar-year, return-quantile and "
-            "rolling-beta charts are ours: QuantStats' own label the wrong years, leave the "
-            "weekly box empty on weekly data and draw a beta of 0 until its "
-            f"{BETA_WINDOWS[0]}-week window is full (ours leaves those weeks empty)."
+            "&ldquo;ongoing&rdquo; in its drawdown table. Its weekly-return, calendar-year, "
+            "return-quantile and rolling-beta charts are ours: QuantStats' own draw each week "
+            "as a spike on a calendar of days under a &ldquo;Daily Returns&rdquo; title, label "
+            "the wrong years, leave the weekly box empty on weekly data and draw a beta of 0 "
+            f"until its {BETA_WINDOWS[0]}-week window is full (ours leaves those weeks empty)."
         )
     replay = summary.replay
     if replay is not None:

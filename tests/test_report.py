@@ -202,9 +202,10 @@ def test_tearsheet_path_and_table2_figures(tearsheet: Tearsheet) -> None:
 
 def test_tearsheet_has_chart_notes_and_quantstats(tearsheet: Tearsheet) -> None:
     page = tearsheet.html
-    # Growth of 1, and our calendar-year, return-quantile and rolling-beta charts in
-    # QuantStats' report.
-    assert page.count("data:image/png;base64,") == 4
+    # Growth of 1, and our weekly-return, calendar-year, return-quantile and rolling-beta
+    # charts in QuantStats' report; its "Daily Returns" chart is gone.
+    assert page.count("data:image/png;base64,") == 5
+    assert "Daily Returns (Cumulative Sum)" not in page  # its title, drawn in its SVG
     assert "Key Performance Metrics" in page  # QuantStats' metrics table
     assert "Cumulative Returns" in page  # QuantStats' first chart
     assert "at the open of week t+1" in page

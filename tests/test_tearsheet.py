@@ -39,6 +39,7 @@ from simulator.charts import (
     return_quantiles_figure,
     rolling_beta,
     rolling_beta_figure,
+    weekly_returns_figure,
     yearly_returns,
     yearly_returns_figure,
 )
@@ -291,6 +292,24 @@ def test_the_page_shows_our_rolling_beta_chart(page: str) -> None:
     ours = rolling_beta_figure(ACROSS_YEARS["benchmark"], series, "SP500")
     assert base64.b64decode(shown[1]) == png_bytes(ours, 100)
     assert "draw a beta of 0 until its 26-week window is full" in page
+
+
+def test_the_page_shows_our_weekly_returns_chart(page: str) -> None:
+    """QuantStats' "Daily Returns" chart (each week a spike on a calendar of days) is ours: a
+    bar a week, at the strategy's return, and the benchmark's as a line."""
+    inner = div(page, "daily_returns")
+    assert "<svg" not in inner and 'alt="Weekly returns of lstm_signal, with SP500&#x27;s"' in inner
+    shown = re.search(r'src="data:image/png;base64,([^"]+)"', inner)
+    assert shown is not None
+    fig = weekly_returns_figure(
+        ACROSS_YEARS["strategy"], ACROSS_YEARS["benchmark"], ("lstm_signal", "SP500")
+    )
+    assert base64.b64decode(shown[1]) == png_bytes(fig, 100)
+    ax = fig.axes[0]
+    heights = [bar.get_height() for bar in ax.patches]
+    assert heights == pytest.approx(ACROSS_YEARS["strategy"].to_list())
+    assert ax.lines[0].get_ydata() == pytest.approx(ACROSS_YEARS["benchmark"].to_numpy())
+    assert "Daily Returns (Cumulative Sum)" not in page  # its title, drawn in its SVG
 
 
 # --- short runs ------------------------------------------------------------------------------

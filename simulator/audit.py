@@ -52,7 +52,7 @@ from simulator.plan import Factory, Resources, RunPlan
 from simulator.results import BacktestResult, Phases, backtest
 from simulator.session import Note, Session, Window
 from simulator.sight import Sight
-from simulator.training import model_spec
+from simulator.training import model_spec, open_registry
 from simulator.walkforward import RegistrySignal, UsedModel, retrain_ends
 from strategies.rebalance import Progress
 from strategies.rule import Decision, DecisionRule, History, State, as_decision, rule_inputs
@@ -200,16 +200,44 @@ def run_audit(
     ----------
     folder
         Where each finished variant's row is kept (:class:`simulator.audit_folder.
-        AuditFolder`): a variant kept there under the same config, data and code is not run
-        again (it has a row and no result), and ``audit.json`` is written at the end.
+        AuditFolder`): a variant kept there under the same config, data, code and pinned
+        model version is not run again (it has a row and no result), and ``audit.json`` is
+        written at the end. Its lock is held while the audit runs.
     progress, train_progress, note
         As a backtest's (:func:`simulator.backtest.run_backtest`): a bar or log line per
         phase (1/N, each variant's engine run), each network's epochs, and a line when the
         data is loaded, when each variant starts and ends (with its time) and per model.
     """
     variants = check_variants(variants)
-    say = note or (lambda _line: None)
     session = cfg if isinstance(cfg, Session) else Session.open(cfg, workspace, note=note)
+    if folder is None:
+        return _audit(session, variants, None, progress, train_progress, note)
+    with folder.locked():  # a second audit of this folder stops here, with one line
+        return _audit(session, variants, folder, progress, train_progress, note)
+
+
+def pinned_model(session: Session) -> str:
+    """The registry version the config's ``model.version`` names now (``NAME/V``) and the
+    SHA-256 of its weights and manifest, else ``""`` (nothing pinned, or no models): part of
+    the audit folder's key, so that a moved alias or a newer version is not resumed."""
+    cfg = session.config
+    if not cfg.model.version or not session.plan.strategy.uses_models:
+        return ""
+    info = open_registry(session.workspace, cfg.model.registry_uri).resolve(cfg.model.version)
+    digests = (info.tags.get(k, "") for k in ("weights_sha256", "manifest_sha256"))
+    return " ".join((info.ref, *digests))
+
+
+def _audit(
+    session: Session,
+    variants: list[str],
+    folder: AuditFolder | None,
+    progress: Phases | None,
+    train_progress: TrainProgress | None,
+    note: Note | None,
+) -> tuple[pd.DataFrame, dict[str, BacktestResult]]:
+    """:func:`run_audit` of an open session (the folder's lock held)."""
+    say = note or (lambda _line: None)
     cfg, plan = session.config, session.plan
     clock = time.perf_counter()
     say("loading data ...")
@@ -221,7 +249,7 @@ def run_audit(
     window = Window.backtest(weekly, cfg)
     notes = {v: _skipped(plan, cfg, v) for v in variants}
     runnable = [v for v in variants if not notes[v]]
-    run = run_key(cfg, weekly) if folder is not None else ""
+    run = run_key(cfg, weekly, pinned_model(session)) if folder is not None else ""
     kept: dict[str, dict[str, Any]] = {}
     if folder is not None:
         for v in runnable:

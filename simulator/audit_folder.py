@@ -9,12 +9,22 @@ a row whose key matches and runs the variant again when any of them changed. ``a
 holds the whole table once every variant is done. Every file is written to a temporary name
 and renamed into place, so an interrupted write never leaves half a file.
 
+When the config pins ``model.version`` (``NAME``, ``NAME/V`` or ``NAME@ALIAS``) the key holds
+the version it resolves to now and the digests of its files: a moved alias or a newer version
+runs the variants again. An audit holds an exclusive lock on ``<folder>/.lock`` while it
+works, so a second audit of the same folder stops at once with one line. A write that fails
+(a full disk, a folder made read-only or removed) is one :class:`RunDirError` line that says
+what to do; the variants written before it are kept, and the same command resumes.
+
 This module imports no torch: the command line names the folder before the models load.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import errno
+import fcntl
 import hashlib
 import inspect
 import json
@@ -23,7 +33,7 @@ import os
 import re
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +51,8 @@ VARIANTS = ("honest", "peek_next_close", "train_through_test", "scaler_full", "e
 VARIANTS_DIR = "variants"
 #: The whole table, written when every variant is done.
 AUDIT_FILE = "audit.json"
+#: The lock file an audit holds while it works (:meth:`AuditFolder.locked`).
+LOCK_FILE = ".lock"
 #: Fields of a row that are text or flags; the others are numbers (None on disk is NaN).
 TEXT_FIELDS = ("variant", "leaked", "strategy", "note")
 
@@ -95,14 +107,19 @@ def rule_source(cfg: Config) -> str:
         return ""
 
 
-def run_key(cfg: Config, weekly: WeeklyData) -> str:
-    """What every variant's key shares: config, data, rule source and foliosim's version."""
+def run_key(cfg: Config, weekly: WeeklyData, model: str = "") -> str:
+    """What every variant's key shares: config, data, rule source, foliosim's version and
+    ``model``, the registry version a pinned ``model.version`` resolves to now with its files'
+    digests (``""`` when none is pinned): the config's text ``NAME@champion`` stays the same
+    when the alias moves, the version it names does not."""
     doc = {
         "config": config_digest(cfg),
         "data": data_digest(weekly),
         "rule": hashlib.sha256(rule_source(cfg).encode()).hexdigest(),
         "foliosim": __version__,
     }
+    if model:  # absent otherwise: the keys of audits that pin nothing stay as they were
+        doc["model"] = model
     return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
 
 
@@ -126,6 +143,7 @@ class AuditFolder:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.kept: list[str] = []
+        self._lock: int | None = None  # the lock file's descriptor while this audit holds it
 
     @classmethod
     def open(cls, path: Path) -> AuditFolder:
@@ -136,7 +154,12 @@ class AuditFolder:
         if path.exists() and not path.is_dir():
             raise RunDirError(f"{path} is a file, not an audit folder; choose another --out")
         variants = path / VARIANTS_DIR
-        if path.is_dir() and any(path.iterdir()) and not variants.is_dir():
+        mine = (VARIANTS_DIR, LOCK_FILE)
+        if (
+            path.is_dir()
+            and any(p.name not in mine for p in path.iterdir())
+            and not variants.is_dir()
+        ):
             raise RunDirError(
                 f"{path} exists and is not an audit folder (no {VARIANTS_DIR}/); choose "
                 "another --out"
@@ -151,11 +174,73 @@ class AuditFolder:
             raise RunDirError(f"{variants} is not writable; choose another --out")
         return cls(path)
 
+    def lock(self) -> None:
+        """Hold the folder's lock (exclusive, not waiting) until :meth:`unlock`; another
+        audit holding it is one line. Held already by this object: nothing to do."""
+        if self._lock is not None:
+            return
+        target = self.path / LOCK_FILE
+        with self._writing(target):
+            fd = os.open(target, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise RunDirError(
+                f"audit folder {self.path} is in use by another foliosim audit; wait for it "
+                "or use --out"
+            ) from None
+        self._lock = fd
+
+    def unlock(self) -> None:
+        """Let go of the folder's lock (the file stays: removing it would race a waiter)."""
+        if self._lock is not None:
+            os.close(self._lock)  # closing the descriptor releases the flock
+            self._lock = None
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[AuditFolder]:
+        """The folder, its lock held for the block (and left held if it was already)."""
+        if self._lock is not None:
+            yield self
+            return
+        self.lock()
+        try:
+            yield self
+        finally:
+            self.unlock()
+
+    @contextlib.contextmanager
+    def _writing(self, target: Path, verb: str = "write") -> Iterator[None]:
+        """An OS error writing ``target`` as one line: what failed, why, and how to resume."""
+        try:
+            yield
+        except OSError as err:
+            raise RunDirError(self._cannot(target, err, verb)) from None
+
+    def _cannot(self, target: Path, err: OSError, verb: str) -> str:
+        reason = err.strerror or str(err)
+        if err.errno in (errno.ENOSPC, errno.EDQUOT):
+            fix = f"free space on the disk of {self.path}"
+        elif err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            fix = f"make {self.path} writable"
+        elif err.errno in (errno.ENOENT, errno.ENOTDIR):
+            fix = f"check that {self.path} is still there"
+        else:
+            fix = f"fix {target.name}'s place in {self.path}"
+        kept = f"finished variants are kept ({', '.join(self.kept)}): " if self.kept else ""
+        return (
+            f"cannot {verb} {target}: {reason}; {kept}{fix}, then run the same command to "
+            "resume (or choose another --out)"
+        )
+
     def clear(self) -> None:
         """Forget every kept variant and the table (``--fresh``)."""
         for path in (self.path / VARIANTS_DIR).glob("*.json"):
-            path.unlink()
-        (self.path / AUDIT_FILE).unlink(missing_ok=True)
+            with self._writing(path, "remove"):
+                path.unlink()
+        with self._writing(self.path / AUDIT_FILE, "remove"):
+            (self.path / AUDIT_FILE).unlink(missing_ok=True)
 
     def file(self, variant: str) -> Path:
         return self.path / VARIANTS_DIR / f"{variant}.json"
@@ -189,13 +274,15 @@ class AuditFolder:
             "finished": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "row": row,
         }
-        write_json(self.file(variant), doc)
+        with self._writing(self.file(variant)):
+            write_json(self.file(variant), doc)
         self.kept.append(variant)
 
     def finish(self, rows: list[dict[str, Any]]) -> Path:
         """Write the whole table, ``audit.json``; its path."""
         target = self.path / AUDIT_FILE
-        write_json(target, {"variants": rows})
+        with self._writing(target):
+            write_json(target, {"variants": rows})
         return target
 
 

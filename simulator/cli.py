@@ -450,10 +450,11 @@ def audit(
     if session.plan.strategy.uses_models or cfg.data.source == "yahoo":
         writable_workspace("an audit that trains models or caches prices")
     folder = AuditFolder.open(out_dir or default_audit_dir(config, cfg))
-    if fresh:
-        folder.clear()
+    folder.lock()  # until the audit ends: a second audit of this folder stops here, in a line
     check: RuleCheck | None = None
     try:
+        if fresh:
+            folder.clear()
         with Reporter() as report:
             # Before the models' libraries load (seconds on a busy machine): a log speaks first.
             report.say(
@@ -486,6 +487,8 @@ def audit(
             soft_wrap=True,
         )
         raise typer.Exit(130) from None
+    finally:
+        folder.unlock()
     if json_:
         doc: dict[str, Any] = {
             "variants": nan_to_none(table.to_dict("records")),

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import errno
+import fcntl
 import json
+import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -16,15 +20,16 @@ import pytest
 
 from examples.momentum_rule import MomentumRule
 from models.forecaster import TrainEvent
-from simulator.audit import LEAKED, _PeekNextClose, run_audit
+from simulator.audit import LEAKED, _PeekNextClose, pinned_model, run_audit
 from simulator.audit_folder import AuditFolder, default_audit_dir, run_key, variant_key
 from simulator.clikit import Reporter
 from simulator.config import Config, load_config
-from simulator.errors import ConfigError
+from simulator.errors import ConfigError, RunDirError
 from simulator.session import Session
 from simulator.sight import Sight
+from simulator.training import open_registry, train_from_config
 from strategies.rule import History, State
-from tests.conftest import REPO
+from tests.conftest import PAPER_CONFIG, PAPER_FAST, REPO
 from tests.helpers import cli, error_line, sets
 
 MOMENTUM = REPO / "examples" / "momentum.toml"
@@ -352,3 +357,158 @@ def test_a_log_hears_the_audit_at_once_and_a_real_ctrl_c_stops_it(tmp_path: Path
         f"interrupted: finished variants kept in {out} ({', '.join(kept) or 'none yet'}); run "
         "the same command to resume"
     )
+
+
+# --- review of issue 26: a moved alias, failed writes, two audits at once --------------------
+
+
+@pytest.mark.cpu_seconds(360)
+def test_a_moved_alias_runs_the_variant_again(tmp_path: Path) -> None:
+    """The key held the config's text ``paper-small@champion``, so once the alias moved to
+    another version the audit resumed rows made with the old model. It now holds the version
+    the alias names and its files' digests."""
+    small = [*PAPER_FAST, "data.tickers=AAPL,MSFT,PEP", *YEAR[:2], "report.baselines="]
+    ws = tmp_path / "ws"
+    first = train_from_config(load_config(PAPER_CONFIG, small), ws)[2]
+    second = train_from_config(load_config(PAPER_CONFIG, [*small, "model.seed=1"]), ws)[2]
+    assert first.tags["weights_sha256"] != second.tags["weights_sha256"]
+    registry = open_registry(ws)
+    registry.set_alias("paper-small", first.version, "champion")
+    cfg = load_config(PAPER_CONFIG, [*small, "model.version=paper-small@champion"])
+    session = Session.open(cfg, ws)
+    assert pinned_model(session) == (
+        f"paper-small/1 {first.tags['weights_sha256']} {first.tags['manifest_sha256']}"
+    )
+    out = tmp_path / "audit"
+    _table, results = run_audit(session, ws, ["honest"], folder=AuditFolder.open(out))
+    assert [v["version"] for v in results["honest"].models["versions"]] == ["paper-small/1"]
+    honest = out / "variants" / "honest.json"
+    before = json.loads(honest.read_text())["key"]
+    _table, results = run_audit(session, ws, ["honest"], folder=AuditFolder.open(out))
+    assert results == {}  # the alias has not moved: resumed
+
+    registry.set_alias("paper-small", second.version, "champion")
+    assert pinned_model(session).startswith(f"paper-small/2 {second.tags['weights_sha256']} ")
+    lines: list[str] = []
+    _table, results = run_audit(
+        session, ws, ["honest"], folder=AuditFolder.open(out), note=lines.append
+    )
+    assert list(results) == ["honest"]  # run again, with the version the alias names now
+    assert [v["version"] for v in results["honest"].models["versions"]] == ["paper-small/2"]
+    assert not [line for line in lines if "were done before" in line]
+    assert json.loads(honest.read_text())["key"] != before
+    # Nothing pinned: no registry is asked, and the key is the one of before this fix.
+    assert pinned_model(Session.open(load_config(MOMENTUM, YEAR), ws)) == ""
+
+
+def hold_lock(folder: Path) -> int:
+    """Take ``folder``'s audit lock as another process's audit would (its own descriptor)."""
+    fd = os.open(folder / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    return fd
+
+
+def test_a_second_audit_of_the_same_folder_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "audit"
+    argv = ["audit", str(MOMENTUM), *sets(YEAR), "--variant", "honest", "--out", str(out)]
+    assert cli(argv, monkeypatch) == 0
+    capsys.readouterr()
+    kept = out / "variants" / "honest.json"
+    stamp = kept.stat().st_mtime_ns
+    held = hold_lock(out)
+    try:
+        assert cli([*argv, "--fresh"], monkeypatch) == 2
+        assert error_line(capsys) == (
+            f"error: audit folder {out} is in use by another foliosim audit; wait for it or "
+            "use --out"
+        )
+        assert kept.stat().st_mtime_ns == stamp  # --fresh cleared nothing of the other's
+        with pytest.raises(RunDirError, match="is in use by another foliosim audit"):
+            run_audit(
+                load_config(MOMENTUM, YEAR), tmp_path, ["honest"], folder=AuditFolder.open(out)
+            )
+    finally:
+        os.close(held)
+    # Free again (and the command's own lock was let go when it ended): it resumes.
+    assert cli(argv, monkeypatch) == 0
+    assert "1 of 1 variants were done before: nothing to run" in capsys.readouterr().err
+    assert kept.stat().st_mtime_ns == stamp
+    fd = hold_lock(out)  # nobody holds it now
+    os.close(fd)
+
+
+def test_a_failed_write_is_one_line_and_keeps_the_finished_variants(tmp_path: Path) -> None:
+    out = tmp_path / "audit"
+    folder = AuditFolder.open(out)
+    row = {"variant": "honest", "leaked": False, "total_return": 0.125, "note": ""}
+    folder.put("honest", "k1", row, 1.0)
+    (out / "audit.json").mkdir()  # something in the table's place: the rename fails
+    with pytest.raises(RunDirError) as caught:
+        folder.finish([row])
+    assert str(caught.value) == (
+        f"cannot write {out / 'audit.json'}: Is a directory; finished variants are kept "
+        f"(honest): fix audit.json's place in {out}, then run the same command to resume (or "
+        "choose another --out)"
+    )
+    assert sorted(p.name for p in out.iterdir()) == ["audit.json", "variants"]  # no temp file
+    assert json.loads((out / "variants" / "honest.json").read_text())["row"] == row
+    shutil.rmtree(out)  # the folder removed while the audit ran
+    with pytest.raises(RunDirError, match=f"check that {out} is still there, then run the same"):
+        folder.put("peek_next_close", "k2", row, 1.0)
+
+
+#: Run the command twice on a 64 KiB tmpfs: first full (a filler takes every page), then with
+#: the filler removed; rc, stdout and stderr of each run and the kept variants go to LOG.
+FULL_DISK = """set -u
+DISK=$1; LOG=$2; shift 2
+mount -t tmpfs -o size=64k tmpfs "$DISK" || exit 90
+dd if=/dev/zero of="$DISK/filler" bs=4k 2>/dev/null
+"$@" --out "$DISK/audit" > "$LOG/1.out" 2> "$LOG/1.err"; echo $? > "$LOG/1.rc"
+ls -A "$DISK/audit/variants" > "$LOG/1.kept"
+rm "$DISK/filler"
+"$@" --out "$DISK/audit" > "$LOG/2.out" 2> "$LOG/2.err"; echo $? > "$LOG/2.rc"
+ls -A "$DISK/audit/variants" > "$LOG/2.kept"
+"""
+
+
+def test_a_full_disk_is_one_line_and_the_same_command_resumes(tmp_path: Path) -> None:
+    """Issue 26's review: a full disk ended the audit with an OSError traceback. A real full
+    disk (a tmpfs in a mount namespace of the test's own) now gets one line and exit 2, and
+    the same command, once space is freed, runs the audit to its end."""
+    own = ["unshare", "--mount", "--propagation", "private"]
+    prefix = own if os.geteuid() == 0 else ["unshare", "--user", "--map-root-user", "--mount"]
+    if shutil.which("unshare") is None:
+        pytest.skip("no unshare: no mount namespace for a full disk of the test's own")
+    disk, log = tmp_path / "disk", tmp_path / "log"
+    disk.mkdir()
+    log.mkdir()
+    script = tmp_path / "full.sh"
+    script.write_text(FULL_DISK)
+    cmd = [sys.executable, "-m", "simulator.cli", "audit", str(MOMENTUM), *sets(YEAR)]
+    cmd += ["--variant", "honest"]
+    done = subprocess.run(
+        [*prefix, "bash", str(script), str(disk), str(log), *cmd],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+    )
+    if done.returncode == 90 or not (log / "1.rc").exists():
+        pytest.skip(f"no tmpfs can be mounted here: {done.stderr.strip()[:200]}")
+    target = disk / "audit"
+    rc1, err1 = int((log / "1.rc").read_text()), (log / "1.err").read_text()
+    assert rc1 == 2, err1
+    assert "Traceback" not in err1
+    assert err1.splitlines()[-1] == (
+        f"error: cannot write {target / 'variants' / 'honest.json'}: "
+        f"{os.strerror(errno.ENOSPC)}; free space on the disk of {target}, then run the same "
+        "command to resume (or choose another --out)"
+    )
+    assert (log / "1.kept").read_text() == ""  # no half file, no temporary file
+    rc2, err2 = int((log / "2.rc").read_text()), (log / "2.err").read_text()
+    assert rc2 == 0, err2
+    assert "variant 1/1 honest ..." in err2.splitlines()
+    assert (log / "2.kept").read_text() == "honest.json\n"

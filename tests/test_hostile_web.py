@@ -4,6 +4,7 @@ in answers. Each test failed before the fix; all run the real app on a loopback 
 
 from __future__ import annotations
 
+import html
 import os
 import re
 import signal
@@ -175,6 +176,80 @@ def test_a_request_cannot_name_a_module_nor_a_config_outside_the_listed_ones(
     assert doc.status_code == 200, doc.text
     weights = [p["weight"] for p in doc.json()["positions"]]
     assert weights and max(abs(w) for w in weights) <= 0.05 + 1e-9
+
+
+def test_control_characters_in_a_request_are_refused_with_the_form_kept(
+    folder: Folder, tmp_path: Path, _workspace: Path
+) -> None:
+    """Regression: ``set=data.path=a%00b`` was a bare 500 on both endpoints (os.path.realpath
+    raises ValueError on a NUL byte). A NUL or any other control character in an override,
+    the config, the date or the profile is a 400 with one line; the form comes back."""
+    # A config whose own data.path holds a NUL (a TOML escape): its folder is offered to
+    # no override, and the other configs' folders still are.
+    (folder.root / "nul.toml").write_text(config_text().replace(repr(str(PAPER12)), '"a\\u0000b"'))
+    remedy = "holds a control character; give key=value as plain text, one override per set="
+    overrides = [
+        "data.path=a\x00b",
+        "data.path=../paper12\x00",
+        "strategy.max_weight=0.05\x00",
+        "strategy.gross=\x7f1",
+        "data.source=csv\x1b[31m",
+        "strategy.max_weight=0.05\rbacktest.strategy=evil:Evil",
+        "profile.gross=0.5\nbacktest.strategy=evil:Evil",
+    ]
+    with served(_workspace, tmp_path / "runs", folder.root) as base:
+        for item in overrides:
+            params = {"config": "ok.toml", "set": item}
+            message = error(httpx.get(f"{base}/api/recommend", params=params), 400, "bad_request")
+            assert message == f"set {item!r}: {remedy} (or per line of the form)"
+            if "\n" in item or "\r" in item:
+                continue  # the form's box splits lines: each line is an override of its own
+            page = httpx.get(f"{base}/recommend", params=params)
+            assert page.status_code == 400, page.text
+            text = html.unescape(page.text)
+            assert f"Error 400: set {item!r}: {remedy}" in text
+            kept = re.search(r'<textarea name="set"[^>]*>(.*?)</textarea>', page.text, re.S)
+            assert kept is not None and html.unescape(kept.group(1)) == item
+        # Each line of the form's box is checked: the second is not an override it takes.
+        page = httpx.get(
+            f"{base}/recommend",
+            params={"config": "ok.toml", "set": "profile.gross=0.5\r\nbacktest.strategy=e:E"},
+        )
+        assert page.status_code == 400
+        assert "set 'backtest.strategy=e:E': the web app takes only" in html.unescape(page.text)
+        for config in ("a\x00b.toml", "ok.toml\x00", "ok\x00.toml", "\x1b.toml", "ok\n.toml"):
+            shown = repr(config)
+            message = error(
+                httpx.get(f"{base}/api/recommend", params={"config": config}), 400, "bad_request"
+            )
+            assert message.startswith(f"config {shown}: give one of the configs the server lists")
+            page = httpx.get(f"{base}/recommend", params={"config": config})
+            assert page.status_code == 400
+            assert f"Error 400: config {shown}: give one" in html.unescape(page.text)
+        for day in ("2023-01-13\x00", "\x002023-01-13", "2023-01\x1b-13"):
+            params = {"config": "ok.toml", "as_of": day}
+            error(httpx.get(f"{base}/api/recommend", params=params), 422, "invalid")
+            page = httpx.get(f"{base}/recommend", params=params)
+            assert page.status_code == 400
+            assert (
+                f"Error 400: as of {day!r}: give a date as YYYY-MM-DD, or leave it empty"
+                in html.unescape(page.text)
+            )
+        params = {"config": "ok.toml", "profile": "moderate\x00"}
+        message = error(httpx.get(f"{base}/api/recommend", params=params), 400, "bad_request")
+        assert message.startswith("profile 'moderate\\x00': use one of conservative")
+        assert httpx.get(f"{base}/recommend", params=params).status_code == 400
+        # The configs' real folder is still offered, and the listed config still runs with it.
+        params = {"config": "ok.toml", "set": f"data.path={PAPER12}", "as_of": "2023-01-13"}
+        doc = httpx.get(f"{base}/api/recommend", params=params, timeout=120)
+        listed = httpx.get(f"{base}/recommend").text
+    assert doc.status_code == 200, doc.text
+    assert len(doc.json()["positions"]) == 12
+    assert re.findall(r'<option value="([^"]+\.toml)"', listed) == [
+        "nul.toml",
+        "ok.toml",
+        "slow.toml",
+    ]
 
 
 # --- a blocking rule: time limits, a bounded pool, SIGTERM ----------------------------------------

@@ -13,6 +13,7 @@ import re
 import signal
 import subprocess
 import sys
+import tomllib
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -33,6 +34,7 @@ from simulator.recommend import recommend
 from simulator.summary import nan_to_none
 from simulator.web import scheduler
 from simulator.web.api import StepRequest
+from simulator.web.site import Settings, Site
 from tests.conftest import PAPER_CONFIG, PAPER_FAST, REPO, PaperModel
 from tests.helpers import (
     EQUAL,
@@ -612,17 +614,27 @@ def test_the_config_list_shows_only_run_configs_and_what_each_runs(
     (root / "pyproject.toml").write_text('[project]\nname = "x"\n')
     (root / "broken.toml").write_text("[data\n")
     (root / "ew.toml").write_text(ew)
+    # A training config (foliosim train's): no backtest.strategy, so not a run config, though
+    # it validates (it would recommend the default, 1/N).
     lstm = (REPO / "examples" / "paper12_lstm.toml").read_text()
+    assert "strategy" not in tomllib.loads(lstm).get("backtest", {})
     (root / "sub" / "lstm.toml").write_text(lstm.replace("../shared/data/paper12", str(paper12)))
+    momentum = ew.replace('"equal_weight"', '"examples.momentum_rule:MomentumRule"')
+    (root / "sub" / "momentum.toml").write_text(momentum)
     signal = ew.replace('strategy = "equal_weight"', 'strategy = "lstm_signal"')
     with served(_workspace, tmp_path / "runs", root) as url:
         page = httpx.get(f"{url}/recommend").text
         options = re.findall(r'<option value="([^"]+\.toml)"[^>]*>([^<]*)</option>', page)
         missing = httpx.get(f"{url}/api/recommend", params={"config": "pyproject.toml"})
+        training = httpx.get(f"{url}/api/recommend", params={"config": "sub/lstm.toml"})
         # A file changed under the server is read again (the list is kept by mtime and size).
         (root / "ew.toml").write_text(signal)
+        (root / "sub" / "lstm.toml").write_text(
+            lstm.replace("[backtest]", '[backtest]\nstrategy = "equal_weight"')
+        )
         again = re.findall(
-            r'<option value="(ew\.toml)"[^>]*>([^<]*)</option>', httpx.get(f"{url}/recommend").text
+            r'<option value="([^"]+\.toml)"[^>]*>([^<]*)</option>',
+            httpx.get(f"{url}/recommend").text,
         )
     assert [(path, html.unescape(text)) for path, text in options] == [
         (
@@ -630,17 +642,57 @@ def test_the_config_list_shows_only_run_configs_and_what_each_runs(
             "ew.toml — 1/N: recommends equal weights · every ticker of its data · CSV files",
         ),
         (
-            "sub/lstm.toml",
-            # No backtest.strategy: the config recommends 1/N, and the list says so.
-            "sub/lstm.toml — 1/N: recommends equal weights · 12 tickers · CSV files",
+            "sub/momentum.toml",
+            "sub/momentum.toml — user rule examples.momentum_rule:MomentumRule · every ticker "
+            "of its data · CSV files",
         ),
     ]
     assert "not one of the configs" in error(missing, 404, "not_found")
+    assert "not one of the configs" in error(training, 404, "not_found")
     assert [(p, html.unescape(t)) for p, t in again] == [
         (
             "ew.toml",
             "ew.toml — LSTM signal (model foliosim-lstm) · every ticker of its data · CSV files",
-        )
+        ),
+        (
+            "sub/lstm.toml",
+            # Naming its strategy makes it a run config: 1/N, said explicitly.
+            "sub/lstm.toml — 1/N: recommends equal weights · 12 tickers · CSV files",
+        ),
+        (
+            "sub/momentum.toml",
+            "sub/momentum.toml — user rule examples.momentum_rule:MomentumRule · every ticker "
+            "of its data · CSV files",
+        ),
+    ]
+
+
+def test_the_checkout_offers_its_run_configs_and_not_the_training_config() -> None:
+    """The configs foliosim ships, as ``foliosim serve`` started in the checkout lists them:
+    each names its strategy; examples/paper12_lstm.toml (``foliosim train``'s) is not one."""
+    site = Site(Settings(Path("/nonexistent/ws"), REPO / "runs", REPO, TOKEN))
+    listed = [(c.path, c.strategy, c.runs) for c in site.run_configs()]
+    assert listed == [
+        (
+            "examples/momentum.toml",
+            "examples.momentum_rule:MomentumRule",
+            "user rule examples.momentum_rule:MomentumRule · 12 tickers · CSV files",
+        ),
+        (
+            "examples/paper12_equal_weight.toml",
+            "equal_weight",
+            "1/N: recommends equal weights · every ticker of its data · CSV files",
+        ),
+        (
+            "examples/paper2023.toml",
+            "lstm_signal",
+            "LSTM signal (model paper2023) · 12 tickers · Yahoo prices (needs a network)",
+        ),
+    ]
+    # The demo config (bundled data, two folders down) names its strategy as well.
+    demo = Site(Settings(Path("/nonexistent/ws"), REPO / "runs", REPO / "simulator", TOKEN))
+    assert [(c.path, c.strategy) for c in demo.run_configs()] == [
+        ("configs/demo.toml", "lstm_signal")
     ]
 
 

@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 
 from simulator import account_report, accounts
-from simulator.config import Config, load_config
+from simulator.config import Config, config_from_dict, read_toml
 from simulator.errors import (
     AccountBusyError,
     ConfigError,
@@ -48,6 +48,10 @@ WEB_OVERRIDES = (
 WEB_SOURCES = ("csv", "bundled")
 #: How many ``set=`` overrides a request may give (each limit, a data source and a folder).
 MAX_OVERRIDES = len(WEB_OVERRIDES) + 2
+
+#: A control character other than a tab (NUL, a line break, ESC, DEL ...): no config path
+#: nor override holds one (a NUL makes every path call raise ValueError).
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
 #: An absolute path of two parts or more inside a message (not a URL's ``//host``, a
 #: relative ``a/b``, nor the ``</b>`` of markup a request sent).
@@ -156,7 +160,7 @@ class Settings:
 @dataclass(frozen=True)
 class RunConfig:
     """A run config the app lists (:meth:`Site.run_configs`): a ``.toml`` file of its folder
-    that validates as a foliosim config.
+    that names its ``backtest.strategy`` and validates as a foliosim config.
 
     Attributes
     ----------
@@ -282,6 +286,7 @@ class Site:
         if (
             not relative
             or len(relative) > 256
+            or _CONTROL.search(relative)
             or Path(relative).is_absolute()
             or "\\" in relative
             or ".." in Path(relative).parts
@@ -307,9 +312,12 @@ class Site:
     def run_configs(self) -> list[RunConfig]:
         """The run configs of the root and its first level of folders, by path: ``.toml``
         regular files inside it (not hidden, not reached through a symbolic link, not in the
-        run folder) that validate as foliosim configs (``pyproject.toml`` does not). A file is
-        read again only when its modification time or size changes; reading one imports no
-        rule (a user rule's module is imported only when a recommendation runs it)."""
+        run folder) whose own text names ``backtest.strategy`` and that validate as foliosim
+        configs. ``pyproject.toml`` is not one, nor a training config (``foliosim train``'s,
+        such as examples/paper12_lstm.toml, which leaves the strategy to the default: it
+        would recommend 1/N). A file is read again only when its modification time or size
+        changes; reading one imports no rule (a user rule's module is imported only when a
+        recommendation runs it)."""
         root = self.settings.root
         found = [*root.glob("*.toml"), *root.glob("*/*.toml")]
         runs = self.settings.runs.resolve()
@@ -334,10 +342,14 @@ class Site:
             cached = self._configs.get(relative)
         if cached is not None and cached[0] == stamp:
             return cached[1]
+        entry: RunConfig | None = None  # not a run config: not listed
         try:
-            entry: RunConfig | None = RunConfig.of(relative, load_config(path))
+            raw = read_toml(path)
+            backtest = raw.get("backtest")
+            if isinstance(backtest, dict) and isinstance(backtest.get("strategy"), str):
+                entry = RunConfig.of(relative, config_from_dict(raw, relative))
         except FoliosimError:
-            entry = None  # not a run config: not listed
+            pass
         with self._guard:
             self._configs[relative] = (stamp, entry)
         return entry
@@ -348,8 +360,9 @@ class Site:
         already)."""
         folders: dict[str, str] = {}
         for c in self.run_configs():
-            if c.source == "csv" and c.data_path:
-                folders.setdefault(os.path.realpath(c.data_path), c.data_path)
+            real = _real_path(c.data_path) if c.source == "csv" and c.data_path else None
+            if real is not None and c.data_path is not None:
+                folders.setdefault(real, c.data_path)
         return folders
 
     def public(self, value: Any) -> Any:
@@ -401,12 +414,19 @@ def check_overrides(overrides: list[str], folders: dict[str, str] | None = None)
         raise ApiError(400, "bad_request", f"at most {MAX_OVERRIDES} set= overrides")
     known = folders or {}
     for item in overrides:
+        if _CONTROL.search(item):
+            raise ApiError(
+                400,
+                "bad_request",
+                f"set {item[:200]!r}: holds a control character; give key=value as plain "
+                "text, one override per set= (or per line of the form)",
+            )
         key, sep, value = (part.strip() for part in item.partition("="))
         value = value.strip("\"'")
         if sep and (
             key in WEB_OVERRIDES
             or (key == "data.source" and value in WEB_SOURCES)
-            or (key == "data.path" and value and os.path.realpath(value) in known)
+            or (key == "data.path" and value and _real_path(value) in known)
         ):
             continue
         shown = ", ".join(sorted(set(known.values()))) or "none here"
@@ -419,3 +439,14 @@ def check_overrides(overrides: list[str], folders: dict[str, str] | None = None)
             "config; run `foliosim recommend --set ...` for the others)",
         )
     return overrides
+
+
+def _real_path(path: str) -> str | None:
+    """``os.path.realpath`` of ``path``; None for one no path call takes (a NUL byte, a name
+    the file system refuses)."""
+    if _CONTROL.search(path):
+        return None
+    try:
+        return os.path.realpath(path)
+    except (ValueError, OSError):
+        return None

@@ -310,7 +310,9 @@ def test_runs_api_and_tear_sheets(base: str, tmp_path: Path) -> None:
     sheet = httpx.get(f"{base}/runs/lstm_signal-20240105-120000/tearsheet.html")
     assert sheet.status_code == 200 and sheet.text.endswith("tear sheet</body></html>")
     assert sheet.headers["content-security-policy"].startswith("sandbox;")
-    assert httpx.get(f"{base}/runs/no-sheet/tearsheet.html").status_code == 404
+    missing = httpx.get(f"{base}/runs/no-sheet/tearsheet.html")
+    assert missing.status_code == 404
+    assert "no run directory &#39;no-sheet&#39; with a tear sheet in the run folder" in missing.text
     for path in ("/runs/..%2F..%2Fpasswd/tearsheet.html", "/runs/..%2Fruns/tearsheet.html"):
         assert httpx.get(base + path).status_code in (400, 404)
     page = httpx.get(f"{base}/runs")
@@ -341,6 +343,10 @@ def test_runs_page_lists_sweeps_with_their_reports(base: str, tmp_path: Path) ->
     assert report.headers["content-security-policy"].startswith("sandbox;")
     for name in ("sweep-running", "sweep-linked", "a-run", "..%2Fsecret"):
         assert httpx.get(f"{base}/runs/{name}/sweep.html").status_code in (400, 404), name
+    missing = httpx.get(f"{base}/runs/sweep-running/sweep.html")
+    assert "no sweep &#39;sweep-running&#39; with a report in the run folder" in missing.text
+    bad = httpx.get(f"{base}/runs/-x/sweep.html")
+    assert bad.status_code == 400 and "sweep name &#39;-x&#39;: use letters" in bad.text
     page = httpx.get(f"{base}/runs").text
     assert 'href="/runs/sweep-paper-0123456789/sweep.html"' in page
     assert "lstm_signal (sweep)" in page and "3/5 trials, 1 failed" in page

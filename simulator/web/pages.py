@@ -286,45 +286,45 @@ async def runs_page(request: Request) -> HTMLResponse:
     return render(request, "runs.html", rows=shown, folder=site.public(str(site.settings.runs)))
 
 
-def open_tearsheet(site: Site, name: str) -> int:
-    """A descriptor of run ``name``'s tear sheet: a regular file in a real run directory of
-    the run folder (404 for a symbolic link, whichever part it is)."""
-    fd = open_inside(site.settings.runs, name, "tearsheet.html")
-    if fd is None or not regular_file(site.settings.runs, name, "summary.json"):
+#: The pages the run folder serves, by file name: the marker file that makes a directory one
+#: of its kind (a run's summary.json, a sweep's sweep.json), the kind (in a bad name's 400)
+#: and what a 404 says is missing.
+RUN_FILES = {
+    "tearsheet.html": ("summary.json", "run", "run directory {name!r} with a tear sheet"),
+    "sweep.html": ("sweep.json", "sweep", "sweep {name!r} with a report"),
+}
+
+
+def open_run_file(site: Site, name: str, page: str) -> int:
+    """A descriptor of ``page`` (a key of :data:`RUN_FILES`) of run ``name``: a regular file
+    in a real directory of the run folder that holds its regular marker file (404 for a
+    symbolic link, whichever part it is)."""
+    marker, _, missing = RUN_FILES[page]
+    fd = open_inside(site.settings.runs, name, page)
+    if fd is None or not regular_file(site.settings.runs, name, marker):
         if fd is not None:
             os.close(fd)
-        raise not_found(f"no run directory {name!r} with a tear sheet in the run folder")
+        raise not_found(f"no {missing.format(name=name)} in the run folder")
     return fd
+
+
+async def run_file(request: Request, name: str, page: str) -> StreamingResponse:
+    """``page`` of run ``name`` (:func:`open_run_file`), streamed from its descriptor."""
+    check_name(RUN_FILES[page][1], name)
+    fd = await reading(request, open_run_file, site_of(request), name, page)
+    return StreamingResponse(
+        stream(fd), media_type="text/html", headers={"Content-Length": str(size_of(fd))}
+    )
 
 
 @router.get("/runs/{name}/tearsheet.html")
 async def tearsheet(request: Request, name: str) -> StreamingResponse:
-    check_name("run", name)
-    fd = await reading(request, open_tearsheet, site_of(request), name)
-    return StreamingResponse(
-        stream(fd), media_type="text/html", headers={"Content-Length": str(size_of(fd))}
-    )
-
-
-def open_sweep_report(site: Site, name: str) -> int:
-    """A descriptor of sweep ``name``'s report: a regular sweep.html in a real sweep directory
-    (holding a regular sweep.json) of the run folder (404 for a symbolic link, whichever part
-    it is)."""
-    fd = open_inside(site.settings.runs, name, "sweep.html")
-    if fd is None or not regular_file(site.settings.runs, name, "sweep.json"):
-        if fd is not None:
-            os.close(fd)
-        raise not_found(f"no sweep {name!r} with a report in the run folder")
-    return fd
+    return await run_file(request, name, "tearsheet.html")
 
 
 @router.get("/runs/{name}/sweep.html")
 async def sweep_report(request: Request, name: str) -> StreamingResponse:
-    check_name("sweep", name)
-    fd = await reading(request, open_sweep_report, site_of(request), name)
-    return StreamingResponse(
-        stream(fd), media_type="text/html", headers={"Content-Length": str(size_of(fd))}
-    )
+    return await run_file(request, name, "sweep.html")
 
 
 @router.get("/docs", response_class=HTMLResponse)

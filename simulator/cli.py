@@ -235,19 +235,22 @@ class _SweepLog:
     def elapsed(self) -> float:
         return time.perf_counter() - self.clock
 
-    def started(self, out: Path, total: int, done_before: int, resumed: bool) -> None:
-        self.counts = (done_before, total)
+    def started(
+        self, out: Path, total: int, done_before: int, resumed: bool, stale: int, changed: str
+    ) -> None:
+        self.counts = (done_before - stale, total)
         if not resumed:
             self.report.say(
                 f"sweep {out}: {total:,} trials ({self.axes}); if it stops, the same command "
                 "resumes it"
             )
-        elif done_before >= total:
+        elif done_before >= total and not stale:
             self.report.say(f"sweep {out}: all {total:,} trials were done before")
         else:
+            rerun = f", {stale:,} of them stale ({changed}): rerunning them" if stale else ""
             self.report.say(
-                f"sweep {out}: resuming, {done_before:,} of {total:,} trials done before, "
-                f"{total - done_before:,} to run"
+                f"sweep {out}: resuming, {done_before:,} of {total:,} trials done before"
+                f"{rerun}{'; ' if stale else ', '}{total - done_before + stale:,} to run"
             )
 
     def step(self, name: str) -> contextlib.AbstractContextManager[None]:

@@ -10,7 +10,9 @@ list. A sweep directory (a folder holding ``sweep.json``, whatever its name: see
 trials done of its total, read from the trials' own rows (``trials/<id>.json``, so a sweep
 still running or killed is listed with what it finished), the median, lowest and highest
 total return and the median Sharpe of its finished trials, the share of them beating 1/N,
-and its report (``sweep.html``) when written. :func:`table_cells` formats a row for a
+and its report (``sweep.html``) when written. A sweep whose ``sweep.json`` is damaged (not
+JSON, or not the shape a sweep writes) is listed all the same, from its trials' rows, with its
+trial count unknown and a ``note`` saying so. :func:`table_cells` formats a row for a
 terminal table.
 
 :func:`compare_runs` writes one self-contained HTML page (atomically) with the metrics of two
@@ -46,6 +48,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from simulator.bounded import FileRefused, read_bounded
 from simulator.charts import runs_growth_figure
 from simulator.errors import RunDirError
 from simulator.htmlkit import esc, num, png, table
@@ -53,6 +56,14 @@ from simulator.metrics import SHORT_RUN_WEEKS
 from simulator.report import standalone_page
 from simulator.rundir import read_returns
 from simulator.summary import RunSummary, read_summary
+from simulator.sweep_files import (
+    DONE,
+    SWEEP_FILE,
+    SWEEP_REPORT,
+    TRIALS_DIR,
+    finished_rows,
+    trial_count,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -75,11 +86,8 @@ MARKER = "<!-- written by foliosim runs compare; the next comparison may replace
 #: How much of an existing file is read to look for :data:`MARKER`.
 _MARKER_SPAN = 512
 _NEW_NAME = "give --out a new file name (e.g. compare.html)"
-#: The file that makes a folder a sweep directory, its report, and a finished trial's status
-#: (:mod:`simulator.sweep` writes them; read here without importing it, which imports Ray).
-SWEEP_FILE = "sweep.json"
-SWEEP_REPORT = "sweep.html"
-DONE = "done"
+#: The most of a sweep.json that is read (the config's text and the axes: kilobytes).
+_SWEEP_FILE_LIMIT = 64 * 1024 * 1024
 
 
 def run_dirs(folder: Path) -> list[Path]:
@@ -153,20 +161,6 @@ def _number(value: Any) -> float | None:
     return float(value) if ok else None
 
 
-def trial_rows(sweep_dir: Path) -> list[dict[str, Any]]:
-    """The rows of the trials that ended (``trials/<id>.json``, written atomically by the
-    sweep as each trial ends), by id; a file that is not such a row is skipped."""
-    rows = []
-    for path in sorted((sweep_dir / "trials").glob("t*.json")):
-        try:
-            row = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue
-        if isinstance(row, dict) and row.get("id") == path.stem:
-            rows.append(row)
-    return rows
-
-
 def _done(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """The finished trials with a total return."""
     return [
@@ -174,17 +168,24 @@ def _done(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     ]
 
 
-def _trial_count(axes: Any) -> int:
-    """The number of trials of ``sweep.json``'s axes (seeds x grid values x periods)."""
-    if not isinstance(axes, dict):
-        raise ValueError("no axes")
-    seeds, grid, periods = axes.get("seeds", []), axes.get("grid", []), axes.get("periods", [])
-    if not all(isinstance(x, list) for x in (seeds, grid, periods)):
-        raise ValueError("axes are not lists")
-    values = [len(item[1]) for item in grid if isinstance(item, list) and len(item) == 2]
-    if len(values) != len(grid):
-        raise ValueError("a grid axis is not [key, values]")
-    return max(len(seeds), 1) * max(len(periods), 1) * math.prod(values)
+def _sweep_total(sweep_dir: Path) -> tuple[int | None, str | None]:
+    """The trial count of a sweep's ``sweep.json``, or None and why it cannot be read."""
+    try:
+        doc = json.loads(read_bounded(sweep_dir / SWEEP_FILE, _SWEEP_FILE_LIMIT))
+        return trial_count(doc.get("axes") if isinstance(doc, dict) else None), None
+    except FileRefused as why:
+        reason = why.reason
+    except json.JSONDecodeError:
+        reason = "not valid JSON"
+    except UnicodeDecodeError:
+        reason = "not UTF-8 text"
+    except RecursionError:  # JSON nested thousands deep
+        reason = "not valid JSON"
+    except ValueError as err:  # valid JSON, but not what a sweep writes
+        reason = str(err)
+    except OSError as err:
+        reason = err.strerror or str(err)
+    return None, f"damaged {SWEEP_FILE} ({reason}): its trial count is unknown"
 
 
 def _median(values: Sequence[float]) -> float | None:
@@ -196,22 +197,16 @@ def sweep_row(sweep_dir: Path) -> dict[str, Any]:
     done of its total, the median, lowest and highest total return, the median Sharpe (None
     when the trials are short runs), the median 1/N and index returns and the share of
     finished trials whose total return beats 1/N's, over the finished trials; ``report``:
-    "sweep.html" when that is a regular file in it, else None. ``{"run", "path", "error"}``
-    when its sweep.json cannot be read."""
+    "sweep.html" when that is a regular file in it, else None; ``note``: None, or why its
+    sweep.json cannot be read (``trials_total`` is then None)."""
     name = sweep_dir.name
-    try:
-        doc = json.loads((sweep_dir / SWEEP_FILE).read_text(encoding="utf-8"))
-        total = _trial_count(doc.get("axes") if isinstance(doc, dict) else None)
-    except (OSError, ValueError) as err:
-        reason = "not valid JSON" if isinstance(err, json.JSONDecodeError) else str(err)
-        error = f"{SWEEP_FILE} is unreadable ({reason}); the sweep directory is damaged"
-        return {"run": name, "path": str(sweep_dir), "error": error}
-    rows = trial_rows(sweep_dir)
+    total, note = _sweep_total(sweep_dir)
+    rows = list(finished_rows(sweep_dir).values())
     done = _done(rows)
     strategy, benchmark = "", ""
     if done:  # the names of the first finished trial's run (they are the same in every trial)
         try:
-            first = read_summary(sweep_dir / "trials" / str(done[0]["id"]) / "summary.json")
+            first = read_summary(sweep_dir / TRIALS_DIR / str(done[0]["id"]) / "summary.json")
             strategy, benchmark = first.strategy_name, first.benchmark_name
         except RunDirError:
             pass
@@ -250,6 +245,7 @@ def sweep_row(sweep_dir: Path) -> dict[str, Any]:
             sum(ret > ew for ret, ew in versus) / len(versus) if versus else None
         ),
         "report": SWEEP_REPORT if report.is_file() and not report.is_symlink() else None,
+        "note": note,
     }
 
 
@@ -263,13 +259,14 @@ def median_trial(sweep_dir: Path) -> Path:
     RunDirError
         The sweep has no finished trial yet.
     """
-    done = sorted(_done(trial_rows(sweep_dir)), key=lambda r: (r["total_return"], r["id"]))
+    rows = finished_rows(sweep_dir).values()
+    done = sorted(_done(list(rows)), key=lambda r: (r["total_return"], r["id"]))
     if not done:
         raise RunDirError(
             f"{sweep_dir}: a sweep with no finished trial yet; run it (the same `foliosim "
             "sweep` command resumes it), or compare run directories"
         )
-    return sweep_dir / "trials" / str(done[(len(done) - 1) // 2]["id"])
+    return sweep_dir / TRIALS_DIR / str(done[(len(done) - 1) // 2]["id"])
 
 
 def _pct(value: float | None, *, sign: bool = False) -> str:
@@ -299,10 +296,14 @@ def table_cells(row: dict[str, Any]) -> list[str]:
 
 def sweep_cells(row: dict[str, Any]) -> list[str]:
     """A sweep's row as the cells of :data:`TABLE_COLUMNS`: its trials in the weeks column,
-    its figures as medians over its finished trials, the share beating 1/N last."""
-    trials = f"{row['trials_done']}/{row['trials_total']} trials"
+    its figures as medians over its finished trials, the share beating 1/N last (a damaged
+    sweep.json: an unknown total, and the note after the trials)."""
+    total = "?" if row["trials_total"] is None else row["trials_total"]
+    trials = f"{row['trials_done']}/{total} trials"
     if row["trials_failed"]:
         trials += f", {row['trials_failed']} failed"
+    if row.get("note"):
+        trials += f", damaged {SWEEP_FILE}"
     period = f"{row['start']} .. {row['end']}" if row["start"] else "no trial done yet"
     share = row["share_beating_equal_weight"]
     median = row["median_return"]
@@ -384,8 +385,8 @@ def _compared(path: Path) -> tuple[Path, dict[str, Any] | None]:
     ``path`` is a sweep (its median trial stands for it)."""
     if is_sweep(path):
         sweep = sweep_row(path)
-        if "error" in sweep:
-            raise RunDirError(f"{path}: {sweep['error']}")
+        if sweep["note"]:  # its trial count unknown: the sweep's spread cannot be told
+            raise RunDirError(f"{path}: {sweep['note']}; compare its trials' run directories")
         return median_trial(path), sweep
     if not (path / "summary.json").is_file():
         raise RunDirError(

@@ -16,8 +16,11 @@ config's text, the ``--set`` overrides and the axes: :func:`default_out`) holds 
 (the config, the overrides, the axes and the command that made it), one folder per trial
 (``trials/<id>/``, its run directory without a tear sheet) and its row (``trials/<id>.json``),
 written as each trial ends; re-running the same command resumes: only the trials without a row
-run, and those the environment stopped (a full disk, memory, a killed worker: status
-``retry``). At the end it writes ``sweep.csv`` (one row per trial) and ``sweep.html`` (what
+run, those the environment stopped (a full disk, memory, a killed worker: status ``retry``),
+and those whose row was made with other data, another version of a user's rule, another
+version behind a pinned ``model.version`` or another foliosim (:class:`MadeWith`). One sweep
+at a time works in a folder (a lock on ``.lock``; :mod:`simulator.sweep_files` holds the
+folder's layout). At the end it writes ``sweep.csv`` (one row per trial) and ``sweep.html`` (what
 ran, the statistics per config, a row per trial, the distributions against 1/N and the index,
 the share of trials beating 1/N, the deflated Sharpe ratio of the best trial, the probability
 of backtest overfitting over the periods). Each finished trial is also an MLflow run in an
@@ -38,7 +41,6 @@ import re
 import shutil
 import socket
 import sys
-import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -53,34 +55,39 @@ from ray._raylet import AuthenticationTokenLoader  # type: ignore[attr-defined]
 from ray.exceptions import AuthenticationError, RayError, RayTaskError
 
 from models.registry import Registry
+from simulator import __version__
+from simulator.audit_folder import data_digest, rule_source
 from simulator.config import Config, apply_overrides, config_from_dict, read_toml
 from simulator.errors import ConfigError, FoliosimError
 from simulator.model_sources import WalkForward
-from simulator.plan import STRATEGIES
+from simulator.plan import STRATEGIES, resolve
 from simulator.results import backtest
 from simulator.rundir import write_files
-from simulator.session import Session, Window
-from simulator.summary import RunSummary, nan_to_none
+from simulator.session import Session, Window, load_weekly
+from simulator.summary import RunSummary
+from simulator.sweep_files import (
+    DONE,
+    FAILED,
+    LOCK_FILE,
+    RETRY,
+    SWEEP_FILE,
+    TRIALS_DIR,
+    SweepError,
+    finished_rows,
+    locked,
+    write_json,
+)
 from simulator.sweep_report import WhatRan, write_sweep_html
 
-SWEEP_FILE = "sweep.json"
 #: The metrics of each series that sweep.csv keeps (summary.json's names).
 METRICS = ("total_return", "cagr", "volatility", "sharpe", "sortino", "max_drawdown")
 SERIES = ("strategy", "equal_weight", "benchmark")
 #: The most trials a sweep may have (and values an axis may hold): counted before anything is
 #: expanded, so ``--seeds 0-99999999`` is one line, not gigabytes of trials.
 MAX_TRIALS = 100_000
-#: A trial's status: ran, failed by its own error (a bad value, a rule's bug), or stopped by the
-#: environment (a full disk, memory, a killed worker), which a re-run retries.
-DONE, FAILED, RETRY = "done", "failed", "retry"
 #: Seconds without a trial ending after which a sweep says it is still working (a log is
 #: never silent for minutes while the first trials train their models).
 HEARTBEAT = 30.0
-
-
-class SweepError(FoliosimError):
-    """A sweep cannot start or could not finish (the cluster, the disk): one line, with the
-    remedy."""
 
 
 # --- axes --------------------------------------------------------------------------------
@@ -447,16 +454,17 @@ def open_sweep(
         try:
             stored = json.loads(marker.read_text(encoding="utf-8"))
         except (json.JSONDecodeError, UnicodeDecodeError):
-            raise ConfigError(f"{marker} is damaged; choose another --out") from None
+            stored = None
+        if not isinstance(stored, dict):
+            raise ConfigError(f"{marker} is damaged; choose another --out")
         if stored.get("fingerprint") != print_:
             raise ConfigError(
                 f"{out} holds a sweep of another config or other axes; give a new --out, or "
                 "the same config, --set, --seeds, --grid and --periods to resume it"
             )
-        return dict(stored)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise ConfigError(f"{out} exists and is not a sweep directory; choose another --out")
-    (out / "trials").mkdir(parents=True, exist_ok=True)
+        return stored
+    _check_new(out)
+    (out / TRIALS_DIR).mkdir(parents=True, exist_ok=True)
     doc = {
         "fingerprint": print_,
         "config_file": str(config.resolve()),
@@ -466,33 +474,116 @@ def open_sweep(
         "command": command,
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
-    _write_json(marker, doc)
+    write_json(marker, doc)
     return doc
 
 
-def _write_json(path: Path, doc: dict[str, Any]) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(nan_to_none(doc), handle, indent=2, allow_nan=False)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def _check_new(out: Path) -> None:
+    """Refuse an ``out`` without sweep.json that holds anything but a sweep's lock (a file, a
+    user's folder): a sweep is made only in a new or empty folder."""
+    if out.exists() and (not out.is_dir() or any(p.name != LOCK_FILE for p in out.iterdir())):
+        raise ConfigError(f"{out} exists and is not a sweep directory; choose another --out")
 
 
-def finished(out: Path) -> dict[str, dict[str, Any]]:
-    """The rows of the trials that ended, by id."""
-    rows = {}
-    for path in sorted((out / "trials").glob("t*.json")):
-        try:
-            row = json.loads(path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            continue  # a torn row cannot exist (written atomically); a foreign file is skipped
-        if isinstance(row, dict) and row.get("id") == path.stem:
-            rows[path.stem] = row
-    return rows
+# --- what made a trial ----------------------------------------------------------------------
+
+
+class MadeWith:
+    """What made a trial's row beyond its config, kept in the row as ``made_with``: a digest
+    of the weekly data it read (:func:`simulator.audit_folder.data_digest`), of a user rule's
+    source (:func:`simulator.audit_folder.rule_source`), the resolved pinned model version
+    (``NAME@alias`` moves) and foliosim's version. A resumed sweep reruns a row made with
+    others (:func:`stale_rows`).
+
+    Each is computed once per distinct input (the data once per data config, not per trial);
+    an input that cannot be read is recorded by its one-line error, so the trial fails in its
+    worker as before, and runs again once the input is fixed.
+    """
+
+    def __init__(self, workspace: Path) -> None:
+        self.workspace = workspace
+        self._data: dict[str, str] = {}
+        self._rule: dict[str, str] = {}
+        self._model: dict[tuple[str, str], str] = {}
+
+    def of(self, cfg: Config) -> dict[str, str]:
+        """The ``made_with`` of a trial of ``cfg`` (strings: digests, a version, an error)."""
+        return {
+            "data": self._data_key(cfg),
+            "rule": self._rule_key(cfg),
+            "model": self._model_key(cfg),
+            "foliosim": __version__,
+        }
+
+    def _data_key(self, cfg: Config) -> str:
+        what = json.dumps([cfg.data.model_dump(mode="json"), cfg.report.risk_free], sort_keys=True)
+        if what not in self._data:
+            try:
+                self._data[what] = data_digest(load_weekly(cfg, self.workspace))
+            except FoliosimError as err:
+                self._data[what] = f"unreadable: {' '.join(str(err).split())}"
+        return self._data[what]
+
+    def _rule_key(self, cfg: Config) -> str:
+        name = cfg.backtest.strategy
+        if ":" not in name:
+            return ""  # a built-in strategy: foliosim's version covers it
+        if name not in self._rule:
+            try:
+                resolve(cfg)  # imports the rule's module, as the trial's worker does
+                source = rule_source(cfg)
+                self._rule[name] = hashlib.sha256(source.encode()).hexdigest()
+            except FoliosimError as err:
+                self._rule[name] = f"unreadable: {' '.join(str(err).split())}"
+        return self._rule[name]
+
+    def _model_key(self, cfg: Config) -> str:
+        ref = cfg.model.version
+        if not ref:
+            return ""  # trained walk-forward: the data and the config make the models
+        where = (cfg.model.registry_uri, ref)
+        if where not in self._model:
+            try:
+                self._model[where] = (
+                    Registry(self.workspace, cfg.model.registry_uri).resolve(ref).ref
+                )
+            except FoliosimError as err:
+                self._model[where] = f"unresolved: {' '.join(str(err).split())}"
+        return self._model[where]
+
+
+#: What each part of ``made_with`` is called when it changed.
+_CHANGED = {"data": "data", "rule": "rule", "model": "model version", "foliosim": "foliosim"}
+
+
+def stale_rows(
+    rows: dict[str, dict[str, Any]], current: dict[str, dict[str, str]]
+) -> tuple[list[str], str]:
+    """The ids of ``rows`` whose ``made_with`` differs from ``current[id]`` (a row with no
+    ``made_with``, from a sweep run before rows kept one, is stale too), and what changed in
+    words (``"data changed"``, ``"data and rule changed"``).
+
+    >>> now = {"t0001": {"data": "b", "rule": ""}, "t0002": {"data": "b", "rule": ""}}
+    >>> stale_rows({"t0001": {"made_with": {"data": "a", "rule": ""}},
+    ...             "t0002": {"made_with": {"data": "b", "rule": ""}}}, now)
+    (['t0001'], 'data changed')
+    """
+    stale, changed = [], set()
+    for trial, row in rows.items():
+        before = row.get("made_with")
+        if before == current[trial]:
+            continue
+        stale.append(trial)
+        if not isinstance(before, dict):
+            changed.add("no record of the data it read: made by an older foliosim")
+            continue
+        changed.update(
+            _CHANGED.get(k, k) for k in current[trial] if before.get(k) != current[trial][k]
+        )
+    words = sorted(c for c in changed if c in _CHANGED.values())
+    said = [f"{' and '.join(words)} changed"] if words else []
+    said += sorted(c for c in changed if c not in _CHANGED.values())
+    return stale, "; ".join(said) or ("what made them changed" if stale else "")
 
 
 # --- running it ----------------------------------------------------------------------------
@@ -507,8 +598,12 @@ class SweepProgress(Protocol):
     :meth:`waiting` when none has ended for :data:`HEARTBEAT` seconds.
     """
 
-    def started(self, out: Path, total: int, done_before: int, resumed: bool) -> None:
-        """The sweep directory, its trial count and the trials a previous run finished."""
+    def started(
+        self, out: Path, total: int, done_before: int, resumed: bool, stale: int, changed: str
+    ) -> None:
+        """The sweep directory, its trial count and the trials a previous run finished;
+        ``stale`` of those run again because what made them changed (``changed`` says what,
+        in words: ``"data changed"``)."""
 
     def step(self, name: str) -> contextlib.AbstractContextManager[None]:
         """A phase (``"starting a local Ray runtime (2 CPUs)"``), as a context."""
@@ -532,7 +627,9 @@ class SweepProgress(Protocol):
 class Quiet:
     """A :class:`SweepProgress` that says nothing (a sweep run from Python)."""
 
-    def started(self, out: Path, total: int, done_before: int, resumed: bool) -> None:
+    def started(
+        self, out: Path, total: int, done_before: int, resumed: bool, stale: int, changed: str
+    ) -> None:
         pass
 
     def step(self, name: str) -> contextlib.AbstractContextManager[None]:
@@ -591,18 +688,55 @@ def run_sweep(
         trial_config(raw, where, t)
         for t in iter_trials(Axes(first_seed, axes.grid, axes.periods), base)
     ]
+    with _driver_writes(out, "create the sweep directory"):
+        if not (out / SWEEP_FILE).is_file():
+            _check_new(out)
+        out.mkdir(parents=True, exist_ok=True)
+    with locked(out):  # one sweep at a time in a folder: no trial runs (nor is logged) twice
+        return _sweep_locked(
+            config, raw, out, axes, workspace, base, address, cpus, command, tell, checked
+        )
+
+
+def _sweep_locked(
+    config: Path,
+    raw: dict[str, Any],
+    out: Path,
+    axes: Axes,
+    workspace: Path,
+    base: Sequence[str],
+    address: str | None,
+    cpus: int | None,
+    command: str,
+    tell: SweepProgress,
+    checked: list[Config],
+) -> SweepResult:
+    """:func:`run_sweep` once its configs are checked (``raw``: its TOML tables) and its
+    folder is held."""
+    where = str(config)
     resumed = (out / SWEEP_FILE).is_file()
     with _driver_writes(out, "create the sweep directory"):
         doc = open_sweep(out, config, base, axes, command)
-    done = {k: r for k, r in finished(out).items() if not _to_retry(r)}
-    tell.started(out, axes.count, len(done), resumed)
+    # What made each trial beyond its config: seeds change none of it, so it is found once
+    # per grid value and period (the configs checked above, in the same order).
+    made = MadeWith(workspace)
+    first_seed = axes.seeds[:1]
+    shapes = iter_trials(Axes(first_seed, axes.grid, axes.periods), base)
+    by_shape = {(t.grid, t.period): made.of(cfg) for t, cfg in zip(shapes, checked, strict=True)}
+    before = {k: r for k, r in finished_rows(out).items() if not _to_retry(r)}
+    current = {
+        t.id: by_shape[(t.grid, t.period)] for t in iter_trials(axes, base) if t.id in before
+    }
+    stale, changed = stale_rows(before, current)
+    done = {k: r for k, r in before.items() if k not in stale}
+    tell.started(out, axes.count, len(before), resumed, len(stale), changed)
     pending = (t for t in iter_trials(axes, base) if t.id not in done)
     ran = []
     if axes.count > len(done):
-        configs = ((t, trial_config(raw, where, t)) for t in pending)
+        configs = ((t, trial_config(raw, where, t), by_shape[(t.grid, t.period)]) for t in pending)
         trains = any(_trains_models(c) for c in checked)
         ran = _run_on_ray(configs, out, workspace, address, cpus, axes.count, done, tell, trains)
-    table = sweep_table(make_trials(axes, base), finished(out))
+    table = sweep_table(make_trials(axes, base), finished_rows(out))
     ran_facts = WhatRan(
         command=str(doc.get("command") or ""),
         overrides=tuple(str(o) for o in doc.get("base", base)),
@@ -675,7 +809,7 @@ def _driver_writes(out: Path, what: str) -> Iterator[None]:
 
 
 def _run_on_ray(
-    pending: Iterator[tuple[Trial, Config]],
+    pending: Iterator[tuple[Trial, Config, dict[str, str]]],
     out: Path,
     workspace: Path,
     address: str | None,
@@ -703,15 +837,18 @@ def _run_on_ray(
         client = Registry(workspace).client  # the driver alone writes the sweep's MLflow runs
         task = ray.remote(num_cpus=1)(run_trial)
 
+        made: dict[str, dict[str, str]] = {}  # what made each trial in flight
+
         def submit() -> None:
-            for t, cfg in itertools.islice(pending, window - len(in_flight)):
+            for t, cfg, made_with in itertools.islice(pending, window - len(in_flight)):
                 ref = task.remote(
                     cfg,  # validated once, here: a worker never re-reads the config file
                     {**asdict(t), "grid": [list(p) for p in t.grid]},
                     str(workspace),
-                    str(out / "trials" / t.id),
+                    str(out / TRIALS_DIR / t.id),
                 )
                 in_flight[ref] = t
+                made[t.id] = made_with
 
         failed = sum(1 for r in done.values() if r.get("status") == FAILED)
         count = len(done)
@@ -723,9 +860,9 @@ def _run_on_ray(
                 tell.waiting(count, total, len(in_flight))
             for ref in ready:
                 trial = in_flight.pop(ref)
-                row = _row_of(ref, trial)
+                row = {**_row_of(ref, trial), "made_with": made.pop(trial.id)}
                 with _driver_writes(out, f"record trial {trial.id}"):
-                    _write_json(out / "trials" / f"{trial.id}.json", row)
+                    write_json(out / TRIALS_DIR / f"{trial.id}.json", row)
                     _log_mlflow(client, out, trial, row)
                 count += 1
                 failed += row["status"] != DONE
@@ -909,7 +1046,7 @@ def _log_mlflow(client: Any, out: Path, trial: Trial, row: dict[str, Any]) -> No
         if isinstance(row.get(name), int | float) and math.isfinite(row[name])
     ]
     tags = [
-        RunTag("run_dir", str((out / "trials" / trial.id).resolve())),
+        RunTag("run_dir", str((out / TRIALS_DIR / trial.id).resolve())),
         RunTag("error", row.get("error", "")),
     ]
     # One write for the run's facts: the driver logs every trial on the trials' own CPUs.
@@ -927,8 +1064,9 @@ def sweep_table(trials: Sequence[Trial], rows: dict[str, dict[str, Any]]) -> pd.
         record.update(dict(t.grid))
         record["seed"] = t.seed
         record["period"] = f"{t.period[0]}:{t.period[1]}" if t.period else ""
-        # The node a trial ran on stays in its row file: it says nothing of the result.
-        record.update({k: v for k, v in row.items() if k not in ("id", "node")})
+        # The node a trial ran on and what made it stay in its row file: they say nothing of
+        # the result.
+        record.update({k: v for k, v in row.items() if k not in ("id", "node", "made_with")})
         records.append(record)
     frame = pd.DataFrame.from_records(records)
     order = ["trial", "config", *keys, "seed", "period", "status", "error"]

@@ -22,7 +22,7 @@ from simulator.runs import (
 )
 from simulator.summary import read_summary
 from simulator.sweep import Axes, open_sweep, summary_row
-from tests.helpers import browse, make_run, require_chromium, weekly_returns
+from tests.helpers import browse, cli, make_run, require_chromium, weekly_returns
 
 LONG = weekly_returns("2022-01-07", 40, seed=1)
 SHORT = weekly_returns("2023-01-06", 4, seed=2)
@@ -218,13 +218,60 @@ def test_a_sweep_without_finished_trials_or_with_a_damaged_file(tmp_path: Path) 
     assert (new["trials_done"], new["trials_total"], new["median_return"]) == (0, 5, None)
     assert new["report"] is None and new["share_beating_equal_weight"] is None
     assert table_cells(new)[1:5] == ["? (sweep)", "no trial done yet", "0/5 trials, 1 failed", ""]
-    assert broken["error"].startswith("sweep.json is unreadable (not valid JSON)")
+    assert broken["kind"] == "sweep" and broken["trials_total"] is None
+    assert broken["note"] == "damaged sweep.json (not valid JSON): its trial count is unknown"
+    assert table_cells(broken)[3] == "0/? trials, damaged sweep.json"
+    assert new["note"] is None
     run = make_run(runs / "a-run", LONG)
     with pytest.raises(RunDirError, match="no finished trial yet"):
         compare_runs([run, started], tmp_path / "c.html")
-    with pytest.raises(RunDirError, match=r"sweep\.json is unreadable"):
+    with pytest.raises(RunDirError, match=r"damaged sweep\.json \(not valid JSON\)"):
         compare_runs([run, damaged], tmp_path / "c.html")
     assert not (tmp_path / "c.html").exists()
+
+
+@pytest.mark.parametrize(
+    ("axes", "reason"),
+    [
+        (
+            {"seeds": [], "grid": [["strategy.max_weight", 3]], "periods": []},
+            "grid axis 1 is not [key, [values]]",
+        ),
+        ({"seeds": [], "grid": [["a"]], "periods": []}, "grid axis 1 is not [key, [values]]"),
+        ({"seeds": [0, "1"], "grid": [], "periods": []}, "a seed is not a whole number"),
+        ({"seeds": [0], "grid": [], "periods": ["2021"]}, "period 1 is not [start, end]"),
+        ({"seeds": {}, "grid": [], "periods": []}, "its seeds, grid and periods are not lists"),
+        ([], "no axes"),
+    ],
+)
+def test_a_sweep_json_of_another_shape_is_listed_with_a_note(
+    tmp_path: Path,
+    axes: object,
+    reason: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Review of issue 26: a grid entry ["key", 3] in sweep.json raised TypeError in runs
+    list (a traceback; /runs answered 500). A sweep.json of any other shape is a listed sweep
+    with its finished trials' figures, its total unknown and a note saying why."""
+    runs = tmp_path / "runs"
+    sweep = make_sweep(runs / "sweep-odd", tmp_path, TRIALS)
+    doc = json.loads((sweep / "sweep.json").read_text(encoding="utf-8"))
+    doc = axes if isinstance(axes, list) else {**doc, "axes": axes}
+    (sweep / "sweep.json").write_text(json.dumps(doc), encoding="utf-8")
+    (row,) = list_runs(runs)
+    assert row["note"] == f"damaged sweep.json ({reason}): its trial count is unknown"
+    totals = sorted(total(r["strategy"]) for r in TRIALS.values())
+    assert (row["trials_done"], row["trials_total"], row["trials_failed"]) == (3, None, 1)
+    assert row["median_return"] == pytest.approx(totals[1], abs=1e-15)
+    assert table_cells(row)[3] == "3/? trials, 1 failed, damaged sweep.json"
+    json.dumps(row, allow_nan=False)
+    assert cli(["runs", "list", str(runs)], monkeypatch) == 0
+    assert cli(["runs", "list", str(runs), "--json"], monkeypatch) == 0
+    printed = capsys.readouterr()
+    assert "Traceback" not in printed.err
+    listed = json.loads(printed.out[printed.out.index("[") :])
+    assert [r["note"] for r in listed] == [row["note"]]
 
 
 def test_compare_sets_a_sweeps_median_trial_beside_a_run(folder: Path, tmp_path: Path) -> None:

@@ -43,7 +43,8 @@ def _date_axis(ax: Axes) -> None:
 def _finish(ax: Axes, *, percent: bool = True) -> None:
     ax.grid(True, color="#dddddd", lw=0.5)
     if percent:
-        ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
+        # As many decimals as the ticks need: with none, ticks 2.5% apart read "2%", "-3%".
+        ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=None))
 
 
 # --- growth of 1 ---------------------------------------------------------------------------

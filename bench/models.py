@@ -17,16 +17,15 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+import httpx
 from common import cpu_model, machine_line, progress
-from serve import free_port, get
+from serve import get, serving
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -48,7 +47,7 @@ def make_registry(workspace: Path, names: int, seeds: int) -> float:
     return time.perf_counter() - start
 
 
-def timed(client: object, url: str, repeat: int) -> tuple[float, float, int]:
+def timed(client: httpx.Client, url: str, repeat: int) -> tuple[float, float, int]:
     """Median and max seconds of ``repeat`` GETs of ``url``, and the page's size."""
     times, size = [], 0
     for _ in range(repeat):
@@ -59,8 +58,6 @@ def timed(client: object, url: str, repeat: int) -> tuple[float, float, int]:
 
 
 def main() -> None:
-    import httpx
-
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workspace", type=Path, help="reuse this workspace's registry")
     parser.add_argument("--names", type=int, default=2)
@@ -76,43 +73,20 @@ def main() -> None:
             took = make_registry(workspace, args.names, args.seeds)
             shape = f"{args.names} names x {args.seeds} seeds"
             print(f"setup: {count} versions ({shape}), {took:.1f} s")
-        port = free_port()
-        env = {**os.environ, "FOLIOSIM_WORKSPACE": str(workspace)}
-        env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")])
-        argv = [sys.executable, "-m", "simulator.cli", "serve", "--port", str(port)]
-        server = subprocess.Popen(
-            [*argv, "--no-schedule", "--runs", str(Path(tmp) / "runs")],
-            cwd=REPO,
-            env=env,
-            stdout=subprocess.DEVNULL,
-        )
-        base = f"http://127.0.0.1:{port}"
-        try:
-            with httpx.Client(timeout=120) as client:
-                begun = time.perf_counter()
-                while True:
-                    try:
-                        client.get(f"{base}/static/app/style.css")
-                        break
-                    except httpx.TransportError:
-                        if server.poll() is not None or time.perf_counter() - begun > 60:
-                            raise SystemExit("the server did not start") from None
-                        time.sleep(0.05)
-                status, first, size = get(client, f"{base}/models")
-                print(f"first /models: {first * 1000:.0f} ms (HTTP {status}, {size} bytes)")
-                median, worst, size = timed(client, f"{base}/models", args.repeat)
-                print(
-                    f"/models, {args.repeat} requests: median {median * 1000:.0f} ms, max "
-                    f"{worst * 1000:.0f} ms ({size} bytes)"
-                )
-                median, worst, size = timed(client, f"{base}/models/sweep-0/1", args.repeat)
-                print(
-                    f"/models/sweep-0/1, {args.repeat} requests: median {median * 1000:.0f} ms, "
-                    f"max {worst * 1000:.0f} ms ({size} bytes)"
-                )
-        finally:
-            server.terminate()
-            server.wait(30)
+        with serving(workspace, Path(tmp) / "runs") as served, httpx.Client(timeout=120) as client:
+            base = served.base
+            status, first, size = get(client, f"{base}/models")
+            print(f"first /models: {first * 1000:.0f} ms (HTTP {status}, {size} bytes)")
+            median, worst, size = timed(client, f"{base}/models", args.repeat)
+            print(
+                f"/models, {args.repeat} requests: median {median * 1000:.0f} ms, max "
+                f"{worst * 1000:.0f} ms ({size} bytes)"
+            )
+            median, worst, size = timed(client, f"{base}/models/sweep-0/1", args.repeat)
+            print(
+                f"/models/sweep-0/1, {args.repeat} requests: median {median * 1000:.0f} ms, "
+                f"max {worst * 1000:.0f} ms ({size} bytes)"
+            )
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ It is a report, not a test: it exits 0 unless the server fails to start.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import socket
 import statistics
@@ -30,9 +31,12 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 from common import cpu_model, machine_line, progress
 
 REPO = Path(__file__).resolve().parents[1]
@@ -64,18 +68,59 @@ def make_account(workspace: Path, data: Path, weeks: int) -> float:
     return time.perf_counter() - start
 
 
-def get(client: object, url: str) -> tuple[int, float, int]:
-    import httpx
+@dataclass(frozen=True)
+class Served:
+    """A ``foliosim serve`` process started by :func:`serving`."""
 
-    assert isinstance(client, httpx.Client)
+    #: ``http://127.0.0.1:PORT``.
+    base: str
+    #: Seconds from the process's start to its first answer.
+    started: float
+
+
+@contextlib.contextmanager
+def serving(workspace: Path, runs: Path, token: str | None = None) -> Iterator[Served]:
+    """``foliosim serve`` on ``workspace`` as a separate process (``--no-schedule``, a free
+    loopback port, ``runs`` as its run folder, ``token`` as ``FOLIOSIM_TOKEN`` if given),
+    yielded once it answers; terminated on leaving. SystemExit if it has not answered within
+    60 seconds or has ended."""
+    port = free_port()
+    env = {**os.environ, "FOLIOSIM_WORKSPACE": str(workspace)}
+    if token is not None:
+        env["FOLIOSIM_TOKEN"] = token
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")])
+    argv = [sys.executable, "-m", "simulator.cli", "serve", "--port", str(port)]
+    server = subprocess.Popen(
+        [*argv, "--no-schedule", "--runs", str(runs)],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        begun = time.perf_counter()
+        with httpx.Client(timeout=120) as client:
+            while True:
+                try:
+                    client.get(f"{base}/static/app/style.css")
+                    break
+                except httpx.TransportError:
+                    if server.poll() is not None or time.perf_counter() - begun > 60:
+                        raise SystemExit("the server did not start") from None
+                    time.sleep(0.05)
+        yield Served(base, time.perf_counter() - begun)
+    finally:
+        server.terminate()
+        server.wait(30)
+
+
+def get(client: httpx.Client, url: str) -> tuple[int, float, int]:
     start = time.perf_counter()
     response = client.get(url)
     return response.status_code, time.perf_counter() - start, len(response.content)
 
 
 def main() -> None:
-    import httpx
-
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "paper12")
     parser.add_argument("--weeks", type=int, default=500)
@@ -88,29 +133,9 @@ def main() -> None:
         progress(f"stepping a 1/N account {args.weeks} weeks ...")
         took = make_account(workspace, args.data.resolve(), args.weeks)
         print(f"setup: account 'bench' with {args.weeks} weeks recorded in {took:.1f} s")
-        port = free_port()
-        env = {**os.environ, "FOLIOSIM_WORKSPACE": str(workspace), "FOLIOSIM_TOKEN": TOKEN}
-        env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")])
-        argv = [sys.executable, "-m", "simulator.cli", "serve", "--port", str(port)]
-        server = subprocess.Popen(
-            [*argv, "--no-schedule", "--runs", str(Path(tmp) / "runs")],
-            cwd=REPO,
-            env=env,
-            stdout=subprocess.DEVNULL,
-        )
-        base = f"http://127.0.0.1:{port}"
-        try:
+        with serving(workspace, Path(tmp) / "runs", TOKEN) as served:
+            base, started = served.base, served.started
             with httpx.Client(timeout=120) as client:
-                begun = time.perf_counter()
-                while True:
-                    try:
-                        client.get(f"{base}/static/app/style.css")
-                        break
-                    except httpx.TransportError:
-                        if server.poll() is not None or time.perf_counter() - begun > 60:
-                            raise SystemExit("the server did not start") from None
-                        time.sleep(0.05)
-                started = time.perf_counter() - begun
                 status, first, size = get(client, f"{base}/accounts/bench")
                 print(
                     f"first view: {first * 1000:.0f} ms (HTTP {status}, {started:.1f} s after "
@@ -158,9 +183,6 @@ def main() -> None:
                 took = time.perf_counter() - begun
                 recorded = response.json().get("recorded")
                 print(f"step via the API: HTTP {response.status_code} in {took:.2f} s {recorded}")
-        finally:
-            server.terminate()
-            server.wait(30)
 
 
 if __name__ == "__main__":

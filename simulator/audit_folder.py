@@ -32,7 +32,6 @@ import math
 import os
 import re
 import sys
-import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -43,7 +42,7 @@ from simulator import __version__
 from simulator.config import Config
 from simulator.data import WeeklyData
 from simulator.errors import ConfigError, RunDirError
-from simulator.summary import nan_to_none
+from simulator.sweep_files import write_json
 
 #: The audit's variants, in the order of its table (see :mod:`simulator.audit`).
 VARIANTS = ("honest", "peek_next_close", "train_through_test", "scaler_full", "early_stop_on_test")
@@ -284,23 +283,3 @@ class AuditFolder:
         with self._writing(target):
             write_json(target, {"variants": rows})
         return target
-
-
-def _plain(value: Any) -> Any:
-    """A numpy scalar (a row's week count) as the Python number it holds."""
-    if hasattr(value, "item"):
-        return value.item()
-    raise TypeError(f"{type(value).__name__} is not JSON serializable")
-
-
-def write_json(path: Path, doc: dict[str, Any]) -> None:
-    """``doc`` as JSON at ``path``: a temporary file beside it, renamed into place."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(nan_to_none(doc), handle, indent=2, allow_nan=False, default=_plain)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

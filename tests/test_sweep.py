@@ -4,11 +4,14 @@ resumes, bad input is one line. One Ray runtime serves the module (session-scope
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import html
 import json
 import re
 import shlex
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,21 +19,27 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from simulator import __version__
 from simulator import sweep as sweep_module
+from simulator.audit_folder import data_digest
 from simulator.backtest import run_backtest
 from simulator.config import load_config
 from simulator.errors import ConfigError
+from simulator.session import load_weekly
 from simulator.sweep import (
     Axes,
+    MadeWith,
     default_out,
     make_trials,
     parse_grid,
     parse_periods,
     parse_seeds,
     run_sweep,
+    stale_rows,
 )
+from simulator.sweep_files import locked
 from simulator.sweep_report import sweep_stats
-from tests.conftest import PAPER_CONFIG, PAPER_FAST
+from tests.conftest import PAPER12, PAPER_CONFIG, PAPER_FAST
 from tests.helpers import CSV, cli, error_line, sets
 
 #: 1/N on paper12, no baselines: a trial takes a second.
@@ -521,3 +530,165 @@ def test_the_distribution_chart_marks_one_over_n_and_the_index_in_percent() -> N
     labels = [line.get_label() for line in several.axes[0].get_lines()]
     assert labels[2:] == ["1/N (each trial's weeks)", "index 8.0%"]
     assert distribution_figure(_rows().assign(status="failed")) is None
+
+
+# --- review of issue 26: stale rows, one sweep per folder -------------------------------------
+
+
+def test_stale_rows_are_told_by_what_made_them() -> None:
+    """A row is kept only when what made it (data, rule, pinned version, foliosim) is what
+    would make it now; a row from before rows kept it is stale, and the reason says so."""
+    now = {"data": "d2", "rule": "r1", "model": "", "foliosim": "1.0"}
+    rows = {
+        "t0001": {"made_with": {**now, "data": "d1"}},
+        "t0002": {"made_with": dict(now)},
+        "t0003": {"made_with": {**now, "data": "d1", "rule": "r0"}},
+        "t0004": {"status": "done"},
+    }
+    current = {trial: now for trial in rows}
+    assert stale_rows(rows, current) == (
+        ["t0001", "t0003", "t0004"],
+        "data and rule changed; no record of the data it read: made by an older foliosim",
+    )
+    assert stale_rows({"t0002": rows["t0002"]}, current) == ([], "")
+    moved = {**now, "model": "paper/2", "foliosim": "1.1"}
+    assert stale_rows({"t0002": rows["t0002"]}, {"t0002": moved}) == (
+        ["t0002"],
+        "foliosim and model version changed",
+    )
+
+
+RULE = """
+from strategies.rule import Decision
+
+
+class Rule:
+    name = "review26"
+
+    def decide(self, week, history, state):
+        return Decision({t: 1.0 / len(history.tradable) for t in history.tradable})
+"""
+
+
+def test_what_made_a_trial_follows_its_data_rule_and_model_version(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The key kept in each trial's row: the digest of the weekly data the trial reads (a
+    changed CSV changes it), of a user rule's source (an edited rule changes it), the
+    version a pinned model.version resolves to (here: none, said in one line) and
+    foliosim's version."""
+    data = tmp_path / "data"
+    shutil.copytree(PAPER12, data)
+    ws = tmp_path / "ws"
+    (tmp_path / "review26_rule.py").write_text(RULE, encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    sets_ = ["data.source=csv", f"data.path={data}", "backtest.strategy=review26_rule:Rule"]
+    cfg = load_config(PAPER_CONFIG, sets_)
+    made = MadeWith(ws).of(cfg)
+    source = (tmp_path / "review26_rule.py").read_text(encoding="utf-8")
+    assert made == {
+        "data": data_digest(load_weekly(cfg, ws)),
+        "rule": hashlib.sha256(source.encode()).hexdigest(),
+        "model": "",
+        "foliosim": __version__,
+    }
+    # One week's close of one ticker is restated: the data's digest changes, nothing else.
+    prices = data / "AAPL.csv"
+    frame = pd.read_csv(prices)
+    day = frame["date"] == "2022-06-03"  # a Friday: a weekly close
+    assert day.sum() == 1
+    frame.loc[day, ["close", "adj_close"]] *= 1.01
+    frame.to_csv(prices, index=False)
+    moved = MadeWith(ws).of(cfg)
+    assert moved["data"] != made["data"] and {**moved, "data": made["data"]} == made
+    # The rule's file is edited: its digest changes.
+    (tmp_path / "review26_rule.py").write_text(RULE + "\n# tuned\n", encoding="utf-8")
+    edited = MadeWith(ws).of(cfg)
+    assert edited["rule"] == hashlib.sha256((RULE + "\n# tuned\n").encode()).hexdigest()
+    # A pinned version that does not resolve is kept as its one-line error (the trial then
+    # fails in its worker, as it did, and runs again once the version exists).
+    pinned = load_config(PAPER_CONFIG, [*CSV, "model.version=nosuch@champion"])
+    assert MadeWith(ws).of(pinned)["model"] == (
+        "unresolved: no registered model named 'nosuch' in the workspace registry; train one "
+        "with `foliosim train CONFIG`"
+    )
+
+
+def test_a_second_sweep_in_the_same_folder_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Review of issue 26: two runs of one sweep command in one folder both ran the pending
+    trials (and logged each twice in MLflow). A real second process holds the folder's lock:
+    the sweep stops at once, before Ray, in one line naming that process; once it ends, the
+    folder is free."""
+    out = tmp_path / "sweep"
+    out.mkdir()
+    with subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time\nfrom pathlib import Path\nfrom simulator.sweep_files import "
+            "locked\nwith locked(Path(sys.argv[1])):\n    print('held', flush=True)\n"
+            "    time.sleep(120)\n",
+            str(out),
+        ],
+        cwd=Path(__file__).resolve().parents[1],
+        stdout=subprocess.PIPE,
+        text=True,
+    ) as holder:
+        try:
+            assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+            argv = ["sweep", str(PAPER_CONFIG), *sets(EQUAL), "--out", str(out)]
+            assert cli([*argv, "--periods", "2022"], monkeypatch) == 2
+            assert error_line(capsys) == (
+                f"error: sweep folder {out} is in use by another foliosim sweep (pid "
+                f"{holder.pid}); wait for it or use another --out"
+            )
+            assert [p.name for p in out.iterdir()] == [".lock"]  # nothing of the sweep made
+        finally:
+            holder.kill()
+    with locked(out):  # the lock died with its process
+        pass
+
+
+def test_a_resumed_sweep_reruns_the_trials_of_changed_data(
+    ray_runtime: None,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Review of issue 26: the same command after the CSV data changed kept the old trials'
+    rows and mixed them with new ones. Now each row keeps what made it, and a row made with
+    other data is run again, the first line saying how many and why."""
+    data = tmp_path / "data"
+    shutil.copytree(PAPER12, data)
+    base = [*EQUAL, f"data.path={data}"]
+    out = tmp_path / "sweep"
+    argv = ["sweep", str(PAPER_CONFIG), *sets(base), "--out", str(out), "--periods", "2021,2022"]
+    assert cli(argv, monkeypatch) == 0
+    capsys.readouterr()
+    first = {t: json.loads((out / "trials" / f"{t}.json").read_text()) for t in ("t0001", "t0002")}
+    cfg = load_config(PAPER_CONFIG, base)
+    assert first["t0001"]["made_with"]["data"] == data_digest(load_weekly(cfg, tmp_path / "ws"))
+    # The last year's closes of one ticker are restated 10% higher.
+    prices = data / "AAPL.csv"
+    frame = pd.read_csv(prices)
+    late = frame["date"] >= "2022-01-01"
+    for column in ("open", "high", "low", "close", "adj_close"):
+        frame.loc[late, column] = frame.loc[late, column] * 1.1
+    frame.to_csv(prices, index=False)
+    assert cli(argv, monkeypatch) == 0
+    err = capsys.readouterr().err
+    assert err.splitlines()[0] == (
+        f"sweep {out}: resuming, 2 of 2 trials done before, 2 of them stale (data changed): "
+        "rerunning them; 2 to run"
+    )
+    again = {t: json.loads((out / "trials" / f"{t}.json").read_text()) for t in ("t0001", "t0002")}
+    assert again["t0002"]["total_return"] != first["t0002"]["total_return"]
+    assert again["t0001"]["made_with"]["data"] == data_digest(load_weekly(cfg, tmp_path / "ws"))
+    csv = pd.read_csv(out / "sweep.csv").set_index("trial")
+    assert csv.loc["t0002", "total_return"] == again["t0002"]["total_return"]
+    assert "made_with" not in csv.columns
+    assert cli(argv, monkeypatch) == 0
+    assert f"sweep {out}: all 2 trials were done before" in capsys.readouterr().err

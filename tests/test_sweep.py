@@ -14,6 +14,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -539,7 +540,7 @@ def test_stale_rows_are_told_by_what_made_them() -> None:
     """A row is kept only when what made it (data, rule, pinned version, foliosim) is what
     would make it now; a row from before rows kept it is stale, and the reason says so."""
     now = {"data": "d2", "rule": "r1", "model": "", "foliosim": "1.0"}
-    rows = {
+    rows: dict[str, dict[str, Any]] = {
         "t0001": {"made_with": {**now, "data": "d1"}},
         "t0002": {"made_with": dict(now)},
         "t0003": {"made_with": {**now, "data": "d1", "rule": "r0"}},

@@ -574,3 +574,22 @@ def test_sweep_html_counts_and_lists_the_trials_to_retry(tmp_path: Path) -> None
     assert "4 trials, 1 failed, 1 stopped by the environment" in text
     assert "<code>t0003</code> (retry): disk full: OSError: [Errno 28]" in text
     assert "what the best of 2 trials would reach by luck" in text
+
+
+@pytest.mark.parametrize("text", ["[]", '"sweep"', "{not json", "null"])
+def test_a_damaged_sweep_json_is_one_line_before_ray(
+    tmp_path: Path,
+    text: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Review of issue 26: a sweep.json that is valid JSON but not an object (``[]``) raised
+    AttributeError on resume. Any damaged sweep.json is one line, exit 2, and left as it was."""
+    out = tmp_path / "sweep"
+    out.mkdir()
+    (out / "sweep.json").write_text(text, encoding="utf-8")
+    argv = ["sweep", str(PAPER_CONFIG), *sets(EQUAL), "--out", str(out), "--periods", "2022"]
+    assert cli(argv, monkeypatch) == 2
+    assert error_line(capsys) == f"error: {out / 'sweep.json'} is damaged; choose another --out"
+    assert (out / "sweep.json").read_text(encoding="utf-8") == text
+    assert sorted(p.name for p in out.iterdir()) == [".lock", "sweep.json"]

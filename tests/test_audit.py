@@ -320,6 +320,10 @@ def test_the_audit_speaks_first_says_ctrl_c_and_resumes(
     assert "peek_next_close (LEAKED)" in captured.out and f"audit folder: {out}" in captured.out
 
 
+def _sigint_default() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_a_log_hears_the_audit_at_once_and_a_real_ctrl_c_stops_it(tmp_path: Path) -> None:
     """The issue's "done when": a log's first line comes within 30 seconds of the start (before
     torch loads), and SIGINT there exits 130 with one line and no traceback."""
@@ -333,6 +337,10 @@ def test_a_log_hears_the_audit_at_once_and_a_real_ctrl_c_stops_it(tmp_path: Path
         text=True,
         cwd=REPO,  # the example's rule is imported from there
         start_new_session=True,
+        # As a terminal's foreground command gets it: a suite started in the background by a
+        # shell without job control (`make test &`, a CI runner) hands its children SIGINT
+        # ignored, and a Python started so never raises KeyboardInterrupt.
+        preexec_fn=_sigint_default,
     ) as proc:
         assert proc.stderr is not None
         try:

@@ -36,7 +36,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
-from typing import Any
+from typing import Any, TypeVar
 
 import backtrader as bt
 import pandas as pd
@@ -46,6 +46,8 @@ from strategies.rule import Decision, State
 #: ``decide(week, tickers with a bar that week, account state) -> Decision``.
 Decide = Callable[[pd.Timestamp, list[str], State], Decision]
 Progress = Callable[[int, int], None]
+#: An instrument's key: a backtrader feed, or a column number of the ledger.
+K = TypeVar("K")
 #: ticker -> (shares, average price), as backtrader's broker keeps a position.
 Holdings = Mapping[str, tuple[float, float]]
 
@@ -404,79 +406,25 @@ class TargetWeightStrategy(bt.Strategy):
     ) -> None:
         """Submit the orders that move the positions of ``present`` feeds to ``targets``."""
         price = {d: (d.open[0] if at_open else d.close[0]) for d in present}
-        held_value = 0.0  # positions that cannot trade now keep their value
-        value = self.broker.getcash()
         positions = self.broker.positions
-        for d in self.assets:
-            size = positions[d].size
-            if size:
-                p = price.get(d, d.close[0])
-                value += size * p
-                if d not in price:
-                    held_value += abs(size * p)
-        names = {d._name: d for d in present}
-        for name, weight in targets.items():
-            if name not in names and weight:
-                # No bar to fill at (e.g. a trading halt): recorded, never silently dropped.
-                row = _row(week, None, name, weight, math.nan, 0.0, "NoBar", tag)
-                self.order_rows.append(replace(row, size=math.nan))
-        budget = value - held_value
-        deltas = self._deltas(targets, price, budget)
-        c = self.costs
-        if c.commission > 0 or c.slippage > 0:
-            # Reserve what the trades will cost, from the trades the budget alone would make.
-            fills = {d: c.fill_price(price[d], n) for d, n in deltas.items()}
-            cost = c.commission * sum(abs(n) * fills[d] for d, n in deltas.items())
-            if c.slippage > 0:
-                cost += sum(abs(n) * abs(fills[d] - price[d]) for d, n in deltas.items())
-            deltas = self._deltas(targets, price, budget - cost)
-        self._fund(deltas, price)
-        for d, n in sorted(deltas.items(), key=lambda kv: kv[1] > 0):  # sells first
+        # Every feed's position, in feed order (the order the broker then sums them in).
+        sizes = {d: positions[d].size for d in self.assets}
+        orders, missing = plan_orders(
+            targets,
+            price,
+            {d: d._name for d in present},
+            sizes,
+            lambda d: d.close[0],
+            self.broker.getcash(),
+            self.costs,
+        )
+        for name, weight in missing:
+            # No bar to fill at (e.g. a trading halt): recorded, never silently dropped.
+            row = _row(week, None, name, weight, math.nan, 0.0, "NoBar", tag)
+            self.order_rows.append(replace(row, size=math.nan))
+        for d, n in orders:
             order = self.sell(data=d, size=-n) if n < 0 else self.buy(data=d, size=n)
             order.addinfo(decided=week, tag=tag, reference=price[d])
-
-    def _deltas(
-        self, targets: Mapping[str, float], price: Mapping[Any, float], budget: float
-    ) -> dict[Any, int]:
-        deltas = {}
-        positions = self.broker.positions
-        for d, p in price.items():
-            target = int(targets.get(d._name, 0.0) * budget / p)  # whole shares, toward zero
-            delta = target - int(positions[d].size)
-            if delta:
-                deltas[d] = delta
-        return deltas
-
-    def _fund(self, deltas: dict[Any, int], price: Mapping[Any, float]) -> None:
-        """Trim buys (largest value first) until the sells pay for them, in place.
-
-        Whole shares are rounded toward zero, so each short position raises up to one share's
-        price less than its target. When the targets spend every dollar (longs funded by
-        shorts), the buys then need slightly more cash than there is and backtrader would
-        reject a whole order for margin; giving up a few shares of the largest buys keeps the
-        rest. Only that rounding is made good: targets that overspend by more (gross long
-        above the budget) are left to the broker, which rejects and logs them.
-        """
-        c = self.costs
-        rate = 1.0 + c.commission
-        cash = self.broker.getcash()
-        for d, n in deltas.items():
-            fill = c.fill_price(price[d], n)
-            cash -= n * fill + c.commission * abs(n) * fill
-        positions = self.broker.positions
-        short = [d for d in price if positions[d].size + deltas.get(d, 0) < 0]
-        if cash >= 0.0 or cash < -sum(c.fill_price(price[d], -1) * rate for d in short):
-            return
-        buys = sorted((d for d, n in deltas.items() if n > 0), key=lambda d: -deltas[d] * price[d])
-        for d in buys:
-            fill = c.fill_price(price[d], 1)
-            cut = min(deltas[d], math.ceil(-cash / (fill * rate)))
-            deltas[d] -= cut
-            cash += cut * fill * rate
-            if not deltas[d]:
-                del deltas[d]
-            if cash >= 0.0:
-                return
 
     def notify_order(self, order: Any) -> None:
         if order.alive():
@@ -497,6 +445,102 @@ class TargetWeightStrategy(bt.Strategy):
         else:
             row = _row(week, None, name, order.created.size, math.nan, 0.0, status, tag)
         self.order_rows.append(row)
+
+
+def plan_orders(
+    targets: Mapping[str, float],
+    price: Mapping[K, float],
+    names: Mapping[K, str],
+    sizes: Mapping[K, float],
+    last_close: Callable[[K], float],
+    cash: float,
+    costs: Costs,
+) -> tuple[list[tuple[K, int]], list[tuple[str, float]]]:
+    """The whole-share orders that move the positions to ``targets``, sells first.
+
+    The one sizing rule of both engines (backtrader's adapter and :mod:`simulator.ledger`):
+    ``price`` holds the fill reference of each instrument that can trade now (``names`` gives
+    its ticker), ``sizes`` every position in the broker's order (0 when flat) and
+    ``last_close`` the price a held instrument that cannot trade now is valued at (it keeps
+    its value out of the budget). Each target is ``int(weight * budget / price)`` shares
+    (toward zero); with costs, the budget first reserves what the trades would cost; buys are
+    then trimmed until the sells pay for them (:func:`_fund`). Returns ``(orders, missing)``:
+    ``(instrument, signed shares)`` in submission order, and the ``(ticker, weight)`` targets
+    with no price (no bar to fill at).
+    """
+    held_value = 0.0  # positions that cannot trade now keep their value
+    value = cash
+    for k, size in sizes.items():
+        if size:
+            p = price[k] if k in price else last_close(k)
+            value += size * p
+            if k not in price:
+                held_value += abs(size * p)
+    tradable = set(names.values())
+    missing = [(name, w) for name, w in targets.items() if name not in tradable and w]
+    budget = value - held_value
+    deltas = _deltas(targets, price, names, sizes, budget)
+    c = costs
+    if c.commission > 0 or c.slippage > 0:
+        # Reserve what the trades will cost, from the trades the budget alone would make.
+        fills = {k: c.fill_price(price[k], n) for k, n in deltas.items()}
+        cost = c.commission * sum(abs(n) * fills[k] for k, n in deltas.items())
+        if c.slippage > 0:
+            cost += sum(abs(n) * abs(fills[k] - price[k]) for k, n in deltas.items())
+        deltas = _deltas(targets, price, names, sizes, budget - cost)
+    _fund(deltas, price, sizes, cash, c)
+    return sorted(deltas.items(), key=lambda kv: kv[1] > 0), missing
+
+
+def _deltas(
+    targets: Mapping[str, float],
+    price: Mapping[K, float],
+    names: Mapping[K, str],
+    sizes: Mapping[K, float],
+    budget: float,
+) -> dict[K, int]:
+    deltas = {}
+    for k, p in price.items():
+        target = int(targets.get(names[k], 0.0) * budget / p)  # whole shares, toward zero
+        delta = target - int(sizes[k])
+        if delta:
+            deltas[k] = delta
+    return deltas
+
+
+def _fund(
+    deltas: dict[K, int],
+    price: Mapping[K, float],
+    sizes: Mapping[K, float],
+    cash: float,
+    c: Costs,
+) -> None:
+    """Trim buys (largest value first) until the sells pay for them, in place.
+
+    Whole shares are rounded toward zero, so each short position raises up to one share's
+    price less than its target. When the targets spend every dollar (longs funded by
+    shorts), the buys then need slightly more cash than there is and the broker would
+    reject a whole order for margin; giving up a few shares of the largest buys keeps the
+    rest. Only that rounding is made good: targets that overspend by more (gross long
+    above the budget) are left to the broker, which rejects and logs them.
+    """
+    rate = 1.0 + c.commission
+    for k, n in deltas.items():
+        fill = c.fill_price(price[k], n)
+        cash -= n * fill + c.commission * abs(n) * fill
+    short = [k for k in price if sizes[k] + deltas.get(k, 0) < 0]
+    if cash >= 0.0 or cash < -sum(c.fill_price(price[k], -1) * rate for k in short):
+        return
+    buys = sorted((k for k, n in deltas.items() if n > 0), key=lambda k: -deltas[k] * price[k])
+    for k in buys:
+        fill = c.fill_price(price[k], 1)
+        cut = min(deltas[k], math.ceil(-cash / (fill * rate)))
+        deltas[k] -= cut
+        cash += cut * fill * rate
+        if not deltas[k]:
+            del deltas[k]
+        if cash >= 0.0:
+            return
 
 
 def _row(

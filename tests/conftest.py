@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import resource
 import time
 from collections.abc import Iterator
@@ -34,6 +35,11 @@ PAPER_FAST = [
 #: whatever else runs on the machine; pytest-timeout's wall-clock limit (pyproject.toml) only
 #: catches a test that hangs.
 CPU_SECONDS = 240
+
+# Every engine run of the suite, in this process and in the CLI's subprocesses, runs
+# backtrader (the engine of record) and checks the fast engine against it week by week: a
+# difference is an EngineMismatch warning, an error here (simulator.engine.engine_choice).
+os.environ.setdefault("FOLIOSIM_ENGINE", "both")
 
 
 def cpu_seconds() -> float:

@@ -21,7 +21,8 @@ cash 10,000,000, from the first week (``backtest.min_history = 1``) to the last 
 - ``foliosim API``: a process running ``load_config`` + ``simulator.backtest.run_backtest``
   (``bench/peer_engines/foliosim_api.py``);
 - ``bt`` (pmorissette): ``RunWeekly(run_on_end_of_period=True)``, ``SelectAll`` or
-  ``SelectMomentum``, ``WeighEqually``, ``Rebalance`` (``bench/peer_engines/bt_engine.py``);
+  ``SelectMomentum``, ``WeighEqually``, ``Rebalance``, whole shares
+  (``bench/peer_engines/bt_engine.py``);
 - ``vectorbt``: ``Portfolio.from_orders`` with ``size_type="targetpercent"``, shared cash,
   ``call_seq="auto"`` (``bench/peer_engines/vectorbt_engine.py``);
 - ``ml4t-backtest``: an event-driven ``Strategy`` handing target weights to its
@@ -34,28 +35,30 @@ makes one untimed warm-up run on the smallest N over one year (vectorbt compiles
 functions into a cache on its very first run; the others only warm the disk cache).
 
 **Parity.** foliosim trades whole shares: each week every ticker's target is rounded down,
-``floor(weight * value / close)``, and the cash left over stays uninvested. Every peer is run in
-its whole-share mode too (``--shares fractional`` runs them with fractional shares instead), and
-the script checks each final value against foliosim's, as a difference of total return
-(``(final - foliosim's final) / cash``), against a tolerance of ``TOLERANCE`` = 1e-4. What
-differs, and why:
+``floor(weight * value / close)``, and the cash left over stays uninvested. The script checks
+each final value against foliosim's as a difference of total return (``(final - foliosim's
+final) / cash``) with a tolerance ``TOLERANCE`` = 1e-4, and against two exact references
+computed here from the same weekly closes: ``numpy whole`` (foliosim's rule) and ``numpy
+fractional`` (every dollar invested). What differs, and why:
 
-- **bt** rounds each order's quantity down for a long (``integer_positions``), on the value
-  at that close: the same shares as foliosim, so the same final value (to the cent, barring
-  floating point).
-- **vectorbt** (``size_granularity=1``) and **ml4t-backtest** (``ShareType.INTEGER``) round each
-  *order* toward zero, so a sale sells one share less than foliosim's and the position can
-  end one share above ``floor(weight * value / close)``: a few cents to dollars of each
-  week's weights differ. ml4t then finds the buys short of cash by those shares and, with
-  partial fills allowed (set here; by default it rejects the whole order and holds its cash),
-  buys what it can.
-- **Fractional shares** (``--shares fractional``, every peer) invest every dollar: the
-  difference to foliosim is then the cash foliosim leaves over by rounding down, up to one
-  share's price per ticker each week, which grows with N and with the price level.
-
-Two exact references, computed here from the same close panel, pin the differences down:
-``numpy whole`` (foliosim's rule: floor of each target, fill at the close) and ``numpy
-fractional``. foliosim is checked against the first, fractional peers against the second.
+- **bt** rounds each long order down (``integer_positions``, its default) on the value at
+  that close: the same shares as foliosim, so the same final value to the cent (one share
+  apart, rarely, where a target lands within floating-point error of a whole number: 9e-6
+  of total return on momentum at N = 100).
+- **vectorbt** and **ml4t-backtest** run with fractional shares (``--shares auto``): they
+  match ``numpy fractional`` to 1e-14, and differ from foliosim by the cash foliosim's
+  rounding leaves idle each week (printed as its mean share of the value). That difference
+  grows with N and with the price level: about 3e-4 of total return at N = 20, 4e-3 at
+  N = 100 and 1.1e-2 at N = 500 for 1/N over 20 years (well over the tolerance), and is
+  explained exactly by ``numpy whole`` against ``numpy fractional``. Their whole-share modes
+  (``--shares whole``: vectorbt's ``size_granularity=1``, ml4t's ``ShareType.INTEGER``) round
+  each *order* toward zero, so a sale keeps up to one share above the rounded-down target;
+  they then hold more than foliosim and land between the two references, a rule neither
+  foliosim nor bt uses (ml4t also rejects a whole buy that the cash falls short of by those
+  shares unless partial fills are allowed, as they are here).
+- **The weekly grid** is the same everywhere: the last trading day of each Monday-to-Friday
+  week (every Friday here), decisions at every week but the last; the data's last, partial
+  week (Monday 2024-01-01 to Thursday 2024-01-04) is left out for every engine.
 
 It is a report: it exits 0 once every run finished, and 1 with one line when a run failed or
 the setup is broken (no virtualenv, no data).
@@ -70,6 +73,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import textwrap
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -100,6 +104,9 @@ class Peer:
     requirement: str
     distribution: str
     script: str
+    #: The share mode of ``--shares auto``: whole where the peer rounds each target down as
+    #: foliosim does, fractional where its whole-share mode rounds orders instead.
+    auto_shares: str
 
     @property
     def version(self) -> str:
@@ -107,12 +114,25 @@ class Peer:
 
 
 PEERS = (
-    Peer("bt", "bt==1.4.1", "bt", "bt_engine.py"),
-    Peer("vectorbt", "vectorbt==1.2.0", "vectorbt", "vectorbt_engine.py"),
+    Peer("bt", "bt==1.4.1", "bt", "bt_engine.py", "whole"),
+    Peer("vectorbt", "vectorbt==1.2.0", "vectorbt", "vectorbt_engine.py", "fractional"),
     # A pre-release: pinned exactly, which pip accepts without --pre.
-    Peer("ml4t-backtest", "ml4t-backtest==0.1.0b5", "ml4t-backtest", "ml4t_engine.py"),
+    Peer(
+        "ml4t-backtest", "ml4t-backtest==0.1.0b5", "ml4t-backtest", "ml4t_engine.py", "fractional"
+    ),
 )
 FOLIOSIM = ("foliosim CLI", "foliosim API")
+PARITY_NOTES = (
+    "numpy whole: foliosim's rule computed directly, floor(weight * value / close) at each "
+    "close; it checks foliosim to the cent.",
+    "bt rounds each long order down on the value at that close: the same shares as foliosim "
+    "(a share apart, rarely, where a target lands within rounding error of a whole number).",
+    "numpy fractional invests every dollar; a fractional engine differs from foliosim by the "
+    "cash foliosim's rounding leaves idle (grows with N: up to a share's price per ticker).",
+    "vectorbt and ml4t-backtest with whole shares (--shares whole) round each order toward "
+    "zero: a sale keeps up to a share above the rounded-down target, so they hold more than "
+    "foliosim and land between numpy whole and fractional.",
+)
 
 
 class SetupError(Exception):
@@ -120,6 +140,15 @@ class SetupError(Exception):
 
 
 # --- the setup ----------------------------------------------------------------------------
+
+
+def shares_of(engine: str, mode: str) -> str:
+    """``whole`` or ``fractional``: how ``engine`` trades under ``--shares mode``."""
+    if engine in FOLIOSIM:
+        return "whole"
+    if mode == "auto":
+        return next(p for p in PEERS if p.name == engine).auto_shares
+    return mode
 
 
 def child_env() -> dict[str, str]:
@@ -279,7 +308,7 @@ def command(
         "--end",
         str(end.date()),
         "--shares",
-        shares,
+        shares_of(engine, shares),
     ]
 
 
@@ -351,11 +380,13 @@ def targets(closes: np.ndarray, strategy: str) -> np.ndarray:
     return weights
 
 
-def reference(closes: np.ndarray, strategy: str, whole: bool) -> float:
-    """Final value of trading to the targets at every week's close but the last, whole shares
-    rounded down (foliosim's rule) or fractional."""
+def reference(closes: np.ndarray, strategy: str, whole: bool) -> tuple[float, float]:
+    """Trade to the targets at every week's close but the last, whole shares rounded down
+    (foliosim's rule) or fractional: (final value, mean share of the value left in cash after
+    the weeks' trades, over the weeks the targets invest it all)."""
     weights = targets(closes, strategy)
     cash, shares = CASH, np.zeros(closes.shape[1])
+    idle = []
     for k in range(len(closes) - 1):
         value = cash + float(shares @ closes[k])
         new = weights[k] * value / closes[k]
@@ -363,7 +394,9 @@ def reference(closes: np.ndarray, strategy: str, whole: bool) -> float:
             new = np.floor(new)
         cash = value - float(new @ closes[k])
         shares = new
-    return cash + float(shares @ closes[-1])
+        if weights[k].sum() > 0.999:
+            idle.append(cash / value)
+    return cash + float(shares @ closes[-1]), float(np.mean(idle)) if idle else 0.0
 
 
 # --- the report ---------------------------------------------------------------------------
@@ -382,58 +415,82 @@ def slope(ns: list[int], seconds: list[float]) -> float:
     return float(np.polyfit(np.log(ns), np.log(seconds), 1)[0])
 
 
+def parse_sizes(text: str, parser: argparse.ArgumentParser, flag: str) -> list[int]:
+    try:
+        sizes = sorted({int(s) for s in text.split(",") if s.strip()})
+    except ValueError:
+        parser.error(f"{flag}: comma-separated whole numbers, e.g. 20,100,500 (got {text!r})")
+    if not sizes or min(sizes) < TOP:
+        parser.error(f"{flag}: sizes of at least {TOP} tickers (the momentum rule holds {TOP})")
+    return sizes
+
+
+def verdict(engine: str, whole: bool, to_foliosim: float, to_own: float) -> str:
+    if abs(to_foliosim) <= TOLERANCE:
+        return "ok"
+    if not whole and abs(to_own) <= TOLERANCE:
+        return "explained: fractional shares invest the cash foliosim keeps"
+    if whole and engine in ("vectorbt", "ml4t-backtest"):
+        return "OVER: its whole shares round each order toward zero, not the target down"
+    return "OVER"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--sizes", default="20,100,500", help="comma-separated N")
+    parser.add_argument(
+        "--foliosim-sizes", help="the sizes foliosim runs at (default: --sizes), e.g. 20"
+    )
     parser.add_argument("--only", choices=["foliosim", "peers"], help="run only these engines")
     parser.add_argument("--runs", type=int, default=3, help="timed runs each, the fastest kept")
     parser.add_argument(
         "--foliosim-runs-500", type=int, default=1, help="timed runs of foliosim at N >= 500"
     )
     parser.add_argument("--years", type=int, default=synthetic.YEARS, help="years simulated")
-    parser.add_argument("--shares", choices=["whole", "fractional"], default="whole")
+    parser.add_argument(
+        "--shares",
+        choices=["auto", "whole", "fractional"],
+        default="auto",
+        help="the peers' shares (auto: bt whole, vectorbt and ml4t-backtest fractional)",
+    )
     parser.add_argument("--data", type=Path, default=CACHE / "data")
     parser.add_argument("--venvs", type=Path, default=CACHE / "venvs")
     parser.add_argument("--json", type=Path, help="write the figures to this file")
     args = parser.parse_args(argv)
-    try:
-        sizes = sorted({int(s) for s in args.sizes.split(",") if s.strip()})
-    except ValueError:
-        parser.error(f"--sizes: comma-separated whole numbers, e.g. 20,100,500 (got {args.sizes})")
-    if not sizes or min(sizes) < TOP or args.runs < 1 or not 1 <= args.years <= synthetic.YEARS:
-        parser.error(f"--sizes must be >= {TOP}, --runs >= 1, --years 1..{synthetic.YEARS}")
+    sizes = parse_sizes(args.sizes, parser, "--sizes")
+    fol_sizes = parse_sizes(args.foliosim_sizes or args.sizes, parser, "--foliosim-sizes")
+    if args.runs < 1 or args.foliosim_runs_500 < 1 or not 1 <= args.years <= synthetic.YEARS:
+        parser.error(f"--runs and --foliosim-runs-500 at least 1, --years 1..{synthetic.YEARS}")
 
     load_start = os.getloadavg()
     engines = [] if args.only == "peers" else list(FOLIOSIM)
     engines += [] if args.only == "foliosim" else [p.name for p in PEERS]
+    all_sizes = sorted(set(sizes) | (set(fol_sizes) if args.only != "peers" else set()))
     try:
         pythons = {p.name: ensure_venv(args.venvs, p) for p in PEERS if p.name in engines}
-        folders = {n: make_data(args.data, n) for n in sizes}
+        folders = {n: make_data(args.data, n) for n in all_sizes}
     except SetupError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     end = last_friday(args.years)
 
+    def sizes_of(engine: str) -> list[int]:
+        return fol_sizes if engine in FOLIOSIM else sizes
+
     for engine in engines:  # untimed warm-up: smallest N, one year
+        n = min(sizes_of(engine))
         progress(f"warm-up: {engine} ...")
         warm = measure(
-            engine,
-            "equal_weight",
-            folders[sizes[0]],
-            sizes[0],
-            last_friday(1),
-            pythons,
-            args.shares,
-            1,
+            engine, "equal_weight", folders[n], n, last_friday(1), pythons, args.shares, 1
         )
         if warm.error:
             print(f"error: {engine} does not run: {warm.error}", file=sys.stderr)
             return 1
 
     runs: list[Run] = []
-    for n in sizes:
+    for n in all_sizes:
         for strategy in STRATEGIES:
-            for engine in engines:
+            for engine in (e for e in engines if n in sizes_of(e)):
                 k = args.foliosim_runs_500 if engine in FOLIOSIM and n >= 500 else args.runs
                 progress(f"N={n} {strategy}: {engine} ({k} run{'s' * (k > 1)}) ...")
                 run = measure(engine, strategy, folders[n], n, end, pythons, args.shares, k)
@@ -441,98 +498,99 @@ def main(argv: list[str] | None = None) -> int:
                     progress(f"  failed: {run.error}")
                 runs.append(run)
     by = {(r.engine, r.strategy, r.n): r for r in runs}
-    refs = {}
-    for n in sizes:
+    refs: dict[tuple[str, int, bool], tuple[float, float]] = {}
+    for n in all_sizes:
         closes = weekly_closes(folders[n], end).to_numpy()
         for strategy in STRATEGIES:
             for whole in (True, False):
                 refs[(strategy, n, whole)] = reference(closes, strategy, whole)
 
-    versions = ", ".join(f"{p.requirement}" for p in PEERS)
+    versions = ", ".join(p.requirement for p in PEERS)
     if pythons:
         versions += f" (peer venvs: {peer_versions(next(iter(pythons.values())))})"
     print("foliosim peers benchmark (bench/peers.py)")
     print(f"machine: {machine_line(cpu_model(), f'pandas {pd.__version__}, {versions}')}")
+    loads = ", ".join(f"{x:.2f}" for x in load_start)
     print(
-        "load average at start: "
-        + ", ".join(f"{x:.2f}" for x in load_start)
-        + f"; at end: {', '.join(f'{x:.2f}' for x in os.getloadavg())}"
+        f"load average (1, 5, 15 min) at start: {loads}; at end: "
+        + ", ".join(f"{x:.2f}" for x in os.getloadavg())
     )
+    peers_shares = ", ".join(f"{p.name} {shares_of(p.name, args.shares)}" for p in PEERS)
     print(
         f"data: bench/synthetic.py, seed {synthetic.SEED}, {synthetic.START} .. {end.date()} "
-        f"({len(weekly_closes(folders[sizes[0]], end))} weeks), fills at the Friday close, no "
-        f"costs, cash {CASH:,.0f}, long only; peers with {args.shares} shares"
+        f"({len(weekly_closes(folders[all_sizes[0]], end))} weeks), decisions and fills at each "
+        f"Friday close, no costs, cash {CASH:,.0f}, long only"
     )
+    print(f"shares: foliosim whole (rounded down); {peers_shares}")
     print(
         f"time: whole process, fastest of {args.runs} (foliosim at N >= 500: "
         f"{args.foliosim_runs_500}); peak: ru_maxrss of the process"
     )
     for strategy in STRATEGIES:
         print()
-        header = f"{STRATEGY_TITLES[strategy] + ', whole process':<36}" + "".join(
-            f"{f'N={n}':>20}" for n in sizes
-        )
+        title = f"{STRATEGY_TITLES[strategy]}, whole process"
+        header = f"{title:<32}" + "".join(f"{f'N={n}':>19}" for n in all_sizes)
         print(header)
         print("-" * len(header))
         for engine in engines:
-            cells = "".join(f"{fmt_run(by.get((engine, strategy, n))):>20}" for n in sizes)
-            print(f"{engine:<36}{cells}")
+            cells = "".join(f"{fmt_run(by.get((engine, strategy, n))):>19}" for n in all_sizes)
+            print(f"{engine:<32}{cells}")
         pairs = [(f, p) for f in FOLIOSIM for p in ("bt", "vectorbt") if {f, p} <= set(engines)]
         for f, p in pairs:
             cells = ""
-            for n in sizes:
+            for n in all_sizes:
                 a, b = by.get((f, strategy, n)), by.get((p, strategy, n))
-                ok = a and b and not a.error and not b.error
-                cells += f"{f'{a.seconds / b.seconds:.1f}x' if ok else '-':>20}"
-            print(f"{f + ' / ' + p:<36}{cells}")
+                ok = a is not None and b is not None and not a.error and not b.error
+                cells += f"{f'{a.seconds / b.seconds:.1f}x' if ok else '-':>19}"  # type: ignore[union-attr]
+            print(f"{f + ' / ' + p:<32}{cells}")
 
     print()
     print(
-        "parity: final value; its difference to foliosim's (API; numpy whole when foliosim did "
-        "not run) and to its own exact reference (numpy whole for whole shares, numpy fractional "
-        f"for fractional), as total return ((final - other) / cash); tolerance {TOLERANCE:.0e}"
+        textwrap.fill(
+            "parity, as total return ((final - other) / cash): each final value against "
+            "foliosim's (the API run; numpy whole where foliosim did not run) and against the "
+            "engine's own exact reference (numpy whole or fractional, as it trades); tolerance "
+            f"{TOLERANCE:.0e}",
+            100,
+        )
     )
-    print(f"    {'engine':<18}{'final value':>20}{'vs foliosim':>12}{'vs ref':>12}")
+    print(f"    {'engine':<18}{'final value':>18}{'vs foliosim':>13}{'vs own ref':>13}")
     problems = []
     for strategy in STRATEGIES:
-        for n in sizes:
-            whole_ref, frac_ref = refs[(strategy, n, True)], refs[(strategy, n, False)]
+        for n in all_sizes:
+            (whole_ref, idle), (frac_ref, _) = refs[(strategy, n, True)], refs[(strategy, n, False)]
             base = by.get(("foliosim API", strategy, n))
-            base_final = base.final if base and not base.error else whole_ref
+            base_final = base.final if base is not None and not base.error else whole_ref
             rows = [
-                (e, by[(e, strategy, n)].final, e in FOLIOSIM or args.shares == "whole")
+                (e, by[(e, strategy, n)].final, shares_of(e, args.shares) == "whole")
                 for e in engines
-                if not by[(e, strategy, n)].error
+                if (e, strategy, n) in by and not by[(e, strategy, n)].error
             ]
             rows += [("numpy whole", whole_ref, True), ("numpy fractional", frac_ref, False)]
-            print(f"  {STRATEGY_TITLES[strategy]}, N={n}:")
+            print(
+                f"  {STRATEGY_TITLES[strategy]}, N={n} (foliosim's rounding leaves "
+                f"{idle:.3%} of the value in cash each week, on average):"
+            )
             for name, final, whole in rows:
-                diff = (final - base_final) / CASH
-                own = (final - (whole_ref if whole else frac_ref)) / CASH
-                if abs(diff) <= TOLERANCE:
-                    verdict = "ok"
-                elif not whole and abs(own) <= TOLERANCE:
-                    verdict = "explained: fractional shares invest the cash foliosim keeps"
-                else:
-                    verdict = "OVER"
+                to_foliosim = (final - base_final) / CASH
+                to_own = (final - (whole_ref if whole else frac_ref)) / CASH
+                word = verdict(name, whole, to_foliosim, to_own)
+                if word.startswith("OVER") or abs(to_own) > TOLERANCE:
                     problems.append(f"{name} {strategy} N={n}")
-                print(f"    {name:<18}{final:>20,.2f}{diff:>+12.2e}{own:>+12.2e}  {verdict}")
-    print(
-        "  bt rounds each long down, as foliosim does: the same shares. vectorbt and "
-        "ml4t-backtest round each order toward zero, so a sale keeps up to one share above "
-        "foliosim's; numpy whole is foliosim's rule computed directly (it checks foliosim), "
-        "numpy fractional invests every dollar (the share-rounding cash foliosim keeps)."
-    )
+                print(f"    {name:<18}{final:>18,.2f}{to_foliosim:>+13.2e}{to_own:>+13.2e}  {word}")
+    for line in PARITY_NOTES:
+        print(textwrap.fill(line, 100, initial_indent="  - ", subsequent_indent="    "))
 
-    if len(sizes) >= 2:
+    if len(all_sizes) >= 2:
         print()
-        print(f"growth in N (log-log slope of seconds over N = {', '.join(map(str, sizes))}):")
+        print("growth in N: least-squares slope of log(seconds) on log(N) (1 = linear)")
         for strategy in STRATEGIES:
             cells = []
             for engine in engines:
-                pts = [by[(engine, strategy, n)] for n in sizes]
-                if all(not r.error for r in pts):
-                    cells.append(f"{engine} {slope(sizes, [r.seconds for r in pts]):.2f}")
+                pts = [by[(engine, strategy, n)] for n in sizes_of(engine)]
+                if len(pts) >= 2 and all(not r.error for r in pts):
+                    ns = sizes_of(engine)
+                    cells.append(f"{engine} {slope(ns, [r.seconds for r in pts]):.2f}")
             print(f"  {STRATEGY_TITLES[strategy]}: " + "; ".join(cells))
 
     if args.json:
@@ -540,20 +598,19 @@ def main(argv: list[str] | None = None) -> int:
             "machine": machine_line(cpu_model(), versions),
             "load_start": load_start,
             "end": str(end.date()),
-            "shares": args.shares,
+            "shares": {e: shares_of(e, args.shares) for e in engines},
+            "tolerance": TOLERANCE,
             "runs": [asdict(r) for r in runs],
             "references": [
-                {"strategy": s, "n": n, "whole": w, "final": v} for (s, n, w), v in refs.items()
+                {"strategy": s, "n": n, "whole": w, "final": v, "mean_cash": c}
+                for (s, n, w), (v, c) in refs.items()
             ],
         }
         args.json.write_text(json.dumps(doc, indent=2, default=str) + "\n")
     failed = [r for r in runs if r.error]
     if failed:
-        print(
-            f"error: {len(failed)} run(s) failed: "
-            + ", ".join(f"{r.engine} {r.strategy} N={r.n}" for r in failed),
-            file=sys.stderr,
-        )
+        names = ", ".join(f"{r.engine} {r.strategy} N={r.n}" for r in failed)
+        print(f"error: {len(failed)} run(s) failed: {names}", file=sys.stderr)
         return 1
     if problems:
         print("parity over the tolerance: " + ", ".join(problems))

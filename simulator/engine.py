@@ -17,7 +17,7 @@ import dataclasses
 import math
 import os
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -27,7 +27,7 @@ import pandas as pd
 
 from simulator.data import WeeklyData
 from simulator.errors import ConfigError, StrategyError
-from simulator.ledger import run_ledger
+from simulator.ledger import Row, run_ledger
 from simulator.sight import Sight
 from strategies.rebalance import (
     COST_COLUMNS,
@@ -88,11 +88,16 @@ class EngineResult:
     )
 
 
-def order_frame(rows: list[OrderRow]) -> pd.DataFrame:
-    """Order rows as a frame with :data:`~strategies.rebalance.ORDER_COLUMNS`."""
+def order_frame(rows: Sequence[OrderRow | Row]) -> pd.DataFrame:
+    """Order rows (or tuples of their fields) as a frame with
+    :data:`~strategies.rebalance.ORDER_COLUMNS`."""
+    return pd.DataFrame([_fields(r) for r in rows], columns=ORDER_COLUMNS)
+
+
+def _fields(row: OrderRow | Row) -> Row:
     # Field by field: dataclasses.astuple deep-copies every field (a fifth of a run's time
     # at 500 tickers).
-    return pd.DataFrame([tuple(vars(r).values()) for r in rows], columns=ORDER_COLUMNS)
+    return row if isinstance(row, tuple) else tuple(vars(row).values())
 
 
 def eligible_frame(weekly: WeeklyData, weeks: pd.DatetimeIndex, min_history: int) -> pd.DataFrame:
@@ -127,6 +132,8 @@ class RuleRun:
             self.reads = sight.check(rule_inputs(rule), f"strategy {rule.name!r}")
         except RuleError as err:
             raise StrategyError(f"strategy {rule.name!r}: {err}; fix the rule") from None
+        # This run's own copy of what the rule reads, written as the weeks pass.
+        self.tape = sight.tape(self.reads)
         self.eligible = eligible
         # Without limits (the engine's own tests) only finiteness and tradability are checked.
         self.max_weight = limits.max_weight if limits is not None else math.inf
@@ -137,7 +144,7 @@ class RuleRun:
 
     def __call__(self, week: pd.Timestamp, present: list[str], state: State) -> Decision:
         allowed = self.eligible[week]
-        history = self.sight.at(week, [t for t in present if t in allowed], self.reads)
+        history = self.tape.at(week, [t for t in present if t in allowed])
         try:
             decision = as_decision(self.rule.decide(week, history, state))
             weights = check_decision(
@@ -178,8 +185,10 @@ class RuleFailed(StrategyError):
 
 def eligible_sets(ok: pd.DataFrame) -> dict[pd.Timestamp, frozenset[str]]:
     """Week -> the tickers that may trade that week (see :func:`eligible_frame`)."""
+    names = np.array([str(t) for t in ok.columns], dtype=object)
     return {
-        week: frozenset(ok.columns[row]) for week, row in zip(ok.index, ok.to_numpy(), strict=True)
+        week: frozenset(names[row].tolist())
+        for week, row in zip(ok.index, ok.to_numpy(dtype=bool), strict=True)
     }
 
 
@@ -343,9 +352,12 @@ class _Setup:
 
 
 class _Run(Protocol):
-    values: list[float]
-    order_rows: list[OrderRow]
-    cost_rows: list[tuple[pd.Timestamp, float, float, float, float]]
+    @property
+    def values(self) -> list[float]: ...
+    @property
+    def order_rows(self) -> Sequence[OrderRow | Row]: ...
+    @property
+    def cost_rows(self) -> list[tuple[pd.Timestamp, float, float, float, float]]: ...
 
 
 _Callbacks = tuple[
@@ -514,9 +526,9 @@ def _compare(record: _Run, fast: _Run) -> None:
     if len(record.order_rows) != len(fast.order_rows):
         raise _Differ(f"{len(fast.order_rows)} orders against {len(record.order_rows)}")
     for ours_o, theirs_o in zip(record.order_rows, fast.order_rows, strict=True):
-        a, b = dataclasses.astuple(ours_o), dataclasses.astuple(theirs_o)
-        if not all(_same(x, y) for x, y in zip(a, b, strict=True)):
-            raise _Differ(f"order {theirs_o} against {ours_o}")
+        a, b = _fields(ours_o), _fields(theirs_o)
+        if not all(_same(x, y) and type(x) is type(y) for x, y in zip(a, b, strict=True)):
+            raise _Differ(f"order {b} against {a}")
 
 
 def _check_fixed_slippage(weekly: WeeklyData, calendar: pd.DatetimeIndex, slippage: float) -> None:
@@ -569,9 +581,10 @@ def _ledger_weights(
     fills = orders[orders["status"].isin(FILLED)]
     signed = np.where(fills["side"] == "buy", 1.0, -1.0) * fills["size"].to_numpy(float)
     cost = signed * fills["price"].to_numpy(float) + fills["commission"].to_numpy(float)
+    filled = pd.DatetimeIndex(fills["date_filled"])
     flows = pd.DataFrame(
         {
-            "week": pd.DatetimeIndex(fills["date_filled"]).map(lambda d: max(d, weeks[0])),
+            "week": filled.where(filled >= weeks[0], weeks[0]),
             "ticker": fills["ticker"].to_numpy(),
             "shares": signed,
             "cash": -cost,

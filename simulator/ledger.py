@@ -40,33 +40,57 @@ from strategies.rebalance import (
     Resume,
     WeekRecord,
     _row,
+    fill_prices,
     plan_orders,
+    running_sum,
 )
 from strategies.rule import State
+
+#: One order row as a tuple of :class:`~strategies.rebalance.OrderRow`'s fields.
+Row = tuple[
+    pd.Timestamp | None, pd.Timestamp | None, str, str, float, float, float, float, str, str
+]
 
 
 @dataclass
 class LedgerRun:
-    """What :func:`run_ledger` produced: what the adapter collects in a backtrader run."""
+    """What :func:`run_ledger` produced: what the adapter collects in a backtrader run
+    (order rows as tuples of :class:`~strategies.rebalance.OrderRow`'s fields)."""
 
     values: list[float]
-    order_rows: list[OrderRow]
+    order_rows: list[Row]
     cost_rows: list[tuple[pd.Timestamp, float, float, float, float]]
 
 
 @dataclass
-class _Order:
-    feed: int
-    size: float  # signed whole shares, as backtrader's created.size
+class _Batch:
+    """One decision's orders, waiting for the broker (submission order)."""
+
+    feeds: np.ndarray
+    shares: np.ndarray  # signed whole shares (int64)
+    reference: np.ndarray  # the price each was sized at, before slippage
     week: pd.Timestamp  # the decision week
     tag: str
-    reference: float
-    fill_at: float  # the price it executes at before slippage
     filled_on: pd.Timestamp
 
 
+def _as_row(row: OrderRow) -> Row:
+    return (
+        row.date_submitted,
+        row.date_filled,
+        row.ticker,
+        row.side,
+        row.size,
+        row.price,
+        row.value,
+        row.commission,
+        row.status,
+        row.model_version,
+    )
+
+
 class Ledger:
-    """The broker's cash and positions, and the adapter's loop over the weeks."""
+    """The broker's cash and positions, in feed order, and its order rows."""
 
     def __init__(
         self,
@@ -83,91 +107,107 @@ class Ledger:
         self.closes = closes
         self.cash = cash
         self.costs = costs
-        self.sizes: list[float] = [0] * len(self.names)  # whole shares: ints, as backtrader's
-        self.prices: list[float] = [0.0] * len(self.names)
-        self.pending: list[_Order] = []
-        self.order_rows: list[OrderRow] = []
+        self.sizes = np.zeros(len(self.names))
+        self.prices = np.zeros(len(self.names))
+        self.pending: _Batch | None = None
+        self.rows: list[Row] = []
         self.slipped = 0.0
 
     # --- the broker -------------------------------------------------------------------------
 
     def value(self, i: int) -> float:
         """The portfolio value at the closes of week ``i``, summed as ``BackBroker._get_value``
-        sums it: position by position in feed order, a long one as its value less and then
-        plus its unrealised profit."""
-        close = self.closes[i]
-        total = 0.0
-        for j, size in enumerate(self.sizes):
-            if not size:
-                continue
-            c = float(close[j])
-            dvalue = size * c
-            if dvalue > 0:
-                unrealized = size * (c - self.prices[j]) * 1.0
-                total += (dvalue - unrealized) / 1.0
-                total += unrealized
-            else:
-                total += dvalue
-        return self.cash + total
+        sums it: position by position in feed order, a long one as its value less its
+        unrealised profit, then plus it."""
+        held = np.flatnonzero(self.sizes)
+        size, close = self.sizes[held], self.closes[i, held]
+        dvalue = size * close
+        unrealized = size * (close - self.prices[held]) * 1.0
+        long = dvalue > 0
+        terms = np.empty((len(held), 2))
+        terms[:, 0] = np.where(long, (dvalue - unrealized) / 1.0, dvalue)
+        terms[:, 1] = np.where(long, unrealized, 0.0)
+        return self.cash + running_sum(0.0, _drop(terms, long))
 
     def execute_pending(self) -> None:
-        """Execute the pending orders in submission order (``BackBroker.next``)."""
-        orders, self.pending = self.pending, []
-        for order in orders:
-            self._execute(order)
-
-    def _execute(self, order: _Order) -> None:
-        """One market order, as ``BackBroker._execute`` does it for a stock-like instrument
-        (``shortcash``, leverage 1, commission a fraction of the value)."""
+        """Execute the waiting orders in submission order (``BackBroker.next``), each as
+        ``BackBroker._execute`` does for a stock-like instrument (``shortcash``, leverage 1,
+        commission a fraction of the value, margin checked at execution)."""
+        batch, self.pending = self.pending, None
+        if batch is None or not len(batch.feeds):
+            return
         c = self.costs
-        j, size = order.feed, order.size
-        price = c.fill_price(order.fill_at, size)
-        held, pprice_orig = self.sizes[j], self.prices[j]
-        _psize, _pprice, opened, closed = _update(held, pprice_orig, size, price)
-        pnl = -closed * (price - pprice_orig) * 1.0
-        cash = self.cash
-        closedcomm = openedcomm = 0.0
-        if closed:
-            cash += -closed * pprice_orig + pnl * True
-            closedcomm = abs(closed) * c.commission * price
-            cash -= closedcomm
-            cash += 0.0
-            self.cash = cash
-        popened = opened
-        if opened:
-            cash -= opened * price
-            openedcomm = abs(opened) * c.commission * price
-            cash -= openedcomm
-            if cash < 0.0:  # the cash cannot pay: what would open is not executed
-                opened = 0
-                openedcomm = 0.0
-            else:
-                self.cash = cash
-        execsize = closed + opened
-        executed = False
-        if execsize:
-            self.sizes[j], self.prices[j], _o, _c = _update(held, pprice_orig, execsize, price)
-            executed = execsize == size
-        if executed:
-            ex_price = (0.0 + execsize * price) / execsize
-            ex_comm = 0.0 + (closedcomm + openedcomm)
-            self.slipped += abs(ex_price - order.reference) * abs(execsize)
-            self.order_rows.append(
-                _row(
-                    order.week,
-                    order.filled_on,
-                    self.names[j],
-                    execsize,
-                    ex_price,
-                    ex_comm,
-                    "Completed",
-                    order.tag,
-                )
+        j = batch.feeds
+        n = batch.shares.astype(float)
+        price = fill_prices(c, batch.reference, n)
+        held, before = self.sizes[j], self.prices[j]
+        new = held + n
+        long, short = held > 0, held < 0
+        flat_after, flat_before = new == 0, held == 0
+        grows = (long & (n > 0)) | (short & (n < 0))
+        shrinks = (long & (n < 0) & (new > 0)) | (short & (n > 0) & (new < 0))
+        # Position.update: how much of each order opens and how much closes a position.
+        opened = np.select([flat_after, flat_before, grows, shrinks], [0.0, n, n, 0.0], new)
+        closed = np.select([flat_after, flat_before, grows, shrinks], [n, 0.0, 0.0, n], -held)
+        pnl = -closed * (price - before) * 1.0
+        closedcomm = np.abs(closed) * c.commission * price
+        openedcomm = np.abs(opened) * c.commission * price
+        steps = np.empty((len(j), 4))
+        steps[:, 0] = -closed * before + pnl
+        steps[:, 1] = -closedcomm
+        steps[:, 2] = -(opened * price)
+        steps[:, 3] = -openedcomm
+        done = np.ones(len(j), dtype=bool)
+        cash, first = self.cash, 0
+        while first < len(j):
+            path = np.add.accumulate(np.concatenate(([cash], steps[first:].ravel())))
+            after = path[4::4]
+            refused = np.flatnonzero((opened[first:] != 0) & (after < 0.0))
+            if not len(refused):
+                cash = float(path[-1])
+                break
+            k = first + int(refused[0])
+            done[k] = False
+            # The closed part stands; what would open is not executed (a Margin row).
+            cash = float(path[(k - first) * 4 + 2])
+            first = k + 1
+        self.cash = cash
+        # Positions after the fills (a refused order moves only what it closed).
+        moved = np.where(done, n, closed)
+        after_size = held + moved
+        average = (before * held + moved * price) / np.where(after_size == 0, 1.0, after_size)
+        self.prices[j] = np.select(
+            [after_size == 0, flat_before, grows & done, shrinks | ~done],
+            [0.0, price, average, before],
+            price,
+        )
+        self.sizes[j] = after_size
+        ex_price = (0.0 + n * price) / n
+        ex_comm = 0.0 + (closedcomm + openedcomm)
+        self.slipped = running_sum(
+            self.slipped, (np.abs(ex_price - batch.reference) * np.abs(n))[done]
+        )
+        shares = np.abs(batch.shares)
+        names = [self.names[f] for f in j.tolist()]
+        sides = np.where(batch.shares > 0, "buy", "sell").tolist()
+        status = np.where(done, "Completed", "Margin").tolist()
+        fill_price = np.where(done, ex_price, math.nan)
+        k = len(j)
+        self.rows.extend(
+            zip(
+                [batch.week] * k,
+                [batch.filled_on if ok else None for ok in done.tolist()],
+                names,
+                sides,
+                shares.tolist(),
+                fill_price.tolist(),
+                (shares * fill_price).tolist(),
+                np.where(done, ex_comm, 0.0).tolist(),
+                status,
+                [batch.tag] * k,
+                strict=True,
             )
-        elif popened and not opened:
-            self.order_rows.append(
-                _row(order.week, None, self.names[j], size, math.nan, 0.0, "Margin", order.tag)
-            )
+        )
 
     # --- the adapter ------------------------------------------------------------------------
 
@@ -176,30 +216,31 @@ class Ledger:
         i: int,
         week: pd.Timestamp,
         targets: Mapping[str, float],
-        present: Sequence[int],
+        present: np.ndarray,
         tag: str,
         at_open: bool,
         filled_on: pd.Timestamp,
     ) -> None:
         """Size and submit the orders of ``targets`` (``TargetWeightStrategy._rebalance``),
         at the opens of week ``i`` or at its closes; they fill dated ``filled_on``."""
-        row = self.opens[i] if at_open else self.closes[i]
-        price = {j: float(row[j]) for j in present}
+        price = (self.opens if at_open else self.closes)[i, present]
         close = self.closes[i]
-        orders, missing = plan_orders(
+        feeds, shares, missing = plan_orders(
             targets,
+            present,
             price,
-            {j: self.names[j] for j in present},
-            dict(enumerate(self.sizes)),
+            self.names,
+            self.sizes,
             lambda j: float(close[j]),
             self.cash,
             self.costs,
         )
         for name, weight in missing:
             nobar = _row(week, None, name, weight, math.nan, 0.0, "NoBar", tag)
-            self.order_rows.append(replace(nobar, size=math.nan))
-        for j, n in orders:
-            self.pending.append(_Order(j, n, week, tag, price[j], price[j], filled_on))
+            self.rows.append(_as_row(replace(nobar, size=math.nan)))
+        where = {f: k for k, f in enumerate(present.tolist())}
+        reference = price[[where[f] for f in feeds.tolist()]]
+        self.pending = _Batch(feeds, shares, reference, week, tag, filled_on)
 
     def charge(self, i: int) -> tuple[float, float, float]:
         """The week's borrow fee and interest (``TargetWeightStrategy._charge``)."""
@@ -209,8 +250,8 @@ class Ledger:
         cash = self.cash
         fee = 0.0
         if c.borrow_fee:
-            close = self.closes[i]
-            short = sum(-s * float(close[j]) for j, s in enumerate(self.sizes) if s < 0)
+            shorts = np.flatnonzero(self.sizes < 0)
+            short = running_sum(0.0, -self.sizes[shorts] * self.closes[i, shorts])
             fee = short * (c.borrow_fee / WEEKS_PER_YEAR)
         interest = cash * ((c.cash_rate if cash > 0 else c.margin_rate) / WEEKS_PER_YEAR)
         self.cash = cash + interest - fee
@@ -221,44 +262,31 @@ class Ledger:
     ) -> None:
         """Close at its last close each held position whose data ended before ``week``."""
         for j, last in ending:
-            size = self.sizes[j]
+            size = _shares(self.sizes[j])
             if not size or week <= last:
                 continue
-            price = float(self.closes[i][j])
+            price = float(self.closes[i, j])
             commission = self.costs.commission * abs(size) * price
             self.cash += size * price - commission
-            self.sizes[j], self.prices[j] = 0, 0.0
-            self.order_rows.append(
-                _row(week, week, self.names[j], -size, price, commission, "Delisted", "")
-            )
+            self.sizes[j], self.prices[j] = 0.0, 0.0
+            row = _row(week, week, self.names[j], -size, price, commission, "Delisted", "")
+            self.rows.append(_as_row(row))
 
     def holdings(self) -> dict[str, tuple[float, float]]:
-        return {
-            self.names[j]: (float(s), float(self.prices[j])) for j, s in enumerate(self.sizes) if s
-        }
+        held = np.flatnonzero(self.sizes).tolist()
+        return {self.names[j]: (float(self.sizes[j]), float(self.prices[j])) for j in held}
 
 
-def _update(
-    size: float, price: float, change: float, at: float
-) -> tuple[float, float, float, float]:
-    """``backtrader.Position.update``: the new size and average price, and how much of
-    ``change`` opened and closed a position (both with the sign of ``change``)."""
-    new = size + change
-    if not new:
-        return new, 0.0, 0, change
-    if not size:
-        return new, at, change, 0
-    if size > 0:
-        if change > 0:
-            return new, (price * size + change * at) / new, change, 0
-        if new > 0:
-            return new, price, 0, change
-        return new, at, new, -size
-    if change < 0:
-        return new, (price * size + change * at) / new, change, 0
-    if new < 0:
-        return new, price, 0, change
-    return new, at, new, -size
+def _drop(terms: np.ndarray, long: np.ndarray) -> np.ndarray:
+    """The terms in order, a short position's second (none in backtrader's sum) left out."""
+    keep = np.ones(terms.shape, dtype=bool)
+    keep[:, 1] = long
+    return terms[keep]
+
+
+def _shares(size: float) -> float:
+    """A position's size as backtrader holds it: whole shares as an int."""
+    return int(size) if float(size).is_integer() else float(size)
 
 
 def run_ledger(
@@ -283,6 +311,7 @@ def run_ledger(
     """Run the weeks of ``calendar`` (the arguments are :class:`~strategies.rebalance.
     TargetWeightStrategy`'s, with prices as ``(weeks, feeds)`` arrays carried forward)."""
     book = Ledger(names, opens, closes, cash, costs)
+    present_arrays = [np.array(p, dtype=np.int64) for p in present]
     values: list[float] = []
     cost_rows: list[tuple[pd.Timestamp, float, float, float, float]] = []
     waiting: tuple[pd.Timestamp, Mapping[str, float], str] | None = None
@@ -292,24 +321,28 @@ def run_ledger(
         if waiting is not None:  # next_open
             decided, targets, tag = waiting
             waiting = None
-            book.rebalance(i, decided, targets, present[i], tag, True, week)
-        if book.pending:
-            book.execute_pending()
+            book.rebalance(i, decided, targets, present_arrays[i], tag, True, week)
+        book.execute_pending()
         if i < begin:
             continue
         if resume is not None and i == begin:
             book.cash = resume.cash
             for j, name in enumerate(book.names):
                 size, price = resume.holdings.get(name, (0, 0.0))
-                size = int(size) if float(size).is_integer() else size
                 book.sizes[j], book.prices[j] = size, price
             if at_close:
                 book.rebalance(
-                    i, resume.week, resume.targets, present[i], resume.tag, False, resume.week
+                    i,
+                    resume.week,
+                    resume.targets,
+                    present_arrays[i],
+                    resume.tag,
+                    False,
+                    resume.week,
                 )
             else:
                 waiting = (resume.week, resume.targets, resume.tag)
-            del book.order_rows[:]
+            del book.rows[:]
             continue
         value = book.value(i)
         fee, earned, paid = book.charge(i) if i > begin else (0.0, 0.0, 0.0)
@@ -332,13 +365,13 @@ def run_ledger(
             if at_close:
                 # Filled at the next bar, at this close and dated this week (backtrader's
                 # cheat-on-close).
-                book.rebalance(i, week, targets, present[i], tag, False, week)
+                book.rebalance(i, week, targets, present_arrays[i], tag, False, week)
             else:
                 waiting = (week, targets, tag)
         if progress is not None:
             progress(i + 1 - begin, len(calendar) - begin)
         if on_week is not None:
-            rows = book.order_rows[recorded:]
-            recorded = len(book.order_rows)
+            rows = [OrderRow(*row) for row in book.rows[recorded:]]
+            recorded = len(book.rows)
             on_week(WeekRecord(week, values[-1], held_cash, holdings, dict(targets), tag, rows))
-    return LedgerRun(values, book.order_rows, cost_rows)
+    return LedgerRun(values, book.rows, cost_rows)

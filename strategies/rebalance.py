@@ -34,11 +34,12 @@ decision, ``on_week`` receives that week's :class:`WeekRecord` (what a journal s
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
-from typing import Any, TypeVar
+from typing import Any
 
 import backtrader as bt
+import numpy as np
 import pandas as pd
 
 from strategies.rule import Decision, State
@@ -46,8 +47,6 @@ from strategies.rule import Decision, State
 #: ``decide(week, tickers with a bar that week, account state) -> Decision``.
 Decide = Callable[[pd.Timestamp, list[str], State], Decision]
 Progress = Callable[[int, int], None]
-#: An instrument's key: a backtrader feed, or a column number of the ledger.
-K = TypeVar("K")
 #: ticker -> (shares, average price), as backtrader's broker keeps a position.
 Holdings = Mapping[str, tuple[float, float]]
 
@@ -252,6 +251,8 @@ class TargetWeightStrategy(bt.Strategy):
         self.calendar: pd.DatetimeIndex = self.p.calendar
         self.decisions: frozenset[pd.Timestamp] = frozenset(self.p.decisions)
         self.assets = list(self.datas[1:])
+        self._names = [d._name for d in self.assets]
+        self._number = {d: j for j, d in enumerate(self.assets)}
         self.values: list[float] = []
         self.order_rows: list[OrderRow] = []
         self._waiting: tuple[pd.Timestamp, Mapping[str, float], str] | None = None
@@ -405,16 +406,18 @@ class TargetWeightStrategy(bt.Strategy):
         at_open: bool,
     ) -> None:
         """Submit the orders that move the positions of ``present`` feeds to ``targets``."""
-        price = {d: (d.open[0] if at_open else d.close[0]) for d in present}
+        price = np.array([d.open[0] if at_open else d.close[0] for d in present], dtype=float)
         positions = self.broker.positions
         # Every feed's position, in feed order (the order the broker then sums them in).
-        sizes = {d: positions[d].size for d in self.assets}
-        orders, missing = plan_orders(
+        sizes = np.array([positions[d].size for d in self.assets], dtype=float)
+        number = self._number
+        feeds, shares, missing = plan_orders(
             targets,
+            np.array([number[d] for d in present], dtype=np.int64),
             price,
-            {d: d._name for d in present},
+            self._names,
             sizes,
-            lambda d: d.close[0],
+            lambda j: self.assets[j].close[0],
             self.broker.getcash(),
             self.costs,
         )
@@ -422,9 +425,11 @@ class TargetWeightStrategy(bt.Strategy):
             # No bar to fill at (e.g. a trading halt): recorded, never silently dropped.
             row = _row(week, None, name, weight, math.nan, 0.0, "NoBar", tag)
             self.order_rows.append(replace(row, size=math.nan))
-        for d, n in orders:
+        reference = dict(zip(present, price.tolist(), strict=True))
+        for j, n in zip(feeds.tolist(), shares.tolist(), strict=True):
+            d = self.assets[j]
             order = self.sell(data=d, size=-n) if n < 0 else self.buy(data=d, size=n)
-            order.addinfo(decided=week, tag=tag, reference=price[d])
+            order.addinfo(decided=week, tag=tag, reference=reference[d])
 
     def notify_order(self, order: Any) -> None:
         if order.alive():
@@ -447,74 +452,92 @@ class TargetWeightStrategy(bt.Strategy):
         self.order_rows.append(row)
 
 
+def running_sum(start: float, terms: np.ndarray) -> float:
+    """``start + terms[0] + terms[1] + ...``, added one by one from the left, as a Python loop
+    (and backtrader's broker) adds them: the same float to the last bit, where ``np.sum``'s
+    pairwise sum may differ in it."""
+    if not len(terms):
+        return start
+    return float(np.add.accumulate(np.concatenate(([start], terms)))[-1])
+
+
+def fill_prices(costs: Costs, price: np.ndarray, shares: np.ndarray) -> np.ndarray:
+    """:meth:`Costs.fill_price` of each ``(price, shares)`` pair."""
+    s = costs.slippage
+    if not s:
+        return price
+    if costs.slippage_kind == "perc":
+        return np.where(shares > 0, price * (1 + s), price * (1 - s))
+    return np.where(shares > 0, price + s, price - s)
+
+
 def plan_orders(
     targets: Mapping[str, float],
-    price: Mapping[K, float],
-    names: Mapping[K, str],
-    sizes: Mapping[K, float],
-    last_close: Callable[[K], float],
+    present: np.ndarray,
+    price: np.ndarray,
+    names: Sequence[str],
+    sizes: np.ndarray,
+    mark: Callable[[int], float],
     cash: float,
     costs: Costs,
-) -> tuple[list[tuple[K, int]], list[tuple[str, float]]]:
+) -> tuple[np.ndarray, np.ndarray, list[tuple[str, float]]]:
     """The whole-share orders that move the positions to ``targets``, sells first.
 
-    The one sizing rule of both engines (backtrader's adapter and :mod:`simulator.ledger`):
-    ``price`` holds the fill reference of each instrument that can trade now (``names`` gives
-    its ticker), ``sizes`` every position in the broker's order (0 when flat) and
-    ``last_close`` the price a held instrument that cannot trade now is valued at (it keeps
-    its value out of the budget). Each target is ``int(weight * budget / price)`` shares
-    (toward zero); with costs, the budget first reserves what the trades would cost; buys are
-    then trimmed until the sells pay for them (:func:`_fund`). Returns ``(orders, missing)``:
-    ``(instrument, signed shares)`` in submission order, and the ``(ticker, weight)`` targets
-    with no price (no bar to fill at).
+    The one sizing rule of both engines (backtrader's adapter and :mod:`simulator.ledger`).
+    Instruments are numbered in the broker's order: ``names`` and ``sizes`` (0 when flat)
+    list every one; ``present`` numbers those that can trade now, in the order of
+    ``price``, their fill references; ``mark(j)`` is the price a held instrument that
+    cannot trade now is valued at (it keeps its value out of the budget). Each target is
+    ``int(weight * budget / price)`` shares (toward zero); with costs, the budget first
+    reserves what the trades would cost; buys are then trimmed until the sells pay for them
+    (:func:`_fund`). Sums are running sums (:func:`running_sum`), in the order the adapter
+    always added them. Returns ``(instruments, shares, missing)``: the orders in submission
+    order (signed whole shares), and the ``(ticker, weight)`` targets with no price (no bar
+    to fill at).
     """
-    held_value = 0.0  # positions that cannot trade now keep their value
-    value = cash
-    for k, size in sizes.items():
-        if size:
-            p = price[k] if k in price else last_close(k)
-            value += size * p
-            if k not in price:
-                held_value += abs(size * p)
-    tradable = set(names.values())
+    can_trade = np.zeros(len(sizes), dtype=bool)
+    can_trade[present] = True
+    held = np.flatnonzero(sizes)
+    at = np.empty(len(held))
+    where = {int(j): k for k, j in enumerate(present)}
+    away = []
+    for n, j in enumerate(held.tolist()):
+        if can_trade[j]:
+            at[n] = price[where[j]]
+        else:
+            at[n] = mark(j)
+            away.append(n)
+    worth = sizes[held] * at
+    value = running_sum(cash, worth)
+    held_value = running_sum(0.0, np.abs(worth[away]))
+    tradable = {names[j] for j in present.tolist()}
     missing = [(name, w) for name, w in targets.items() if name not in tradable and w]
     budget = value - held_value
-    deltas = _deltas(targets, price, names, sizes, budget)
+    weights = np.array([targets.get(names[j], 0.0) for j in present.tolist()], dtype=float)
+    now = np.trunc(sizes[present])
+    deltas = _deltas(weights, price, now, budget)
     c = costs
     if c.commission > 0 or c.slippage > 0:
         # Reserve what the trades will cost, from the trades the budget alone would make.
-        fills = {k: c.fill_price(price[k], n) for k, n in deltas.items()}
-        cost = c.commission * sum(abs(n) * fills[k] for k, n in deltas.items())
+        moved = deltas != 0
+        n, p = deltas[moved], price[moved]
+        fills = fill_prices(c, p, n)
+        cost = c.commission * running_sum(0.0, np.abs(n) * fills)
         if c.slippage > 0:
-            cost += sum(abs(n) * abs(fills[k] - price[k]) for k, n in deltas.items())
-        deltas = _deltas(targets, price, names, sizes, budget - cost)
-    _fund(deltas, price, sizes, cash, c)
-    return sorted(deltas.items(), key=lambda kv: kv[1] > 0), missing
+            cost += running_sum(0.0, np.abs(n) * np.abs(fills - p))
+        deltas = _deltas(weights, price, now, budget - cost)
+    _fund(deltas, price, sizes[present], cash, c)
+    sells, buys = np.flatnonzero(deltas < 0), np.flatnonzero(deltas > 0)
+    order = np.concatenate((sells, buys))
+    return present[order], deltas[order].astype(np.int64), missing
 
 
-def _deltas(
-    targets: Mapping[str, float],
-    price: Mapping[K, float],
-    names: Mapping[K, str],
-    sizes: Mapping[K, float],
-    budget: float,
-) -> dict[K, int]:
-    deltas = {}
-    for k, p in price.items():
-        target = int(targets.get(names[k], 0.0) * budget / p)  # whole shares, toward zero
-        delta = target - int(sizes[k])
-        if delta:
-            deltas[k] = delta
-    return deltas
+def _deltas(weights: np.ndarray, price: np.ndarray, now: np.ndarray, budget: float) -> np.ndarray:
+    """Whole shares to trade: ``int(weight * budget / price) - int(size)`` (floats)."""
+    return np.trunc(weights * budget / price) - now
 
 
-def _fund(
-    deltas: dict[K, int],
-    price: Mapping[K, float],
-    sizes: Mapping[K, float],
-    cash: float,
-    c: Costs,
-) -> None:
+def _fund(deltas: np.ndarray, price: np.ndarray, sizes: np.ndarray, cash: float, c: Costs) -> None:
     """Trim buys (largest value first) until the sells pay for them, in place.
 
     Whole shares are rounded toward zero, so each short position raises up to one share's
@@ -525,20 +548,20 @@ def _fund(
     above the budget) are left to the broker, which rejects and logs them.
     """
     rate = 1.0 + c.commission
-    for k, n in deltas.items():
-        fill = c.fill_price(price[k], n)
-        cash -= n * fill + c.commission * abs(n) * fill
-    short = [k for k in price if sizes[k] + deltas.get(k, 0) < 0]
-    if cash >= 0.0 or cash < -sum(c.fill_price(price[k], -1) * rate for k in short):
+    moved = np.flatnonzero(deltas)
+    n = deltas[moved]
+    fill = fill_prices(c, price[moved], n)
+    cash = running_sum(cash, -(n * fill + c.commission * np.abs(n) * fill))
+    short = np.flatnonzero(sizes + deltas < 0)
+    floor = running_sum(0.0, fill_prices(c, price[short], -np.ones(len(short))) * rate)
+    if cash >= 0.0 or cash < -floor:
         return
-    buys = sorted((k for k, n in deltas.items() if n > 0), key=lambda k: -deltas[k] * price[k])
+    buys = sorted(np.flatnonzero(deltas > 0).tolist(), key=lambda k: -deltas[k] * price[k])
     for k in buys:
-        fill = c.fill_price(price[k], 1)
-        cut = min(deltas[k], math.ceil(-cash / (fill * rate)))
+        fill1 = c.fill_price(float(price[k]), 1)
+        cut = min(deltas[k], math.ceil(-cash / (fill1 * rate)))
         deltas[k] -= cut
-        cash += cut * fill * rate
-        if not deltas[k]:
-            del deltas[k]
+        cash += cut * fill1 * rate
         if cash >= 0.0:
             return
 

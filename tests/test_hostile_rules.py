@@ -1,9 +1,11 @@
 """Hostile rules (issue 24): what a rule receives reaches no later week, and what it does to
 its copy, how it answers, and how it fails stay its own.
 
-- The history a rule gets owns its memory: no numpy ``.base`` reaches the engine's table (the
-  hole: a rule walking ``history.closes.to_numpy().base`` read the week after its decision),
-  in a backtest, a paper account's step and ``recommend --as-of``.
+- No memory the history a rule gets reaches holds a later week: no numpy ``.base`` reaches
+  the engine's table (the hole: a rule walking ``history.closes.to_numpy().base`` read the
+  week after its decision), in a backtest, a paper account's step and ``recommend --as-of``.
+  An engine run's rule reads its run's own tape (simulator.sight.Tape), whose rows after the
+  week are not yet written; anything else gets a copy of its rows only.
 - A rule that makes its copy writable and flattens it no longer switches a profile's
   volatility target off.
 - ``foliosim check-rule`` catches rules that read the engine's table through a caller's frame
@@ -36,6 +38,7 @@ from simulator.deadline import DeadlineExceeded, deadline
 from simulator.errors import StrategyError
 from simulator.journal import Journal
 from simulator.recommend import recommend
+from simulator.sight import Sight
 from strategies.rule import History, owned_frame
 from tests.conftest import PAPER_CONFIG, PAPER_FAST, REPO, PaperModel
 from tests.helpers import CSV, advance, cli, error_line, sets
@@ -61,6 +64,14 @@ def root(array):
     while isinstance(array.base, np.ndarray):
         array = array.base
     return array
+
+
+def held(array):
+    """How many values the memory behind ``array`` holds: finite prices, or dates."""
+    flat = np.asarray(root(array)).reshape(-1)
+    if flat.dtype.kind == "f":
+        return int(np.isfinite(flat).sum())
+    return int(np.count_nonzero(flat))
 
 
 def next_week_best(table, week, names):
@@ -89,21 +100,22 @@ class Reach:
 
     def decide(self, week, history, state):
         closes = history.closes
-        sizes = [root(closes.to_numpy()).size, root(closes.index.asi8).size]
-        sizes += [root(closes[c].to_numpy()).size for c in closes.columns]
-        SEEN.append((str(week.date()), len(closes), closes.shape[1], max(sizes)))
+        prices = [held(closes.to_numpy())] + [held(closes[c].to_numpy()) for c in closes.columns]
+        own = int(np.isfinite(closes.to_numpy()).sum())
+        SEEN.append((str(week.date()), len(closes), own, max(prices), held(closes.index.asi8)))
         return first_three(history.tradable)
 
 
 class BasePeek:
-    """The hole of issue 24: the base of its closes was the engine's whole table. When it
-    reaches more than its history, it trades otherwise."""
+    """The hole of issue 24: the base of its closes was the engine's whole table. When the
+    memory it reaches holds more prices than its history, it trades otherwise."""
 
     name = "base-peek"
 
     def decide(self, week, history, state):
-        if root(history.closes.to_numpy()).size > history.closes.size:
-            return first_three(list(history.tradable)[::-1])
+        values = history.closes.to_numpy()
+        if held(values) > np.isfinite(values).sum():
+            return {t: 1 / 3 for t in sorted(history.tradable)[-3:]}
         return first_three(history.tradable)
 
 
@@ -233,10 +245,11 @@ def half(rule: str, *extra: str) -> Any:
     return load_config(PAPER_CONFIG, [*HALF, f"backtest.strategy=hostile_rules:{rule}", *extra])
 
 
-def assert_reached_only_its_weeks(seen: list[tuple[str, int, int, int]]) -> None:
+def assert_reached_only_its_weeks(seen: list[tuple[str, int, int, int, int]]) -> None:
+    """No memory a history reached held more prices than the history, or more dates."""
     assert seen
-    for week, rows, columns, reached in seen:
-        assert reached <= rows * columns, (week, rows, columns, reached)
+    for week, rows, prices, reached, dates in seen:
+        assert reached <= prices and dates <= rows, (week, rows, prices, reached, dates)
 
 
 # --- the history a rule receives ------------------------------------------------------------
@@ -260,6 +273,31 @@ def test_a_history_owns_its_rows_and_is_read_only() -> None:
     assert restricted.tradable == ("A",)
     assert restricted.closes.to_numpy().base is not values.base
     assert owned_frame(table).to_numpy().base.size == table.size
+
+
+def test_an_engine_runs_tape_holds_no_later_week_and_cannot_be_written() -> None:
+    """What an engine run hands its rule (simulator.sight.Tape): the rows up to the week, in
+    memory that holds nothing later yet and cannot be made writable; a week before one
+    already read is cut from a copy."""
+    index = pd.date_range("2024-01-05", periods=6, freq="W-FRI", name="date")
+    table = pd.DataFrame({"A": np.arange(6.0) + 1, "B": np.arange(6.0) + 10}, index=index)
+    tape = Sight(table).tape()
+    early = tape.at(index[1], ["A", "B"])
+    values = early.closes.to_numpy()
+    assert early.closes.index.tolist() == index[:2].tolist()
+    assert values.tolist() == [[1.0, 10.0], [2.0, 11.0]]
+    memory = values
+    while isinstance(memory.base, np.ndarray):
+        memory = memory.base
+    assert np.isfinite(memory).sum() == 4  # weeks 3..6 are not written yet
+    with pytest.raises(ValueError, match="WRITEABLE"):
+        memory.setflags(write=True)
+    later = tape.at(index[3], ["A"])
+    assert later.closes["A"].tolist() == [1.0, 2.0, 3.0, 4.0]
+    assert early.closes.shape == (2, 2)  # what a rule kept is still its rows
+    again = tape.at(index[2], ["A"])  # an earlier week: a copy of its rows only
+    assert again.closes.to_numpy().base.size == 6
+    assert again.closes["B"].tolist() == [10.0, 11.0, 12.0]
 
 
 def test_a_rule_reaches_no_later_week_in_a_backtest(rules: Any) -> None:

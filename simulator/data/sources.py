@@ -97,23 +97,28 @@ def adjust_ohlc(frame: pd.DataFrame) -> pd.DataFrame:
     >>> adjust_ohlc(f)[["open", "high", "low", "close"]].iloc[0].tolist()
     [5.0, 6.0, 4.5, 5.5]
     """
-    out = pd.DataFrame(index=frame.index)
-    close = frame["close"]
-    adj = frame["adj_close"]
-    if adj.notna().any() and close.isna().all():
+    close = frame["close"].to_numpy(dtype=float)
+    adj = frame["adj_close"].to_numpy(dtype=float)
+    has_adj = bool((~np.isnan(adj)).any())
+    if has_adj and np.isnan(close).all():
         base = adj
-        factor = pd.Series(np.nan, index=frame.index)  # O/H/L unusable: basis unknown
-    elif adj.notna().any():
+        factor = np.full(len(adj), np.nan)  # O/H/L unusable: basis unknown
+    elif has_adj:
         base = adj
-        factor = adj / close
+        with np.errstate(divide="ignore", invalid="ignore"):  # a close of 0: refused later
+            factor = adj / close
     else:
         base = close
-        factor = pd.Series(1.0, index=frame.index)
-    out["close"] = base
+        factor = np.ones(len(close))
+    columns = {}
     for col in ("open", "high", "low"):
-        out[col] = (frame[col] * factor).fillna(base)
-    out["volume"] = frame["volume"].fillna(0.0)
-    return out[OHLCV]
+        with np.errstate(invalid="ignore"):  # 0 x inf, from a close of 0: refused later
+            scaled = frame[col].to_numpy(dtype=float) * factor
+        columns[col] = np.where(np.isnan(scaled), base, scaled)
+    columns["close"] = base
+    volume = frame["volume"].to_numpy(dtype=float)
+    columns["volume"] = np.where(np.isnan(volume), 0.0, volume)
+    return pd.DataFrame({col: columns[col] for col in OHLCV}, index=frame.index)
 
 
 def _check_series(name: str, frame: pd.DataFrame, where: str, prices: bool = True) -> None:
@@ -342,6 +347,11 @@ def parse_price_table(raw: pd.DataFrame, name: str, where: str, *, kind: str) ->
     if raw.empty:
         raise DataError(f"{where}: no data rows")
     text = raw["date"].astype(str).str.strip()
+    # Plain YYYY-MM-DD dates (every file we know) parse in C; anything else takes the
+    # checks below, which name what is wrong.
+    plain = pd.to_datetime(text, format="%Y-%m-%d", errors="coerce")
+    if not plain.isna().any():
+        return _price_frame(raw, plain, name, where, kind)
     zoned = text.str.contains(_ZONED, regex=True).to_numpy()
     if zoned.any():
         # A daily bar's date is the exchange's trading day; an offset would move it.
@@ -362,18 +372,27 @@ def parse_price_table(raw: pd.DataFrame, name: str, where: str, *, kind: str) ->
     if dates.isna().any():
         line = int(np.argmax(dates.isna().to_numpy())) + 2
         raise DataError(f"{where}: line {line}: date {raw['date'].iloc[line - 2]!r} is not ISO")
-    frame = pd.DataFrame(index=pd.DatetimeIndex(dates, name="date").as_unit("ns"))
+    return _price_frame(raw, dates, name, where, kind)
+
+
+def _price_frame(
+    raw: pd.DataFrame, dates: pd.Series, name: str, where: str, kind: str
+) -> pd.DataFrame:
+    """The numbers of a price table whose dates parsed (see :func:`parse_price_table`)."""
+    columns = {}
     for col in CSV_COLUMNS[1:]:
-        if pd.api.types.is_numeric_dtype(raw[col]) and not pd.api.types.is_bool_dtype(raw[col]):
-            frame[col] = raw[col].to_numpy(dtype=float)
+        cells = raw[col]
+        if cells.dtype.kind in "iuf":  # numbers (a bool column is text to name)
+            columns[col] = cells.to_numpy(dtype=float)
             continue
-        text = raw[col].astype(str).str.strip().mask(raw[col].isna(), "")
+        text = cells.astype(str).str.strip().mask(cells.isna(), "")
         values = pd.to_numeric(text.mask(text == ""), errors="coerce")
         bad = values.isna() & (text != "")
         if bad.any():
             line = int(np.argmax(bad.to_numpy())) + 2
             raise DataError(f"{where}: line {line}: {col} {text.iloc[line - 2]!r} is not a number")
-        frame[col] = values.to_numpy(dtype=float)
+        columns[col] = values.to_numpy(dtype=float)
+    frame = pd.DataFrame(columns, index=pd.DatetimeIndex(dates, name="date").as_unit("ns"))
     if kind == "yield":
         out = frame[["close"]]
         if out["close"].isna().all():

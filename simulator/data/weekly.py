@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 from simulator.data.sources import OHLCV, DailyData
@@ -93,19 +94,30 @@ def last_complete_week(calendar: pd.DatetimeIndex, as_of: pd.Timestamp) -> pd.Ti
 
 
 def to_weekly(daily: pd.DataFrame, stamps: pd.Series) -> pd.DataFrame:
-    """Aggregate one ticker's daily OHLCV into weekly bars keyed by ``stamps``."""
-    keys = stamps.reindex(daily.index)
-    grouped = daily[OHLCV].groupby(keys.to_numpy())
+    """Aggregate one ticker's daily OHLCV into weekly bars keyed by ``stamps``.
+
+    A week's bar: the open of its first day, the highest high, the lowest low, the close of
+    its last day and the volume summed. The days of a week are consecutive rows (dates
+    ascend), so each column is reduced over runs of rows, without a group-by.
+    """
+    keys = stamps.reindex(daily.index).to_numpy()
+    if not len(keys):
+        return pd.DataFrame(
+            {col: np.empty(0) for col in OHLCV}, index=pd.DatetimeIndex([], name="date")
+        )
+    starts = np.flatnonzero(np.concatenate(([True], keys[1:] != keys[:-1])))
+    ends = np.concatenate((starts[1:], [len(keys)])) - 1
+    values = {col: daily[col].to_numpy(dtype=float) for col in OHLCV}
     bars = pd.DataFrame(
         {
-            "open": grouped["open"].first(),
-            "high": grouped["high"].max(),
-            "low": grouped["low"].min(),
-            "close": grouped["close"].last(),
-            "volume": grouped["volume"].sum(),
-        }
+            "open": values["open"][starts],
+            "high": np.maximum.reduceat(values["high"], starts),
+            "low": np.minimum.reduceat(values["low"], starts),
+            "close": values["close"][ends],
+            "volume": np.add.reduceat(values["volume"], starts),
+        },
+        index=pd.DatetimeIndex(keys[starts], name="date"),
     )
-    bars.index = pd.DatetimeIndex(bars.index, name="date")
     return bars
 
 

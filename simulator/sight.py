@@ -90,10 +90,10 @@ class _Table:
         flat = np.full(rows * cols, np.nan)
         # Column-major, as pandas holds a frame of float columns (see owned_frame).
         self.rows = flat.reshape((rows, cols), order="F")
-        self.seen = np.frombuffer(memoryview(flat).toreadonly()).reshape((rows, cols), order="F")
+        self.seen = np.frombuffer(flat.data.toreadonly()).reshape((rows, cols), order="F")
         stamps = np.zeros(rows, dtype="int64")
         self.stamps = stamps
-        self.seen_stamps = np.frombuffer(memoryview(stamps).toreadonly(), dtype="datetime64[ns]")
+        self.seen_stamps = np.frombuffer(stamps.data.toreadonly(), dtype="datetime64[ns]")
         self.columns = pd.Index(
             np.array(frame.columns.to_numpy(), copy=True), name=frame.columns.name
         )

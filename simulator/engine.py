@@ -27,7 +27,7 @@ import pandas as pd
 
 from simulator.data import WeeklyData
 from simulator.errors import ConfigError, StrategyError
-from simulator.ledger import Row, run_ledger
+from simulator.ledger import Orders, run_ledger
 from simulator.sight import Sight
 from strategies.rebalance import (
     COST_COLUMNS,
@@ -49,7 +49,6 @@ from strategies.rule import (
     State,
     as_decision,
     check_decision,
-    decision_rows,
     rule_inputs,
 )
 from strategies.sizing import Limits
@@ -88,16 +87,17 @@ class EngineResult:
     )
 
 
-def order_frame(rows: Sequence[OrderRow | Row]) -> pd.DataFrame:
-    """Order rows (or tuples of their fields) as a frame with
-    :data:`~strategies.rebalance.ORDER_COLUMNS`."""
-    return pd.DataFrame([_fields(r) for r in rows], columns=ORDER_COLUMNS)
-
-
-def _fields(row: OrderRow | Row) -> Row:
-    # Field by field: dataclasses.astuple deep-copies every field (a fifth of a run's time
-    # at 500 tickers).
-    return row if isinstance(row, tuple) else tuple(vars(row).values())
+def order_frame(rows: Sequence[OrderRow] | Orders) -> pd.DataFrame:
+    """Order rows as a frame with :data:`~strategies.rebalance.ORDER_COLUMNS` (each
+    column's type inferred from its values, whichever engine made them)."""
+    if isinstance(rows, Orders):
+        columns = rows.columns()
+    else:
+        # Field by field: dataclasses.astuple deep-copies every field.
+        columns = [list(column) for column in zip(*(vars(r).values() for r in rows), strict=True)]
+    if not columns or not columns[0]:
+        return pd.DataFrame([], columns=ORDER_COLUMNS)
+    return pd.DataFrame(dict(zip(ORDER_COLUMNS, columns, strict=True)), columns=ORDER_COLUMNS)
 
 
 def eligible_frame(weekly: WeeklyData, weeks: pd.DatetimeIndex, min_history: int) -> pd.DataFrame:
@@ -140,7 +140,8 @@ class RuleRun:
         self.allow_short = limits.allow_short if limits is not None else True
         gross = limits.gross if limits is not None else math.inf
         self.max_gross = gross if max_gross is None else max_gross
-        self.rows: list[tuple[pd.Timestamp, str, float, float, str]] = []
+        # The decision log, a week at a time: (week, tickers, scores, targets, note).
+        self._weeks: list[tuple[pd.Timestamp, tuple[str, ...], np.ndarray, np.ndarray, str]] = []
 
     def __call__(self, week: pd.Timestamp, present: list[str], state: State) -> Decision:
         allowed = self.eligible[week]
@@ -160,13 +161,41 @@ class RuleRun:
                 "fix the rule",
                 week,
             ) from None
-        self.rows.extend(decision_rows(week, history.tradable, decision, weights))
+        names = history.tradable
+        scores = decision.scores
+        score = (
+            np.array([float(scores.get(t, math.nan)) for t in names], dtype=float)
+            if scores
+            else np.full(len(names), math.nan)
+        )
+        target = np.array([weights.get(t, 0.0) for t in names], dtype=float)
+        self._weeks.append((week, names, score, target, decision.note))
         return Decision(weights, decision.scores, decision.note, decision.tag)
 
     @property
     def log(self) -> pd.DataFrame:
         """The decision log so far, ``DECISION_COLUMNS``."""
-        return pd.DataFrame(self.rows, columns=DECISION_COLUMNS)
+        weeks: list[pd.Timestamp] = []
+        tickers: list[str] = []
+        scores: list[np.ndarray] = []
+        targets: list[np.ndarray] = []
+        notes: list[str] = []
+        for week, names, score, target, note in self._weeks:
+            # One row per tradable ticker, then the week's note in a row of its own.
+            weeks.extend([week] * (len(names) + bool(note)))
+            tickers.extend(names)
+            scores.append(score)
+            targets.append(target)
+            notes.extend([""] * len(names))
+            if note:
+                tickers.append("")
+                scores.append(np.full(1, math.nan))
+                targets.append(np.full(1, math.nan))
+                notes.append(note)
+        if not weeks:
+            return pd.DataFrame([], columns=DECISION_COLUMNS)
+        columns = [weeks, tickers, np.concatenate(scores), np.concatenate(targets), notes]
+        return pd.DataFrame(dict(zip(DECISION_COLUMNS, columns, strict=True)))
 
 
 class RuleFailed(StrategyError):
@@ -304,7 +333,7 @@ def run_engine(
     else:
         run = _run_both(feeds, setup, decide, cash, progress, on_week, observe)
     values = pd.Series(run.values, index=weeks, name="value")
-    orders = order_frame(run.order_rows)
+    orders = _orders(run)
     start = resume or Resume(weeks[0], cash, {}, {}, "")
     charges = pd.DataFrame(
         [row[1:] for row in run.cost_rows], index=weeks, columns=COST_COLUMNS, dtype=float
@@ -355,9 +384,13 @@ class _Run(Protocol):
     @property
     def values(self) -> list[float]: ...
     @property
-    def order_rows(self) -> Sequence[OrderRow | Row]: ...
-    @property
     def cost_rows(self) -> list[tuple[pd.Timestamp, float, float, float, float]]: ...
+
+
+def _orders(run: _Run) -> pd.DataFrame:
+    """A run's orders: the fast engine's store, or the adapter's rows."""
+    rows = getattr(run, "orders", None)
+    return order_frame(rows if isinstance(rows, Orders) else run.order_rows)  # type: ignore[attr-defined]
 
 
 _Callbacks = tuple[
@@ -523,12 +556,19 @@ def _compare(record: _Run, fast: _Run) -> None:
     ):
         if not _same(ours_v, theirs_v):
             raise _Differ(f"week of {week.date()}: value {theirs_v!r} against {ours_v!r}")
-    if len(record.order_rows) != len(fast.order_rows):
-        raise _Differ(f"{len(fast.order_rows)} orders against {len(record.order_rows)}")
-    for ours_o, theirs_o in zip(record.order_rows, fast.order_rows, strict=True):
-        a, b = _fields(ours_o), _fields(theirs_o)
-        if not all(_same(x, y) and type(x) is type(y) for x, y in zip(a, b, strict=True)):
-            raise _Differ(f"order {b} against {a}")
+    ours_f, theirs_f = _orders(record), _orders(fast)
+    if len(ours_f) != len(theirs_f):
+        raise _Differ(f"{len(theirs_f)} orders against backtrader's {len(ours_f)}")
+    if ours_f.dtypes.tolist() != theirs_f.dtypes.tolist():
+        raise _Differ(f"order columns {theirs_f.dtypes.tolist()} against {ours_f.dtypes.tolist()}")
+    for column in ORDER_COLUMNS:
+        a, b = ours_f[column].tolist(), theirs_f[column].tolist()
+        for row, (x, y) in enumerate(zip(a, b, strict=True)):
+            if not (_same(x, y) or (pd.isna(x) and pd.isna(y))):
+                raise _Differ(
+                    f"order {row} ({ours_f['ticker'].iloc[row]}, decided "
+                    f"{ours_f['date_submitted'].iloc[row]}): {column} {y!r} against {x!r}"
+                )
 
 
 def _check_fixed_slippage(weekly: WeeklyData, calendar: pd.DatetimeIndex, slippage: float) -> None:

@@ -27,11 +27,13 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from strategies.rebalance import (
+    ORDER_COLUMNS,
     WEEKS_PER_YEAR,
     Costs,
     Decide,
@@ -46,19 +48,56 @@ from strategies.rebalance import (
 )
 from strategies.rule import State
 
-#: One order row as a tuple of :class:`~strategies.rebalance.OrderRow`'s fields.
-Row = tuple[
-    pd.Timestamp | None, pd.Timestamp | None, str, str, float, float, float, float, str, str
-]
+
+class Orders:
+    """A run's order rows, kept by column: a week's orders are arrays, not row objects."""
+
+    def __init__(self) -> None:
+        self._chunks: list[tuple[list[Any], ...]] = []
+        self.count = 0
+
+    def add(self, *columns: list[Any]) -> None:
+        """Rows given as one list per :data:`~strategies.rebalance.ORDER_COLUMNS` column."""
+        if columns[0]:
+            self._chunks.append(columns)
+            self.count += len(columns[0])
+
+    def add_row(self, row: OrderRow) -> None:
+        self.add(*([value] for value in vars(row).values()))
+
+    def clear(self) -> None:
+        self._chunks.clear()
+        self.count = 0
+
+    def columns(self) -> list[list[Any]]:
+        """Every row so far, one list per column."""
+        out: list[list[Any]] = [[] for _ in ORDER_COLUMNS]
+        for chunk in self._chunks:
+            for column, values in zip(out, chunk, strict=True):
+                column.extend(values)
+        return out
+
+    def since(self, first: int) -> list[OrderRow]:
+        """The rows from the ``first``-th on, as :class:`OrderRow` objects (the last
+        chunks only: a week's record costs that week's rows)."""
+        rows: list[OrderRow] = []
+        end = self.count
+        for chunk in reversed(self._chunks):
+            if end <= first:
+                break
+            start = end - len(chunk[0])
+            part = [OrderRow(*values) for values in zip(*chunk, strict=True)]
+            rows[:0] = part[max(first - start, 0) :]
+            end = start
+        return rows
 
 
 @dataclass
 class LedgerRun:
-    """What :func:`run_ledger` produced: what the adapter collects in a backtrader run
-    (order rows as tuples of :class:`~strategies.rebalance.OrderRow`'s fields)."""
+    """What :func:`run_ledger` produced: what the adapter collects in a backtrader run."""
 
     values: list[float]
-    order_rows: list[Row]
+    orders: Orders
     cost_rows: list[tuple[pd.Timestamp, float, float, float, float]]
 
 
@@ -72,21 +111,6 @@ class _Batch:
     week: pd.Timestamp  # the decision week
     tag: str
     filled_on: pd.Timestamp
-
-
-def _as_row(row: OrderRow) -> Row:
-    return (
-        row.date_submitted,
-        row.date_filled,
-        row.ticker,
-        row.side,
-        row.size,
-        row.price,
-        row.value,
-        row.commission,
-        row.status,
-        row.model_version,
-    )
 
 
 class Ledger:
@@ -110,7 +134,7 @@ class Ledger:
         self.sizes = np.zeros(len(self.names))
         self.prices = np.zeros(len(self.names))
         self.pending: _Batch | None = None
-        self.rows: list[Row] = []
+        self.orders = Orders()
         self.slipped = 0.0
 
     # --- the broker -------------------------------------------------------------------------
@@ -193,20 +217,17 @@ class Ledger:
         status = np.where(done, "Completed", "Margin").tolist()
         fill_price = np.where(done, ex_price, math.nan)
         k = len(j)
-        self.rows.extend(
-            zip(
-                [batch.week] * k,
-                [batch.filled_on if ok else None for ok in done.tolist()],
-                names,
-                sides,
-                shares.tolist(),
-                fill_price.tolist(),
-                (shares * fill_price).tolist(),
-                np.where(done, ex_comm, 0.0).tolist(),
-                status,
-                [batch.tag] * k,
-                strict=True,
-            )
+        self.orders.add(
+            [batch.week] * k,
+            [batch.filled_on if ok else None for ok in done.tolist()],
+            names,
+            sides,
+            shares.tolist(),
+            fill_price.tolist(),
+            (shares * fill_price).tolist(),
+            np.where(done, ex_comm, 0.0).tolist(),
+            status,
+            [batch.tag] * k,
         )
 
     # --- the adapter ------------------------------------------------------------------------
@@ -237,10 +258,12 @@ class Ledger:
         )
         for name, weight in missing:
             nobar = _row(week, None, name, weight, math.nan, 0.0, "NoBar", tag)
-            self.rows.append(_as_row(replace(nobar, size=math.nan)))
+            self.orders.add_row(replace(nobar, size=math.nan))
         where = {f: k for k, f in enumerate(present.tolist())}
         reference = price[[where[f] for f in feeds.tolist()]]
-        self.pending = _Batch(feeds, shares, reference, week, tag, filled_on)
+        # Dated as backtrader dates a fill: a datetime made from its float date (microseconds).
+        filled = pd.Timestamp(filled_on.to_pydatetime())
+        self.pending = _Batch(feeds, shares, reference, week, tag, filled)
 
     def charge(self, i: int) -> tuple[float, float, float]:
         """The week's borrow fee and interest (``TargetWeightStrategy._charge``)."""
@@ -270,7 +293,7 @@ class Ledger:
             self.cash += size * price - commission
             self.sizes[j], self.prices[j] = 0.0, 0.0
             row = _row(week, week, self.names[j], -size, price, commission, "Delisted", "")
-            self.rows.append(_as_row(row))
+            self.orders.add_row(row)
 
     def holdings(self) -> dict[str, tuple[float, float]]:
         held = np.flatnonzero(self.sizes).tolist()
@@ -342,7 +365,7 @@ def run_ledger(
                 )
             else:
                 waiting = (resume.week, resume.targets, resume.tag)
-            del book.rows[:]
+            book.orders.clear()
             continue
         value = book.value(i)
         fee, earned, paid = book.charge(i) if i > begin else (0.0, 0.0, 0.0)
@@ -371,7 +394,7 @@ def run_ledger(
         if progress is not None:
             progress(i + 1 - begin, len(calendar) - begin)
         if on_week is not None:
-            rows = [OrderRow(*row) for row in book.rows[recorded:]]
-            recorded = len(book.rows)
+            rows = book.orders.since(recorded)
+            recorded = book.orders.count
             on_week(WeekRecord(week, values[-1], held_cash, holdings, dict(targets), tag, rows))
-    return LedgerRun(values, book.rows, cost_rows)
+    return LedgerRun(values, book.orders, cost_rows)

@@ -30,7 +30,8 @@ A decision rule answers, at the close of decision week t, the target weights of 
 The engine checks every answer before it trades (:func:`check_decision`): finite weights,
 tradable tickers only, ``|w| <= max_weight``, no shorts when they are off, and a bounded gross
 exposure; a rule that breaks one stops the run with one line naming the rule and the week.
-Every decision is logged in one schema, :data:`DECISION_COLUMNS` (see :func:`decision_rows`).
+Every decision is logged in one schema, :data:`DECISION_COLUMNS` (the engine's
+``simulator.engine.RuleRun.log``).
 """
 
 from __future__ import annotations
@@ -291,16 +292,3 @@ def check_decision(
     if gross > max_gross + TOLERANCE:
         raise RuleError(f"gross exposure {gross:.6g} is above the limit {max_gross:.6g}")
     return weights
-
-
-def decision_rows(
-    week: pd.Timestamp, tradable: Sequence[str], decision: Decision, weights: Mapping[str, float]
-) -> list[tuple[pd.Timestamp, str, float, float, str]]:
-    """The decision log rows (:data:`DECISION_COLUMNS`) of one week."""
-    rows = [
-        (week, t, float(decision.scores.get(t, math.nan)), float(weights.get(t, 0.0)), "")
-        for t in tradable
-    ]
-    if decision.note:
-        rows.append((week, "", math.nan, math.nan, decision.note))
-    return rows

@@ -43,8 +43,9 @@ fractional`` (every dollar invested). What differs, and why:
 
 - **bt** rounds each long order down (``integer_positions``, its default) on the value at
   that close: the same shares as foliosim, so the same final value to the cent (one share
-  apart, rarely, where a target lands within floating-point error of a whole number: 9e-6
-  of total return on momentum at N = 100).
+  apart, rarely, where a target lands within floating-point error of a whole number: on
+  momentum at N = 100, T0038's target on 2009-03-13 is 29,315.00000000003 shares and bt
+  buys 29,314, which moves the final value by 9e-6 of total return).
 - **vectorbt** and **ml4t-backtest** run with fractional shares (``--shares auto``): they
   match ``numpy fractional`` to 1e-14, and differ from foliosim by the cash foliosim's
   rounding leaves idle each week (printed as its mean share of the value). That difference

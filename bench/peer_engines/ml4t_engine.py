@@ -5,9 +5,11 @@ whose ``on_data`` acts on the last trading day of each week but the last: it rec
 week's closes and hands target weights (1/N, or 1/10 for the 10 best 12-week returns once 13
 weekly closes exist) to ml4t's ``TargetWeightExecutor`` (sells first, then buys; no minimum
 trade). ``ExecutionMode.SAME_BAR`` at ``ExecutionPrice.CLOSE``: the orders fill at that close;
-no commission, no slippage (both non-zero by default). Whole shares (``ShareType.INTEGER``:
-each order's size is truncated toward zero, so a sale keeps up to one share above the
-rounded-down target) or fractional shares.
+no commission, no slippage (both non-zero by default). Fractional shares (``bench/peers.py``'s
+default for ml4t), or whole shares (``ShareType.INTEGER``: each order's size is truncated
+toward zero, so a sale keeps up to one share above the rounded-down target, and the buys then
+fall short of cash by those shares: ``partial_fills_allowed`` lets such a buy fill what the
+cash pays, where ml4t's default rejects the whole order).
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ import dataclasses
 import math
 import os
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -95,7 +95,7 @@ def order_frame(rows: Sequence[OrderRow] | Orders) -> pd.DataFrame:
     else:
         # Field by field: dataclasses.astuple deep-copies every field.
         columns = [list(column) for column in zip(*(vars(r).values() for r in rows), strict=True)]
-    if not columns or not columns[0]:
+    if not columns or not len(columns[0]):
         return pd.DataFrame([], columns=ORDER_COLUMNS)
     return pd.DataFrame(dict(zip(ORDER_COLUMNS, columns, strict=True)), columns=ORDER_COLUMNS)
 
@@ -212,13 +212,26 @@ class RuleFailed(StrategyError):
         self.week = week
 
 
-def eligible_sets(ok: pd.DataFrame) -> dict[pd.Timestamp, frozenset[str]]:
-    """Week -> the tickers that may trade that week (see :func:`eligible_frame`)."""
-    names = np.array([str(t) for t in ok.columns], dtype=object)
-    return {
-        week: frozenset(names[row].tolist())
-        for week, row in zip(ok.index, ok.to_numpy(dtype=bool), strict=True)
-    }
+def eligible_sets(ok: pd.DataFrame) -> Mapping[pd.Timestamp, frozenset[str]]:
+    """Week -> the tickers that may trade that week (see :func:`eligible_frame`), each set
+    made when its week is asked for (a run asks once per decision week)."""
+    return _Eligible(ok)
+
+
+class _Eligible(Mapping[pd.Timestamp, frozenset[str]]):
+    def __init__(self, ok: pd.DataFrame) -> None:
+        self._names = np.array([str(t) for t in ok.columns], dtype=object)
+        self._ok = ok.to_numpy(dtype=bool)
+        self._row = {week: i for i, week in enumerate(ok.index)}
+
+    def __getitem__(self, week: pd.Timestamp) -> frozenset[str]:
+        return frozenset(self._names[self._ok[self._row[week]]].tolist())
+
+    def __iter__(self) -> Iterator[pd.Timestamp]:
+        return iter(self._row)
+
+    def __len__(self) -> int:
+        return len(self._row)
 
 
 class _TerminalNotifyBroker(bt.brokers.BackBroker):

@@ -53,12 +53,13 @@ class Orders:
     """A run's order rows, kept by column: a week's orders are arrays, not row objects."""
 
     def __init__(self) -> None:
-        self._chunks: list[tuple[list[Any], ...]] = []
+        self._chunks: list[tuple[list[Any] | np.ndarray, ...]] = []
         self.count = 0
 
-    def add(self, *columns: list[Any]) -> None:
-        """Rows given as one list per :data:`~strategies.rebalance.ORDER_COLUMNS` column."""
-        if columns[0]:
+    def add(self, *columns: list[Any] | np.ndarray) -> None:
+        """Rows given as one list (or numpy array of numbers) per
+        :data:`~strategies.rebalance.ORDER_COLUMNS` column."""
+        if len(columns[0]):
             self._chunks.append(columns)
             self.count += len(columns[0])
 
@@ -69,12 +70,19 @@ class Orders:
         self._chunks.clear()
         self.count = 0
 
-    def columns(self) -> list[list[Any]]:
-        """Every row so far, one list per column."""
-        out: list[list[Any]] = [[] for _ in ORDER_COLUMNS]
-        for chunk in self._chunks:
-            for column, values in zip(out, chunk, strict=True):
-                column.extend(values)
+    def columns(self) -> list[list[Any] | np.ndarray]:
+        """Every row so far, one list per column; a column whose every chunk is a numpy
+        array is one array (a frame infers the same type from it as from its values)."""
+        out: list[list[Any] | np.ndarray] = []
+        for k in range(len(ORDER_COLUMNS)):
+            parts = [chunk[k] for chunk in self._chunks]
+            if parts and all(isinstance(p, np.ndarray) for p in parts):
+                out.append(np.concatenate(parts))
+            else:
+                column: list[Any] = []
+                for part in parts:
+                    column.extend(part.tolist() if isinstance(part, np.ndarray) else part)
+                out.append(column)
         return out
 
     def since(self, first: int) -> list[OrderRow]:
@@ -86,7 +94,8 @@ class Orders:
             if end <= first:
                 break
             start = end - len(chunk[0])
-            part = [OrderRow(*values) for values in zip(*chunk, strict=True)]
+            lists = [c.tolist() if isinstance(c, np.ndarray) else c for c in chunk]
+            part = [OrderRow(*values) for values in zip(*lists, strict=True)]
             rows[:0] = part[max(first - start, 0) :]
             end = start
         return rows
@@ -222,10 +231,10 @@ class Ledger:
             [batch.filled_on if ok else None for ok in done.tolist()],
             names,
             sides,
-            shares.tolist(),
-            fill_price.tolist(),
-            (shares * fill_price).tolist(),
-            np.where(done, ex_comm, 0.0).tolist(),
+            shares,
+            fill_price,
+            shares * fill_price,
+            np.where(done, ex_comm, 0.0),
             status,
             [batch.tag] * k,
         )

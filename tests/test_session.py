@@ -21,7 +21,7 @@ from simulator.features import feature_panels
 from simulator.session import Session, Window
 from simulator.sight import INPUTS, Sight
 from strategies.rule import History, State
-from tests.conftest import PAPER_CONFIG, tiny_daily
+from tests.conftest import PAPER12, PAPER_CONFIG, tiny_daily
 from tests.helpers import EQUAL, Scripted
 
 #: Six weeks of two tickers: (open, close) of each week.
@@ -171,3 +171,27 @@ def test_the_audits_variants_share_the_one_over_n_and_baseline_runs(tmp_path: Pa
     assert other.one_over_n(window) is session.one_over_n(window)
     shorter = Window.period(session.weekly, window.weeks[0].date(), window.weeks[-2].date())
     assert session.baselines(shorter) is not baselines
+
+
+def test_a_stress_history_reuses_the_runs_data_only_when_it_is_the_same(tmp_path: Path) -> None:
+    """A session whose data start before every file's first row hands its own weekly bars
+    as the whole history of all its tickers (what a second load would give, to the bit);
+    fewer tickers, a later end or a start that cut rows are loaded again."""
+    csv = ["data.source=csv", f"data.path={PAPER12}", "data.tickers=AAPL,MSFT,NVDA"]
+    cfg = load_config(PAPER_CONFIG, [*csv, "data.start=1960-01-01"])
+    session = Session.open(cfg, tmp_path)
+    tickers = list(session.weekly.bars)
+    end = cfg.data.end
+    assert session.weekly.whole
+    reused = session.history(tickers, end)
+    assert reused is session.weekly
+    fresh = session_module.load_weekly(cfg, tmp_path, through=end, tickers=tickers, whole=True)
+    assert list(fresh.bars) == tickers and fresh.calendar.equals(reused.calendar)
+    for ticker in tickers:
+        pd.testing.assert_frame_equal(fresh.bars[ticker], reused.bars[ticker], check_exact=True)
+    pd.testing.assert_series_equal(fresh.benchmark, reused.benchmark, check_exact=True)
+    assert session.history(tickers[:2], end) is not session.weekly
+    assert session.history(tickers, end + dt.timedelta(days=30)) is not session.weekly
+    later = Session.open(load_config(PAPER_CONFIG, [*csv, "data.start=2001-01-01"]), tmp_path)
+    assert not later.weekly.whole
+    assert later.history(list(later.weekly.bars), end) is not later.weekly

@@ -72,6 +72,9 @@ class DailyData:
     warnings
         One line per series whose rows :func:`check_rows` warned about (entry points print
         them; a backtest's summary.json lists them).
+    whole
+        True when no series lost a row before ``data.start``: every one starts at its
+        source's first row, so a load reaching back further gives the same rows.
     """
 
     assets: dict[str, pd.DataFrame]
@@ -80,6 +83,7 @@ class DailyData:
     note: str
     source: str
     warnings: tuple[str, ...] = ()
+    whole: bool = False
 
 
 def adjust_ohlc(frame: pd.DataFrame) -> pd.DataFrame:
@@ -504,10 +508,15 @@ def load_csv(cfg: DataConfig, risk_free: str | None) -> DailyData:
     tickers = list(cfg.tickers or [a for a in available if a not in special | RATE_SERIES])
     _check_names([*tickers, cfg.benchmark, *([risk_free] if risk_free else [])], available, where)
     warnings: list[str] = []
+    start = pd.Timestamp(cfg.start)
+    cut: list[str] = []  # series that lost rows before data.start
 
     def load(name: str) -> pd.DataFrame:
         at = str(files[name])
-        frame = _restrict(read_price_csv(files[name], name), cfg, name, at)
+        rows = read_price_csv(files[name], name)
+        if len(rows) and rows.index[0] < start:
+            cut.append(name)
+        frame = _restrict(rows, cfg, name, at)
         return _checked(name, frame, at, cfg.check, warnings)
 
     assets = {t: load(t) for t in tickers}
@@ -516,7 +525,9 @@ def load_csv(cfg: DataConfig, risk_free: str | None) -> DailyData:
     if risk_free:
         rf = read_price_csv(files[risk_free], risk_free, kind="yield")["close"].rename(risk_free)
     note = "daily OHLC from CSV files, adjusted by adj_close / close (splits and dividends)"
-    return DailyData(assets, bench.rename(cfg.benchmark), rf, note, "csv", tuple(warnings))
+    return DailyData(
+        assets, bench.rename(cfg.benchmark), rf, note, "csv", tuple(warnings), whole=not cut
+    )
 
 
 YAHOO_INDICES = frozenset({"IXIC", "GSPC", "DJI", "NDX", "RUT", "IRX", "TNX", "FVX", "VIX"})

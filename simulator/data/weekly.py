@@ -38,6 +38,8 @@ class WeeklyData:
         Every week stamp of the data set, ascending.
     warnings
         The daily data's warnings (:attr:`DailyData.warnings`).
+    whole
+        Made from every row the source has before ``data.end`` (:attr:`DailyData.whole`).
     """
 
     bars: dict[str, pd.DataFrame]
@@ -47,6 +49,7 @@ class WeeklyData:
     note: str
     source: str
     warnings: tuple[str, ...] = ()
+    whole: bool = False
 
     @property
     def tickers(self) -> list[str]:
@@ -155,4 +158,5 @@ def make_weekly(daily: DailyData) -> WeeklyData:
         daily.note,
         daily.source,
         daily.warnings,
+        daily.whole,
     )

@@ -361,7 +361,7 @@ def measure(
 
 def weekly_closes(data: Path, end: pd.Timestamp) -> pd.DataFrame:
     """Closes of the last trading day of each week up to ``end``, ``(n_weeks, n_tickers)``."""
-    with np.load(data / "panel.npz", allow_pickle=True) as npz:  # object arrays, written here
+    with np.load(data / "panel.npz") as npz:
         days = pd.DatetimeIndex(npz["dates"].astype(str))
         closes = pd.DataFrame(npz["closes"], index=days, columns=npz["tickers"].astype(str))
     closes = closes.loc[:end]

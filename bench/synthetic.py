@@ -3,7 +3,8 @@
 ``python bench/synthetic.py OUT --n 500`` writes ``OUT/T0000.csv`` .. (one file per ticker, the
 CSV layout foliosim's ``csv`` source reads: ``date,open,high,low,close,adj_close,volume``), the
 factor as the benchmark index ``OUT/MKT.csv``, and ``OUT/panel.npz`` (dates and the close
-panel, which the peers read so that every engine sees the same numbers).
+panel as plain arrays, no pickle, which the peers read so that every engine sees the same
+numbers).
 
 The model, per business day d (Monday to Friday, no holidays) and ticker i::
 
@@ -81,16 +82,16 @@ def write(out: Path, n: int, years: int = YEARS, seed: int = SEED) -> list[str]:
     tickers. A folder already holding the same set is left as it is."""
     closes, index = panel(n, years, seed)
     out.mkdir(parents=True, exist_ok=True)
-    stamp = out / f".made-n{n}-y{years}-s{seed}"
+    stamp = out / f".made-v2-n{n}-y{years}-s{seed}"  # v2: text arrays, no pickle
     if not stamp.exists():
         for ticker in closes.columns:
             _csv(closes[ticker], out / f"{ticker}.csv")
         _csv(index, out / f"{BENCHMARK}.csv")
         np.savez(
             out / "panel.npz",
-            dates=closes.index.strftime("%Y-%m-%d").to_numpy(),
+            dates=closes.index.strftime("%Y-%m-%d").to_numpy(dtype="U10"),
             closes=closes.to_numpy(),
-            tickers=np.array(closes.columns),
+            tickers=np.array(list(closes.columns), dtype="U"),
         )
         stamp.touch()
     return list(closes.columns)

@@ -26,6 +26,7 @@ rule whose ``__init__`` takes ``limits``, and refuses a weight over them.
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from strategies.rule import Decision, History, State
@@ -47,11 +48,28 @@ class MomentumRule:
         self.weight = weight
 
     def decide(self, week: pd.Timestamp, history: History, state: State) -> Decision:
+        # Only the recent rows are read (a view: no copy), so a week costs the same in the
+        # twentieth year as in the first; a ticker with gaps among them reads its column.
+        values = history.closes.to_numpy()
+        column = {t: j for j, t in enumerate(history.closes.columns)}
+        need = self.lookback + 1
+        recent = values[-4 * need :]
+        whole = len(recent) == len(values)
+        # Tickers with every recent close: one division for all of them.
+        complete = ~np.isnan(recent).any(axis=0) & (len(recent) >= need)
+        change = recent[-1] / recent[-min(need, len(recent))] - 1.0
         scores: dict[str, float] = {}
         for ticker in history.tradable:
-            closes = history.closes[ticker].dropna()
-            if len(closes) > self.lookback:
-                scores[ticker] = float(closes.iloc[-1] / closes.iloc[-1 - self.lookback] - 1.0)
+            if complete[column[ticker]]:
+                scores[ticker] = float(change[column[ticker]])
+                continue
+            seen = recent[:, column[ticker]]
+            seen = seen[~np.isnan(seen)]
+            if len(seen) < need and not whole:
+                seen = values[:, column[ticker]]
+                seen = seen[~np.isnan(seen)]
+            if len(seen) >= need:
+                scores[ticker] = float(seen[-1] / seen[-need] - 1.0)
         ranked = sorted(scores, key=lambda t: (-scores[t], t))
         weights = {t: self.weight for t in ranked[: self.top]}
         return Decision(weights, scores=scores)

@@ -33,7 +33,7 @@ def daily_closes(path: str, end: str) -> pd.DataFrame:
     """Daily closes ``(n_days, n_tickers)`` up to ``end``, as bench/synthetic.py wrote them."""
     # bench/synthetic.py saves the dates and tickers as object arrays (pickled inside the npz);
     # the file is the one this benchmark wrote itself.
-    with np.load(path, allow_pickle=True) as npz:
+    with np.load(path) as npz:
         dates = pd.DatetimeIndex(npz["dates"].astype(str))
         frame = pd.DataFrame(npz["closes"], index=dates, columns=npz["tickers"].astype(str))
     return frame.loc[:end]

@@ -306,7 +306,8 @@ class Ledger:
 
     def holdings(self) -> dict[str, tuple[float, float]]:
         held = np.flatnonzero(self.sizes).tolist()
-        return {self.names[j]: (float(self.sizes[j]), float(self.prices[j])) for j in held}
+        sizes, prices, names = self.sizes.tolist(), self.prices.tolist(), self.names
+        return {names[j]: (sizes[j], prices[j]) for j in held}
 
 
 def _drop(terms: np.ndarray, long: np.ndarray) -> np.ndarray:

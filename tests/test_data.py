@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from simulator.config import load_config
-from simulator.data import load_daily, make_weekly, read_price_csv
+from simulator.data import load_daily, make_weekly, read_price_csv, sources
 from simulator.data.sources import DailyData
 from simulator.data.weekly import to_weekly, week_stamps
 from simulator.errors import DataError, NetworkError
@@ -251,3 +251,39 @@ def test_paper12_weekly_panel(paper12: Path, tmp_path: Path) -> None:
     assert weekly.benchmark.loc["2022-06-24"] == pytest.approx(11607.62, abs=0.01)
     assert weekly.risk_free is not None
     assert weekly.risk_free.loc["2022-07-01"] == pytest.approx(2.84)
+
+
+@pytest.mark.parametrize(
+    ("body", "fast"),
+    [
+        ("2024-01-02,10,11,9,10.5,5.25,100\n2024-01-03,10.5,12,10,11.75,5.875,\n", True),
+        ("2024-01-02,,,,10.5,,\n2024-01-03,,,,11.1,,\n", True),  # closes only, an index
+        ("2024-01-02,10,11,9,10.5,10.5,100\r\n2024-01-03,10,11,9,10.1,10.1,100\r\n", True),
+        ("2024-01-02, 10,11,9,10.5,10.5,100\n", True),  # a space before a number: both read it
+        ("2024-01-02,10,11,9,NaN,10.5,100\n", False),  # NaN written out: named below
+        ("2024-1-2,10,11,9,10.5,10.5,100\n", False),  # not ISO: named below
+        ("2024-01-02,10,11,9,10.5,10.5,100,7\n", False),  # an extra cell
+    ],
+)
+def test_plain_files_read_fast_give_what_the_careful_reader_gives(
+    tmp_path: Path, body: str, fast: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Plain files take Arrow's CSV reader, the rest pandas' checks; the same frame or the
+    same one-line error either way."""
+    path = write(tmp_path, "X", body)
+    assert (sources._plain_columns(path.read_bytes()) is not None) is fast
+
+    def read() -> pd.DataFrame | str:
+        try:
+            return read_price_csv(path, "X")
+        except DataError as err:
+            return str(err)
+
+    first = read()
+    monkeypatch.setattr(sources, "_plain_columns", lambda data: None)
+    careful = read()
+    if isinstance(first, str):
+        assert first == careful
+    else:
+        assert isinstance(careful, pd.DataFrame)
+        pd.testing.assert_frame_equal(first, careful, check_exact=True)

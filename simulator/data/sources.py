@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pcsv
 
 from models.names import TICKER_RULE, is_ticker
 from simulator.bounded import FileRefused, read_bounded
@@ -274,6 +276,11 @@ def read_price_csv(path: Path, name: str, *, kind: str = "price") -> pd.DataFram
         rate series whose value is in ``close`` (a one-column frame ``close`` returned).
     """
     data = _price_file_bytes(path)
+    plain = _plain_columns(data)
+    if plain is not None:
+        dates = plain.pop("date")
+        frame = pd.DataFrame(plain, index=pd.DatetimeIndex(dates, name="date").as_unit("ns"))
+        return _finish(frame, name, str(path), kind)
     try:
         # Only empty cells are missing; a cell such as "NA" keeps its column as text, and
         # parse_price_table then names it. Clean numeric columns parse in C (10x faster).
@@ -397,6 +404,48 @@ def _price_frame(
             raise DataError(f"{where}: line {line}: {col} {text.iloc[line - 2]!r} is not a number")
         columns[col] = values.to_numpy(dtype=float)
     frame = pd.DataFrame(columns, index=pd.DatetimeIndex(dates, name="date").as_unit("ns"))
+    return _finish(frame, name, where, kind)
+
+
+#: The header of a plain price file, and the types of its columns.
+_PLAIN_HEADER = ",".join(CSV_COLUMNS).encode()
+_PLAIN_TYPES = {"date": pa.date32(), **{c: pa.float64() for c in CSV_COLUMNS[1:]}}
+
+
+def _plain_columns(data: bytes) -> dict[str, np.ndarray] | None:
+    """The columns of a plain price file, read by Arrow's CSV reader (a few times faster than
+    pandas' for the small files of a 500-ticker universe), or None when the file is not
+    plain: the exact header, ISO dates, and numbers or empty cells only. Any other file takes
+    the checks of :func:`parse_price_table`, which name what is wrong. Both readers give the
+    same floats (correctly rounded; checked on every bundled file).
+    """
+    if data.split(b"\n", 1)[0].rstrip(b"\r") != _PLAIN_HEADER:
+        return None
+    try:
+        table = pcsv.read_csv(
+            io.BytesIO(data),
+            read_options=pcsv.ReadOptions(use_threads=False),
+            convert_options=pcsv.ConvertOptions(
+                column_types=_PLAIN_TYPES, null_values=[""], strings_can_be_null=False
+            ),
+        )
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+    if table.num_rows == 0 or table.num_columns != len(CSV_COLUMNS) or table["date"].null_count:
+        return None
+    columns = {"date": table["date"].to_numpy().astype("datetime64[ns]")}
+    for col in CSV_COLUMNS[1:]:
+        cells = table[col]
+        values = cells.to_numpy()
+        # NaN or infinity written out: the checks below name the row.
+        if not (np.isfinite(values) | cells.is_null().to_numpy()).all():
+            return None
+        columns[col] = values
+    return columns
+
+
+def _finish(frame: pd.DataFrame, name: str, where: str, kind: str) -> pd.DataFrame:
+    """A parsed price table, checked: the yield series' values, or adjusted prices."""
     if kind == "yield":
         out = frame[["close"]]
         if out["close"].isna().all():

@@ -51,25 +51,26 @@ class MomentumRule:
         # Only the recent rows are read (a view: no copy), so a week costs the same in the
         # twentieth year as in the first; a ticker with gaps among them reads its column.
         values = history.closes.to_numpy()
-        column = {t: j for j, t in enumerate(history.closes.columns)}
+        names = list(history.tradable)
+        columns = history.closes.columns.get_indexer(names)
         need = self.lookback + 1
         recent = values[-4 * need :]
         whole = len(recent) == len(values)
         # Tickers with every recent close: one division for all of them.
-        complete = ~np.isnan(recent).any(axis=0) & (len(recent) >= need)
-        change = recent[-1] / recent[-min(need, len(recent))] - 1.0
-        scores: dict[str, float] = {}
-        for ticker in history.tradable:
-            if complete[column[ticker]]:
-                scores[ticker] = float(change[column[ticker]])
-                continue
-            seen = recent[:, column[ticker]]
+        complete = ~np.isnan(recent[:, columns]).any(axis=0) & (len(recent) >= need)
+        change = recent[-1, columns] / recent[-min(need, len(recent)), columns] - 1.0
+        score: list[float | None] = [x if ok else None for x, ok in zip(
+            change.tolist(), complete.tolist(), strict=True
+        )]  # fmt: skip
+        for k in np.flatnonzero(~complete).tolist():
+            seen = recent[:, columns[k]]
             seen = seen[~np.isnan(seen)]
             if len(seen) < need and not whole:
-                seen = values[:, column[ticker]]
+                seen = values[:, columns[k]]
                 seen = seen[~np.isnan(seen)]
             if len(seen) >= need:
-                scores[ticker] = float(seen[-1] / seen[-need] - 1.0)
+                score[k] = float(seen[-1] / seen[-need] - 1.0)
+        scores = {t: x for t, x in zip(names, score, strict=True) if x is not None}
         ranked = sorted(scores, key=lambda t: (-scores[t], t))
         weights = {t: self.weight for t in ranked[: self.top]}
         return Decision(weights, scores=scores)

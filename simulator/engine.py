@@ -339,12 +339,8 @@ def run_engine(
     ends = {t: b.index[-1] for t, b in weekly.bars.items() if len(b) and b.index[-1] < end}
     setup = _Setup(calendar, frozenset(decisions), present, fill, costs, begin, resume, ends)
     how = engine or engine_choice()
-    if how == "backtrader":
-        run = _run_backtrader(feeds, setup, decide, cash, progress, on_week, observe)
-    elif how == "fast":
-        run = _run_fast(feeds, setup, decide, cash, progress, on_week, observe)
-    else:
-        run = _run_both(feeds, setup, decide, cash, progress, on_week, observe)
+    runner = {"backtrader": _run_backtrader, "fast": _run_fast}.get(how, _run_both)
+    run = runner(feeds, setup, decide, cash, _Hooks(progress, on_week, observe))
     values = pd.Series(run.values, index=weeks, name="value")
     orders = _orders(run)
     start = resume or Resume(weeks[0], cash, {}, {}, "")
@@ -406,11 +402,13 @@ def _orders(run: _Run) -> pd.DataFrame:
     return order_frame(rows if isinstance(rows, Orders) else run.order_rows)  # type: ignore[attr-defined]
 
 
-_Callbacks = tuple[
-    Progress | None,
-    Callable[[WeekRecord], None] | None,
-    Callable[[pd.Timestamp, float], None] | None,
-]
+@dataclass(frozen=True)
+class _Hooks:
+    """What a run calls as it goes (see :func:`run_engine`)."""
+
+    progress: Progress | None = None
+    on_week: Callable[[WeekRecord], None] | None = None
+    observe: Callable[[pd.Timestamp, float], None] | None = None
 
 
 def _run_backtrader(
@@ -418,9 +416,7 @@ def _run_backtrader(
     setup: _Setup,
     decide: Decide,
     cash: float,
-    progress: Progress | None,
-    on_week: Callable[[WeekRecord], None] | None,
-    observe: Callable[[pd.Timestamp, float], None] | None,
+    hooks: _Hooks,
 ) -> _Run:
     costs, fill = setup.costs, setup.fill
     cerebro = bt.Cerebro(stdstats=False, cheat_on_open=(fill == "next_open"))
@@ -460,11 +456,11 @@ def _run_backtrader(
         present=setup.present,
         fill=fill,
         costs=costs,
-        progress=progress,
+        progress=hooks.progress,
         begin=setup.begin,
         resume=setup.resume,
-        on_week=on_week,
-        observe=observe,
+        on_week=hooks.on_week,
+        observe=hooks.observe,
         ends=setup.ends,
     )
     strat: _Run = cerebro.run(runonce=True, preload=True)[0]
@@ -476,9 +472,7 @@ def _run_fast(
     setup: _Setup,
     decide: Decide,
     cash: float,
-    progress: Progress | None,
-    on_week: Callable[[WeekRecord], None] | None,
-    observe: Callable[[pd.Timestamp, float], None] | None,
+    hooks: _Hooks,
 ) -> _Run:
     names = list(feeds)
     calendar = setup.calendar
@@ -502,11 +496,11 @@ def _run_fast(
         cash=cash,
         fill=setup.fill,
         costs=setup.costs,
-        progress=progress,
+        progress=hooks.progress,
         begin=setup.begin,
         resume=setup.resume,
-        on_week=on_week,
-        observe=observe,
+        on_week=hooks.on_week,
+        observe=hooks.observe,
         ending=ending,
     )
 
@@ -516,9 +510,7 @@ def _run_both(
     setup: _Setup,
     decide: Decide,
     cash: float,
-    progress: Progress | None,
-    on_week: Callable[[WeekRecord], None] | None,
-    observe: Callable[[pd.Timestamp, float], None] | None,
+    hooks: _Hooks,
 ) -> _Run:
     """backtrader's run, and the fast engine's replay of its decisions, compared."""
     said: dict[pd.Timestamp, Decision] = {}
@@ -532,9 +524,9 @@ def _run_both(
             raise _Differ(f"the fast engine asked for a decision in the week of {week.date()}")
         return said[week]
 
-    record = _run_backtrader(feeds, setup, recorded, cash, progress, on_week, observe)
+    record = _run_backtrader(feeds, setup, recorded, cash, hooks)
     try:
-        fast = _run_fast(feeds, setup, replayed, cash, None, None, None)
+        fast = _run_fast(feeds, setup, replayed, cash, _Hooks())
         _compare(record, fast)
     except _Differ as why:
         warnings.warn(

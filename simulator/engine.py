@@ -19,7 +19,7 @@ import os
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import backtrader as bt
 import numpy as np
@@ -388,6 +388,20 @@ class _Setup:
     resume: Resume | None
     ends: dict[str, pd.Timestamp]
 
+    def arguments(self, decide: Decide, hooks: _Hooks) -> dict[str, Any]:
+        """What both engines' week loops take besides their prices and cash."""
+        return {
+            "decide": decide,
+            "calendar": self.calendar,
+            "decisions": self.decisions,
+            "present": self.present,
+            "fill": self.fill,
+            "costs": self.costs,
+            "begin": self.begin,
+            "resume": self.resume,
+            **vars(hooks),
+        }
+
 
 class _Run(Protocol):
     @property
@@ -448,21 +462,7 @@ def _run_backtrader(
     cerebro.adddata(_feed(clock, "_calendar"))
     for ticker, window in feeds.items():
         cerebro.adddata(_feed(window, ticker))
-    cerebro.addstrategy(
-        TargetWeightStrategy,
-        decide=decide,
-        calendar=calendar,
-        decisions=setup.decisions,
-        present=setup.present,
-        fill=fill,
-        costs=costs,
-        progress=hooks.progress,
-        begin=setup.begin,
-        resume=setup.resume,
-        on_week=hooks.on_week,
-        observe=hooks.observe,
-        ends=setup.ends,
-    )
+    cerebro.addstrategy(TargetWeightStrategy, ends=setup.ends, **setup.arguments(decide, hooks))
     strat: _Run = cerebro.run(runonce=True, preload=True)[0]
     return strat
 
@@ -489,19 +489,9 @@ def _run_fast(
         names=names,
         opens=carried("open") if setup.fill == "next_open" else np.empty((0, 0)),
         closes=carried("close"),
-        calendar=calendar,
-        decisions=setup.decisions,
-        present=setup.present,
-        decide=decide,
         cash=cash,
-        fill=setup.fill,
-        costs=setup.costs,
-        progress=hooks.progress,
-        begin=setup.begin,
-        resume=setup.resume,
-        on_week=hooks.on_week,
-        observe=hooks.observe,
         ending=ending,
+        **setup.arguments(decide, hooks),
     )
 
 

@@ -41,8 +41,8 @@ from strategies.rebalance import (
     Progress,
     Resume,
     WeekRecord,
-    _row,
     fill_prices,
+    order_row,
     plan_orders,
     running_sum,
 )
@@ -266,7 +266,7 @@ class Ledger:
             self.costs,
         )
         for name, weight in missing:
-            nobar = _row(week, None, name, weight, math.nan, 0.0, "NoBar", tag)
+            nobar = order_row(week, None, name, weight, math.nan, 0.0, "NoBar", tag)
             self.orders.add_row(replace(nobar, size=math.nan))
         where = {f: k for k, f in enumerate(present.tolist())}
         reference = price[[where[f] for f in feeds.tolist()]]
@@ -301,7 +301,7 @@ class Ledger:
             commission = self.costs.commission * abs(size) * price
             self.cash += size * price - commission
             self.sizes[j], self.prices[j] = 0.0, 0.0
-            row = _row(week, week, self.names[j], -size, price, commission, "Delisted", "")
+            row = order_row(week, week, self.names[j], -size, price, commission, "Delisted", "")
             self.orders.add_row(row)
 
     def holdings(self) -> dict[str, tuple[float, float]]:

@@ -349,7 +349,7 @@ class TargetWeightStrategy(bt.Strategy):
             self.broker.cash += size * price - commission
             position.set(0, 0.0)
             self.order_rows.append(
-                _row(week, week, d._name, -size, price, commission, "Delisted", "")
+                order_row(week, week, d._name, -size, price, commission, "Delisted", "")
             )
 
     def _act(
@@ -423,7 +423,7 @@ class TargetWeightStrategy(bt.Strategy):
         )
         for name, weight in missing:
             # No bar to fill at (e.g. a trading halt): recorded, never silently dropped.
-            row = _row(week, None, name, weight, math.nan, 0.0, "NoBar", tag)
+            row = order_row(week, None, name, weight, math.nan, 0.0, "NoBar", tag)
             self.order_rows.append(replace(row, size=math.nan))
         reference = dict(zip(present, price.tolist(), strict=True))
         for j, n in zip(feeds.tolist(), shares.tolist(), strict=True):
@@ -446,9 +446,9 @@ class TargetWeightStrategy(bt.Strategy):
             filled = self._dates.get(ex.dt)
             if filled is None:
                 filled = self._dates[ex.dt] = pd.Timestamp(bt.num2date(ex.dt))
-            row = _row(week, filled, name, ex.size, ex.price, ex.comm, status, tag)
+            row = order_row(week, filled, name, ex.size, ex.price, ex.comm, status, tag)
         else:
-            row = _row(week, None, name, order.created.size, math.nan, 0.0, status, tag)
+            row = order_row(week, None, name, order.created.size, math.nan, 0.0, status, tag)
         self.order_rows.append(row)
 
 
@@ -566,7 +566,7 @@ def _fund(deltas: np.ndarray, price: np.ndarray, sizes: np.ndarray, cash: float,
             return
 
 
-def _row(
+def order_row(
     week: pd.Timestamp | None,
     filled: pd.Timestamp | None,
     ticker: str,
@@ -576,6 +576,8 @@ def _row(
     status: str,
     tag: str,
 ) -> OrderRow:
+    """The row of an order that ended: ``size`` signed (> 0 buys), ``price`` NaN when it did
+    not fill."""
     shares = abs(size)
     value = shares * price if not math.isnan(price) else math.nan
     side = "buy" if size > 0 else "sell"

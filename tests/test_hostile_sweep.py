@@ -23,7 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -437,10 +437,14 @@ def ray_start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Pop
         )
 
 
-def node_ports() -> list[str]:
-    """The ports of one node, each free, so that nothing collides with other Ray users."""
+def node_ports(taken: Sequence[int] = ()) -> list[str]:
+    """The ports of one node, each free, so that nothing collides with other Ray users; its
+    41 worker ports hold none of the node's other ports nor ``taken`` (Ray refuses a port
+    used twice: a random worker range once covered the client server's port)."""
     p = free_ports(6)
     low = free_ports(1)[0]
+    while any(low <= q <= low + 40 for q in (*p, *taken)):
+        low = free_ports(1)[0]
     return [
         f"--node-manager-port={p[0]}",
         f"--object-manager-port={p[1]}",
@@ -486,7 +490,7 @@ def test_a_ray_start_cluster_with_token_auth(tmp_path: Path, ray_tmp: str) -> No
         f"--dashboard-port={dashboard}",
         "--include-dashboard=false",
         "--num-cpus=1",
-        *node_ports(),
+        *node_ports([gcs, client, dashboard]),
     ]
     head = ray_start(head_args, {**env, **auth}, tmp_path / "head.log")
     nodes = [head]
@@ -498,7 +502,11 @@ def test_a_ray_start_cluster_with_token_auth(tmp_path: Path, ray_tmp: str) -> No
             assert time.monotonic() < deadline, "the head did not start in 180 s"
             time.sleep(0.5)
         address = address_file.read_text().strip()
-        worker_args = [f"--address={address}", "--num-cpus=1", *node_ports()]
+        worker_args = [
+            f"--address={address}",
+            "--num-cpus=1",
+            *node_ports([gcs, client, dashboard]),
+        ]
         nodes.append(ray_start(worker_args, {**env, **auth}, tmp_path / "worker.log"))
         while alive_nodes(address, {**env, **auth}) < 2:
             assert nodes[1].poll() is None, (tmp_path / "worker.log").read_text()

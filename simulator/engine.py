@@ -19,7 +19,7 @@ import os
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import backtrader as bt
 import numpy as np
@@ -342,7 +342,7 @@ def run_engine(
     runner = {"backtrader": _run_backtrader, "fast": _run_fast}.get(how, _run_both)
     run = runner(feeds, setup, decide, cash, _Hooks(progress, on_week, observe))
     values = pd.Series(run.values, index=weeks, name="value")
-    orders = _orders(run)
+    orders = run.orders
     start = resume or Resume(weeks[0], cash, {}, {}, "")
     charges = pd.DataFrame(
         [row[1:] for row in run.cost_rows], index=weeks, columns=COST_COLUMNS, dtype=float
@@ -403,17 +403,14 @@ class _Setup:
         }
 
 
-class _Run(Protocol):
-    @property
-    def values(self) -> list[float]: ...
-    @property
-    def cost_rows(self) -> list[tuple[pd.Timestamp, float, float, float, float]]: ...
+@dataclass(frozen=True)
+class _Run:
+    """What either engine's week loop produced: the week's values, its orders (one frame
+    builder for both, :func:`order_frame`) and its charges."""
 
-
-def _orders(run: _Run) -> pd.DataFrame:
-    """A run's orders: the fast engine's store, or the adapter's rows."""
-    rows = getattr(run, "orders", None)
-    return order_frame(rows if isinstance(rows, Orders) else run.order_rows)  # type: ignore[attr-defined]
+    values: list[float]
+    orders: pd.DataFrame
+    cost_rows: list[tuple[pd.Timestamp, float, float, float, float]]
 
 
 @dataclass(frozen=True)
@@ -463,8 +460,8 @@ def _run_backtrader(
     for ticker, window in feeds.items():
         cerebro.adddata(_feed(window, ticker))
     cerebro.addstrategy(TargetWeightStrategy, ends=setup.ends, **setup.arguments(decide, hooks))
-    strat: _Run = cerebro.run(runonce=True, preload=True)[0]
-    return strat
+    strat = cerebro.run(runonce=True, preload=True)[0]
+    return _Run(strat.values, order_frame(strat.order_rows), strat.cost_rows)
 
 
 def _run_fast(
@@ -485,7 +482,7 @@ def _run_fast(
         return frame.reindex(calendar).ffill().to_numpy(dtype=float)
 
     ending = [(j, setup.ends[t]) for j, t in enumerate(names) if t in setup.ends]
-    return run_ledger(
+    run = run_ledger(
         names=names,
         opens=carried("open") if setup.fill == "next_open" else np.empty((0, 0)),
         closes=carried("close"),
@@ -493,6 +490,7 @@ def _run_fast(
         ending=ending,
         **setup.arguments(decide, hooks),
     )
+    return _Run(run.values, order_frame(run.orders), run.cost_rows)
 
 
 def _run_both(
@@ -551,7 +549,7 @@ def _compare(record: _Run, fast: _Run) -> None:
     ):
         if not _same(ours_v, theirs_v):
             raise _Differ(f"week of {week.date()}: value {theirs_v!r} against {ours_v!r}")
-    ours_f, theirs_f = _orders(record), _orders(fast)
+    ours_f, theirs_f = record.orders, fast.orders
     if len(ours_f) != len(theirs_f):
         raise _Differ(f"{len(theirs_f)} orders against backtrader's {len(ours_f)}")
     if ours_f.dtypes.tolist() != theirs_f.dtypes.tolist():
